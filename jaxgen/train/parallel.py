@@ -1,0 +1,50 @@
+"""Data parallelism: ``jax.jit`` over a 1-D device mesh with the batch sharded on axis ``data``.
+
+The same code runs on 1 device, N local devices and several hosts (after ``jax.distributed.initialize``):
+each process feeds its own slice of the global batch and :func:`global_batch` assembles the global array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh over all (global) devices with axis ``data`` (Auto axis type: GSPMD propagation)."""
+    devices = jax.devices() if devices is None else devices
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading (batch) dimension split over ``data``; the rest replicated."""
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
+    devices, processes = mesh.devices.size, jax.process_count()
+    if global_batch_size % devices or global_batch_size % processes:
+        raise ValueError(
+            f"config.batch_size={global_batch_size} must be divisible by the number of devices ({devices}) "
+            f"and of processes ({processes})"
+        )
+
+
+def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Process-local ``[B/P, ...]`` numpy arrays -> global ``[B, ...]`` arrays sharded on ``data``."""
+    sharding = batch_sharding(mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
+
+
+def to_host(tree: Any) -> Any:
+    """Fetches a (replicated) pytree to host numpy arrays."""
+    return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
