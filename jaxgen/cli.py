@@ -1,0 +1,35 @@
+"""``jaxgen`` command line: ``jaxgen {train,eval,upscale,demo} ...`` (``jaxgen COMMAND --help`` for each)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
+    "eval": ("jaxgen.commands.evaluate", "PSNR/SSIM of a checkpoint (or bicubic) on benchmark folders"),
+    "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint (tiled)"),
+    "demo": ("jaxgen.commands.demo", "train a tiny model on built-in photos and compare with bicubic"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: jaxgen COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[1] not in COMMANDS:
+        print(f"jaxgen: unknown command {argv[1]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[argv[1]][0])
+    return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``jaxgen`` sub-command; each exposes ``run(argv) -> exit code``."""

@@ -1,0 +1,102 @@
+"""``jaxgen eval``: Y-PSNR/SSIM (crop = scale) of a checkpoint or of bicubic on benchmark folders.
+
+    jaxgen eval --model bicubic --data ../shared/data/sr-benchmarks/Set5 --scale 2 --out set5.json
+    jaxgen eval --workdir W --data DIR [DIR ...] --scale 2 --out results.json   # + results.md
+
+A data folder is either HR images (LR made with MATLAB-exact ``imresize``) or the ``image_SRF_s/*_{HR,LR}.png``
+layout. The JSON holds per-dataset means and per-image values; the Markdown table adds the bicubic row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxgen eval", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workdir", help="run folder; evaluates its latest (or --which best) checkpoint")
+    src.add_argument("--checkpoint", help="a checkpoint folder W/checkpoints/<step>")
+    src.add_argument("--model", choices=["bicubic"], help="evaluate a baseline without a checkpoint")
+    p.add_argument("--data", nargs="+", required=True, action="extend", help="benchmark folders")
+    p.add_argument("--scale", type=int, help="upscaling factor (default: the run's config.scale)")
+    p.add_argument("--out", required=True, help="JSON output path; a Markdown table is written beside it (.md)")
+    p.add_argument("--which", choices=["latest", "best"], default="latest")
+    p.add_argument("--tile", type=int, default=0, help="LR tile size for tiled inference (0 = whole image)")
+    p.add_argument("--tile-overlap", type=int, default=16)
+    return p
+
+
+def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], int, dict[str, Any]]:
+    from jaxgen.commands.upscale import make_image_sr_fn
+    from jaxgen.train import restore_generator
+
+    if args.checkpoint:
+        ckpt = Path(args.checkpoint)
+        if not ckpt.name.isdigit():
+            raise ValueError(f"--checkpoint {ckpt}: expected a step folder like W/checkpoints/1000")
+        config, model, params, step = restore_generator(ckpt.parents[1], step=int(ckpt.name))
+        workdir = ckpt.parents[1]
+    else:
+        config, model, params, step = restore_generator(args.workdir, which=args.which)
+        workdir = Path(args.workdir)
+    if args.scale is not None and args.scale != config.scale:
+        raise ValueError(f"--scale {args.scale} but the checkpoint in {workdir} was trained for x{config.scale}")
+    sr_fn = make_image_sr_fn(model, params, config.scale, tile=args.tile, overlap=args.tile_overlap)
+    info = {"workdir": str(workdir), "step": step, "model": config.model.name}
+    return sr_fn, config.scale, info
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """``| method | <set> PSNR / SSIM | ...`` rows for the model and the bicubic baseline."""
+    sets = list(results["datasets"])
+    head = "| method | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " |"
+    rule = "|---|" + "---|" * len(sets)
+    rows = []
+    for method in results["methods"]:
+        cells = [f"{results['datasets'][s][method]['psnr']:.2f} / {results['datasets'][s][method]['ssim']:.4f}" for s in sets]
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    note = f"\nY channel (BT.601), border crop = {results['scale']}, x{results['scale']}.\n"
+    return "\n".join([head, rule, *rows]) + "\n" + note
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from jaxgen import evaluation
+
+    if args.model == "bicubic":
+        if args.scale is None:
+            raise ValueError("--model bicubic needs --scale")
+        methods: dict[str, Callable | None] = {"bicubic": None}
+        scale, info = args.scale, {"model": "bicubic"}
+    else:
+        sr_fn, scale, info = _model_sr_fn(args)
+        methods = {info["model"]: sr_fn, "bicubic": None}
+    results: dict[str, Any] = {"scale": scale, "source": info, "methods": list(methods), "datasets": {}}
+    for directory in args.data:
+        pairs = evaluation.load_sr_pairs(directory, scale)
+        per_method = {}
+        for name, fn in methods.items():
+            fn = fn or (lambda lr: evaluation.bicubic_upscale(lr, scale))
+            per_method[name] = evaluation.evaluate_pairs(fn, pairs, scale)
+        results["datasets"][Path(directory).name] = per_method
+    return results
+
+
+def run(argv: list[str]) -> int:
+    from jaxgen.commands.common import run_guarded
+
+    args = _parser().parse_args(argv[1:])
+    results = run_guarded(lambda: evaluate(args))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float))
+    table = markdown_table(results)
+    out.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
