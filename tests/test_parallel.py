@@ -1,0 +1,28 @@
+"""1 device vs 8 fake CPU devices: the same global batch gives the same loss and params after 3 steps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT = Path(__file__).with_name("parallel_equivalence.py")
+
+
+def _run(tmp_path: Path, devices: int) -> dict[str, np.ndarray]:
+    out = tmp_path / f"run_{devices}.npz"
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    subprocess.run([sys.executable, str(SCRIPT), str(out)], check=True, env=env, timeout=300)
+    return dict(np.load(out))
+
+
+def test_one_vs_eight_devices_match(tmp_path):
+    one, eight = _run(tmp_path, 1), _run(tmp_path, 8)
+    assert int(one.pop("devices")) == 1 and int(eight.pop("devices")) == 8
+    np.testing.assert_allclose(eight.pop("losses"), one.pop("losses"), rtol=1e-5, atol=1e-6)
+    assert set(one) == set(eight) and len(one) > 4
+    for name in one:
+        np.testing.assert_allclose(eight[name], one[name], rtol=1e-5, atol=1e-5, err_msg=name)

@@ -1,0 +1,221 @@
+"""The loop end to end: CLI, exact resume (also after SIGKILL), preemption, NaN stop, arch mismatch, eval,
+upscale. Uses ``configs/edsr.py:x2,tiny`` on the built-in sample photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxgen import image
+from jaxgen.config import load_config
+from jaxgen.train import NonFiniteLossError, restore_generator, train
+from jaxgen.train.checkpoint import open_manager
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
+QUIET = ["--config.progress_bar=False"]
+
+
+def cli(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxgen.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"jaxgen {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def train_cli(workdir: Path, *overrides: str, **kw) -> subprocess.CompletedProcess:
+    return cli("train", f"--config={TINY}", f"--workdir={workdir}", *QUIET, *overrides, **kw)
+
+
+def restored_params(workdir: Path, step: int | None = None) -> dict[str, np.ndarray]:
+    manager = open_manager(workdir / "checkpoints", read_only=True)
+    step = manager.latest_step() if step is None else step
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    flat = jax.tree_util.tree_flatten_with_path(state["params"])[0]
+    return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
+
+
+def assert_bitwise_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys() and a
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), f"{k} differs"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny run trained for 20 steps through the CLI (checkpoints at 10 and 20)."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    proc = train_cli(workdir)
+    assert "validation" in proc.stdout
+    return workdir
+
+
+def test_workdir_layout_and_logs(trained):
+    steps = sorted(int(p.name) for p in (trained / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [10, 20]
+    for item in ("state", "data", "meta"):
+        assert (trained / "checkpoints" / "20" / item).is_dir()
+    meta = json.loads((trained / "checkpoints" / "20" / "meta" / "metadata").read_text())
+    assert meta["step"] == 20 and meta["config"]["model"]["name"] == "edsr"
+    assert "val_psnr" in meta["metrics"]
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in records if "loss" in r]
+    assert train_steps == [5, 10, 15, 20]
+    assert all(r["images_per_s"] > 0 for r in records if "loss" in r)
+    assert any("val_psnr" in r for r in records)
+    assert list((trained / "tensorboard").glob("events.out.tfevents.*"))
+    grids = sorted((trained / "images").glob("step_*.png"))
+    assert [g.name for g in grids] == ["step_0000010.png", "step_0000020.png"]
+    grid = image.read_image(grids[-1])
+    assert grid.shape[1] == 4 * (grid.shape[1] // 4)  # LR | bicubic | SR | HR
+
+
+def test_restored_tree_has_generator_params_and_optimizer(trained):
+    manager = open_manager(trained / "checkpoints", read_only=True)
+    state = manager.restore(20, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    assert int(state["step"]) == 20
+    assert "params" in state and "opt_state" in state
+    assert state["d_params"] is None
+
+
+def test_second_call_with_more_steps_resumes_exactly(trained, tmp_path):
+    """20 steps straight == 10 steps, then a second call to 20 (bitwise, CPU)."""
+    split = tmp_path / "split"
+    train_cli(split, "--config.total_steps=10")
+    proc = train_cli(split, "--config.total_steps=20")
+    assert "steps 10 -> 20" in proc.stdout
+    assert_bitwise_equal(restored_params(split, 20), restored_params(trained, 20))
+
+
+def test_resume_after_sigkill_is_bitwise_exact(tmp_path):
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    args = [sys.executable, "-m", "jaxgen.cli", "train", f"--config={TINY}", f"--workdir={killed}", *QUIET,
+            "--config.total_steps=100000", "--config.ckpt_every=7", "--config.eval_every=0", "--config.log_every=1"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if any(p.name.isdigit() for p in (killed / "checkpoints").glob("*")):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no checkpoint appeared")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    last = open_manager(killed / "checkpoints", read_only=True).latest_step()
+    assert last and last % 7 == 0
+    target = last + 5
+    common = ["--config.ckpt_every=7", "--config.eval_every=0", f"--config.total_steps={target}"]
+    train_cli(killed, *common)
+    train_cli(straight, *common)
+    assert_bitwise_equal(restored_params(killed, target), restored_params(straight, target))
+
+
+def test_sigterm_checkpoints_current_step_and_exits_zero(tmp_path):
+    workdir = tmp_path / "preempted"
+    args = [sys.executable, "-m", "jaxgen.cli", "train", f"--config={TINY}", f"--workdir={workdir}", *QUIET,
+            "--config.total_steps=100000", "--config.ckpt_every=100000", "--config.eval_every=0",
+            "--config.log_every=1"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-3000:]
+    steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+    assert len(steps) == 1 and 3 <= steps[0] < 100000
+    assert "preempted" in out
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained, tmp_path):
+    workdir = tmp_path / "nan"
+    config = load_config(TINY)
+    config.progress_bar = False
+    config.total_steps = 10
+    train(config, workdir)
+    good = restored_params(workdir, 10)
+    config.total_steps, config.log_every = 20, 1
+    config.losses.l1 = float("nan")
+    with pytest.raises(NonFiniteLossError, match="step 11.*last good checkpoint is step 10"):
+        train(config, workdir)
+    manager = open_manager(workdir / "checkpoints", read_only=True)
+    assert manager.latest_step() == 10
+    assert_bitwise_equal(restored_params(workdir, 10), good)
+
+
+def test_nan_run_cli_exits_nonzero_with_message(trained, tmp_path):
+    proc = train_cli(tmp_path / "nan_cli", "--config.losses.l1=nan", "--config.log_every=1", check=False)
+    assert proc.returncode == 1 and "non-finite loss at step 1" in proc.stderr
+
+
+def test_restoring_into_another_architecture_names_the_paths(trained, tmp_path):
+    config = load_config(TINY)
+    config.model.num_feat = 24
+    config.progress_bar = False
+    config.total_steps = 30
+    with pytest.raises(ValueError, match=r"does not match.*shape mismatch at params/"):
+        train(config, trained)
+
+
+def test_unknown_override_key_is_an_error(tmp_path):
+    proc = train_cli(tmp_path / "typo", "--config.optim.lrr=1e-3", check=False)
+    assert proc.returncode != 0 and "lrr" in proc.stderr
+
+
+def test_eval_cli_bicubic_and_checkpoint(trained, tmp_path):
+    folder = tmp_path / "hr"
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        smooth = np.cumsum(np.cumsum(rng.random((40, 36, 3)), 0), 1)
+        image.write_image(folder / f"img_{i}.png", (smooth / smooth.max() * 255).astype(np.uint8))
+    out = tmp_path / "bicubic.json"
+    cli("eval", "--model", "bicubic", "--data", str(folder), "--scale", "2", "--out", str(out))
+    res = json.loads(out.read_text())
+    assert res["datasets"]["hr"]["bicubic"]["psnr"] > 20
+    assert "| bicubic |" in out.with_suffix(".md").read_text()
+    out2 = tmp_path / "model.json"
+    cli("eval", "--workdir", str(trained), "--data", str(folder), "--scale", "2", "--out", str(out2))
+    res2 = json.loads(out2.read_text())
+    assert set(res2["methods"]) == {"edsr", "bicubic"}
+    assert res2["datasets"]["hr"]["bicubic"]["psnr"] == pytest.approx(res["datasets"]["hr"]["bicubic"]["psnr"])
+    assert np.isfinite(res2["datasets"]["hr"]["edsr"]["psnr"])
+    bad = cli("eval", "--workdir", str(trained), "--data", str(folder), "--scale", "3", "--out", str(out2), check=False)
+    assert bad.returncode == 1 and "x2" in bad.stderr
+
+
+def test_upscale_cli_tiled_equals_untiled(trained, tmp_path):
+    rng = np.random.default_rng(1)
+    src = tmp_path / "in.png"
+    image.write_image(src, rng.integers(0, 256, (45, 38, 3), dtype=np.uint8))
+    whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
+    cli("upscale", "--workdir", str(trained), str(src), "-o", str(whole))
+    cli("upscale", "--workdir", str(trained), str(src), "-o", str(tiled), "--tile", "16", "--tile-overlap", "8")
+    a, b = image.read_image(whole), image.read_image(tiled)
+    assert a.shape == (90, 76, 3)
+    # Equal away from rounding: uint8 values differ by at most 1 where float sums round differently.
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert np.mean(a != b) < 0.01
+
+
+def test_restore_generator_uses_config_of_the_run(trained):
+    config, model, params, step = restore_generator(trained)
+    assert step == 20 and config.scale == 2
+    x = np.zeros((1, 6, 5, 3), np.float32)
+    assert model.apply({"params": params}, x).shape == (1, 12, 10, 3)
