@@ -1,0 +1,97 @@
+"""Tiled super-resolution of arbitrarily large images with a fixed-size SR function.
+
+The image is cut into windows of ``tile x tile`` LR pixels that overlap their neighbours; of each
+window's SR output only the part whose LR pixels have at least ``overlap`` pixels of context inside the
+window is kept (or touches the image border, where the untiled model sees the same border). The kept
+parts partition the output, so when ``overlap`` is at least the model's receptive-field radius (in LR
+pixels) the result equals the untiled one up to float rounding; with less, seams show. Windows never
+extend past the image: the last row/column of windows is shifted inward, so every window has the same
+shape ``(min(tile, H), min(tile, W))`` and a jitted SR function compiles once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["tile_windows", "upscale_tiled"]
+
+SRFn = Callable[[np.ndarray], np.ndarray]
+
+
+def tile_windows(size: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """1-D plan ``[(window_start, keep_start, keep_end)]`` for a side of ``size`` LR pixels.
+
+    Windows are ``min(tile, size)`` long and lie inside ``[0, size)``; the ``[keep_start, keep_end)``
+    ranges partition ``[0, size)``, and each has ``overlap`` pixels of context inside its window on both
+    sides, except at the image border. Needs ``0 <= overlap`` and ``2 * overlap < tile``.
+    """
+    if size <= tile:
+        return [(0, 0, size)]
+    plan, done, start = [], 0, 0
+    while done < size:
+        start = min(start, size - tile)
+        keep_end = size if start + tile == size else start + tile - overlap
+        plan.append((start, done, keep_end))
+        done = keep_end
+        start = done - overlap
+    return plan
+
+
+def _check_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int; got {value!r}")
+    return int(value)
+
+
+def upscale_tiled(sr_fn: SRFn, lr: np.ndarray, scale: int, *, tile: int | None, overlap: int) -> np.ndarray:
+    """Super-resolves ``lr`` ``[H,W,C]`` (float) with ``sr_fn`` tile by tile -> float32 ``[H*scale, W*scale, C']``.
+
+    ``sr_fn``: ``[1,h,w,C]`` float32 -> ``[1,h*scale,w*scale,C']`` (numpy or JAX array). ``tile``: window
+    side in LR pixels, context included; ``None`` or ``<= 0`` runs ``sr_fn`` once on the whole image.
+    ``overlap``: LR pixels of context on each side of the kept part; needs ``0 <= overlap < tile / 2``
+    (each window keeps at least ``tile - 2 * overlap`` pixels a side). Sides shorter than ``tile`` are
+    not split (no padding), so an image smaller than a tile is one call on the whole image.
+    """
+    lr = np.asarray(lr)
+    if lr.ndim != 3:
+        raise ValueError(f"lr must be an [H,W,C] image; got shape {lr.shape}")
+    if not np.issubdtype(lr.dtype, np.floating):
+        raise ValueError(f"lr must be a float image (e.g. float32 in [0, 1]); got dtype {lr.dtype}")
+    scale = _check_int("scale", scale)
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1; got {scale}")
+    lr = lr.astype(np.float32, copy=False)
+    h, w, _ = lr.shape
+
+    def run(window: np.ndarray) -> np.ndarray:
+        out = np.asarray(sr_fn(np.ascontiguousarray(window[None])))
+        expected = (1, window.shape[0] * scale, window.shape[1] * scale)
+        if out.ndim != 4 or out.shape[:3] != expected:
+            raise ValueError(
+                f"sr_fn returned shape {out.shape} for input {(1, *window.shape)}; expected {expected} + (C,) "
+                f"at scale {scale}"
+            )
+        return out[0]
+
+    if tile is None or _check_int("tile", tile) <= 0:
+        return run(lr).astype(np.float32, copy=False)
+    tile = int(tile)
+    overlap = _check_int("overlap", overlap)
+    if overlap < 0 or 2 * overlap >= tile:
+        raise ValueError(f"need 0 <= overlap < tile / 2; got tile={tile}, overlap={overlap}")
+
+    rows, cols = tile_windows(h, tile, overlap), tile_windows(w, tile, overlap)
+    th, tw = min(tile, h), min(tile, w)
+    result: np.ndarray | None = None
+    s = scale
+    for y0, ky0, ky1 in rows:
+        for x0, kx0, kx1 in cols:
+            out = run(lr[y0 : y0 + th, x0 : x0 + tw])
+            if result is None:
+                result = np.empty((h * s, w * s, out.shape[-1]), np.float32)
+            keep = out[(ky0 - y0) * s : (ky1 - y0) * s, (kx0 - x0) * s : (kx1 - x0) * s]
+            result[ky0 * s : ky1 * s, kx0 * s : kx1 * s] = keep
+    assert result is not None
+    return result
