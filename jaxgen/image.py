@@ -1,0 +1,364 @@
+"""Image utilities for super-resolution: MATLAB-exact bicubic ``imresize``, BT.601 luma, uint8 <-> float, I/O.
+
+Layout conventions (every function here): ``[H,W]``, ``[H,W,C]`` or ``[B,H,W,C]``; a 3-D array is always
+``[H,W,C]``. Float images are in ``[0,1]``; uint8 images in ``[0,255]``. Functions taking arrays accept numpy
+(returning numpy) and JAX arrays (returning JAX arrays, usable under ``jax.jit``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image, ImageOps
+
+Array = Union[np.ndarray, jax.Array]
+
+# ITU-R BT.601 luma for RGB in [0,1] -> Y in [16,235], as MATLAB ``rgb2ycbcr`` (and BasicSR's ``rgb2ycbcr``).
+_BT601_Y_OFFSET = 16.0
+_BT601_Y_COEFFS = (65.481, 128.553, 24.966)  # sum 219 = 235 - 16
+# Full-range luma weights (the same BT.601 coefficients / 219): 0.299 R + 0.587 G + 0.114 B.
+_BT601_GRAY_COEFFS = (0.299, 0.587, 0.114)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _is_jax(x: Any) -> bool:
+    return isinstance(x, jax.Array)  # concrete arrays and tracers
+
+
+def _xp(x: Any) -> Any:
+    return jnp if _is_jax(x) else np
+
+
+def _spatial_axes(ndim: int) -> tuple[int, int]:
+    """Axes of H and W: ``(0, 1)`` for ``[H,W]`` / ``[H,W,C]``, ``(1, 2)`` for ``[B,H,W,C]``."""
+    if ndim in (2, 3):
+        return 0, 1
+    if ndim == 4:
+        return 1, 2
+    raise ValueError(f"expected an image [H,W], [H,W,C] or [B,H,W,C]; got {ndim} dims")
+
+
+def _round_half_away(x: Array) -> Array:
+    """MATLAB ``round``: halves go away from zero (numpy/JAX ``round`` goes to even)."""
+    xp = _xp(x)
+    return xp.sign(x) * xp.floor(xp.abs(x) + 0.5)
+
+
+# --------------------------------------------------------------------------------------------- dtype
+
+
+def to_float(x: Array) -> Array:
+    """uint8 ``[...]`` in ``[0,255]`` -> float32 in ``[0,1]`` (``x / 255``, MATLAB ``im2double`` up to dtype)."""
+    if x.dtype != np.uint8:
+        raise ValueError(f"to_float expects a uint8 image; got dtype {x.dtype} with shape {tuple(x.shape)}")
+    return x.astype(_xp(x).float32) / 255.0
+
+
+def to_uint8(x: Array) -> Array:
+    """Float in ``[0,1]`` -> uint8: clip to ``[0,1]``, ``* 255``, round half away from zero (MATLAB ``im2uint8``).
+
+    A uint8 input is returned unchanged. NaN is not allowed (it has no uint8 value; result undefined).
+    """
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"to_uint8 expects a float image in [0,1] or uint8; got dtype {x.dtype}")
+    xp = _xp(x)
+    return xp.floor(xp.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(xp.uint8)
+
+
+def mod_crop(x: Array, scale: int) -> Array:
+    """Crop bottom/right so H and W are multiples of ``scale`` (the SR benchmark convention).
+
+    ``[H,W]`` / ``[H,W,C]`` crop axes 0, 1; ``[B,H,W,C]`` crops axes 1, 2.
+    """
+    if not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"mod_crop scale must be a positive integer; got {scale!r}")
+    ah, aw = _spatial_axes(x.ndim)
+    h, w = x.shape[ah], x.shape[aw]
+    index = [slice(None)] * x.ndim
+    index[ah], index[aw] = slice(0, h - h % scale), slice(0, w - w % scale)
+    return x[tuple(index)]
+
+
+# --------------------------------------------------------------------------------------------- colour
+
+
+def rgb_to_y(x: Array) -> Array:
+    """ITU-R BT.601 luma as MATLAB ``rgb2ycbcr``'s Y: ``16 + 65.481 R + 128.553 G + 24.966 B``.
+
+    ``x``: float ``[...,3]`` RGB in ``[0,1]`` -> ``[...,1]`` Y in ``[16,235]`` (float, not rounded). For Y in
+    ``[0,1]`` units use ``rgb_to_y(x) / 255`` (what the metrics do). A one-channel ``[...,1]`` input is taken to
+    be luma already and is returned unchanged, in *its own* range (so ``[0,1]`` in, ``[0,1]`` out): this is
+    the SR-benchmark convention of evaluating a grayscale image on its gray values.
+    """
+    c = x.shape[-1] if x.ndim else 0
+    if c == 1:
+        return x
+    if c != 3:
+        raise ValueError(f"rgb_to_y expects [...,3] RGB (or [...,1] gray); got shape {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"rgb_to_y expects float RGB in [0,1]; got dtype {x.dtype} (use to_float first)")
+    r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
+    kr, kg, kb = _BT601_Y_COEFFS
+    return _BT601_Y_OFFSET + (kr * r + kg * g + kb * b)
+
+
+def rgb_to_gray(x: Array) -> Array:
+    """Full-range BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (MATLAB ``rgb2gray`` up to rounding of weights).
+
+    ``[...,3]`` float -> ``[...,1]`` in the input's range (``[0,1]`` in, ``[0,1]`` out); ``[...,1]`` passes
+    through. Equals ``(rgb_to_y(x) - 16) / 219`` for ``x`` in ``[0,1]``; returns exactly ``R`` when ``R = G = B``.
+    """
+    c = x.shape[-1] if x.ndim else 0
+    if c == 1:
+        return x
+    if c != 3:
+        raise ValueError(f"rgb_to_gray expects [...,3] RGB (or [...,1] gray); got shape {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"rgb_to_gray expects a float image; got dtype {x.dtype} (use to_float first)")
+    kr, _, kb = _BT601_GRAY_COEFFS
+    r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
+    return g + kr * (r - g) + kb * (b - g)  # = kr R + kg G + kb B (kg = 1 - kr - kb), exact when R = G = B
+
+
+# --------------------------------------------------------------------------------------------- imresize
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys (1981) cubic convolution kernel, ``a = -0.5`` (MATLAB ``imresize`` 'bicubic'), support ``[-2,2]``."""
+    ax = np.abs(x)
+    ax2 = ax * ax
+    ax3 = ax2 * ax
+    inner = (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
+    outer = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
+    return inner + outer
+
+
+@functools.lru_cache(maxsize=256)
+def _contributions(in_len: int, out_len: int, scale: float, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-pixel weights and 0-based source indices, ``[out_len, P]`` each (float64, int64).
+
+    As MATLAB ``imresize``'s ``contributions``: output pixel ``x`` (1-based) maps to input coordinate
+    ``u = x / scale + 0.5 (1 - 1/scale)``; when downscaling with antialiasing the kernel is stretched by
+    ``1/scale`` (``h(t) = scale * cubic(scale t)``, width ``4/scale``); weights are normalised to sum to 1;
+    taps whose weight is 0 for every output are dropped. Out-of-range taps take the *edge pixel* (indices
+    clamped = edge replication), which is what the reference MATLAB LR images of Set5/Set14 show
+    bit-exactly (a mirrored border does not reproduce them).
+    """
+    kernel_width = 4.0
+    if scale < 1 and antialias:
+        weights_fn = lambda t: scale * _cubic(scale * t)  # noqa: E731
+        kernel_width = kernel_width / scale
+    else:
+        weights_fn = _cubic
+    x = np.arange(1, out_len + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - kernel_width / 2.0)
+    taps = int(math.ceil(kernel_width)) + 2
+    indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
+    weights = weights_fn(u[:, None] - indices)
+    weights = weights / np.sum(weights, axis=1, keepdims=True)
+    indices = np.clip(indices, 1, in_len).astype(np.int64) - 1
+    keep = np.any(weights != 0, axis=0)
+    weights, indices = weights[:, keep], indices[:, keep]
+    weights.setflags(write=False)
+    indices.setflags(write=False)
+    return weights, indices
+
+
+def _resize_axis(x: Array, axis: int, weights: np.ndarray, indices: np.ndarray) -> Array:
+    """``out[i] = sum_p weights[i,p] * x[indices[i,p]]`` along ``axis``, taps accumulated left to right."""
+    xp = _xp(x)
+    shape = [1] * x.ndim
+    shape[axis] = weights.shape[0]
+    out = None
+    for p in range(weights.shape[1]):
+        w = xp.asarray(weights[:, p].reshape(shape), dtype=x.dtype)
+        term = w * xp.take(x, xp.asarray(indices[:, p]), axis=axis)
+        out = term if out is None else out + term
+    return out
+
+
+def _output_shape(
+    in_hw: tuple[int, int], scale: float | None, output_shape: tuple[int, int] | None
+) -> tuple[tuple[int, int], tuple[float, float]]:
+    """(output (H, W), per-axis scale). MATLAB: ``ceil(scale * in)`` from a scale; ``out / in`` from a size."""
+    if (scale is None) == (output_shape is None):
+        raise ValueError("imresize needs exactly one of `scale` or `output_shape`")
+    if scale is not None:
+        scale = float(scale)
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"imresize scale must be a positive finite number; got {scale!r}")
+        out = tuple(int(math.ceil(scale * n)) for n in in_hw)
+        return (out[0], out[1]), (scale, scale)
+    if len(output_shape) != 2 or any(not isinstance(n, (int, np.integer)) or n < 1 for n in output_shape):
+        raise ValueError(f"imresize output_shape must be two positive ints (H, W); got {output_shape!r}")
+    out = (int(output_shape[0]), int(output_shape[1]))
+    return out, (out[0] / in_hw[0], out[1] / in_hw[1])
+
+
+def imresize(
+    x: Array,
+    scale: float | None = None,
+    *,
+    output_shape: tuple[int, int] | None = None,
+    antialias: bool = True,
+) -> Array:
+    """MATLAB-compatible bicubic resize (``imresize(x, scale, 'bicubic')``).
+
+    ``x``: ``[H,W]``, ``[H,W,C]`` or ``[B,H,W,C]``, uint8 or float. Give ``scale`` (output ``ceil(scale * in)``
+    per side, as MATLAB) or ``output_shape=(H', W')``. Keys cubic (a = -0.5); when downscaling and
+    ``antialias`` the kernel is widened by ``1/scale`` (MATLAB's antialiasing). Axes are resized one at a time,
+    smallest scale first (rows first on a tie), as MATLAB.
+
+    * uint8 -> uint8, rounded (half away from zero) and clipped to ``[0,255]`` after *each* axis pass, as
+      MATLAB: byte-exact with MATLAB on the Set5/Set14 LR files for numpy input (computed in float64). JAX
+      uint8 input is computed in float32 (float64 with ``jax_enable_x64``), so a value within float32
+      rounding of a .5 tie may differ by 1.
+    * float -> same float dtype, neither rounded nor clipped (numpy computes in float64, JAX in the input dtype
+      promoted to at least float32).
+
+    numpy in -> numpy out; JAX in -> JAX out, jittable (``scale``/``output_shape`` static): the weights are
+    computed with numpy at trace time and applied as ``P`` gathers of kernel taps per axis.
+    """
+    if not _is_jax(x):
+        x = np.asarray(x)
+    is_uint8 = x.dtype == np.uint8
+    if not (is_uint8 or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"imresize expects uint8 or float images; got dtype {x.dtype} with shape {tuple(x.shape)}")
+    axes = _spatial_axes(x.ndim)
+    in_hw = (int(x.shape[axes[0]]), int(x.shape[axes[1]]))
+    if min(in_hw) < 1:
+        raise ValueError(f"imresize got an empty image of shape {tuple(x.shape)}")
+    out_hw, scales = _output_shape(in_hw, scale, output_shape)
+
+    xp = _xp(x)
+    if xp is np:
+        work_dtype = np.float64
+    else:  # uint8: JAX's default float (float32, or float64 under jax_enable_x64); floats: at least float32
+        work_dtype = jnp.promote_types(jnp.result_type(float) if is_uint8 else x.dtype, jnp.float32)
+    y = x.astype(work_dtype)
+    order = sorted(range(2), key=lambda k: scales[k])  # stable: rows first on equal scales
+    for k in order:
+        weights, indices = _contributions(in_hw[k], out_hw[k], scales[k], bool(antialias))
+        y = _resize_axis(y, axes[k], weights, indices)
+        if is_uint8:
+            y = xp.clip(_round_half_away(y), 0, 255)
+    return y.astype(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------- I/O
+
+_16BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".webp": "WEBP"}
+
+
+def _composite_on_white(im: Image.Image) -> Image.Image:
+    """RGBA -> RGB by alpha-compositing over an opaque white background."""
+    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, im.convert("RGBA")).convert("RGB")
+
+
+def _sixteen_bit_to_uint8(im: Image.Image, path: Path) -> np.ndarray:
+    """16-bit gray (``I;16*`` or ``I`` holding 0..65535) -> uint8 ``round(v / 257)`` (exact: 65535 -> 255)."""
+    v = np.asarray(im).astype(np.int64)
+    if v.size and (v.min() < 0 or v.max() > 65535):
+        raise ValueError(f"{path}: mode {im.mode} values span [{v.min()}, {v.max()}]; expected 16-bit 0..65535")
+    return ((v * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _pil_to_array(im: Image.Image, path: Path, keep_gray: bool) -> np.ndarray:
+    """Decoded Pillow image -> uint8 ``[H,W,3]`` (or ``[H,W,1]`` for gray sources when ``keep_gray``)."""
+    mode = im.mode
+    if mode in _16BIT_MODES:
+        gray = _sixteen_bit_to_uint8(im, path)
+    elif mode in ("1", "L"):
+        gray = np.asarray(im.convert("L"))
+    elif mode in ("LA", "La"):
+        if keep_gray:
+            gray = np.asarray(_composite_on_white(im.convert("RGBA")))[..., 0]
+        else:
+            return np.asarray(_composite_on_white(im.convert("RGBA")))
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        rgb = _composite_on_white(im) if has_alpha else im.convert("RGB")
+        return np.asarray(rgb)
+    elif mode in ("RGBA", "RGBa"):
+        return np.asarray(_composite_on_white(im))
+    elif mode == "F":
+        raise ValueError(f"{path}: float (mode F) images are not supported; expected an 8/16-bit image")
+    else:  # RGB, CMYK, YCbCr, LAB, HSV, ...
+        return np.asarray(im.convert("RGB"))
+    gray = gray[..., None]
+    return gray if keep_gray else np.repeat(gray, 3, axis=-1)
+
+
+def read_image(path: str | os.PathLike, *, keep_gray: bool = False) -> np.ndarray:
+    """Read an image file -> uint8 ``[H,W,3]`` RGB (``[H,W,1]`` for single-channel sources if ``keep_gray``).
+
+    EXIF orientation is applied. Gray (``L``/``1``) is replicated to 3 channels unless ``keep_gray``; 16-bit gray
+    (``I;16``/``I``) is scaled to 8 bits with rounding (``round(v / 257)``); alpha (RGBA, LA, palette with
+    transparency) is composited over white; palette (always RGB) and CMYK are converted with Pillow. 16-bit
+    RGB PNGs are reduced to 8 bits by Pillow itself (high byte). ``keep_gray`` keeps ``L``/``1``/``I;16``/``LA``
+    sources as ``[H,W,1]``.
+    A missing, truncated, corrupt or non-image file raises ``ValueError`` naming the file.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    except FileNotFoundError as e:
+        raise ValueError(f"{path}: no such image file") from e
+    except IsADirectoryError as e:
+        raise ValueError(f"{path}: is a directory, not an image file") from e
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # unreadable/truncated/corrupt
+        raise ValueError(f"{path}: cannot read as an image ({type(e).__name__}: {e})") from e
+    return np.ascontiguousarray(_pil_to_array(im, path, keep_gray))
+
+
+def _image_to_write(img: Array, path: Path) -> np.ndarray:
+    """Validate and convert to uint8 ``[H,W]`` or ``[H,W,3]`` for Pillow."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] == 3)):
+        raise ValueError(f"write_image({path}): expected [H,W], [H,W,1] or [H,W,3]; got shape {img.shape}")
+    if img.dtype != np.uint8 and not np.issubdtype(img.dtype, np.floating):
+        raise ValueError(f"write_image({path}): expected uint8 or float in [0,1]; got dtype {img.dtype}")
+    return to_uint8(img)
+
+
+def write_image(path: str | os.PathLike, img: Array, **save_kwargs: Any) -> Path:
+    """Write uint8 ``[H,W,3|1]`` / ``[H,W]`` or float in ``[0,1]`` (via ``to_uint8``) to ``path``.
+
+    The format follows the extension (png, jpg/jpeg, bmp, tif/tiff, webp). Parent folders are created; the file
+    is written to a temporary name in the same folder and renamed into place (atomic on POSIX). Returns the path.
+    """
+    path = Path(path)
+    fmt = _WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"write_image({path}): unknown extension; expected one of {sorted(_WRITE_FORMATS)}")
+    pil = Image.fromarray(_image_to_write(img, path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # honours the umask (unlike mkstemp's 0600)
+            pil.save(f, format=fmt, **save_kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
