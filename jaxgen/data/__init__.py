@@ -1,0 +1,69 @@
+"""Training data: local image folders / TFDS catalog datasets / built-in photos -> random-access source ->
+grain pipeline of aligned LR/HR patches.
+
+Entry points: :func:`make_train_iterator` (the trainer's input), :func:`open_train_source` (the random-access
+records it samples from), :func:`write_sample_images` (the offline scikit-image photos) and
+:func:`default_data_config` (every key the data code reads, with defaults). The heavy modules (grain, TFDS)
+are imported on first use, so reading a config stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ml_collections
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jaxgen.data.pipeline import make_train_iterator
+    from jaxgen.data.samples import write_sample_images
+    from jaxgen.data.sources import open_train_source
+
+__all__ = ["cache_root", "default_data_config", "make_train_iterator", "open_train_source", "write_sample_images"]
+
+_LAZY = {
+    "make_train_iterator": "jaxgen.data.pipeline",
+    "open_train_source": "jaxgen.data.sources",
+    "write_sample_images": "jaxgen.data.samples",
+}
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+    """Every data key with its default (the trainer's ``config.data`` starts from this)."""
+    return ml_collections.ConfigDict(
+        dict(
+            source="folder",  # folder | tfds | builtin
+            train_dir="",  # folder: HR images (one level, no recursion); '' = the built-in photos (trainer)
+            train_lr_dir="",  # folder: LR images matched to HR by file stem; '' = HR-only
+            tfds_name="",  # tfds: a prepared array_record catalog dataset, e.g. 'div2k/bicubic_x4'
+            tfds_split="train",
+            tfds_data_dir="",  # '' = TFDS default ($TFDS_DATA_DIR or ~/tensorflow_datasets)
+            cache_dir="",  # prepared folders/samples; '' = $JAXGEN_DATA_DIR or ~/.cache/jaxgen/tfds
+            patch_size=48,  # LR patch side; HR patches are patch_size * scale
+            lr_mode="precompute",  # precompute: stored LR of the whole image | on_the_fly: imresize each HR patch
+            augment_flip=True,  # random horizontal and vertical flips
+            augment_rot90=True,  # random rotations by k * 90 degrees
+            num_workers=0,  # grain worker processes; 0 = in-process (threads below)
+            num_threads=4,  # threads computing batches in each process (record reads release the GIL)
+            prefetch=4,  # batches buffered ahead (per worker when num_workers > 0)
+            val_dirs=(),  # validation folders (read by the trainer)
+            holdout=2,  # builtin: photos held out for validation
+        )
+    )
+
+
+def cache_root(data_cfg: ml_collections.ConfigDict | None = None) -> Path:
+    """Where prepared datasets live: ``data_cfg.cache_dir``, else ``$JAXGEN_DATA_DIR``, else
+    ``~/.cache/jaxgen/tfds`` (user ``~`` expanded)."""
+    configured = str(data_cfg.get("cache_dir", "") or "") if data_cfg is not None else ""
+    root = configured or os.environ.get("JAXGEN_DATA_DIR", "") or "~/.cache/jaxgen/tfds"
+    return Path(root).expanduser()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jaxgen.data' has no attribute {name!r}")
