@@ -13,7 +13,7 @@ Expected (paper Table 4, Set5 PSNR): baseline x2/x3/x4 37.99/34.37/32.09 dB; ful
 Demo: about 3 minutes on 2 CPU cores, beats bicubic on the held-out photos (see README for the measured gain).
 """
 
-from jaxgen.config import base_config, optim_config, parse_arg, shared_data_dir
+from jaxgen.config import base_config, benchmark_val_dirs, make_tiny, optim_config, parse_arg, use_builtin_photos
 
 import ml_collections
 
@@ -32,20 +32,14 @@ def get_config(arg=None):
     c.data.source = "tfds"
     c.data.tfds_name = f"div2k/bicubic_x{a.scale}"
     c.data.patch_size = 48
-    shared = shared_data_dir()
-    c.data.val_dirs = (f"{shared}/sr-benchmarks/Set5", f"{shared}/sr-benchmarks/Set14")
+    c.data.val_dirs = benchmark_val_dirs()
     c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000
 
-    if a.tiny or a.demo:
-        # The built-in scikit-image photos (data.train_dir = ''), validation on the two held-out ones.
-        c.data.source, c.data.train_dir, c.data.val_dirs = "folder", "", ()
     if a.tiny:
+        make_tiny(c)
         c.model.num_blocks, c.model.num_feat, c.model.res_scale = 2, 16, 1.0
-        c.batch_size, c.data.patch_size = 8, 16
-        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20, 5, 10, 10
-        c.optim = optim_config(lr=5e-4)
-        c.eval_max_images = 1
     if a.demo:
+        use_builtin_photos(c)
         c.model.num_blocks, c.model.num_feat, c.model.res_scale = 4, 32, 1.0
         c.batch_size, c.data.patch_size = 16, 32
         c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 1500, 50, 500, 500

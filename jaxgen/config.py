@@ -122,3 +122,25 @@ def shared_data_dir() -> str:
     import os
 
     return os.environ.get("JAXGEN_SHARED_DATA", "../shared/data")
+
+
+def benchmark_val_dirs() -> tuple[str, ...]:
+    """Set5 and Set14 under :func:`shared_data_dir` (validation: Y-PSNR/SSIM, crop = scale)."""
+    shared = shared_data_dir()
+    return (f"{shared}/sr-benchmarks/Set5", f"{shared}/sr-benchmarks/Set14")
+
+
+def use_builtin_photos(c: ml_collections.ConfigDict) -> None:
+    """Train on the scikit-image sample photos (``data.train_dir=''``), validate on the two held out."""
+    c.data.source, c.data.train_dir, c.data.train_lr_dir, c.data.val_dirs = "folder", "", "", ()
+
+
+def make_tiny(c: ml_collections.ConfigDict) -> None:
+    """The ``tiny`` variant's run settings (tests): built-in photos, global batch 8 (runs unchanged on 8
+    devices), 16 px LR patches, 20 steps, checkpoints and evaluation every 10. Shrinking the model is left
+    to each config."""
+    use_builtin_photos(c)
+    c.batch_size, c.data.patch_size = 8, 16
+    c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20, 5, 10, 10
+    c.optim = optim_config(lr=5e-4)
+    c.eval_max_images = 1

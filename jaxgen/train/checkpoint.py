@@ -54,7 +54,12 @@ def open_manager(directory: str | Path, *, keep: int = 3, read_only: bool = Fals
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policy, create=not read_only, read_only=read_only, enable_async_checkpointing=True
     )
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+    handlers = {
+        "state": ocp.StandardCheckpointHandler(),
+        "data": ocp.JsonCheckpointHandler(),
+        "meta": ocp.JsonCheckpointHandler(),
+    }
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_handlers=handlers)
 
 
 def save(

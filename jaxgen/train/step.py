@@ -79,7 +79,7 @@ def make_train_step(
         )
         updates, opt_state = g_tx.update(g_grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": g_loss, "g_grad_norm": optax.global_norm(g_grads)}
+        metrics = {"loss": g_loss, "g_grad_norm": optax.tree.norm(g_grads)}
         if g_schedule is not None:
             metrics["lr"] = jnp.asarray(g_schedule(state.step), jnp.float32)
         metrics.update({f"loss_{k}": v for k, v in parts.items()})
@@ -89,7 +89,7 @@ def make_train_step(
             (d_loss, d_aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params, sr, batch["hr"])
             d_updates, d_opt_state = d_tx.update(d_grads, d_opt_state, d_params)
             d_params = optax.apply_updates(d_params, d_updates)
-            metrics.update(d_loss=d_loss, d_grad_norm=optax.global_norm(d_grads), **d_aux)
+            metrics.update(d_loss=d_loss, d_grad_norm=optax.tree.norm(d_grads), **d_aux)
         ema_params = None if state.ema_params is None else _ema(state.ema_params, params, ema_decay)
         metrics["finite"] = jnp.isfinite(g_loss) & jnp.isfinite(metrics["g_grad_norm"])
         new_state = state.replace(
