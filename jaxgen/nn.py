@@ -1,0 +1,514 @@
+"""Shared Flax Linen building blocks of the super-resolution generators in ``jaxgen.models``.
+
+Layout: NHWC activations, HWIO conv kernels (PyTorch ``OIHW`` weight ``w`` <-> flax kernel
+``w.transpose(2, 3, 1, 0)``). Every conv pads ``k // 2`` zeros a side (PyTorch ``padding=k//2``), so a
+stride-1 conv keeps the spatial size. ``dtype`` is the compute dtype, ``param_dtype`` the parameter dtype.
+
+Initialisers (``ConvInit``: ``fan_in -> (kernel_init, bias_init)``), chosen per model as its official code does:
+
+* ``torch_init`` -- PyTorch's ``nn.Conv2d`` default (kaiming-uniform with ``a=sqrt(5)``): kernel and bias
+  ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``. EDSR-PyTorch (EDSR, RCAN), Real-ESRGAN's SRVGGNetCompact and the
+  trunk convs of BasicSR's RRDBNet use it.
+* ``basicsr_init(scale)`` -- BasicSR's ``default_init_weights(module, scale)``: kaiming-normal
+  (``a=0``, fan-in: ``std = sqrt(2 / fan_in)``) times ``scale``, bias 0. MSRResNet (every conv) and the
+  dense-block convs of RRDBNet use ``scale=0.1``.
+* ``he_init(negative_slope)`` -- He et al. 2015 normal init for (P)ReLU, fan-in: ``std = sqrt(2 / ((1 + a^2)
+  fan_in))``, bias 0 (VDSR, FSRCNN convs).
+* ``gaussian_init(std)`` -- ``N(0, std^2)``, bias 0 (SRCNN and FSRCNN's deconv: ``std = 1e-3`` as the papers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgen.image import imresize
+
+__all__ = [
+    "DIV2K_RGB_MEAN",
+    "ChannelAttention",
+    "ConvInit",
+    "MeanShift",
+    "PReLU",
+    "RCAB",
+    "RRDB",
+    "ResidualBlockNoBN",
+    "ResidualDenseBlock",
+    "Upsampler",
+    "activation",
+    "add_mean",
+    "basicsr_init",
+    "bicubic_upsample",
+    "check_input",
+    "check_scale",
+    "conv",
+    "conv_transpose",
+    "gaussian_init",
+    "he_init",
+    "is_positive",
+    "is_upsampler_scale",
+    "mean_shift",
+    "normal_init",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "sub_mean",
+    "torch_init",
+    "uniform_init",
+    "upsample_bilinear",
+    "upsample_nearest",
+    "upsampler_stages",
+]
+
+Dtype = Any
+Initializer = Callable[..., jax.Array]
+ConvInit = Callable[[int], tuple[Initializer, Initializer]]
+
+# DIV2K training-set RGB mean in [0,1] (EDSR-PyTorch ``common.MeanShift`` default, also RCAN's).
+DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
+
+
+# --------------------------------------------------------------------------------------------- init
+
+
+def _flat(sample: Callable[[jax.Array, int, Dtype], jax.Array]) -> Initializer:
+    """An initializer drawing ``prod(shape)`` numbers as one flat vector, then reshaping.
+
+    Same distribution as drawing ``shape`` directly; used because XLA:CPU compiles the partitionable
+    threefry for 4-D shapes very slowly (tens of seconds for a 3x3x8x9 kernel), and flat draws in
+    milliseconds.
+    """
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Dtype = jnp.float32) -> jax.Array:
+        return sample(key, math.prod(shape), dtype).reshape(shape)
+
+    return init
+
+
+def uniform_init(bound: float) -> Initializer:
+    """``U(-bound, bound)``."""
+    return _flat(lambda key, n, dtype: jax.random.uniform(key, (n,), dtype, -bound, bound))
+
+
+def normal_init(std: float) -> Initializer:
+    """``N(0, std^2)`` (not truncated, as ``torch.nn.init.normal_`` / ``kaiming_normal_``)."""
+    return _flat(lambda key, n, dtype: std * jax.random.normal(key, (n,), dtype))
+
+
+def torch_init(fan_in: int) -> tuple[Initializer, Initializer]:
+    """PyTorch ``nn.Conv2d`` default: kernel and bias ``U(+-1/sqrt(fan_in))`` (kaiming-uniform, ``a=sqrt(5)``)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return uniform_init(bound), uniform_init(bound)
+
+
+def basicsr_init(scale: float = 0.1) -> ConvInit:
+    """BasicSR ``default_init_weights(m, scale)``: kernel ``N(0, 2/fan_in) * scale``, bias 0."""
+
+    def init(fan_in: int) -> tuple[Initializer, Initializer]:
+        return normal_init(scale * math.sqrt(2.0 / fan_in)), nn.initializers.zeros
+
+    return init
+
+
+def he_init(negative_slope: float = 0.0) -> ConvInit:
+    """He et al. 2015 (PReLU paper) fan-in normal init: ``N(0, 2 / ((1 + a^2) fan_in))``, bias 0."""
+
+    def init(fan_in: int) -> tuple[Initializer, Initializer]:
+        return normal_init(math.sqrt(2.0 / ((1.0 + negative_slope**2) * fan_in))), nn.initializers.zeros
+
+    return init
+
+
+def gaussian_init(std: float) -> ConvInit:
+    """``N(0, std^2)`` kernel, bias 0 (SRCNN/FSRCNN papers: ``std = 0.001``)."""
+
+    def init(fan_in: int) -> tuple[Initializer, Initializer]:
+        del fan_in
+        return normal_init(std), nn.initializers.zeros
+
+    return init
+
+
+# --------------------------------------------------------------------------------------------- layers
+
+
+def conv(
+    features: int,
+    kernel_size: int,
+    in_features: int,
+    conv_init: ConvInit = torch_init,
+    *,
+    use_bias: bool = True,
+    dtype: Dtype = jnp.float32,
+    param_dtype: Dtype = jnp.float32,
+    name: str | None = None,
+) -> nn.Conv:
+    """``nn.Conv`` (stride 1, ``k//2`` zero padding: PyTorch ``Conv2d(in, features, k, 1, k//2)``).
+
+    ``in_features`` only sets the fan-in of ``conv_init`` (PyTorch's bias bound needs it). Call inside a compact
+    method: the layer becomes a child of the calling module.
+    """
+    if kernel_size % 2 != 1:
+        raise ValueError(f"conv kernel_size must be odd to keep the spatial size; got {kernel_size}")
+    kernel_init, bias_init = conv_init(in_features * kernel_size * kernel_size)
+    p = kernel_size // 2
+    return nn.Conv(
+        features,
+        (kernel_size, kernel_size),
+        padding=((p, p), (p, p)),
+        use_bias=use_bias,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        name=name,
+    )
+
+
+def conv_transpose(
+    features: int,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    conv_init: ConvInit,
+    *,
+    output_padding: int | None = None,
+    dtype: Dtype = jnp.float32,
+    param_dtype: Dtype = jnp.float32,
+    name: str | None = None,
+) -> nn.ConvTranspose:
+    """PyTorch ``ConvTranspose2d(in, features, k, stride, padding, output_padding)`` as ``nn.ConvTranspose``.
+
+    Output side ``(h - 1) * stride - 2 * padding + k + output_padding`` (default ``output_padding = stride - 1``
+    so that ``k = 2 * padding + 1`` gives ``h * stride``). The kernel is ``[k, k, features, in]``: the PyTorch
+    weight ``w[in, out, kh, kw]`` is ``kernel.transpose(3, 2, 0, 1)`` (``transpose_kernel=True``: the gradient
+    of a conv, exactly PyTorch's scatter semantics).
+    """
+    if output_padding is None:
+        output_padding = stride - 1
+    lo = kernel_size - 1 - padding
+    kernel_init, bias_init = conv_init(features * kernel_size * kernel_size)  # PyTorch's fan-in of ConvTranspose2d
+    return nn.ConvTranspose(
+        features,
+        (kernel_size, kernel_size),
+        strides=(stride, stride),
+        padding=((lo, lo + output_padding), (lo, lo + output_padding)),
+        transpose_kernel=True,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        name=name,
+    )
+
+
+class PReLU(nn.Module):
+    """PyTorch ``nn.PReLU(num_parameters)``: ``max(0,x) + w * min(0,x)``, ``w`` per channel, init 0.25.
+
+    ``num_parameters=None`` (default) makes one slope per channel (``x.shape[-1]``); ``1`` shares one slope.
+    The parameter is named ``weight`` (PyTorch's name), shape ``[num_parameters]``.
+    """
+
+    num_parameters: int | None = None
+    init_value: float = 0.25
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n = x.shape[-1] if self.num_parameters is None else self.num_parameters
+        w = self.param("weight", nn.initializers.constant(self.init_value), (n,), self.param_dtype)
+        w = w.astype(self.dtype)
+        x = x.astype(self.dtype)
+        return jnp.where(x >= 0, x, w * x)
+
+
+def activation(
+    kind: str, *, dtype: Dtype = jnp.float32, param_dtype: Dtype = jnp.float32, name: str | None = None
+) -> Callable[[jax.Array], jax.Array]:
+    """``'relu'``, ``'lrelu'`` (LeakyReLU, slope 0.1) or ``'prelu'`` (a per-channel ``PReLU`` child named ``name``)."""
+    if kind == "relu":
+        return nn.relu
+    if kind == "lrelu":
+        return lambda x: nn.leaky_relu(x, 0.1)
+    if kind == "prelu":
+        return PReLU(dtype=dtype, param_dtype=param_dtype, name=name)
+    raise ValueError(f"activation {kind!r}; expected one of 'relu', 'lrelu', 'prelu'")
+
+
+# --------------------------------------------------------------------------------------------- resampling
+
+
+def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
+    """PyTorch ``PixelShuffle(r)`` in NHWC: ``[B,H,W,C*r*r] -> [B,H*r,W*r,C]``.
+
+    Exact PyTorch channel order (NCHW: ``out[c, h*r+i, w*r+j] = in[c*r*r + i*r + j, h, w]``), so ported
+    weights of the preceding conv work unchanged.
+    """
+    b, h, w, c = x.shape
+    if c % (r * r):
+        raise ValueError(f"pixel_shuffle({r}) needs channels divisible by {r * r}; got shape {x.shape}")
+    c_out = c // (r * r)
+    x = x.reshape(b, h, w, c_out, r, r)
+    x = x.transpose(0, 1, 4, 2, 5, 3)  # [B, H, i, W, j, C]
+    return x.reshape(b, h * r, w * r, c_out)
+
+
+def pixel_unshuffle(x: jax.Array, r: int) -> jax.Array:
+    """PyTorch ``PixelUnshuffle(r)`` in NHWC: ``[B,H*r,W*r,C] -> [B,H,W,C*r*r]`` (inverse of ``pixel_shuffle``)."""
+    b, hh, ww, c = x.shape
+    if hh % r or ww % r:
+        raise ValueError(f"pixel_unshuffle({r}) needs height and width divisible by {r}; got shape {x.shape}")
+    x = x.reshape(b, hh // r, r, ww // r, r, c)
+    x = x.transpose(0, 1, 3, 5, 2, 4)  # [B, H, W, C, i, j]
+    return x.reshape(b, hh // r, ww // r, c * r * r)
+
+
+def upsample_nearest(x: jax.Array, r: int) -> jax.Array:
+    """PyTorch ``F.interpolate(x, scale_factor=r, mode='nearest')``, integer ``r``: ``[B,H,W,C] -> [B,rH,rW,C]``."""
+    return jnp.repeat(jnp.repeat(x, r, axis=1), r, axis=2)
+
+
+def upsample_bilinear(x: jax.Array, r: int) -> jax.Array:
+    """PyTorch ``F.interpolate(x, scale_factor=r, mode='bilinear', align_corners=False)`` for integer ``r >= 1``.
+
+    Half-pixel centres, edge-clamped: ``jax.image.resize`` renormalises the triangle kernel at the borders,
+    which for upsampling equals PyTorch's clamping of the source coordinate.
+    """
+    b, h, w, c = x.shape
+    return jax.image.resize(x, (b, h * r, w * r, c), "bilinear", antialias=False)
+
+
+def bicubic_upsample(x: jax.Array, r: int) -> jax.Array:
+    """MATLAB ``imresize(x, r, 'bicubic')`` (``jaxgen.image.imresize``), the pre-upsampling of SRCNN/VDSR."""
+    return imresize(x, r)
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+
+def check_scale(name: str, scale: Any, supported: str, ok: Callable[[int], bool]) -> None:
+    """Raise ``ValueError`` unless ``scale`` is an int (not a bool) with ``ok(scale)``."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or not ok(scale):
+        raise ValueError(f"{name} does not support scale={scale!r}; supported: {supported}")
+
+
+def is_positive(scale: int) -> bool:
+    return scale >= 1
+
+
+def is_upsampler_scale(scale: int) -> bool:
+    """3 or a power of 2 >= 2: the scales of the pixel-shuffle ``Upsampler``."""
+    return scale == 3 or (scale >= 2 and scale & (scale - 1) == 0)
+
+
+def check_input(x: jax.Array, num_in_ch: int, name: str) -> None:
+    if x.ndim != 4 or x.shape[-1] != num_in_ch:
+        raise ValueError(f"{name} expects [B,h,w,{num_in_ch}] images; got shape {tuple(x.shape)}")
+
+
+def upsampler_stages(scale: int) -> tuple[int, ...]:
+    """Pixel-shuffle factors of the EDSR ``Upsampler``: ``(2,) * log2(scale)`` for a power of 2, ``(3,)`` for 3."""
+    if isinstance(scale, int) and not isinstance(scale, bool) and is_upsampler_scale(scale):
+        return (3,) if scale == 3 else (2,) * (scale.bit_length() - 1)
+    raise ValueError(f"the pixel-shuffle Upsampler supports scale 3 or a power of 2 (2, 4, 8, ...); got {scale!r}")
+
+
+# --------------------------------------------------------------------------------------------- mean shift
+
+
+def mean_shift(
+    x: jax.Array,
+    rgb_mean: Sequence[float],
+    sign: int,
+    *,
+    rgb_range: float = 1.0,
+    rgb_std: Sequence[float] | None = None,
+) -> jax.Array:
+    """EDSR-PyTorch ``MeanShift`` (a frozen 1x1 conv) as arithmetic: ``(x + sign * rgb_range * mean) / std``.
+
+    ``sign=-1`` subtracts the mean (``sub_mean``), ``+1`` adds it back (``add_mean``). Constants, no parameters.
+    """
+    if sign not in (-1, 1):
+        raise ValueError(f"mean_shift sign must be -1 or +1; got {sign!r}")
+    if x.shape[-1] != len(rgb_mean):
+        raise ValueError(f"mean_shift: {len(rgb_mean)} mean values for {x.shape[-1]} channels")
+    mean = jnp.asarray(rgb_mean, x.dtype)
+    y = x + (sign * rgb_range) * mean
+    if rgb_std is not None:
+        y = y / jnp.asarray(rgb_std, x.dtype)
+    return y
+
+
+def sub_mean(x: jax.Array, rgb_mean: Sequence[float] | None, img_range: float = 1.0) -> jax.Array:
+    """``(x - mean) * img_range`` in float32: official ``sub_mean`` of ``x * rgb_range`` (``None``: no shift)."""
+    x = x.astype(jnp.float32) * img_range
+    return x if rgb_mean is None else mean_shift(x, rgb_mean, -1, rgb_range=img_range)
+
+
+def add_mean(x: jax.Array, rgb_mean: Sequence[float] | None, img_range: float = 1.0) -> jax.Array:
+    """``x / img_range + mean`` in float32: official ``add_mean``, then ``/ rgb_range`` (``None``: no shift)."""
+    x = x.astype(jnp.float32)
+    x = x if rgb_mean is None else mean_shift(x, rgb_mean, 1, rgb_range=img_range)
+    return x / img_range
+
+
+class MeanShift(nn.Module):
+    """Parameter-free module form of ``mean_shift`` (EDSR-PyTorch ``common.MeanShift``; ``requires_grad=False``
+    there, so its 24 numbers are not counted in the published parameter counts)."""
+
+    rgb_mean: tuple[float, ...] = DIV2K_RGB_MEAN
+    sign: int = -1
+    rgb_range: float = 1.0
+    rgb_std: tuple[float, ...] | None = None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return mean_shift(x, self.rgb_mean, self.sign, rgb_range=self.rgb_range, rgb_std=self.rgb_std)
+
+
+# --------------------------------------------------------------------------------------------- blocks
+
+
+class ResidualBlockNoBN(nn.Module):
+    """``x + res_scale * conv2(act(conv1(x)))``, two 3x3 convs of ``C = x.shape[-1]`` features, no BN.
+
+    BasicSR ``ResidualBlockNoBN`` (``conv1``, ``conv2``; default init ``basicsr_init(0.1)`` as BasicSR's
+    ``pytorch_init=False``) = EDSR-PyTorch ``ResBlock`` (``body.0`` -> ``conv1``, ``body.2`` -> ``conv2``; EDSR
+    passes ``conv_init=torch_init``). ``act``: ``'relu'`` or ``'prelu'`` (child ``prelu``). ``[B,H,W,C] -> same``.
+    """
+
+    res_scale: float = 1.0
+    act: str = "relu"
+    conv_init: ConvInit = basicsr_init(0.1)
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        out = conv(c, 3, c, self.conv_init, name="conv1", **kw)(x)
+        out = activation(self.act, name="prelu", **kw)(out)
+        out = conv(c, 3, c, self.conv_init, name="conv2", **kw)(out)
+        return x + out * self.res_scale
+
+
+class ResidualDenseBlock(nn.Module):
+    """ESRGAN residual dense block (BasicSR ``ResidualDenseBlock``): five densely connected 3x3 convs.
+
+    ``x_k = lrelu_0.2(conv_k(cat(x, x_1..x_{k-1})))`` for k=1..4 (``num_grow_ch`` features each), then
+    ``x + res_scale * conv5(cat(x, x_1..x_4))`` with ``res_scale = 0.2``. Init ``basicsr_init(0.1)`` (official).
+    ``[B,H,W,C] -> same``.
+    """
+
+    num_grow_ch: int = 32
+    res_scale: float = 0.2
+    conv_init: ConvInit = basicsr_init(0.1)
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        feats = [x]
+        for k in range(1, 5):
+            inp = jnp.concatenate(feats, axis=-1)
+            layer = conv(self.num_grow_ch, 3, inp.shape[-1], self.conv_init, name=f"conv{k}", **kw)
+            feats.append(nn.leaky_relu(layer(inp), 0.2))
+        inp = jnp.concatenate(feats, axis=-1)
+        x5 = conv(c, 3, inp.shape[-1], self.conv_init, name="conv5", **kw)(inp)
+        return x5 * self.res_scale + x
+
+
+class RRDB(nn.Module):
+    """Residual-in-residual dense block (ESRGAN; BasicSR ``RRDB``): ``x + 0.2 * rdb3(rdb2(rdb1(x)))``.
+
+    Note the outer residual scales the *whole* chain output (not its difference from ``x``): with every
+    ``conv5`` zeroed each RDB is the identity and the RRDB returns ``1.2 * x``, as the official code.
+    """
+
+    num_grow_ch: int = 32
+    res_scale: float = 0.2
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        out = x
+        for k in range(1, 4):
+            rdb = ResidualDenseBlock(self.num_grow_ch, dtype=self.dtype, param_dtype=self.param_dtype, name=f"rdb{k}")
+            out = rdb(out)
+        return out * self.res_scale + x
+
+
+class ChannelAttention(nn.Module):
+    """RCAN channel attention (``CALayer``): ``x * sigmoid(conv_du_2(relu(conv_du_0(avgpool(x)))))``.
+
+    1x1 convs ``C -> C // reduction -> C`` with biases (official ``conv_du.0`` / ``conv_du.2``), global average
+    pooling over H, W. PyTorch default init. ``[B,H,W,C] -> same``.
+    """
+
+    reduction: int = 16
+    conv_init: ConvInit = torch_init
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        if c // self.reduction < 1:
+            raise ValueError(f"ChannelAttention: {c} channels with reduction {self.reduction} leaves no features")
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        y = jnp.mean(x, axis=(1, 2), keepdims=True)
+        y = nn.relu(conv(c // self.reduction, 1, c, self.conv_init, name="conv_du_0", **kw)(y))
+        y = nn.sigmoid(conv(c, 1, c // self.reduction, self.conv_init, name="conv_du_2", **kw)(y))
+        return x * y
+
+
+class RCAB(nn.Module):
+    """Residual channel attention block (RCAN): ``x + res_scale * CA(conv(relu(conv(x))))``.
+
+    Official names ``body.0`` (conv) -> ``body_0``, ``body.2`` (conv) -> ``body_2``, ``body.3`` (CALayer) ->
+    ``body_3``. RCAN's official RCAB ignores ``res_scale`` (always 1), the default here. ``[B,H,W,C] -> same``.
+    """
+
+    reduction: int = 16
+    res_scale: float = 1.0
+    conv_init: ConvInit = torch_init
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        res = nn.relu(conv(c, 3, c, self.conv_init, name="body_0", **kw)(x))
+        res = conv(c, 3, c, self.conv_init, name="body_2", **kw)(res)
+        res = ChannelAttention(self.reduction, self.conv_init, name="body_3", **kw)(res)
+        return x + res * self.res_scale
+
+
+class Upsampler(nn.Module):
+    """EDSR-PyTorch ``common.Upsampler`` (no activation, no BN): ``[B,H,W,C] -> [B,H*scale,W*scale,C]``.
+
+    Scale ``2^n``: n x (3x3 conv ``C -> 4C``, ``pixel_shuffle(2)``); scale 3: 3x3 conv ``C -> 9C``,
+    ``pixel_shuffle(3)``. Conv of stage ``k`` is ``conv_k`` (official Sequential index ``2k``).
+    """
+
+    scale: int
+    conv_init: ConvInit = torch_init
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        for k, r in enumerate(upsampler_stages(self.scale)):
+            x = conv(r * r * c, 3, c, self.conv_init, name=f"conv_{k}", **kw)(x)
+            x = pixel_shuffle(x, r)
+        return x
