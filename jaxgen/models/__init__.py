@@ -1,0 +1,90 @@
+"""Model registry: ``build(name, **kwargs)`` for the generators (LR -> SR) and the discriminators.
+
+Generators (``scale`` required; all take ``num_in_ch``, ``num_out_ch``, ``dtype``, ``param_dtype``):
+
+==================  ======================  =================================================================
+name                class                   further kwargs (defaults = paper / official)
+==================  ======================  =================================================================
+``srcnn``           ``SRCNN``               kernel_sizes=(9,1,5), filters=(64,32), upsample_input=True
+``espcn``           ``ESPCN``               kernel_sizes=(5,3,3), filters=(64,32)
+``fsrcnn``          ``FSRCNN``              d=56, s=12, m=4
+``vdsr``            ``VDSR``                num_feat=64, num_layers=20, use_bias=True, upsample_input=True
+``edsr``            ``EDSR``                num_feat=64, num_blocks=16, res_scale=1.0 (baseline), rgb_mean, img_range
+``srresnet``        ``MSRResNet``           num_feat=64, num_blocks=16, act='lrelu' | 'prelu'
+``rrdbnet``         ``RRDBNet``             num_feat=64, num_blocks=23, num_grow_ch=32
+``rcan``            ``RCAN``                num_feat=64, num_groups=10, num_blocks=20, reduction=16, res_scale,
+                                            rgb_mean, img_range
+``srvgg_compact``   ``SRVGGNetCompact``     num_feat=64, num_conv=16, act='prelu' | 'relu' | 'leakyrelu'
+==================  ======================  =================================================================
+
+Discriminators come from ``jaxgen.models.discriminators.DISCRIMINATORS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from jaxgen.models.discriminators import DISCRIMINATORS
+from jaxgen.models.edsr import EDSR
+from jaxgen.models.espcn import ESPCN
+from jaxgen.models.fsrcnn import FSRCNN
+from jaxgen.models.rcan import RCAN
+from jaxgen.models.rrdbnet import RRDBNet
+from jaxgen.models.srcnn import SRCNN
+from jaxgen.models.srresnet import MSRResNet
+from jaxgen.models.srvgg import SRVGGNetCompact
+from jaxgen.models.vdsr import VDSR
+
+__all__ = [
+    "DISCRIMINATORS",
+    "EDSR",
+    "ESPCN",
+    "FSRCNN",
+    "GENERATORS",
+    "MODELS",
+    "MSRResNet",
+    "RCAN",
+    "RRDBNet",
+    "SRCNN",
+    "SRVGGNetCompact",
+    "VDSR",
+    "build",
+]
+
+GENERATORS: dict[str, type[nn.Module]] = {
+    "srcnn": SRCNN,
+    "espcn": ESPCN,
+    "fsrcnn": FSRCNN,
+    "vdsr": VDSR,
+    "edsr": EDSR,
+    "srresnet": MSRResNet,
+    "rrdbnet": RRDBNet,
+    "rcan": RCAN,
+    "srvgg_compact": SRVGGNetCompact,
+}
+
+MODELS: dict[str, Callable[..., nn.Module]] = {**GENERATORS, **DISCRIMINATORS}
+if len(MODELS) != len(GENERATORS) + len(DISCRIMINATORS):
+    raise ImportError(f"generator and discriminator names collide: {sorted(set(GENERATORS) & set(DISCRIMINATORS))}")
+
+
+def _accepted_kwargs(factory: Callable[..., nn.Module]) -> set[str] | None:
+    if dataclasses.is_dataclass(factory):
+        return {f.name for f in dataclasses.fields(factory) if f.init} - {"parent", "name"}
+    return None  # a plain callable: let it validate its own arguments
+
+
+def build(name: str, **kwargs: Any) -> nn.Module:
+    """``MODELS[name](**kwargs)``. Unknown name -> ``ValueError``; unknown kwarg -> ``TypeError`` naming it."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
+    factory = MODELS[name]
+    accepted = _accepted_kwargs(factory)
+    if accepted is not None:
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise TypeError(f"model {name!r} got unknown kwargs {unknown}; it accepts {sorted(accepted)}")
+    return factory(**kwargs)
