@@ -42,6 +42,6 @@ def get_config(arg=None):
         use_builtin_photos(c)
         c.model.num_blocks, c.model.num_feat, c.model.res_scale = 4, 32, 1.0
         c.batch_size, c.data.patch_size = 16, 32
-        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 1500, 50, 500, 500
-        c.optim = optim_config(lr=1e-3, schedule="cosine", warmup_steps=50, min_lr=1e-5)
+        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 600, 50, 200, 200
+        c.optim = optim_config(lr=1e-3, schedule="cosine", warmup_steps=30, min_lr=1e-5)
     return c
