@@ -13,7 +13,7 @@ Expected (paper Table 4, Set5 PSNR): baseline x2/x3/x4 37.99/34.37/32.09 dB; ful
 Demo: about 3 minutes on 2 CPU cores, beats bicubic on the held-out photos (see README for the measured gain).
 """
 
-from jaxgen.config import base_config, benchmark_val_dirs, make_tiny, optim_config, parse_arg, use_builtin_photos
+from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_builtin_photos, use_div2k
 
 import ml_collections
 
@@ -29,11 +29,7 @@ def get_config(arg=None):
     c.batch_size = 16
     c.total_steps = 300_000
     c.optim = optim_config(lr=1e-4, schedule="multistep", milestones=(200_000,), gamma=0.5)
-    c.data.source = "tfds"
-    c.data.tfds_name = f"div2k/bicubic_x{a.scale}"
-    c.data.patch_size = 48
-    c.data.val_dirs = benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000
+    use_div2k(c, patch_size=48)
 
     if a.tiny:
         make_tiny(c)

@@ -8,7 +8,7 @@ lr 0.01 -> 0.0001). Validation Set5/Set14 (Y, crop = scale). Expected (paper, 91
 
 import ml_collections
 
-from jaxgen.config import base_config, benchmark_val_dirs, make_tiny, optim_config, parse_arg, shared_data_dir
+from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_t91
 
 
 def get_config(arg=None):
@@ -20,11 +20,7 @@ def get_config(arg=None):
     c.batch_size = 64
     c.total_steps = 100_000
     c.optim = optim_config(lr=1e-3, schedule="multistep", milestones=(50_000, 80_000), gamma=0.1)
-    c.data.source = "folder"
-    c.data.train_dir = f"{shared_data_dir()}/sr-train/T91"
-    c.data.patch_size = 17
-    c.data.val_dirs = benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 2000, 2000
+    use_t91(c, patch_size=17)
     if a.tiny:
         make_tiny(c)
         c.model.filters = (8, 8)

@@ -8,7 +8,7 @@ Protocol (paper): DIV2K bicubic, 48x48 LR patches, batch 16, L1, Adam(0.9, 0.999
 
 import ml_collections
 
-from jaxgen.config import base_config, benchmark_val_dirs, make_tiny, optim_config, parse_arg
+from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
 
 
 def get_config(arg=None):
@@ -20,11 +20,7 @@ def get_config(arg=None):
     c.batch_size = 16
     c.total_steps = 1_000_000
     c.optim = optim_config(lr=1e-4, schedule="multistep", milestones=(200_000, 400_000, 600_000, 800_000))
-    c.data.source = "tfds"
-    c.data.tfds_name = f"div2k/bicubic_x{a.scale}"
-    c.data.patch_size = 48
-    c.data.val_dirs = benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000
+    use_div2k(c, patch_size=48)
     if a.tiny:
         make_tiny(c)
         c.model.num_feat, c.model.num_groups, c.model.num_blocks, c.model.reduction = 8, 1, 1, 4

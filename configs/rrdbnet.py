@@ -10,7 +10,7 @@ Expected (ESRGAN paper, PSNR-oriented RRDB trained on DIV2K+Flickr2K): Set5 x4 3
 
 import ml_collections
 
-from jaxgen.config import base_config, benchmark_val_dirs, make_tiny, optim_config, parse_arg
+from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
 
 
 def get_config(arg=None):
@@ -23,11 +23,7 @@ def get_config(arg=None):
     c.total_steps = 1_000_000
     c.optim = optim_config(lr=2e-4, b2=0.99, schedule="multistep", milestones=(200_000, 400_000, 600_000, 800_000))
     c.ema_decay = 0.999 if a.ema else 0.0
-    c.data.source = "tfds"
-    c.data.tfds_name = f"div2k/bicubic_x{a.scale}"
-    c.data.patch_size = 32
-    c.data.val_dirs = benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000
+    use_div2k(c, patch_size=32)
     if a.tiny:
         make_tiny(c)
         c.model.num_feat, c.model.num_blocks, c.model.num_grow_ch = 8, 1, 4

@@ -16,7 +16,7 @@ recorded in experiments/results/srcnn_t91.md.
 
 import ml_collections
 
-from jaxgen.config import base_config, benchmark_val_dirs, make_tiny, optim_config, parse_arg, shared_data_dir
+from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_t91
 
 
 def get_config(arg=None):
@@ -30,11 +30,7 @@ def get_config(arg=None):
     c.batch_size = 64
     c.total_steps = 200_000
     c.optim = optim_config(lr=1e-3, schedule="cosine", warmup_steps=200, min_lr=1e-5)
-    c.data.source = "folder"
-    c.data.train_dir = f"{shared_data_dir()}/sr-train/T91"
-    c.data.patch_size = 11 if a.scale == 3 else 33 // a.scale
-    c.data.val_dirs = benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 2000, 2000
+    use_t91(c, patch_size=11 if a.scale == 3 else 33 // a.scale)
     if a.tiny:
         make_tiny(c)
         c.model.filters = (8, 4)

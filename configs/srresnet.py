@@ -9,7 +9,7 @@ Expected (paper Table 2, SRResNet-MSE trained on ImageNet): Set5 x4 32.05 dB, Se
 
 import ml_collections
 
-from jaxgen.config import base_config, benchmark_val_dirs, make_tiny, optim_config, parse_arg
+from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
 
 
 def get_config(arg=None):
@@ -21,11 +21,7 @@ def get_config(arg=None):
     c.batch_size = 16
     c.total_steps = 1_000_000
     c.optim = optim_config(lr=2e-4, b2=0.99, schedule="cosine", min_lr=1e-7)
-    c.data.source = "tfds"
-    c.data.tfds_name = f"div2k/bicubic_x{a.scale}"
-    c.data.patch_size = 32
-    c.data.val_dirs = benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000
+    use_div2k(c, patch_size=32)
     if a.tiny:
         make_tiny(c)
         c.model.num_feat, c.model.num_blocks = 8, 1

@@ -144,3 +144,19 @@ def make_tiny(c: ml_collections.ConfigDict) -> None:
     c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20, 5, 10, 10
     c.optim = optim_config(lr=5e-4)
     c.eval_max_images = 1
+
+
+def use_div2k(c: ml_collections.ConfigDict, patch_size: int) -> None:
+    """The DIV2K protocol of EDSR/RCAN/ESRGAN: TFDS ``div2k/bicubic_x{scale}`` (prepare it yourself), LR
+    patches of ``patch_size``, validation on Set5/Set14, logs every 100 steps, eval + checkpoint every 5000."""
+    c.data.source, c.data.tfds_name = "tfds", f"div2k/bicubic_x{c.scale}"
+    c.data.patch_size, c.data.val_dirs = patch_size, benchmark_val_dirs()
+    c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000
+
+
+def use_t91(c: ml_collections.ConfigDict, patch_size: int) -> None:
+    """The 91-image protocol of SRCNN/ESPCN/FSRCNN: ``sr-train/T91`` under :func:`shared_data_dir` (LR by
+    MATLAB-exact bicubic), LR patches of ``patch_size``, validation on Set5/Set14, eval every 2000 steps."""
+    c.data.source, c.data.train_dir = "folder", f"{shared_data_dir()}/sr-train/T91"
+    c.data.patch_size, c.data.val_dirs = patch_size, benchmark_val_dirs()
+    c.log_every, c.eval_every, c.ckpt_every = 100, 2000, 2000
