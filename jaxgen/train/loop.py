@@ -182,7 +182,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
     if is_main and config.progress_bar:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=config.total_steps, initial=start_step, desc="train", dynamic_ncols=True)
+        progress = tqdm(total=config.total_steps, initial=start_step, desc="train", dynamic_ncols=True, disable=None)
 
     t_last, steps_since = time.perf_counter(), 0
     t_start = t_last
