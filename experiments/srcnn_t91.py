@@ -16,8 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from jaxgen import evaluation
-from jaxgen.commands.upscale import make_image_sr_fn
+from jaxgen import evaluation, inference
 from jaxgen.config import load_config, shared_data_dir
 from jaxgen.train import train
 
@@ -45,7 +44,7 @@ def main() -> None:
 
     from jaxgen.train import setup
 
-    sr_fn = make_image_sr_fn(setup.build_generator(config), params, config.scale)
+    sr_fn = inference.make_sr_fn(inference.make_apply(setup.build_generator(config)), params, config.scale)
     rows = {}
     for name in ("Set5", "Set14"):
         pairs = evaluation.load_sr_pairs(shared / "sr-benchmarks" / name / f"image_SRF_{config.scale}", config.scale)

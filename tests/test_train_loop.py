@@ -4,7 +4,6 @@ upscale. Uses ``configs/edsr.py:x2,tiny`` on the built-in sample photos."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

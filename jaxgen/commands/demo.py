@@ -32,9 +32,8 @@ def _summary_table(rows: list[tuple[str, float, float]]) -> str:
 def _main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from jaxgen import evaluation, image
+    from jaxgen import evaluation, image, inference
     from jaxgen.commands.common import print_train_summary, run_guarded
-    from jaxgen.commands.upscale import make_image_sr_fn
     from jaxgen.train import loop, setup, validate
 
     config = _CONFIG.value
@@ -44,7 +43,7 @@ def _main(argv: list[str]) -> None:
     config = loop.resolve_data_config(config)
     state = summary["state"]
     generator = setup.build_generator(config)
-    sr_fn = make_image_sr_fn(generator, state.eval_params, config.scale)
+    sr_fn = inference.make_sr_fn(inference.make_apply(generator), state.eval_params, config.scale)
     rows = []
     for directory in config.data.val_dirs:
         for pair in evaluation.load_sr_pairs(directory, config.scale):

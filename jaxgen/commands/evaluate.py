@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], int, dict[str, Any]]:
-    from jaxgen.commands.upscale import make_image_sr_fn
+    from jaxgen import inference
     from jaxgen.train import restore_generator
 
     if args.checkpoint:
@@ -47,7 +47,8 @@ def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.nd
         workdir = Path(args.workdir)
     if args.scale is not None and args.scale != config.scale:
         raise ValueError(f"--scale {args.scale} but the checkpoint in {workdir} was trained for x{config.scale}")
-    sr_fn = make_image_sr_fn(model, params, config.scale, tile=args.tile, overlap=args.tile_overlap)
+    apply = inference.make_apply(model)
+    sr_fn = inference.make_sr_fn(apply, params, config.scale, tile=args.tile, overlap=args.tile_overlap)
     info = {"workdir": str(workdir), "step": step, "model": config.model.name}
     return sr_fn, config.scale, info
 

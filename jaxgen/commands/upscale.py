@@ -9,31 +9,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable
-
-import flax.linen as nn
-import jax
-import numpy as np
-
-
-def make_image_sr_fn(
-    model: nn.Module, params: Any, scale: int, *, tile: int = 0, overlap: int = 16
-) -> Callable[[np.ndarray], np.ndarray]:
-    """``lr uint8 [h,w,C] -> sr float32 [h*s,w*s,C]``, tiled when ``tile > 0``."""
-    from jaxgen import image, tiling
-
-    apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
-
-    def batch_fn(x: np.ndarray) -> np.ndarray:
-        return np.asarray(apply(params, x))
-
-    def sr_fn(lr_u8: np.ndarray) -> np.ndarray:
-        lr = image.to_float(lr_u8)
-        if tile:
-            return tiling.upscale_tiled(batch_fn, lr, scale, tile=tile, overlap=overlap)
-        return batch_fn(lr[None])[0]
-
-    return sr_fn
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,11 +23,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def upscale(args: argparse.Namespace) -> list[Path]:
-    from jaxgen import image
+    from jaxgen import image, inference
     from jaxgen.train import restore_generator
 
     config, model, params, step = restore_generator(args.workdir, which=args.which)
-    sr_fn = make_image_sr_fn(model, params, config.scale, tile=args.tile, overlap=args.tile_overlap)
+    apply = inference.make_apply(model)
+    sr_fn = inference.make_sr_fn(apply, params, config.scale, tile=args.tile, overlap=args.tile_overlap)
     out = Path(args.output)
     written = []
     for path in map(Path, args.inputs):

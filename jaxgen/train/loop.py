@@ -23,7 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxgen import data as data_lib
-from jaxgen import evaluation, image
+from jaxgen import evaluation, image, inference
 from jaxgen.train import checkpoint, parallel, setup, validate
 from jaxgen.train.metric_writer import MetricWriter
 from jaxgen.train.state import TrainState, init_state
@@ -158,12 +158,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
     )
     val_sets = load_val_sets(config, list(config.data.val_dirs))
     writer = MetricWriter(workdir, enabled=is_main)
+    apply_generator = inference.make_apply(generator)
     meta = _meta(config)
 
     def evaluate_and_log(step: int, state: TrainState) -> dict[str, float]:
         if not val_sets:
             return {}
-        sr_fn = validate.make_sr_fn(generator, state.eval_params)
+        sr_fn = inference.make_sr_fn(apply_generator, state.eval_params, config.scale)
         results = validate.validate(sr_fn, val_sets, config.scale)
         writer.write_scalars(step, results)
         first = next(iter(val_sets.values()))[0]

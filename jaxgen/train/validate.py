@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
-import flax.linen as nn
-import jax
 import numpy as np
 
 from jaxgen import evaluation, image
-
-
-def make_sr_fn(model: nn.Module, params: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """``lr uint8 [h,w,C] -> sr float32 [h*s,w*s,C]`` (not clipped) with a jitted apply (one compile per shape)."""
-    apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
-
-    def sr_fn(lr_u8: np.ndarray) -> np.ndarray:
-        x = image.to_float(lr_u8)[None]
-        return np.asarray(apply(params, x))[0]
-
-    return sr_fn
 
 
 def validate(
