@@ -46,6 +46,8 @@ EDSR_FULL = dict(num_blocks=32, num_feat=256, res_scale=0.1)
 KEY = jax.random.key(0)
 X = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
 
+from tests.param_utils import zero_params as _zero
+
 
 def _shapes(model, x_shape=(1, 16, 16, 3)):
     return jax.eval_shape(model.init, KEY, jax.ShapeDtypeStruct(x_shape, jnp.float32))
@@ -68,14 +70,6 @@ def _cached_count(name: str, scale: int, in_ch: int, kw: tuple) -> int:
     return _count(_shapes(model, (1, 16, 16, in_ch)))
 
 
-def _zero(params, *path: str):
-    p = flax.core.unfreeze(params)
-    node = p["params"]
-    for name in path:
-        node = node[name]
-    for leaf in list(node):
-        node[leaf] = jnp.zeros_like(node[leaf])
-    return p
 
 
 def test_every_generator_is_covered():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +12,8 @@ import pytest
 from jaxgen import nn as blocks
 
 RNG = np.random.default_rng(0)
+
+from tests.param_utils import zero_params as _zero
 
 
 def _x(*shape: int) -> np.ndarray:
@@ -115,15 +116,6 @@ def _count(tree) -> int:
     return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
 
 
-def _zero(params, *path: str):
-    """A copy of ``params`` with the kernel and bias of the conv at ``path`` zeroed."""
-    p = flax.core.unfreeze(params)
-    node = p["params"]
-    for name in path:
-        node = node[name]
-    for leaf in list(node):
-        node[leaf] = jnp.zeros_like(node[leaf])
-    return p
 
 
 # ------------------------------------------------------------------------------ pixel shuffle
