@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from jaxgen import models
-from jaxgen import nn as blocks
+from jaxgen.models import layers as blocks
 from jaxgen.image import imresize
 from tests.test_nn import np_bilinear, np_nearest
 

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgen import nn as blocks
+from jaxgen.models import layers as blocks
 
 Dtype = Any
 

@@ -1,4 +1,4 @@
-"""jaxgen.nn against independent references: numpy re-implementations of the PyTorch semantics."""
+"""jaxgen.models.layers against independent references: numpy re-implementations of the PyTorch semantics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import nn as blocks
+from jaxgen.models import layers as blocks
 
 RNG = np.random.default_rng(0)
 
