@@ -8,13 +8,13 @@ import sys
 COMMANDS = {
     "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
     "eval": ("jaxgen.commands.evaluate", "PSNR/SSIM of a checkpoint (or bicubic) on benchmark folders"),
-    "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint (tiled)"),
-    "demo": ("jaxgen.commands.demo", "train a tiny model on built-in photos and compare with bicubic"),
+    "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint or a pretrained model"),
+    "demo": ("jaxgen.commands.demo", "train a small model on built-in photos and compare with bicubic"),
 }
 
 
 def usage() -> str:
-    lines = ["usage: jaxgen COMMAND [options]", "", "commands:"]
+    lines = ["usage: jaxgen COMMAND [options]   (jaxgen COMMAND -h for a command's options)", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[1] not in COMMANDS:
-        print(f"jaxgen: unknown command {argv[1]!r}\n\n{usage()}", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(argv[1], list(COMMANDS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0

@@ -1,34 +1,92 @@
-"""Config helpers shared by the files in ``configs/``.
+"""Config helpers shared by the files in ``configs/`` and the command line.
 
 A config file defines ``get_config(arg=None) -> ml_collections.ConfigDict``. ``arg`` is the text after the
 colon in ``--config configs/edsr.py:x2,tiny`` and is parsed big_vision-style by :func:`parse_arg`:
 comma-separated ``key`` (a boolean flag set to True), ``key=value`` (cast to the default's type) or ``xN``
 (shorthand for ``scale=N``).
 
-:func:`base_config` returns every key the trainer reads, with defaults, so a config file only states what its
-experiment changes. Configs are locked by the CLI: overriding a key that does not exist is an error naming it.
+Layout: :func:`base_config` holds the run-level keys (seed, steps, batch, logging, checkpointing, ``task``);
+the task selected by ``config.task`` adds its own section (``jaxgen.tasks.TASKS[task].default_config``), e.g.
+the SR tasks' ``scale``, ``model``, ``losses``, ``optim``, ``data``. :func:`load_config` locks the result so a
+mistyped ``--config.key=value`` is an error naming the close match, except in the *open* sections the task
+declares (model kwargs, loss entries, optimizer kwargs, discriminator kwargs), which accept new keys.
+
+Overrides: ``--config.a.b=value`` (:func:`apply_override`): the value is cast to the type of the existing
+key (``true/false/1/0`` for booleans; Python literals for tuples); a new key in an open section takes a
+Python literal or else the plain string.
 """
 
 from __future__ import annotations
 
+import ast
+import difflib
+import importlib.util
+import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import ml_collections
 
-from jaxgen.data import default_data_config
+__all__ = [
+    "ConfigError",
+    "apply_override",
+    "base_config",
+    "config_from_json",
+    "load_config",
+    "optim_config",
+    "parse_arg",
+    "shared_data_dir",
+]
+
+# Keys of an ``optim`` section; anything else given to :func:`optim_config` goes to its open ``kwargs``.
+_OPTIM_KEYS = ("name", "lr", "schedule", "milestones", "gamma", "warmup_steps", "min_lr", "decay_start", "grad_clip")
 
 
-def _cast(value: str, default: Any) -> Any:
+class ConfigError(ValueError):
+    """A user mistake in a config file, variant or override (one line; the CLI exits with status 2)."""
+
+
+def _cast(value: str, default: Any, what: str = "config arg") -> Any:
     if isinstance(default, bool):
         if value.lower() in ("1", "true", "yes", "y"):
             return True
         if value.lower() in ("0", "false", "no", "n"):
             return False
-        raise ValueError(f"config arg expects a boolean, got {value!r}")
+        raise ConfigError(f"{what} expects a boolean (true/false), got {value!r}")
     if default is None:
+        return _literal(value)
+    if isinstance(default, int):
+        try:
+            number = float(value) if re.fullmatch(r"[-+]?\d+(\.0*)?[eE][-+]?\d+", value) else None
+            return int(number) if number is not None and number == int(number) else int(value)
+        except ValueError:
+            raise ConfigError(f"{what} expects an integer, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{what} expects a number, got {value!r}") from None
+    if isinstance(default, (tuple, list)):
+        parsed = _literal(value)
+        if isinstance(parsed, str):  # a bare comma list: "1,2,3"
+            parsed = tuple(_literal(v.strip()) for v in value.split(",") if v.strip())
+        return tuple(parsed) if isinstance(parsed, (tuple, list)) else (parsed,)
+    if isinstance(default, str):
         return value
     return type(default)(value)
+
+
+def _literal(value: str) -> Any:
+    """A Python literal (``1``, ``0.5``, ``(1, 2)``, ``'x'``, ``True``) or else the string itself."""
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+    return tuple(parsed) if isinstance(parsed, list) else parsed
 
 
 def parse_arg(arg: str | None, **spec: Any) -> ml_collections.ConfigDict:
@@ -44,83 +102,231 @@ def parse_arg(arg: str | None, **spec: Any) -> ml_collections.ConfigDict:
             continue
         key, sep, value = token.partition("=")
         if key not in spec:
-            raise ValueError(f"unknown config arg {key!r}; known: {sorted(spec)} (and xN for the scale)")
-        result[key] = _cast(value, spec[key]) if sep else True
+            close = difflib.get_close_matches(key, list(spec), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config variant {key!r}{hint}; known: {sorted(spec)} (and xN for the scale)")
+        result[key] = _cast(value, spec[key], f"config variant {key}") if sep else True
     return result
 
 
 def optim_config(**overrides: Any) -> ml_collections.ConfigDict:
-    """Optax optimizer + schedule settings (see ``jaxgen.train.optim``)."""
+    """An Optax optimizer + schedule section (see ``jaxgen.train.optim``). Keys that are not section keys
+    (``b1``, ``b2``, ``eps``, ``weight_decay``, ``momentum``, ...) go to the open ``kwargs`` map."""
     cfg = ml_collections.ConfigDict(
         dict(
-            name="adam",  # adam | adamw
+            name="adam",  # any optax optimizer: adam | adamw | sgd | lion | ...
             lr=1e-4,
-            b1=0.9,
-            b2=0.999,
-            eps=1e-8,
-            weight_decay=0.0,
-            schedule="constant",  # constant | multistep | cosine
-            milestones=(),  # multistep: steps where lr *= gamma
+            schedule="constant",  # constant | multistep | cosine | linear_decay
+            milestones=(),  # multistep: absolute steps where lr *= gamma
             gamma=0.5,
-            warmup_steps=0,  # linear warm-up (cosine and multistep)
-            min_lr=0.0,  # cosine floor
+            warmup_steps=0,  # linear warm-up from 0 (cosine, constant and multistep)
+            min_lr=0.0,  # cosine / linear_decay floor
+            decay_start=0,  # linear_decay: step where the linear decay starts
             grad_clip=0.0,  # global-norm clip; 0 = off
+            kwargs=ml_collections.ConfigDict(dict(b1=0.9, b2=0.999, eps=1e-8)),  # optax.<name>(lr, **kwargs)
         )
     )
-    cfg.update(overrides)
+    for key, value in overrides.items():
+        if key in _OPTIM_KEYS:
+            cfg[key] = value
+        elif key == "kwargs":
+            cfg.kwargs = ml_collections.ConfigDict(dict(value))
+        else:
+            cfg.kwargs[key] = value
+    if cfg.name not in ("adam", "adamw") and "kwargs" not in overrides:
+        cfg.kwargs = ml_collections.ConfigDict({k: v for k, v in cfg.kwargs.items() if k not in ("b1", "b2", "eps")})
     return cfg
 
 
-def base_config() -> ml_collections.ConfigDict:
-    """All trainer keys with defaults. Generator kwargs live in ``model`` next to ``model.name``."""
+def base_config(task: str = "sr") -> ml_collections.ConfigDict:
+    """The run-level keys with defaults, plus ``task``'s own section (``TASKS[task].default_config``)."""
     c = ml_collections.ConfigDict()
+    c.task = task
     c.seed = 0
-    c.scale = 2
     c.total_steps = 1000
     c.batch_size = 16  # global batch size, split over processes and the `data` mesh axis
     c.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
-    c.model = ml_collections.ConfigDict({"name": "edsr"})
-    c.losses = ml_collections.ConfigDict({"l1": 1.0})  # pixel loss name -> weight
-    c.optim = optim_config()
-    # Discriminator (empty name = PSNR-oriented training, no second player).
-    c.disc = ml_collections.ConfigDict(
-        dict(name="", gan_kind="nonsaturating", weight=5e-3, kwargs=ml_collections.ConfigDict(), optim=optim_config())
-    )
-    c.ema_decay = 0.0  # 0 = no EMA; e.g. 0.999 (ESRGAN/Real-ESRGAN)
-    c.data = default_data_config()
     c.log_every = 50
     c.eval_every = 500  # 0 = only at the end
     c.ckpt_every = 500
-    c.keep_ckpts = 3  # latest N kept, plus the best by validation PSNR
+    c.keep_ckpts = 3  # latest N kept, plus the best by the task's validation metric
     c.eval_max_images = 0  # 0 = all validation images
     c.time_budget_s = 0.0  # > 0: checkpoint and stop after this much training time (studies on a budget)
-    c.distributed = False  # call jax.distributed.initialize() (multi-host)
+    c.distributed = False  # call jax.distributed.initialize() (multi-host; env/cluster auto-detection)
     c.progress_bar = True
+    from jaxgen.tasks import get_task
+
+    get_task(task).default_config(c)
     return c
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads ``'configs/edsr.py:x2,tiny'`` like ``--config`` does (the returned config is locked)."""
-    import importlib.util
-    from pathlib import Path
+RUN_LIMITS = {  # key: minimum
+    "seed": 0,
+    "total_steps": 1,
+    "batch_size": 1,
+    "log_every": 1,
+    "eval_every": 0,
+    "ckpt_every": 1,
+    "keep_ckpts": 1,
+    "eval_max_images": 0,
+}
 
+
+def check_run_config(config: ml_collections.ConfigDict) -> None:
+    """Range checks of the run-level keys (one clear line each)."""
+    for key, minimum in RUN_LIMITS.items():
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(f"config.{key}={value!r}: expected an integer >= {minimum}")
+    if config.time_budget_s < 0:
+        raise ConfigError(f"config.time_budget_s={config.time_budget_s}: expected >= 0 (0 = no budget)")
+    if config.compute_dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"config.compute_dtype={config.compute_dtype!r}: expected float32, bfloat16 or float16")
+
+
+def open_sections(config: ml_collections.ConfigDict) -> list[str]:
+    """Dotted paths of the sections that accept new keys: every ``optim``'s ``kwargs`` and the task's own."""
+    from jaxgen.tasks import get_task
+
+    paths = [p for p in _section_paths(config) if p == "optim.kwargs" or p.endswith(".optim.kwargs")]
+    return paths + [p for p in get_task(config.task).OPEN_SECTIONS if _get_path(config, p) is not None]
+
+
+def _section_paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            path = f"{prefix}{key}"
+            paths.append(path)
+            paths += _section_paths(value, path + ".")
+    return paths
+
+
+def _get_path(config: ml_collections.ConfigDict, path: str) -> Any:
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def lock(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Locks ``config`` except its open sections (and everything inside them)."""
+    config.lock()
+    for path in open_sections(config):
+        section = _get_path(config, path)
+        if isinstance(section, ml_collections.ConfigDict):
+            _unlock_all(section)
+    return config
+
+
+def _unlock_all(section: ml_collections.ConfigDict) -> None:
+    section.unlock()
+    for value in section.values():
+        if isinstance(value, ml_collections.ConfigDict):
+            _unlock_all(value)
+
+
+def apply_override(config: ml_collections.ConfigDict, dotted: str, value: str) -> None:
+    """Sets ``config.<dotted> = value`` (a command-line string) with the rules of the module docstring."""
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"--config.{dotted}: malformed key")
+    node = config
+    for i, part in enumerate(parts[:-1]):
+        here = ".".join(parts[: i + 1])
+        if part not in node:
+            if node.is_locked:
+                raise ConfigError(f"--config.{dotted}: {_unknown(node, part, '.'.join(parts[:i]))}")
+            node[part] = ml_collections.ConfigDict()
+        elif not isinstance(node[part], ml_collections.ConfigDict):
+            if _is_weight_entry_scalar(node, part):
+                weight = node[part]
+                del node[part]  # ConfigDict refuses a change of type in place
+                node[part] = ml_collections.ConfigDict({"weight": float(weight)})
+            else:
+                raise ConfigError(f"--config.{dotted}: config.{here} is a value ({node[part]!r}), not a section")
+        node = node[part]
+    key = parts[-1]
+    what = f"--config.{dotted}"
+    if key not in node:
+        if node.is_locked:
+            raise ConfigError(f"{what}: {_unknown(node, key, '.'.join(parts[:-1]))}")
+        node[key] = _literal(value)
+        return
+    current = node[key]
+    if isinstance(current, ml_collections.ConfigDict):
+        if "weight" in current and not isinstance(_literal(value), (dict, tuple)):
+            current.weight = _cast(value, float(current.weight), what)
+            return
+        raise ConfigError(f"{what}: config.{dotted} is a section; set one of its keys ({', '.join(current.keys())})")
+    node[key] = _cast(value, current, what)
+
+
+def _is_weight_entry_scalar(node: ml_collections.ConfigDict, key: str) -> bool:
+    return not node.is_locked and isinstance(node[key], (int, float)) and not isinstance(node[key], bool)
+
+
+def _unknown(node: ml_collections.ConfigDict, key: str, parent: str) -> str:
+    where = f"config.{parent}" if parent else "the config"
+    close = difflib.get_close_matches(key, list(node.keys()), n=1, cutoff=0.6)
+    hint = f"; did you mean {(parent + '.' if parent else '') + close[0]!r}?" if close else ""
+    return f"{where} has no key {key!r}{hint} (known: {', '.join(sorted(node.keys()))})"
+
+
+def load_config(spec: str, overrides: list[tuple[str, str]] | None = None) -> ml_collections.ConfigDict:
+    """Loads ``'configs/edsr.py:x2,tiny'`` as ``--config`` does, locks it (open sections stay open), then
+    applies ``(dotted key, value string)`` overrides. Every mistake raises :class:`ConfigError`."""
     path, _, arg = spec.partition(":")
     if not Path(path).is_file():
-        raise ValueError(f"config file {path!r} not found")
+        raise ConfigError(f"config file {path!r} not found")
     module_spec = importlib.util.spec_from_file_location(f"jaxgen_config_{Path(path).stem}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {path!r} has a syntax error at line {e.lineno}: {e.msg}") from None
     if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path!r} has no get_config(arg) function")
+        raise ConfigError(f"config file {path!r} has no get_config(arg) function")
     config = module.get_config(arg or None)
-    config.lock()
+    _check_task(config, path)
+    lock(config)
+    for dotted, value in overrides or []:
+        apply_override(config, dotted, value)
     return config
+
+
+def _check_task(config: ml_collections.ConfigDict, where: str) -> None:
+    from jaxgen.tasks import TASKS
+
+    if config.get("task") not in TASKS:
+        raise ConfigError(f"{where}: config.task={config.get('task')!r}; expected one of {sorted(TASKS)}")
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def config_from_json(text: str, where: str = "config.json") -> ml_collections.ConfigDict:
+    """A config written by ``config.to_json()`` (``W/config.json``), with JSON lists back to tuples, locked
+    like a loaded one. A config of an older jaxgen without ``task`` is taken as ``sr``."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON ({e})") from None
+    raw.setdefault("task", "sr_gan" if (raw.get("disc") or {}).get("name") else "sr")
+    config = ml_collections.ConfigDict(_tuples(raw))
+    _check_task(config, where)
+    return lock(config)
 
 
 def shared_data_dir() -> str:
     """Public benchmark data: ``$JAXGEN_SHARED_DATA`` or ``../shared/data`` (relative to the working dir)."""
-    import os
-
     return os.environ.get("JAXGEN_SHARED_DATA", "../shared/data")
 
 
@@ -148,7 +354,8 @@ def make_tiny(c: ml_collections.ConfigDict) -> None:
 
 def use_div2k(c: ml_collections.ConfigDict, patch_size: int) -> None:
     """The DIV2K protocol of EDSR/RCAN/ESRGAN: TFDS ``div2k/bicubic_x{scale}`` (prepare it yourself), LR
-    patches of ``patch_size``, validation on Set5/Set14, logs every 100 steps, eval + checkpoint every 5000."""
+    patches of ``patch_size``, validation on Set5/Set14, logs every 100 steps, eval + checkpoint every 5000.
+    Without TFDS: ``--config.data.source=folder --config.data.train_dir=.../DIV2K_train_HR`` (README)."""
     c.data.source, c.data.tfds_name = "tfds", f"div2k/bicubic_x{c.scale}"
     c.data.patch_size, c.data.val_dirs = patch_size, benchmark_val_dirs()
     c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000

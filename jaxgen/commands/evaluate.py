@@ -17,24 +17,37 @@ from typing import Any, Callable
 import numpy as np
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxgen eval", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    from jaxgen.commands.common import HelpFormatter
+
+    p = argparse.ArgumentParser(prog="jaxgen eval", description=__doc__, formatter_class=HelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--workdir", help="run folder; evaluates its latest (or --which best) checkpoint")
     src.add_argument("--checkpoint", help="a checkpoint folder W/checkpoints/<step>")
     src.add_argument("--model", choices=["bicubic"], help="evaluate a baseline without a checkpoint")
     p.add_argument("--data", nargs="+", required=True, action="extend", help="benchmark folders")
     p.add_argument("--scale", type=int, help="upscaling factor (default: the run's config.scale)")
-    p.add_argument("--out", required=True, help="JSON output path; a Markdown table is written beside it (.md)")
+    p.add_argument("--out", help="JSON output path; a Markdown table is written beside it (.md); the table is "
+                   "printed either way")
     p.add_argument("--which", choices=["latest", "best"], default="latest")
-    p.add_argument("--tile", type=int, default=0, help="LR tile size for tiled inference (0 = whole image)")
-    p.add_argument("--tile-overlap", type=int, default=16)
+    p.add_argument("--tile", type=_non_negative, default=0, help="LR tile size for tiled inference (0 = whole image)")
+    p.add_argument("--tile-overlap", type=_non_negative, default=16, help="LR pixels of context around each tile")
     return p
 
 
 def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], int, dict[str, Any]]:
     from jaxgen import inference
-    from jaxgen.train import restore_generator
+    from jaxgen.inference import restore_generator
 
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
@@ -91,13 +104,17 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 def run(argv: list[str]) -> int:
     from jaxgen.commands.common import run_guarded
 
+    from jaxgen.commands.common import set_verbosity
+
     args = _parser().parse_args(argv[1:])
+    set_verbosity(False)
     results = run_guarded(lambda: evaluate(args))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=float))
     table = markdown_table(results)
-    out.with_suffix(".md").write_text(table)
     print(table)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, default=float))
+        out.with_suffix(".md").write_text(table)
+        print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0

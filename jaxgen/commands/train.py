@@ -1,35 +1,33 @@
 """``jaxgen train --config configs/edsr.py:x2,tiny --workdir W [--config.key=value ...]``.
 
-Resumes automatically when ``W/checkpoints`` has a checkpoint. Overriding a key that the config does not
-have is an error naming it (configs are locked).
+Trains the config's task (``config.task``: sr, sr_gan, ...) in W, resuming automatically when W has a
+checkpoint (a workdir of another task or architecture is refused). SIGTERM and Ctrl-C checkpoint at the
+current step and exit; rerun the same command to resume.
 """
 
 from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "config file[:args]", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "run folder (checkpoints, logs); resumed if it has checkpoints")
-
-
-def _main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if _CONFIG.value is None or not _WORKDIR.value:
-        raise app.UsageError("--config and --workdir are required")
-    from jaxgen.commands.common import print_train_summary, run_guarded
-    from jaxgen.train import train
-
-    summary = run_guarded(lambda: train(_CONFIG.value, _WORKDIR.value))
-    print_train_summary(summary)
-
 
 def run(argv: list[str]) -> int:
-    logging.set_verbosity(logging.INFO)
-    app.run(_main, argv=argv)
+    from jaxgen.commands import common
+
+    p = common.make_parser("jaxgen train", __doc__)
+    p.add_argument("--workdir", required=True, help="run folder (checkpoints, logs); resumed if it has checkpoints")
+    common.add_verbose(p)
+    args, overrides = common.parse_with_overrides(p, argv[1:])
+    common.set_verbosity(args.verbose)
+    config = common.load_config_or_exit(args.config, overrides)
+
+    def go():
+        from jaxgen.tasks import get_task
+        from jaxgen.train import train
+
+        return train(config, args.workdir, get_task(config.task)(config))
+
+    summary = common.run_guarded(go)
+    common.print_train_summary(summary)
     return 0
 
 

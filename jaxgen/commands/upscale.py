@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def upscale(args: argparse.Namespace) -> list[Path]:
     from jaxgen import image, inference
-    from jaxgen.train import restore_generator
+    from jaxgen.inference import restore_generator
 
     config, model, params, step = restore_generator(args.workdir, which=args.which)
     apply = inference.make_apply(model)

@@ -49,6 +49,10 @@ def default_data_config() -> ml_collections.ConfigDict:
             prefetch=4,  # batches buffered ahead (per worker when num_workers > 0)
             val_dirs=(),  # validation folders (read by the trainer)
             holdout=2,  # builtin: photos held out for validation
+            # records: each process samples its own shard of the images (scales with hosts);
+            # global_batch: every process computes the whole global batch and keeps its rows, so the batches
+            # (and the training) are identical for any number of processes, at P times the host work.
+            process_sharding="records",
         )
     )
 

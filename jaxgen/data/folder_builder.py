@@ -80,6 +80,22 @@ class _NoUsableImages(Exception):
         self.message = message  # TFDS may prefix str(e) while re-raising
 
 
+def _quiet_prepare(builder: Any) -> None:
+    """``builder.download_and_prepare()`` without TFDS's progress bars and banner unless INFO logging is on."""
+    import contextlib
+    import io
+
+    if log.isEnabledFor(logging.INFO):
+        builder.download_and_prepare()
+        return
+    tfds.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            builder.download_and_prepare()
+    finally:
+        tfds.enable_progress_bar()
+
+
 def list_image_files(folder: Path, what: str = "image folder") -> list[Path]:
     """Image files directly in ``folder`` (by extension, hidden files ignored), sorted by name."""
     if not folder.is_dir():
@@ -264,7 +280,7 @@ def prepare_folder(
     if prepared_now:
         log.info("preparing %d images of %s into %s", len(pairs), hr_path, data_dir)
         try:
-            builder.download_and_prepare()
+            _quiet_prepare(builder)
         except _NoUsableImages as e:
             raise ValueError(e.message) from None
         except Exception:

@@ -244,6 +244,30 @@ class TrainIterator:
         self.close()
 
 
+class RowSlice:
+    """Rows ``[start, start + size)`` of every batch of a whole-global-batch iterator (same state API)."""
+
+    def __init__(self, whole: TrainIterator, start: int, size: int) -> None:
+        self._whole, self._start, self._size = whole, start, size
+        self.info = whole.info
+
+    def __iter__(self) -> "RowSlice":
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        batch = next(self._whole)
+        return {k: v[self._start : self._start + self._size] for k, v in batch.items()}
+
+    def get_state(self) -> dict[str, Any]:
+        return self._whole.get_state()
+
+    def set_state(self, state: Any, *, strict: bool = True) -> None:
+        self._whole.set_state(state, strict=strict)
+
+    def close(self) -> None:
+        self._whole.close()
+
+
 def _allow_unparsed_absl_flags() -> None:
     """grain 0.2.18 reads an absl flag when starting workers, which fails in a program that did not parse
     absl flags (google/grain#1355): mark them parsed (defaults). ``absl.app.run`` still parses argv later."""
@@ -305,6 +329,14 @@ def make_train_iterator(
     if global_batch_size % process_count:
         raise ValueError(f"global batch size {global_batch_size} is not divisible by {process_count} processes")
     batch_size = global_batch_size // process_count
+
+    sharding = cfg.get("process_sharding", "records")
+    if sharding not in ("records", "global_batch"):
+        raise ValueError(f"data.process_sharding={sharding!r}; expected 'records' or 'global_batch'")
+    if sharding == "global_batch" and process_count > 1:
+        whole = make_train_iterator(data_cfg, scale=scale, global_batch_size=global_batch_size, seed=seed,
+                                    process_index=0, process_count=1, source=source)
+        return RowSlice(whole, process_index * batch_size, batch_size)
 
     if source is None:
         source = open_train_source(cfg, scale=scale)

@@ -1,7 +1,6 @@
-"""Training: state, pure update step, data parallelism, checkpoints, logging and the loop."""
+"""Training: state, data parallelism, checkpoints, logging and the generic loop (tasks live in jaxgen.tasks)."""
 
-from jaxgen.train.loop import NonFiniteLossError, restore_generator, train
-from jaxgen.train.state import TrainState, init_state
-from jaxgen.train.step import make_train_step
+from jaxgen.train.loop import NonFiniteLossError, train
+from jaxgen.train.state import Player, TrainState
 
-__all__ = ["NonFiniteLossError", "TrainState", "init_state", "make_train_step", "restore_generator", "train"]
+__all__ = ["NonFiniteLossError", "Player", "TrainState", "train"]

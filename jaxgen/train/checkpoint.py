@@ -1,58 +1,80 @@
 """Orbax checkpoints of a run: ``W/checkpoints/<step>/{state,data,meta}``.
 
-- ``state``: the :class:`jaxgen.train.state.TrainState` pytree (``StandardSave``; generator params under
-  ``state/params``, see ``jaxgen/train/state.py`` for the whole tree).
+- ``state``: the :class:`jaxgen.train.state.TrainState` pytree (``StandardSave``): ``step``, ``rng``,
+  ``players/<name>/{params,opt_state,collections,ema}``, ``buffers``.
 - ``data``: the input iterator's state (JSON), so a resumed run sees the same batch sequence.
-- ``meta``: JSON with the step, the validation metrics, the config and the git revision.
+- ``meta``: JSON with the step, the validation metrics, the config, the git revision and where the frozen
+  constants came from.
 
 Saves are asynchronous and atomic (Orbax writes to a temporary folder and renames it when complete), so a
-killed run always keeps its last finished checkpoint. The latest ``keep`` checkpoints are kept, plus the one
-with the best validation PSNR.
+killed run always keeps its last finished checkpoint. The latest ``keep`` checkpoints are kept, plus the best
+by the task's metric (Orbax ``best_fn``/``best_mode``; ``manager.best_step()``).
+
+Portability: arrays are restored onto the *current* devices from an abstract target (shapes, dtypes and
+shardings of this run), so a checkpoint written on N devices restores on M devices; inference restores only
+the exported player's params (and EMA) as host arrays (:func:`restore_player`).
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-BEST_METRIC = "val_psnr"
-
 
 def git_revision() -> str:
     """The current git commit of the jaxgen checkout ('' outside a git checkout)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def _best_metric(metrics: dict[str, float]) -> float:
-    return float(metrics[BEST_METRIC])
+def best_fn(metric: str, mode: str) -> Callable[[dict[str, float]], float]:
+    """Orbax ``best_fn``: the metric's value, or the worst possible value when a checkpoint lacks it."""
+    worst = -math.inf if mode == "max" else math.inf
+
+    def fn(metrics: dict[str, float]) -> float:
+        value = (metrics or {}).get(metric)
+        return float(value) if value is not None and math.isfinite(float(value)) else worst
+
+    return fn
 
 
-def open_manager(directory: str | Path, *, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
-    """A ``CheckpointManager`` keeping the latest ``keep`` steps plus the best by ``val_psnr``."""
+def open_manager(
+    directory: str | Path,
+    *,
+    keep: int = 3,
+    best_metric: str = "val_psnr",
+    best_mode: str = "max",
+    read_only: bool = False,
+) -> ocp.CheckpointManager:
+    """A ``CheckpointManager`` keeping the latest ``keep`` steps plus the best by ``best_metric``/``best_mode``."""
+    if best_mode not in ("max", "min"):
+        raise ValueError(f"best_mode={best_mode!r}; expected 'max' or 'min'")
+    fn = best_fn(best_metric, best_mode)
     policy = policies.AnyPreservationPolicy(
         [
             policies.LatestN(n=max(1, keep)),
-            policies.BestN(get_metric_fn=_best_metric, n=1, keep_checkpoints_without_metrics=False),
+            policies.BestN(get_metric_fn=fn, reverse=best_mode == "min", n=1, keep_checkpoints_without_metrics=False),
         ]
     )
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=policy, create=not read_only, read_only=read_only, enable_async_checkpointing=True
+        preservation_policy=policy,
+        best_fn=fn,
+        best_mode=best_mode,
+        create=not read_only,
+        read_only=read_only,
+        enable_async_checkpointing=True,
     )
     handlers = {
         "state": ocp.StandardCheckpointHandler(),
@@ -77,7 +99,7 @@ def save(
         data=ocp.args.JsonSave({"iterator": data_state}),
         meta=ocp.args.JsonSave(dict(meta, step=int(step), metrics=metrics or {})),
     )
-    manager.save(int(step), args=args, metrics=metrics, force=True)
+    manager.save(int(step), args=args, metrics=metrics or None, force=True)
 
 
 def _key_name(entry: Any) -> str:
@@ -87,8 +109,8 @@ def _key_name(entry: Any) -> str:
     return str(entry)
 
 
-def _leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-    """``'params/conv/kernel' -> shape`` for every leaf (dict keys, attributes and indices alike)."""
+def leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """``'players/generator/params/conv/kernel' -> shape`` for every array leaf."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {"/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ())) for path, leaf in flat}
 
@@ -96,7 +118,7 @@ def _leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
 def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> None:
     """Raises ``ValueError`` naming every parameter path whose presence or shape differs."""
     saved = manager.item_metadata(step)["state"]
-    saved_shapes, wanted_shapes = _leaf_shapes(saved), _leaf_shapes(abstract_state)
+    saved_shapes, wanted_shapes = leaf_shapes(saved), leaf_shapes(abstract_state)
     problems = [f"missing in checkpoint: {p} {s}" for p, s in wanted_shapes.items() if p not in saved_shapes]
     problems += [f"unexpected in checkpoint: {p} {s}" for p, s in saved_shapes.items() if p not in wanted_shapes]
     problems += [
@@ -105,15 +127,16 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: 
         if p in saved_shapes and saved_shapes[p] != s
     ]
     if problems:
-        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        shown = "; ".join(problems[:5]) + (f"; ... and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise ValueError(
-            f"checkpoint {manager.directory}/{step} does not match the configured architecture "
-            f"({len(problems)} differences):\n  {shown}"
+            f"checkpoint {manager.directory}/{step} does not match the configured networks "
+            f"({len(problems)} differences: {shown}); train in a new --workdir"
         )
 
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """Restores ``(state, data_state, meta)`` at ``step`` with the shardings/dtypes of ``abstract_state``."""
+    """Restores ``(state, data_state, meta)`` at ``step`` onto the shardings/dtypes of ``abstract_state``
+    (``jax.ShapeDtypeStruct`` leaves with the current run's shardings)."""
     check_compatible(manager, step, abstract_state)
     restored = manager.restore(
         step,
@@ -130,11 +153,23 @@ def read_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
     return dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
 
 
-def best_step(manager: ocp.CheckpointManager) -> int | None:
-    """The kept step with the highest ``val_psnr`` (the latest step when none has one)."""
-    scored = []
-    for step in manager.all_steps():
-        metrics = read_meta(manager, step).get("metrics") or {}
-        if BEST_METRIC in metrics and np.isfinite(metrics[BEST_METRIC]):
-            scored.append((metrics[BEST_METRIC], step))
-    return max(scored)[1] if scored else manager.latest_step()
+def restore_player(directory: str | Path, step: int, player: str) -> dict[str, Any]:
+    """``{'params': ..., 'ema': ... or None}`` of one player at ``step`` as host numpy arrays, whatever the
+    number of devices the checkpoint was written on (partial restore: nothing else is read)."""
+    path = Path(directory).absolute() / str(step) / "state"
+    checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    try:
+        metadata = checkpointer.metadata(path).item_metadata.tree
+        saved = metadata["players"][player]
+    except (KeyError, TypeError, FileNotFoundError) as e:
+        raise ValueError(f"{path}: no player {player!r} in this checkpoint ({type(e).__name__}: {e})") from None
+    wanted = {"params": saved["params"]}
+    if saved.get("ema") is not None:
+        wanted["ema"] = saved["ema"]
+    target = {"players": {player: wanted}}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+    restored = checkpointer.restore(
+        path, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
+    )
+    out = restored["players"][player]
+    return {"params": out["params"], "ema": out.get("ema")}

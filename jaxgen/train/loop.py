@@ -1,15 +1,20 @@
-"""The training loop: config -> trained, evaluated, checkpointed model in a workdir.
+"""The training loop: (config, task) -> trained, evaluated, checkpointed players in a workdir.
 
-Linear on purpose (after big_vision's ``train.py``): build mesh, data, players and state shapes; restore the
-latest checkpoint when the workdir has one; then step, log, evaluate and checkpoint until ``total_steps``.
+Linear on purpose (after big_vision's ``train.py``), and generic: the task (``jaxgen.tasks``, chosen by the
+command, never imported here) supplies the players, the pure step, the data, the frozen constants and the
+evaluation. The loop builds the mesh, the state's shapes, restores the latest checkpoint when the workdir has
+one, then steps, logs, evaluates and checkpoints until ``total_steps``.
 
 Workdir layout: ``config.json``, ``checkpoints/<step>/`` (Orbax), ``metrics.jsonl``, ``tensorboard/``,
-``images/step_<N>.png`` (LR | bicubic | SR | HR of the first validation image).
+``images/<grid>_<step>.png``.
+
+Stopping: SIGTERM and SIGINT (Ctrl-C) checkpoint at the current step and exit 0; a second Ctrl-C stops at
+once. With several processes the decision to stop (a signal on any process, the time budget) is agreed on
+every step with an all-gather, so every process stops after the same step and nobody hangs in a collective.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
@@ -20,14 +25,10 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
-from jaxgen import data as data_lib
-from jaxgen import evaluation, image, inference
-from jaxgen.train import checkpoint, parallel, setup, validate
+from jaxgen.config import check_run_config
+from jaxgen.train import checkpoint, parallel
 from jaxgen.train.metric_writer import MetricWriter
-from jaxgen.train.state import TrainState, init_state
-from jaxgen.train.step import make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -36,148 +37,162 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN/Inf; the run stopped and its last good checkpoint is kept."""
 
 
-class _Preemption:
-    """Turns SIGTERM into a flag the loop checks after each step (checkpoint, then exit 0)."""
+class StopSignals:
+    """SIGTERM / SIGINT -> a flag the loop checks after each step (checkpoint, then exit 0). A second SIGINT
+    raises ``KeyboardInterrupt`` at once."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_Preemption":
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: no handler, the run is simply not preemptible
-            self._previous = None
+    def __enter__(self) -> "StopSignals":
+        for sig in self.SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: the run is simply not preemptible
+                pass
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        log.warning("SIGTERM received: checkpointing at the current step, then exiting")
-        self.requested = True
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(f"\njaxgen: {self.received} received: checkpointing at the current step, then exiting "
+              "(Ctrl-C again to stop at once)", flush=True)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
-def load_val_sets(config: ml_collections.ConfigDict, val_dirs: list[str]) -> dict[str, list[evaluation.SRPair]]:
-    """``{folder name: pairs}`` for each configured validation folder (full images, LR made with imresize)."""
-    sets = {}
-    for directory in val_dirs:
-        pairs = evaluation.load_sr_pairs(directory, config.scale)
-        if config.eval_max_images:
-            pairs = pairs[: config.eval_max_images]
-        sets[Path(directory).name] = pairs
-    return sets
+def agree(flag: bool) -> bool:
+    """``flag`` on any process -> True on every process (one all-gather; a no-op with one process)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
 
-
-def resolve_data_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Fills in the built-in sample photos: an empty ``data.train_dir`` (folder source) or ``source='builtin'``
-    trains on them, and an empty ``data.val_dirs`` validates on the two held-out photos. Returns a copy."""
-    config = ml_collections.ConfigDict(config.to_dict())
-    data = config.data
-    builtin_train = data.source == "builtin" or (data.source == "folder" and not data.train_dir)
-    if builtin_train or not data.val_dirs:
-        train_dir, val_dir = data_lib.write_sample_images(data_lib.cache_root(data) / "samples", holdout=data.holdout)
-        if builtin_train:
-            data.source, data.train_dir, data.train_lr_dir = "folder", str(train_dir), ""
-        if not data.val_dirs:
-            data.val_dirs = [str(val_dir)]
-    return config
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).max())
 
 
 def _write_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(config.to_json(indent=2))
     tmp.replace(path)
 
 
-def _meta(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    return {"config": json.loads(config.to_json()), "git": checkpoint.git_revision(), "time": time.time()}
+def check_workdir(workdir: Path, config: ml_collections.ConfigDict, task: Any) -> None:
+    """A workdir that is a file, or one holding a run of another task/architecture, is refused with what to do."""
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir {workdir} is a file, not a folder")
+    saved_path = workdir / "config.json"
+    if not saved_path.is_file():
+        return
+    from jaxgen.config import config_from_json
+
+    saved = config_from_json(saved_path.read_text(), str(saved_path))
+    if saved.task != config.task:
+        raise ValueError(f"{workdir} holds a run of task {saved.task!r}, the config is task {config.task!r}; "
+                         "use a new --workdir")
+    from jaxgen.tasks import get_task
+
+    saved_arch = get_task(saved.task).architecture(_ArchOnly(saved))
+    arch = task.architecture()
+    for player, spec in arch.items():
+        if saved_arch.get(player) != spec:
+            raise ValueError(
+                f"{workdir} was trained as {_describe(saved_arch.get(player))}, the config is {_describe(spec)} "
+                f"({player}); use a new --workdir to train this config"
+            )
 
 
-def _batch_shapes(config: ml_collections.ConfigDict, per_device_batch: int = 1) -> tuple[tuple, tuple]:
-    p, s = config.data.patch_size, config.scale
-    return (per_device_batch, p, p, 3), (per_device_batch, p * s, p * s, 3)
+class _ArchOnly:
+    """Just enough of a task for ``Task.architecture`` of a saved config (no networks built)."""
+
+    def __init__(self, config: ml_collections.ConfigDict) -> None:
+        self.config = config
+        self.scale = config.get("scale")
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Trains (or resumes) ``config`` in ``workdir``; returns a summary (final metrics, timings)."""
-    if config.distributed:
+def _describe(spec: Any) -> str:
+    if not isinstance(spec, dict):
+        return repr(spec)
+    name = spec.get("name", "?")
+    rest = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+    return f"{name} ({rest})" if rest else str(name)
+
+
+def _host_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in parallel.to_host(metrics).items()}
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> dict[str, Any]:
+    """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary."""
+    check_run_config(config)
+    if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
     workdir = Path(workdir)
-    config = resolve_data_config(config)
+    check_workdir(workdir, config, task)
     is_main = jax.process_index() == 0
+    task.prepare(workdir)
 
-    # Mesh, players, optimizers.
+    # Mesh, shapes, constants.
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
     repl, batch_sh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    generator = setup.build_generator(config)
-    discriminator = setup.build_discriminator(config)
-    g_tx, g_schedule, d_tx = setup.build_optimizers(config)
-
-    # State: shapes first (cheap), then restore or initialise.
-    lr_shape, hr_shape = _batch_shapes(config)
-    make_state = functools.partial(
-        init_state,
-        config.seed,
-        generator,
-        g_tx,
-        lr_shape,
-        hr_shape,
-        discriminator=discriminator,
-        d_tx=d_tx,
-        use_ema=config.ema_decay > 0,
-    )
-    abstract_state = jax.eval_shape(make_state)
+    abstract_state = jax.eval_shape(task.init)
     abstract_state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), abstract_state)
+    consts, const_sources = task.consts()
+    consts = jax.device_put(consts, repl)
 
-    data_iter = data_lib.make_train_iterator(
-        config.data, scale=config.scale, global_batch_size=config.batch_size, seed=config.seed
+    # Data, then restore or initialise.
+    data_iter = task.make_data(jax.process_index(), jax.process_count())
+    manager = checkpoint.open_manager(
+        workdir / "checkpoints", keep=config.keep_ckpts, best_metric=task.best_metric, best_mode=task.best_mode
     )
-    manager = checkpoint.open_manager(workdir / "checkpoints", keep=config.keep_ckpts)
     start_step = manager.latest_step()
     if start_step is not None:
         state, data_state, _ = checkpoint.restore(manager, start_step, abstract_state)
-        data_iter.set_state(data_state)
+        if not is_main and isinstance(data_state, dict) and "pipeline" in data_state:
+            data_state = dict(data_state, pipeline=data_iter.get_state()["pipeline"])  # process-specific shard
+        try:
+            data_iter.set_state(data_state)
+        except ValueError as e:
+            raise ValueError(f"cannot resume {workdir}: {e}. Use a new --workdir to train this config") from None
         log.info("resumed from %s at step %d", manager.directory, start_step)
     else:
-        state = jax.jit(make_state, out_shardings=repl)()
+        state = jax.jit(task.init, out_shardings=repl)()
         start_step = 0
     if is_main:  # after a successful restore, so a mismatched config never overwrites the run's own
+        workdir.mkdir(parents=True, exist_ok=True)
         _write_config(workdir, config)
-    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+    n_params = {name: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(p.params)) for name, p in state.players.items()}
 
     train_step = jax.jit(
-        make_train_step(config, generator, g_tx, discriminator=discriminator, d_tx=d_tx, g_schedule=g_schedule),
-        in_shardings=(repl, batch_sh),
-        out_shardings=(repl, repl),
-        donate_argnums=(0,),
+        task.step, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl), donate_argnums=(0,)
     )
-    val_sets = load_val_sets(config, list(config.data.val_dirs))
     writer = MetricWriter(workdir, enabled=is_main)
-    apply_generator = inference.make_apply(generator)
-    meta = _meta(config)
+    meta = {"config": json.loads(config.to_json()), "git": checkpoint.git_revision(), "consts": const_sources,
+            "task": config.task, "time": time.time()}
 
-    def evaluate_and_log(step: int, state: TrainState) -> dict[str, float]:
-        if not val_sets:
-            return {}
-        sr_fn = inference.make_sr_fn(apply_generator, state.eval_params, config.scale)
-        results = validate.validate(sr_fn, val_sets, config.scale)
+    def evaluate_and_log(step: int, state: Any) -> dict[str, float]:
+        results, grids = task.evaluate(state)
         writer.write_scalars(step, results)
-        first = next(iter(val_sets.values()))[0]
-        grid = validate.comparison_grid(first.lr, sr_fn(first.lr), first.hr, config.scale)
-        if is_main:
-            image.write_image(workdir / "images" / f"step_{step:07d}.png", grid)
-        writer.write_image(step, "val/lr_bicubic_sr_hr", grid)
+        for name, grid in grids.items():
+            if is_main:
+                from jaxgen import image
+
+                image.write_image(workdir / "images" / f"{name}_{step:07d}.png", grid)
+            writer.write_image(step, f"val/{name}", grid)
         return results
 
-    def save(step: int, state: TrainState, metrics: dict[str, float] | None) -> None:
+    def save(step: int, state: Any, metrics: dict[str, float] | None) -> None:
         checkpoint.save(manager, step, state, data_state=data_iter.get_state(), meta=meta, metrics=metrics or None)
 
-    summary: dict[str, Any] = {"start_step": start_step, "params": n_params, "devices": mesh.devices.size}
+    summary: dict[str, Any] = {"start_step": start_step, "params": n_params, "devices": mesh.devices.size,
+                               "task": config.task}
     val_metrics: dict[str, float] = {}
     progress = None
     if is_main and config.progress_bar:
@@ -185,52 +200,53 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
 
         progress = tqdm(total=config.total_steps, initial=start_step, desc="train", dynamic_ncols=True, disable=None)
 
-    t_last, steps_since = time.perf_counter(), 0
-    t_start = t_last
+    t_start = time.perf_counter()
+    t_last, steps_since = t_start, 0
     step = start_step
     try:
-        with _Preemption() as preemption:
+        with StopSignals() as signals:
             for step in range(start_step + 1, config.total_steps + 1):
                 batch = parallel.global_batch(next(data_iter), mesh)
-                state, metrics = train_step(state, batch)
+                state, metrics = train_step(state, batch, consts)
                 steps_since += 1
                 if step == start_step + 1:  # keep compilation out of the throughput numbers
                     jax.block_until_ready(metrics)
                     t_last, steps_since = time.perf_counter(), 0
                 last = step == config.total_steps
-                do_eval = last or (config.eval_every and step % config.eval_every == 0)
                 out_of_time = bool(config.time_budget_s) and time.perf_counter() - t_start > config.time_budget_s
-                stop = preemption.requested or out_of_time
-                do_eval = do_eval or out_of_time
-                do_save = do_eval or last or stop or step % config.ckpt_every == 0
-                if do_save or last or step % config.log_every == 0:
-                    host = parallel.to_host(metrics)
-                    if not host.pop("finite"):
+                stop = agree(signals.received is not None or out_of_time)
+                do_eval = last or stop or bool(config.eval_every and step % config.eval_every == 0)
+                do_save = do_eval or step % config.ckpt_every == 0
+                if do_save or step % config.log_every == 0:
+                    host = _host_metrics(metrics)
+                    if not host.pop("finite", 1.0):
                         raise NonFiniteLossError(
-                            f"non-finite loss at step {step} (loss={float(host['loss'])}, "
-                            f"grad norm={float(host['g_grad_norm'])}); stopped without saving this state. "
-                            f"The last good checkpoint is step {manager.latest_step()} in {manager.directory}."
+                            f"non-finite loss at step {step} (loss={host.get('loss')}); stopped without saving this "
+                            f"state. The last good checkpoint is step {manager.latest_step()} in {manager.directory}."
                         )
-                    elapsed = max(time.perf_counter() - t_last, 1e-9)
                     if steps_since:
-                        host.update(steps_per_s=steps_since / elapsed, images_per_s=steps_since * config.batch_size / elapsed)
+                        elapsed = max(time.perf_counter() - t_last, 1e-9)
+                        host.update(steps_per_s=steps_since / elapsed,
+                                    images_per_s=steps_since * config.batch_size / elapsed)
                     writer.write_scalars(step, host)
                     if progress is not None:
-                        progress.set_postfix(loss=f"{float(host['loss']):.4f}", img_s=f"{host['images_per_s']:.1f}")
-                    summary["last_train"] = {k: float(v) for k, v in host.items()}
+                        post = {"loss": f"{host['loss']:.4f}"} if "loss" in host else {}
+                        if "images_per_s" in host:
+                            post["img_s"] = f"{host['images_per_s']:.1f}"
+                        progress.set_postfix(post)
+                    summary["last_train"] = host
                     t_last, steps_since = time.perf_counter(), 0
                 if do_eval:
                     val_metrics = evaluate_and_log(step, state)
                 if do_save:
                     save(step, state, val_metrics if do_eval else None)
                 if do_eval or do_save:  # keep evaluation and checkpointing out of the throughput numbers
-                    t_last = time.perf_counter()
+                    t_last, steps_since = time.perf_counter(), 0
                 if progress is not None:
                     progress.update(1)
                 if stop:
-                    reason = "preempted" if preemption.requested else "time_budget"
-                    log.warning("%s: checkpoint saved at step %d", reason, step)
-                    summary[reason] = True
+                    reason = "preempted" if signals.received else "time_budget"
+                    summary[reason] = signals.received or True
                     break
     finally:
         manager.wait_until_finished()
@@ -238,35 +254,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
         writer.close()
         if progress is not None:
             progress.close()
-    summary.update(
-        final_step=step,
-        val=val_metrics,
-        train_seconds=time.perf_counter() - t_start,
-        best_step=checkpoint.best_step(checkpoint.open_manager(workdir / "checkpoints", read_only=True)),
-    )
-    summary["state"] = state
+    summary.update(final_step=step, val=val_metrics, train_seconds=time.perf_counter() - t_start,
+                   best_step=manager.best_step(), state=state)
     return summary
-
-
-def restore_generator(
-    workdir: str | Path, *, step: int | None = None, which: str = "latest"
-) -> tuple[ml_collections.ConfigDict, Any, Any, int]:
-    """``(config, generator module, eval params, step)`` from a workdir's checkpoint.
-
-    ``which``: ``latest`` or ``best`` (highest validation PSNR); an explicit ``step`` wins. Eval params are the
-    EMA params when the run kept them.
-    """
-    workdir = Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"{config_path} not found: is {workdir} a jaxgen workdir?")
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    manager = checkpoint.open_manager(workdir / "checkpoints", read_only=True)
-    if step is None:
-        step = checkpoint.best_step(manager) if which == "best" else manager.latest_step()
-    if step is None:
-        raise ValueError(f"no checkpoint in {workdir / 'checkpoints'}")
-    generator = setup.build_generator(config)
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-    params = restored["ema_params"] if restored.get("ema_params") is not None else restored["params"]
-    return config, generator, params, step
