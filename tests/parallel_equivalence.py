@@ -13,9 +13,8 @@ import ml_collections
 import numpy as np
 
 from jaxgen.config import base_config, optim_config
-from jaxgen.train import parallel, setup
-from jaxgen.train.state import init_state
-from jaxgen.train.step import make_train_step
+from jaxgen.tasks import SRTask
+from jaxgen.train import parallel
 
 
 def main(out: str) -> None:
@@ -24,14 +23,14 @@ def main(out: str) -> None:
     c.model = ml_collections.ConfigDict(dict(name="edsr", num_blocks=1, num_feat=8, res_scale=1.0))
     c.optim = optim_config(lr=1e-3)
     c.ema_decay = 0.5
+    c.data.patch_size = 8
+    task = SRTask(c)
     mesh = parallel.make_mesh()
     repl = parallel.replicated(mesh)
-    g = setup.build_generator(c)
-    g_tx, sched, _ = setup.build_optimizers(c)
-    state = jax.jit(lambda: init_state(0, g, g_tx, (1, 8, 8, 3), (1, 16, 16, 3), use_ema=True), out_shardings=repl)()
+    state = jax.jit(task.init, out_shardings=repl)()
     step = jax.jit(
-        make_train_step(c, g, g_tx, g_schedule=sched),
-        in_shardings=(repl, parallel.batch_sharding(mesh)),
+        task.step,
+        in_shardings=(repl, parallel.batch_sharding(mesh), repl),
         out_shardings=(repl, repl),
         donate_argnums=(0,),
     )
@@ -40,10 +39,11 @@ def main(out: str) -> None:
     for _ in range(3):
         hr = rng.random((8, 16, 16, 3), dtype=np.float32)
         lr = hr.reshape(8, 8, 2, 8, 2, 3).mean(axis=(2, 4))
-        state, metrics = step(state, parallel.global_batch({"lr": lr, "hr": hr}, mesh))
+        state, metrics = step(state, parallel.global_batch({"lr": lr, "hr": hr}, mesh), {})
         losses.append(float(metrics["loss"]))
-    leaves = {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(state.params)[0]}
-    ema = {"ema" + jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(state.ema_params)[0]}
+    g = state.players["generator"]
+    leaves = {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(g.params)[0]}
+    ema = {"ema" + jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(g.ema)[0]}
     np.savez(out, losses=np.array(losses), devices=len(jax.devices()), **leaves, **ema)
 
 

@@ -1,6 +1,9 @@
-"""Update step, optimizers and the two-player shape, in process on 1 device."""
+"""The SR and SR-GAN tasks' pure steps and the optimizers, in process on 1 device, against independent truths:
+closed-form schedules, an independently composed generator loss, the discriminator's own objective, jaxprs."""
 
 from __future__ import annotations
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -9,20 +12,22 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgen import models
-from jaxgen.config import base_config, optim_config
-from jaxgen.train import optim, setup
-from jaxgen.train.state import init_state
-from jaxgen.train.step import make_train_step
+from jaxgen.config import ConfigError, base_config, optim_config
+from jaxgen.tasks import SRGANTask, SRTask
+from jaxgen.train import optim
 
 
-def _tiny_config(**disc) -> ml_collections.ConfigDict:
-    c = base_config()
+def _tiny_config(task: str = "sr", **gan) -> ml_collections.ConfigDict:
+    c = base_config(task)
     c.scale = 2
     c.model = ml_collections.ConfigDict(dict(name="edsr", num_blocks=1, num_feat=8, res_scale=1.0))
     c.optim = optim_config(lr=1e-3)
-    if disc:
-        c.disc.update(disc)
+    c.data.patch_size = 8
+    if task == "sr_gan":
+        c.disc.name = "patchgan"
+        c.disc.kwargs = ml_collections.ConfigDict(dict(ndf=8, n_layers=1))
+        c.disc.optim = optim_config(lr=1e-2)
+        c.losses.gan.update(gan)
     return c
 
 
@@ -34,14 +39,13 @@ def _batch(rng: np.random.Generator, b: int = 4, p: int = 8, s: int = 2) -> dict
     return {"lr": lr, "hr": hr}
 
 
-def _state_and_step(config):
-    g = setup.build_generator(config)
-    d = setup.build_discriminator(config)
-    g_tx, sched, d_tx = setup.build_optimizers(config)
-    state = init_state(config.seed, g, g_tx, (1, 8, 8, 3), (1, 16, 16, 3), discriminator=d, d_tx=d_tx,
-                       use_ema=config.ema_decay > 0)
-    step = jax.jit(make_train_step(config, g, g_tx, discriminator=d, d_tx=d_tx, g_schedule=sched))
-    return state, step
+def _task_state_step(config):
+    task = {"sr": SRTask, "sr_gan": SRGANTask}[config.task](config)
+    state = task.init()
+    return task, state, jax.jit(lambda s, b: task.step(s, b, {}))
+
+
+# --------------------------------------------------------------------------------------------- schedules
 
 
 def test_multistep_schedule_matches_closed_form():
@@ -51,15 +55,31 @@ def test_multistep_schedule_matches_closed_form():
         [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5], rel=1e-6)
 
 
+def test_multistep_milestones_are_absolute_steps_after_a_warmup():
+    """Warm-up 5 then halvings at the absolute steps 10 and 20 (not 15 and 25)."""
+    cfg = optim_config(lr=1e-4, schedule="multistep", milestones=(10, 20), gamma=0.5, warmup_steps=5)
+    sched = optim.make_schedule(cfg, 30)
+    expected = {0: 0.0, 1: 2e-5, 4: 8e-5, 5: 1e-4, 9: 1e-4, 10: 5e-5, 15: 5e-5, 19: 5e-5, 20: 2.5e-5, 25: 2.5e-5}
+    assert [float(sched(t)) for t in expected] == pytest.approx(list(expected.values()), rel=1e-6, abs=1e-12)
+
+
 def test_cosine_schedule_with_warmup_closed_form():
     cfg = optim_config(lr=1e-3, schedule="cosine", warmup_steps=10, min_lr=0.0)
     sched = optim.make_schedule(cfg, 110)
     assert float(sched(0)) == 0.0
     assert float(sched(5)) == pytest.approx(5e-4, rel=1e-6)
     assert float(sched(10)) == pytest.approx(1e-3, rel=1e-6)
-    # Halfway through the 100 decay steps: lr/2 * (1 + cos(pi/2)) = lr/2.
-    assert float(sched(60)) == pytest.approx(5e-4, rel=1e-5)
+    # 30 of the 100 decay steps: min + (lr - min)/2 * (1 + cos(pi * 0.3)).
+    assert float(sched(40)) == pytest.approx(1e-3 / 2 * (1 + np.cos(np.pi * 0.3)), rel=1e-5)
     assert float(sched(110)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_linear_decay_schedule_closed_form():
+    """CycleGAN's policy: constant until decay_start, then linear to min_lr at total_steps."""
+    sched = optim.make_schedule(optim_config(lr=2e-4, schedule="linear_decay", decay_start=100), 200)
+    for t in (0, 50, 100, 150, 175, 200):
+        want = 2e-4 if t <= 100 else 2e-4 * (200 - t) / 100
+        assert float(sched(t)) == pytest.approx(want, rel=1e-5, abs=1e-12), t
 
 
 def test_warmup_then_constant():
@@ -81,18 +101,39 @@ def test_grad_clip_scales_gradients_before_adam():
     np.testing.assert_allclose(np.asarray(updates["w"]), [-30 / 130, -40 / 140], rtol=1e-5)
 
 
-def test_bad_optimizer_names_are_clear():
+def test_optimizers_by_name_with_kwargs():
+    """sgd with momentum from config == optax.sgd itself; any optax optimizer name works."""
+    cfg = optim_config(name="sgd", lr=0.1, momentum=0.9)
+    assert dict(cfg.kwargs) == {"momentum": 0.9}
+    tx, ref = optim.make_optimizer(cfg, 10), optax.sgd(0.1, momentum=0.9)
+    params, grads = {"w": jnp.ones(3)}, {"w": jnp.array([1.0, -2.0, 3.0])}
+    s, r = tx.init(params), ref.init(params)
+    for _ in range(3):
+        u, s = tx.update(grads, s, params)
+        v, r = ref.update(grads, r, params)
+        np.testing.assert_allclose(np.asarray(u["w"]), np.asarray(v["w"]), rtol=1e-7)
+    for name in ("adamw", "lion", "rmsprop", "adabelief"):
+        optim.make_optimizer(optim_config(name=name), 10)
+
+
+def test_bad_optimizer_settings_are_clear():
     with pytest.raises(ValueError, match="optim.schedule"):
         optim.make_schedule(optim_config(schedule="linear"), 10)
-    with pytest.raises(ValueError, match="optim.name"):
-        optim.make_optimizer(optim_config(name="sgd"), 10)
+    with pytest.raises(ValueError, match="optim.name='nope'"):
+        optim.make_optimizer(optim_config(name="nope"), 10)
+    with pytest.raises(ValueError, match="not an optimizer|learning_rate"):
+        optim.make_optimizer(optim_config(name="clip_by_global_norm"), 10)
     with pytest.raises(ValueError, match="weight_decay"):
         optim.make_optimizer(optim_config(weight_decay=1e-4), 10)
+    with pytest.raises(ValueError, match="rejected kwargs"):
+        optim.make_optimizer(optim_config(name="adam", betaa=0.3), 10)
+
+
+# --------------------------------------------------------------------------------------------- SR step
 
 
 def test_step_decreases_l1_on_a_fixed_batch():
-    config = _tiny_config()
-    state, step = _state_and_step(config)
+    task, state, step = _task_state_step(_tiny_config())
     batch = _batch(np.random.default_rng(0))
     losses = []
     for _ in range(80):
@@ -100,77 +141,174 @@ def test_step_decreases_l1_on_a_fixed_batch():
         losses.append(float(metrics["loss"]))
     assert int(state.step) == 80
     assert losses[-1] < 0.5 * losses[0]
-    # The logged loss is the configured pixel loss of the pre-update params.
     assert float(metrics["loss_l1"]) == pytest.approx(float(metrics["loss"]))
     assert bool(metrics["finite"])
 
 
-def test_loss_weights_scale_the_total():
+def test_sr_step_equals_an_independent_adam_step_on_the_l1_loss():
+    """New params == optax.adam applied to jax.grad of mean|G(lr) - hr| composed here, not by the task."""
+    config = _tiny_config()
+    task, state, step = _task_state_step(config)
+    batch = _batch(np.random.default_rng(5))
+    g = task.generator
+    p0 = state.players["generator"].params
+    grads = jax.grad(lambda p: jnp.mean(jnp.abs(g.apply({"params": p}, batch["lr"]) - batch["hr"])))(p0)
+    tx = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
+    want = optax.apply_updates(p0, tx.update(grads, tx.init(p0), p0)[0])
+    state, _ = step(state, batch)
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(state.players["generator"].params)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
+
+
+def test_loss_entries_with_weights_and_kwargs():
     c1, c2 = _tiny_config(), _tiny_config()
     c2.losses.l1 = 3.0
-    c2.losses.mse = 0.5
-    (s1, step1), (s2, step2) = _state_and_step(c1), _state_and_step(c2)
+    c2.losses.charbonnier = ml_collections.ConfigDict({"weight": 0.5, "eps": 0.1})
+    (t1, s1, step1), (t2, s2, step2) = _task_state_step(c1), _task_state_step(c2)
     batch = _batch(np.random.default_rng(1))
     _, m1 = step1(s1, batch)
     _, m2 = step2(s2, batch)
     assert float(m2["loss_l1"]) == pytest.approx(3.0 * float(m1["loss_l1"]), rel=1e-5)
-    assert float(m2["loss"]) == pytest.approx(float(m2["loss_l1"]) + float(m2["loss_mse"]), rel=1e-6)
+    sr = t2.generator.apply({"params": s2.players["generator"].params}, batch["lr"])
+    charb = jnp.mean(jnp.sqrt((sr - batch["hr"]) ** 2 + 0.1**2))  # eps reaches the loss
+    assert float(m2["loss_charbonnier"]) == pytest.approx(0.5 * float(charb), rel=1e-5)
+    assert float(m2["loss"]) == pytest.approx(float(m2["loss_l1"]) + float(m2["loss_charbonnier"]), rel=1e-6)
 
 
-def test_unknown_loss_name_is_an_error():
+def test_unknown_loss_name_and_negative_sizes_are_config_errors():
     config = _tiny_config()
-    with config.unlocked():
-        config.losses.l3 = 1.0
-    g = setup.build_generator(config)
-    with pytest.raises(ValueError, match="l3"):
-        make_train_step(config, g, optax.adam(1e-3))
+    config.losses.l3 = 1.0
+    with pytest.raises(ConfigError, match="config.losses.l3"):
+        SRTask(config)
+    config = _tiny_config()
+    config.model.num_blocks = -1
+    with pytest.raises(ConfigError, match="config.model.num_blocks=-1"):
+        SRTask(config)
+    config = _tiny_config()
+    config.compute_dtype = "float8"
+    with pytest.raises(ValueError, match="compute_dtype"):
+        SRTask(config)
 
 
 def test_ema_follows_closed_form():
     config = _tiny_config()
     config.ema_decay = 0.9
-    state, step = _state_and_step(config)
-    p0 = jax.tree.map(np.asarray, state.params)
+    task, state, step = _task_state_step(config)
+    p0 = jax.tree.map(np.asarray, state.players["generator"].params)
     state, _ = step(state, _batch(np.random.default_rng(2)))
-    expected = jax.tree.map(lambda a, b: 0.9 * a + 0.1 * np.asarray(b), p0, state.params)
-    for e, got in zip(jax.tree.leaves(expected), jax.tree.leaves(state.ema_params)):
+    g = state.players["generator"]
+    expected = jax.tree.map(lambda a, b: 0.9 * a + 0.1 * np.asarray(b), p0, g.params)
+    for e, got in zip(jax.tree.leaves(expected), jax.tree.leaves(g.ema)):
         np.testing.assert_allclose(np.asarray(got), e, rtol=1e-6, atol=1e-7)
-    assert state.eval_params is state.ema_params
+    assert g.eval_params is g.ema
 
 
-@pytest.mark.parametrize("kind", ["nonsaturating", "ragan"])
-def test_two_player_adversarial_step(kind):
-    """Generator + PatchGAN discriminator: both players update, the adversarial term enters the G loss."""
-    config = _tiny_config(name="patchgan", gan_kind=kind, weight=0.1)
-    with config.unlocked():
-        config.disc.kwargs = ml_collections.ConfigDict(dict(ndf=8, n_layers=1))
-    state, step = _state_and_step(config)
-    d0 = jax.tree.map(np.asarray, state.d_params)
-    g0 = jax.tree.map(np.asarray, state.params)
-    state, metrics = step(state, _batch(np.random.default_rng(3)))
-    for name in ("loss_adv", "d_loss", "d_real_logit", "d_fake_logit"):
-        assert np.isfinite(float(metrics[name])), name
-    assert float(metrics["loss"]) == pytest.approx(float(metrics["loss_l1"]) + float(metrics["loss_adv"]), rel=1e-6)
-    changed = lambda a, b: any(not np.array_equal(x, np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa: E731
-    assert changed(d0, state.d_params) and changed(g0, state.params)
-
-
-def test_bf16_compute_keeps_f32_params_and_close_loss():
+def test_bf16_compute_shows_in_the_jaxpr_and_keeps_f32_params():
     c32, c16 = _tiny_config(), _tiny_config()
     c16.compute_dtype = "bfloat16"
-    (s32, st32), (s16, st16) = _state_and_step(c32), _state_and_step(c16)
     batch = _batch(np.random.default_rng(4))
-    s16, m16 = st16(s16, batch)
-    _, m32 = st32(s32, batch)
-    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(s16.params))
+    texts = {}
+    for name, c in (("f32", c32), ("bf16", c16)):
+        task, state, _ = _task_state_step(c)
+        texts[name] = str(jax.make_jaxpr(lambda s, b: task.step(s, b, {}))(state, batch))
+    conv = re.compile(r"(\w+)\[[^\]]*\] = conv_general_dilated")
+    assert set(conv.findall(texts["f32"])) == {"f32"}
+    assert "bf16" in set(conv.findall(texts["bf16"]))  # the generator's convolutions run in bfloat16
+    task, state, step = _task_state_step(c16)
+    s16, m16 = step(state, batch)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(s16.players["generator"].params))
+    _, _, step32 = _task_state_step(c32)
+    _, m32 = step32(_task_state_step(c32)[1], batch)
     assert float(m16["loss"]) == pytest.approx(float(m32["loss"]), rel=2e-2)
 
 
-def test_models_build_from_config_keys():
-    config = _tiny_config()
-    g = setup.build_generator(config)
-    assert isinstance(g, type(models.build("edsr", scale=2)))
-    with pytest.raises(ValueError, match="compute_dtype"):
-        bad = _tiny_config()
-        bad.compute_dtype = "float8"
-        setup.build_generator(bad)
+# --------------------------------------------------------------------------------------------- SR-GAN step
+
+
+def _changed(a, b) -> bool:
+    return any(not np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.mark.parametrize("kind", ["nonsaturating", "lsgan", "ragan"])
+def test_discriminator_step_widens_the_real_fake_gap(kind):
+    """After one D update, D(real) - D(fake) on the step's own HR and SR grows (a swap of real and fake in the
+    discriminator loss makes it shrink)."""
+    config = _tiny_config("sr_gan", weight=0.1, kind=kind)
+    task, state, step = _task_state_step(config)
+    batch = _batch(np.random.default_rng(3))
+    d = task.discriminator
+    sr = task.generator.apply({"params": state.players["generator"].params}, batch["lr"])
+
+    def gap(d_params):
+        return float(jnp.mean(d.apply({"params": d_params}, batch["hr"])) - jnp.mean(d.apply({"params": d_params}, sr)))
+
+    before = gap(state.players["discriminator"].params)
+    new, metrics = step(state, batch)
+    after = gap(new.players["discriminator"].params)
+    assert after > before + 1e-4, (before, after)
+    assert _changed(state.players["generator"].params, new.players["generator"].params)
+    for name in ("loss_gan", "d_loss", "d_real_logit", "d_fake_logit"):
+        assert np.isfinite(float(metrics[name])), name
+    assert float(metrics["loss"]) == pytest.approx(float(metrics["loss_l1"]) + float(metrics["loss_gan"]), rel=1e-6)
+
+
+def _independent_g_loss(kind: str, fake: jax.Array, real: jax.Array) -> jax.Array:
+    """The generator's adversarial terms written out from the papers (not through jaxgen.losses)."""
+    if kind == "nonsaturating":  # -log sigmoid(D(G(z)))
+        return jnp.mean(jax.nn.softplus(-fake))
+    if kind == "lsgan":  # (D(G(z)) - 1)^2 (Mao et al.)
+        return jnp.mean((fake - 1.0) ** 2)
+    # ESRGAN / BasicSR: 0.5 * (BCE(real - mean fake, 0) + BCE(fake - mean real, 1)), real detached.
+    return 0.5 * (jnp.mean(jax.nn.softplus(real - jnp.mean(fake))) + jnp.mean(jax.nn.softplus(-(fake - jnp.mean(real)))))
+
+
+@pytest.mark.parametrize("kind", ["nonsaturating", "lsgan", "ragan"])
+def test_generator_gradient_equals_an_independently_composed_loss(kind):
+    """G's update == Adam on jax.grad(l1(G(lr), hr) + w * adversarial(D(G(lr)))); an adversarial term computed
+    on HR instead of SR (no gradient to G) or a wrong sign fails."""
+    w = 0.3
+    config = _tiny_config("sr_gan", weight=w, kind=kind)
+    task, state, step = _task_state_step(config)
+    batch = _batch(np.random.default_rng(6))
+    g, d = task.generator, task.discriminator
+    p0, dp = state.players["generator"].params, state.players["discriminator"].params
+    real = jax.lax.stop_gradient(d.apply({"params": dp}, batch["hr"]))
+
+    def loss(p):
+        sr = g.apply({"params": p}, batch["lr"])
+        return jnp.mean(jnp.abs(sr - batch["hr"])) + w * _independent_g_loss(kind, d.apply({"params": dp}, sr), real)
+
+    grads = jax.grad(loss)(p0)
+    tx = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
+    want = optax.apply_updates(p0, tx.update(grads, tx.init(p0), p0)[0])
+    new, _ = step(state, batch)
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.players["generator"].params)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
+def test_discriminator_update_equals_an_independent_sgd_step():
+    """D's update == SGD(lr 1.0) on jax.grad of BCE(D(hr), 1) + BCE(D(sr), 0), sr from the pre-update G (SGD,
+    not Adam: PatchGAN's normalised layers have zero-gradient biases whose Adam update is the sign of noise)."""
+    config = _tiny_config("sr_gan", weight=0.1, kind="nonsaturating")
+    config.disc.optim = optim_config(name="sgd", lr=1.0)
+    task, state, step = _task_state_step(config)
+    batch = _batch(np.random.default_rng(7))
+    d = task.discriminator
+    sr = jax.lax.stop_gradient(task.generator.apply({"params": state.players["generator"].params}, batch["lr"]))
+    dp = state.players["discriminator"].params
+
+    def loss(q):
+        return (jnp.mean(jax.nn.softplus(-d.apply({"params": q}, batch["hr"])))
+                + jnp.mean(jax.nn.softplus(d.apply({"params": q}, sr))))
+
+    grads = jax.grad(loss)(dp)
+    want = jax.tree.map(lambda p, g: p - g, dp, grads)
+    new, _ = step(state, batch)
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.players["discriminator"].params)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
+def test_sr_gan_needs_a_gan_entry_and_a_known_kind():
+    config = _tiny_config("sr_gan", kind="nope")
+    with pytest.raises(ConfigError, match="losses.gan.kind"):
+        SRGANTask(config)
