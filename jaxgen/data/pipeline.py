@@ -224,7 +224,7 @@ class TrainIterator:
             if strict:
                 raise ValueError(
                     f"the saved data-iterator state is for a different pipeline ({detail}); the continuation "
-                    "would not be the saved run's. Pass strict=False to resume at the same batch count anyway"
+                    "would not be the saved run's (set_state(..., strict=False) resumes at the same batch count)"
                 )
             log.warning("resuming the data iterator across a pipeline change (%s)", detail)
         self.close()

@@ -160,7 +160,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         try:
             data_iter.set_state(data_state)
         except ValueError as e:
-            raise ValueError(f"cannot resume {workdir}: {e}. Use a new --workdir to train this config") from None
+            reason = str(e).split(" (set_state")[0]
+            raise ValueError(f"cannot resume {workdir}: {reason}. Use a new --workdir to train this config") from None
         log.info("resumed from %s at step %d", manager.directory, start_step)
     else:
         state = jax.jit(task.init, out_shardings=repl)()
