@@ -9,7 +9,7 @@ hands the built task to the loop. A task is a small class; its instance ``task =
 ``EXPORT_PLAYER``          the player whose (EMA) params inference uses
 ``best_metric/best_mode``  the validation metric that picks the best checkpoint and ``'max'|'min'``
 ``players``                ``{name: (flax module, optax transformation)}``
-``architecture()``         JSON summary of the networks (a resume with another architecture is refused)
+``architecture(config)``   (static) JSON summary of the networks (a resume with another one is refused)
 ``init()``                 pure ``-> TrainState`` (so ``jax.eval_shape(task.init)`` gives the shapes)
 ``step(state, batch, c)``  pure ``-> (state, metrics)``; ``c`` = the frozen constants (never closed over)
 ``consts()``               ``-> (pytree of frozen arrays, {name: source description})``

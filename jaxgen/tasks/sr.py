@@ -154,8 +154,10 @@ class SRTask:
     def players(self) -> dict[str, tuple[nn.Module, optax.GradientTransformation]]:
         return {"generator": (self.generator, self.g_tx)}
 
-    def architecture(self) -> dict[str, Any]:
-        return {"generator": dict(self.config.model.to_dict(), scale=self.scale)}
+    @staticmethod
+    def architecture(config: ml_collections.ConfigDict) -> dict[str, Any]:
+        """What must match for a resume: the generator's name, kwargs and scale."""
+        return {"generator": dict(config.model.to_dict(), scale=config.scale)}
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -281,8 +283,10 @@ class SRGANTask(SRTask):
     def players(self) -> dict[str, tuple[nn.Module, optax.GradientTransformation]]:
         return {"generator": (self.generator, self.g_tx), "discriminator": (self.discriminator, self.d_tx)}
 
-    def architecture(self) -> dict[str, Any]:
-        return dict(super().architecture(), discriminator={"name": self.config.disc.name, **self.config.disc.kwargs.to_dict()})
+    @staticmethod
+    def architecture(config: ml_collections.ConfigDict) -> dict[str, Any]:
+        disc = {"name": config.disc.name, **config.disc.kwargs.to_dict()}
+        return dict(SRTask.architecture(config), discriminator=disc)
 
     def init(self) -> TrainState:
         _, hr_shape = self._example_shapes()

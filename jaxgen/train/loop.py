@@ -98,22 +98,14 @@ def check_workdir(workdir: Path, config: ml_collections.ConfigDict, task: Any) -
                          "use a new --workdir")
     from jaxgen.tasks import get_task
 
-    saved_arch = get_task(saved.task).architecture(_ArchOnly(saved))
-    arch = task.architecture()
+    saved_arch = get_task(saved.task).architecture(saved)
+    arch = type(task).architecture(config)
     for player, spec in arch.items():
         if saved_arch.get(player) != spec:
             raise ValueError(
                 f"{workdir} was trained as {_describe(saved_arch.get(player))}, the config is {_describe(spec)} "
                 f"({player}); use a new --workdir to train this config"
             )
-
-
-class _ArchOnly:
-    """Just enough of a task for ``Task.architecture`` of a saved config (no networks built)."""
-
-    def __init__(self, config: ml_collections.ConfigDict) -> None:
-        self.config = config
-        self.scale = config.get("scale")
 
 
 def _describe(spec: Any) -> str:
