@@ -23,8 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from jaxgen import image, metrics
+from jaxgen.image_files import list_image_files
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _HR_LR = re.compile(r"^(?P<stem>.*)_(?P<kind>HR|LR)$")
 
 
@@ -48,11 +48,6 @@ def _check_scale(scale: int) -> int:
     if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
         raise ValueError(f"scale must be a positive integer; got {scale!r}")
     return int(scale)
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _read(path: Path) -> tuple[np.ndarray, bool]:
@@ -138,9 +133,7 @@ def load_sr_pairs(data_dir: str | Path, scale: int) -> list[SRPair]:
     """
     scale = _check_scale(scale)
     folder = resolve_data_dir(data_dir, scale)
-    files = _image_files(folder)
-    if not files:
-        raise ValueError(f"benchmark folder {folder} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    files = list_image_files(folder, "benchmark folder")
     if any(p.stem.endswith("_LR") for p in files):
         return _load_paired(files, scale)
     return _load_hr_only(files, scale)

@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxgen import image
+from jaxgen.image_files import list_image_files
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LR_MODES = ("precompute", "on_the_fly")
 _FORMAT = "jaxgen-folder-v1"  # bump when the record contents change, so old caches are not reused
 
@@ -94,20 +94,6 @@ def _quiet_prepare(builder: Any) -> None:
             builder.download_and_prepare()
     finally:
         tfds.enable_progress_bar()
-
-
-def list_image_files(folder: Path, what: str = "image folder") -> list[Path]:
-    """Image files directly in ``folder`` (by extension, hidden files ignored), sorted by name."""
-    if not folder.is_dir():
-        raise ValueError(f"{what} {folder} does not exist or is not a directory")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-    if not files:
-        raise ValueError(f"{what} {folder} has no image files (expected one of {', '.join(IMAGE_EXTENSIONS)})")
-    return files
 
 
 def _by_stem(files: list[Path], folder: Path) -> dict[str, Path]:
