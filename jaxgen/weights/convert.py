@@ -362,7 +362,7 @@ def torch_to_flax(arch: str, state_dict: Mapping[str, Any], *, model: nn.Module 
             continue
         if converted is not None:
             path = tuple(flax_module.split("/")) + (converted[0],)
-            flat[path] = np.ascontiguousarray(converted[1])
+            flat[path] = np.asarray(converted[1], order="C")
             origin[path] = key
     missing: list[str] = []
     if model is not None:
@@ -450,7 +450,7 @@ def flax_to_torch(arch: str, params: Mapping[str, Any], *, model: nn.Module | No
             unmapped.append("/".join(path) + f" {value.shape}")
             continue
         for leaf, arr in leaves:
-            out[f"{module}.{leaf}"] = np.ascontiguousarray(arr)
+            out[f"{module}.{leaf}"] = np.asarray(arr, order="C")
     _raise_if(arch, "Flax params", [], unmapped, [])
     return out
 
