@@ -57,7 +57,8 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from jaxgen.models import MODELS, build
 from jaxgen.models.layers import DIV2K_RGB_MEAN
 
-__all__ = ["ARCHS", "Rule", "flax_to_torch", "load_pretrained", "torch_to_flax"]
+__all__ = ["ARCHS", "Rule", "export_torch_weights", "flax_to_torch", "load_pretrained", "model_param_shapes",
+           "torch_to_flax"]
 
 _PLACEHOLDER = re.compile(r"\{(?:(\d+)\*)?(\w+)\}")
 _BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
@@ -471,3 +472,11 @@ def load_pretrained(arch: str, path: str, **model_kwargs: Any) -> tuple[nn.Modul
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     return model, params
+
+
+def export_torch_weights(arch: str, params: Mapping[str, Any], path: str, *, model: nn.Module | None = None) -> None:
+    """``save_state_dict(path, flax_to_torch(arch, params, model=model))``: jaxgen params as an official PyTorch
+    state dict in ``.safetensors``, ``.npz`` or (with PyTorch installed) ``.pth``."""
+    from jaxgen.weights.state_dict_io import save_state_dict
+
+    save_state_dict(path, flax_to_torch(arch, params, model=model))
