@@ -95,3 +95,24 @@ def test_flax_to_torch_to_flax_identity_via_file(tmp_path):
     for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
     assert flax_to_torch("edsr", {"params": back}, model=model).keys() == state.keys()
+
+
+@pytest.mark.parametrize(
+    "arch,kwargs,symbolic,shape",
+    [("rcan", dict(scale=2, num_feat=4, num_groups=1, num_blocks=1, reduction=2), ("B", "H", "W", 3), (2, 12, 8, 3)),
+     ("patchgan", dict(ndf=4, n_layers=2), ("B", 32, 40, 3), (2, 32, 40, 3))],  # its size check needs concrete H, W
+)
+def test_onnx_export_matches(tmp_path, arch, kwargs, symbolic, shape):
+    """Optional: runs only where jax2onnx and onnxruntime are installed (see jaxgen.weights.onnx_export)."""
+    pytest.importorskip("jax2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from jaxgen.weights.onnx_export import export_onnx
+
+    model = build(arch, **kwargs)
+    params = _random_params(arch, model)
+    path = tmp_path / f"{arch}.onnx"
+    export_onnx(model, params, path, input_shape=symbolic)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(2).uniform(size=shape).astype(np.float32)
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(out, np.asarray(model.apply({"params": params}, x)), rtol=0, atol=1e-5)
