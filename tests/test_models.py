@@ -18,7 +18,7 @@ import pytest
 from jaxgen import models
 from jaxgen.models import layers as blocks
 from jaxgen.image import imresize
-from tests.test_nn import np_bilinear, np_nearest
+from tests.test_layers import np_bilinear, np_nearest
 
 SCALES = {
     "srcnn": (2, 3, 4),

@@ -7,6 +7,7 @@ trimmed scikit-image install) is skipped with a warning.
 from __future__ import annotations
 
 import logging
+import json
 import os
 from pathlib import Path
 
@@ -65,11 +66,16 @@ def write_sample_images(dest: str | os.PathLike, holdout: int = 2) -> tuple[Path
     """
     if not isinstance(holdout, (int, np.integer)) or holdout < 0:
         raise ValueError(f"holdout must be an integer >= 0; got {holdout!r}")
+    dest = Path(dest).expanduser()
+    manifest = dest / ".samples.json"
+    if manifest.is_file():  # fast path: a previous call wrote every file of this split (decoding takes ~2 s)
+        done = json.loads(manifest.read_text())
+        if done.get("holdout") == holdout and all((dest / rel).is_file() for rel in done.get("files", [])):
+            return dest / "train", dest / "val"
     photos = load_available_samples()
     names = list(photos)
     if holdout >= len(names):
         raise ValueError(f"holdout={holdout} leaves no training photo: only {len(names)} samples load here ({names})")
-    dest = Path(dest).expanduser()
     split_of = {name: ("val" if i >= len(names) - holdout else "train") for i, name in enumerate(names)}
     dirs = {split: dest / split for split in ("train", "val")}
     for d in dirs.values():
@@ -81,4 +87,8 @@ def write_sample_images(dest: str | os.PathLike, holdout: int = 2) -> tuple[Path
                 path.unlink(missing_ok=True)
             elif not path.exists():
                 image.write_image(path, photos[name])
+    files = [f"{split_of[name]}/{name}.png" for name in names]
+    tmp = manifest.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"holdout": int(holdout), "files": files}))
+    tmp.replace(manifest)
     return dirs["train"], dirs["val"]

@@ -67,13 +67,14 @@ class StopSignals:
             signal.signal(sig, previous)
 
 
-def agree(flag: bool) -> bool:
-    """``flag`` on any process -> True on every process (one all-gather; a no-op with one process)."""
+def agree(*flags: bool) -> tuple[bool, ...]:
+    """Each flag set on any process -> set on every process (one all-gather; a no-op with one process)."""
     if jax.process_count() == 1:
-        return flag
+        return tuple(bool(f) for f in flags)
     from jax.experimental import multihost_utils
 
-    return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).max())
+    gathered = np.asarray(multihost_utils.process_allgather(np.asarray(flags, np.int32)))
+    return tuple(bool(v) for v in gathered.reshape(-1, len(flags)).max(axis=0))
 
 
 def _write_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
@@ -149,11 +150,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         state, data_state, _ = checkpoint.restore(manager, start_step, abstract_state)
         if not is_main and isinstance(data_state, dict) and "pipeline" in data_state:
             data_state = dict(data_state, pipeline=data_iter.get_state()["pipeline"])  # process-specific shard
+        problem = None
         try:
             data_iter.set_state(data_state)
         except ValueError as e:
-            reason = str(e).split(" (set_state")[0]
-            raise ValueError(f"cannot resume {workdir}: {reason}. Use a new --workdir to train this config") from None
+            problem = str(e).split(" (set_state")[0]
+        if agree(problem is not None)[0]:  # every process stops, not only the one that found the problem
+            problem = problem or "another process's data pipeline differs from the checkpoint's"
+            raise ValueError(f"cannot resume {workdir}: {problem}. Use a new --workdir to train this config")
         log.info("resumed from %s at step %d", manager.directory, start_step)
     else:
         state = jax.jit(task.init, out_shardings=repl)()
@@ -207,7 +211,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
                     t_last, steps_since = time.perf_counter(), 0
                 last = step == config.total_steps
                 out_of_time = bool(config.time_budget_s) and time.perf_counter() - t_start > config.time_budget_s
-                stop = agree(signals.received is not None or out_of_time)
+                signalled, out_of_time = agree(signals.received is not None, out_of_time)
+                stop = signalled or out_of_time
                 do_eval = last or stop or bool(config.eval_every and step % config.eval_every == 0)
                 do_save = do_eval or step % config.ckpt_every == 0
                 if do_save or step % config.log_every == 0:
@@ -238,8 +243,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
                 if progress is not None:
                     progress.update(1)
                 if stop:
-                    reason = "preempted" if signals.received else "time_budget"
-                    summary[reason] = signals.received or True
+                    if signalled:
+                        summary["preempted"] = signals.received or "a signal on another process"
+                    else:
+                        summary["time_budget"] = True
                     break
     finally:
         manager.wait_until_finished()
