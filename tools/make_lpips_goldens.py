@@ -17,7 +17,9 @@ those two constructors: torchvision's ``features`` layouts (``make_vgg_goldens.v
 
 Images: uint8 crops of Set5 (x4 HR) and degraded versions: PIL bicubic down-up (x4; x2 for a non-square pair),
 Gaussian noise (sigma 8 or 16 on the 0-255 scale, rounded), a 3-pixel shift, JPEG at quality 20. Also the gradient of
-``sum(LPIPS(a, b))`` w.r.t. ``a`` for the first pair (through ``lpips``' own forward).
+``sum(LPIPS(a, b))`` w.r.t. ``a`` (through ``lpips``' own forward) for the first pair with ``N(0, 0.01)`` noise
+added to ``a`` as float32: uint8 crops have flat regions whose equal activations tie in the max-pools, where any
+split of the gradient is valid and the frameworks' choices differ.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ def main() -> None:
     import lpips  # noqa: PLC0415  (after the stub)
 
     out = make_pairs(args.shared)
+    rng = np.random.RandomState(1)
+    out["grad_a"] = np.clip(out["a"][:1] / 255.0 + rng.normal(0, 0.01, out["a"][:1].shape), 0, 1).astype(np.float32)
+    out["grad_b"] = (out["b"][:1] / 255.0).astype(np.float32)
     for net in ("vgg", "alex"):
         model = lpips.LPIPS(net=net, version="0.1", verbose=False).eval()
         with torch.no_grad():
@@ -115,9 +120,11 @@ def main() -> None:
                                   normalize=True)
                 out[f"{net}/dist{suffix}"] = d.reshape(-1).numpy().astype(np.float32)
                 out[f"{net}/layers{suffix}"] = torch.stack([t.reshape(-1) for t in layers], 1).numpy()
-        a0 = to_tensor(out["a"][:1]).requires_grad_(True)
-        model(a0, to_tensor(out["b"][:1]), normalize=True).sum().backward()
-        out[f"{net}/grad_a0"] = a0.grad.numpy().transpose(0, 2, 3, 1).astype(np.float32)
+        # Gradient w.r.t. a float image (uint8 crops have flat regions whose equal activations tie in the
+        # max-pools, where any split of the gradient is valid and frameworks differ): first pair + N(0, 0.01).
+        ga = torch.from_numpy(out["grad_a"].transpose(0, 3, 1, 2).copy()).requires_grad_(True)
+        model(ga, torch.from_numpy(out["grad_b"].transpose(0, 3, 1, 2).copy()), normalize=True).sum().backward()
+        out[f"{net}/grad"] = ga.grad.numpy().transpose(0, 2, 3, 1).astype(np.float32)
         print(net, "distances", np.round(out[f"{net}/dist"], 4), np.round(out[f"{net}/dist_ns"], 4))
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT / "lpips_set5.npz", **out)
