@@ -25,7 +25,6 @@ import numpy as np
 from jaxgen.image import rgb_to_y
 from jaxgen.lpips import load_lpips_params, lpips, lpips_fn  # noqa: F401  (re-exported)
 
-
 SSIM_WINDOW = 11  # Wang et al. 2004: 11x11 circular-symmetric Gaussian, sigma 1.5
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03

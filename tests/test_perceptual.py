@@ -40,7 +40,7 @@ def jax_results(golden, vgg19_random) -> dict:
         for c in CRITERIA:
             fn = functools.partial(perceptual_terms, layer_weights=LAYERS, criterion=c, perceptual_weight=1.0,
                                    style_weight=2.0)
-            out[c] = (fn(x, y, params), jax.grad(lambda x: sum(fn(x, y, params)))(x))
+            out[c] = (fn(x, y, params), jax.grad(lambda x, fn=fn: sum(fn(x, y, params)))(x))
         return out
 
     return jax.jit(all_criteria)(golden["x"], golden["y"], vgg19_random)
