@@ -7,12 +7,14 @@ Every way a pickle reaches a global (``GLOBAL``, ``STACK_GLOBAL``, ``INST``, cop
 through ``find_class``; ``REDUCE`` / ``NEWOBJ`` / ``BUILD`` can only call or set up what was resolved there.
 
 ``NUMPY_GLOBALS`` is the set needed to rebuild numpy arrays and scalars as numpy pickles them (protocols 2-5,
-numpy 1.x module names ``numpy.core.*`` and 2.x ``numpy._core.*``). Torch checkpoints add their own stand-ins
+numpy 1.x module names ``numpy.core.*`` and 2.x ``numpy._core.*``), plus ``_codecs.encode`` (latin1 only) and
+``bytes()`` (no arguments), with which protocol 2 writes ``bytes``. Torch checkpoints add their own stand-ins
 (``jaxgen.weights.torch_checkpoint``).
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import io
 import os
@@ -21,7 +23,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-__all__ = ["NUMPY_GLOBALS", "RestrictedUnpickler", "UnsafePickleError", "load_pickle", "restricted_loads"]
+__all__ = ["NUMPY_GLOBALS", "RestrictedUnpickler", "UnsafePickleError", "checked_load", "load_pickle", "one_line",
+           "restricted_loads"]
 
 
 class UnsafePickleError(ValueError):
@@ -46,6 +49,25 @@ NUMPY_GLOBALS[("numpy", "dtype")] = np.dtype
 NUMPY_GLOBALS[("collections", "OrderedDict")] = collections.OrderedDict
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """Protocol-2 pickles store ``bytes`` as ``_codecs.encode(str, 'latin1')``; only that codec is allowed."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode only with 'latin1' on a str; got {encoding!r}")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """Protocol-2 pickles store ``b''`` as ``bytes()``; nothing else is accepted."""
+    if args:
+        raise pickle.UnpicklingError("builtins.bytes only without arguments (an empty bytes object)")
+    return b""
+
+
+# Python's own protocol-2 encoding of ``bytes`` (array data in numpy and legacy torch pickles).
+NUMPY_GLOBALS[("_codecs", "encode")] = _latin1_encode
+NUMPY_GLOBALS[("builtins", "bytes")] = _empty_bytes
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves only ``allowed[(module, name)]``; anything else raises
     ``UnsafePickleError`` naming ``source`` and the global. ``persistent_load`` (optional) handles persistent ids
@@ -66,6 +88,12 @@ class RestrictedUnpickler(pickle.Unpickler):
             self.persistent_load = persistent_load  # type: ignore[method-assign]
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names as protocol 0-2 pickles write them (``__builtin__``, ``copy_reg``) -> Python 3 names, the
+        # renaming ``pickle.Unpickler.find_class`` does; a pure lookup, nothing is imported.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         try:
             return self._allowed[(module, name)]
         except KeyError:
@@ -93,7 +121,12 @@ def checked_load(unpickler: pickle.Unpickler, source: str) -> Any:
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise ValueError(f"{source}: not a readable pickle ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{source}: not a readable pickle ({type(e).__name__}: {one_line(e)})") from None
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (library messages often span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def load_pickle(path: str | os.PathLike) -> Any:

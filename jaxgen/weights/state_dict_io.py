@@ -27,7 +27,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from jaxgen.weights.safe_pickle import load_pickle
+from jaxgen.weights.safe_pickle import load_pickle, one_line
 from jaxgen.weights.torch_checkpoint import is_legacy_torch_file, read_torch_checkpoint
 
 __all__ = ["WRAPPER_KEYS", "flatten_state_dict", "load_state_dict", "read_keras_h5", "save_state_dict",
@@ -81,6 +81,8 @@ def _read_pickled(path: str) -> Any:
         return read_torch_checkpoint(path)
     with open(path, "rb") as f:
         head = f.read(32)
+    if head.startswith(b"PK\x03\x04"):
+        raise ValueError(f"{path}: corrupt zip archive (no readable central directory; truncated?)")
     if is_legacy_torch_file(head):
         return read_torch_checkpoint(path)
     return load_pickle(path)
@@ -93,7 +95,7 @@ def _read_safetensors(path: str) -> StateDict:
     try:
         return dict(safetensors.numpy.load_file(path))
     except (safetensors.SafetensorError, OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0] if str(e) else e!r})") from None
+        raise ValueError(f"{path}: not a readable safetensors file ({one_line(e)})") from None
 
 
 def _read_npz(path: str) -> StateDict:
@@ -103,7 +105,7 @@ def _read_npz(path: str) -> StateDict:
                 raise ValueError("a single .npy array, not an .npz archive")
             return {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
+        raise ValueError(f"{path}: not a readable .npz archive ({one_line(e)})") from None
 
 
 def _strip_tf_suffix(name: str) -> str:
@@ -144,7 +146,7 @@ def read_keras_h5(path: str) -> StateDict:
 
                 root.visititems(visit)
     except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable Keras HDF5 weight file ({e})") from None
+        raise ValueError(f"{path}: not a readable Keras HDF5 weight file ({one_line(e)})") from None
     return out
 
 
@@ -189,7 +191,7 @@ def _as_arrays(state_dict: Mapping[str, Any], path: str) -> StateDict:
         arr = np.asarray(value)
         if arr.dtype == object:
             raise ValueError(f"{path}: entry {key!r} is not a numeric array")
-        out[key] = np.ascontiguousarray(arr)
+        out[key] = np.asarray(arr, order="C")
     return out
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from jaxgen.weights.safe_pickle import NUMPY_GLOBALS, RestrictedUnpickler, checked_load
+from jaxgen.weights.safe_pickle import NUMPY_GLOBALS, RestrictedUnpickler, checked_load, one_line
 
 __all__ = ["STORAGE_DTYPES", "TORCH_GLOBALS", "is_legacy_torch_file", "read_torch_checkpoint"]
 
@@ -128,7 +128,7 @@ def _materialise(ref: _TensorRef, source: str) -> np.ndarray:
     view = np.lib.stride_tricks.as_strided(
         data[ref.offset :], shape=ref.size, strides=tuple(s * data.itemsize for s in ref.stride), writeable=False
     )
-    return np.ascontiguousarray(view)
+    return np.array(view, order="C")  # a writeable copy, independent of the storage bytes
 
 
 def _resolve(obj: Any, source: str, depth: int = 0) -> Any:
@@ -161,7 +161,7 @@ def _read_zip(path: str) -> Any:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{path}: corrupt zip archive ({e})") from None
+        raise ValueError(f"{path}: corrupt zip archive ({one_line(e)})") from None
     with archive:
         pkls = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") <= 1]
         if len(pkls) != 1:
@@ -196,13 +196,13 @@ def _read_zip(path: str) -> Any:
         try:
             data = archive.read(pkls[0])
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # CRC error, truncated member
-            raise ValueError(f"{path}: corrupt zip archive ({e})") from None
+            raise ValueError(f"{path}: corrupt zip archive ({one_line(e)})") from None
         unpickler = RestrictedUnpickler(io.BytesIO(data), allowed=TORCH_GLOBALS, source=path,
                                         persistent_load=persistent_load)
         try:
             obj = checked_load(unpickler, path)
         except (zipfile.BadZipFile, OSError) as e:
-            raise ValueError(f"{path}: corrupt zip archive ({e})") from None
+            raise ValueError(f"{path}: corrupt zip archive ({one_line(e)})") from None
     return _resolve(obj, path)
 
 
