@@ -53,10 +53,11 @@ def test_perceptual_and_style_match_basicsr(golden, jax_results, criterion: str)
     np.testing.assert_allclose(percep, golden[f"{criterion}/percep"], rtol=2e-5)
     np.testing.assert_allclose(style, golden[f"{criterion}/style"], rtol=2e-5)
     want, grad = golden[f"{criterion}/grad_x"], np.asarray(grad)
-    # relative L2 error: the l1 criterion's sign(phi(x) - phi(y)) may flip for the odd near-equal feature pair
-    # between float32 implementations, a local discontinuity the max-abs error would overweight
-    assert np.linalg.norm(grad - want) <= 1e-4 * np.linalg.norm(want)
-    if criterion != "l1":
+    if criterion == "l1":
+        # sign(phi(x) - phi(y)) flips between float32 implementations for the odd near-equal feature pair; one
+        # flip costs ~6e-5 relative L2 here (measured: 6.9e-5 in total), a wrong weight/reduction/layer O(1)
+        assert np.linalg.norm(grad - want) <= 1e-3 * np.linalg.norm(want)
+    else:  # measured <= 5e-6 relative to the largest entry
         assert np.abs(grad - want).max() <= 1e-4 * np.abs(want).max()
 
 
