@@ -5,6 +5,10 @@
 - Adversarial losses (``adversarial``): ``gan_d_loss``, ``gan_g_loss`` on discriminator logits, kinds
   ``GAN_KINDS``.
 
+- Feature losses (``perceptual``) on a frozen VGG whose params are an explicit argument:
+  ``perceptual_loss(x, y, vgg_params, ...)`` / ``perceptual_terms`` (BasicSR ``PerceptualLoss``),
+  ``gram_matrix``, ``style_loss``, ``feature_loss``; and ``tv_loss`` (BasicSR ``WeightedTVLoss``).
+
 ``PIXEL_LOSSES`` maps the names a config uses (``config.losses = {'l1': 1.0, ...}``) to functions
 ``(pred, target) -> scalar``; feature (perceptual) losses will join it from ``perceptual`` later.
 """
@@ -16,6 +20,14 @@ from typing import Callable
 import jax
 
 from jaxgen.losses.adversarial import GAN_KINDS, gan_d_loss, gan_g_loss
+from jaxgen.losses.perceptual import (
+    feature_loss,
+    gram_matrix,
+    perceptual_loss,
+    perceptual_terms,
+    style_loss,
+    tv_loss,
+)
 from jaxgen.losses.pixel import REDUCTIONS, charbonnier, l1, mse, ssim_loss
 
 PixelLoss = Callable[[jax.Array, jax.Array], jax.Array]
@@ -33,9 +45,15 @@ __all__ = [
     "REDUCTIONS",
     "PixelLoss",
     "charbonnier",
+    "feature_loss",
     "gan_d_loss",
     "gan_g_loss",
+    "gram_matrix",
     "l1",
     "mse",
+    "perceptual_loss",
+    "perceptual_terms",
     "ssim_loss",
+    "style_loss",
+    "tv_loss",
 ]
