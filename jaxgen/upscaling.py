@@ -6,8 +6,11 @@ Pipeline of :meth:`Upscaler.upscale` for one :class:`jaxgen.image.ImageData`:
 1. gray ``[H,W,1]`` -> 3 equal channels; the output goes back to gray with BT.601 luma (``0.299 R + 0.587 G +
    0.114 B``, Real-ESRGAN's ``cv2.COLOR_BGR2GRAY``), so gray stays gray with no tint;
 2. ``pre_pad``: reflect-pad the LR input by ``pre_pad`` pixels, crop ``pre_pad * scale`` off the output. Real-ESRGAN
-   pads the bottom and right only; jaxgen pads all four sides, so every border gets the context (and the pad
-   commutes with the flips/rotations of the self-ensemble);
+   pads the bottom and right only; jaxgen pads all four sides, so every border gets the same treatment (and the
+   pad commutes with the flips/rotations of the self-ensemble). Default 0, as Real-ESRGAN's CLI
+   (``inference_realesrgan.py --pre_pad 0``; its ``RealESRGANer`` class defaults to 10): it removes the rim a
+   zero-padded network leaves on flat borders, but for the Real-ESRGAN models measured here the outermost 4 HR
+   pixels move *further* from a larger-context run with ``pre_pad=10`` (see ``benchmarks/upscale_memory.py``);
 3. inputs whose sides must divide by ``size_multiple`` (RRDBNet x2/x1 pixel-unshuffle) are reflect-padded at the
    bottom/right and cropped after, as Real-ESRGAN's ``mod_pad``;
 4. ``ensemble``: the x8 geometric self-ensemble (Lim et al., EDSR, CVPR-W 2017 ``forward_x8``): the 8 flips /
@@ -136,7 +139,7 @@ class Upscaler:
     """Upscales images with an :class:`SRModel` (see the module docstring for the pipeline).
 
     ``tile``: LR window side (0 = whole image); ``tile_overlap``: LR context pixels around each kept part
-    (Real-ESRGAN's ``tile_pad``, default 10); ``pre_pad``: reflect padding (default 10, as Real-ESRGAN's CLI);
+    (Real-ESRGAN's ``tile_pad``, default 10); ``pre_pad``: reflect padding (default 0, as Real-ESRGAN's CLI);
     ``ensemble``: x8 self-ensemble; ``alpha_upsampler``: ``'realesrgan'`` or ``'bilinear'``; ``outscale``: final
     scale (``None`` = the model's). The jitted network is compiled once per input shape and reused.
     """
@@ -147,7 +150,7 @@ class Upscaler:
         *,
         tile: int = 0,
         tile_overlap: int = 10,
-        pre_pad: int = 10,
+        pre_pad: int = 0,
         ensemble: bool = False,
         alpha_upsampler: str = "realesrgan",
         outscale: float | None = None,

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     prec.add_argument("--fp32", dest="bf16", action="store_false", help="float32 compute (default)")
     prec.add_argument("--bf16", dest="bf16", action="store_true", help="bfloat16 compute")
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations, averaged)")
-    p.add_argument("--pre-pad", type=int, default=10, help="reflect padding of the input in pixels (default 10)")
+    p.add_argument("--pre-pad", type=int, default=0, help="reflect padding of the input in pixels (default 0)")
     p.add_argument("--tile", type=int, default=0, help="LR tile size (0 = whole image)")
     p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
     p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
