@@ -1,0 +1,1 @@
+"""Safe weight import/export (see the submodules)."""
