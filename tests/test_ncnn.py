@@ -217,3 +217,43 @@ def test_packaged_realesrgan_matches_ncnn_runtime(name, photo_crop):
     assert got.shape == ref.shape == (16 * scale, 16 * scale, 3)
     assert ref.std() > 0.05  # a real image, not a flat output
     np.testing.assert_allclose(got, ref, atol=ATOL)
+
+
+def _trunc_fp16(v: np.ndarray) -> np.ndarray:
+    """float32 -> the float16 value nearest zero (mantissa cut to 10 bits), in float32; normal fp16 range only."""
+    return (np.asarray(v, np.float32).view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+def test_official_pth_and_its_ncnn_twin_agree_up_to_fp16(shared_data, photo_crop):
+    """realesr-animevideov3.pth (official PyTorch file, read by jaxgen.weights) vs the packaged ncnn file: biases and
+    PReLU slopes are bit-equal; every conv weight is the .pth weight cut to fp16 toward zero (ncnn's converter
+    truncates; weights below the fp16 normal range 2^-14 are flushed to 0); outputs agree to 2e-3."""
+    from jaxgen.upscaling import Upscaler, model_from_module
+    from jaxgen.weights.convert import load_pretrained
+
+    pth = shared_data / "weights" / "realesr-animevideov3.pth"
+    if not pth.is_file():
+        pytest.skip(f"{pth} not found")
+    param, bin_ = _zoo_files("realesr-animevideov3-x4")
+    conv = nc.convert_realesrgan(nc.read_ncnn(param, bin_))
+    module, params = load_pretrained("srvgg_compact", str(pth), scale=4)
+    import jax
+
+    ours = dict(jax.tree_util.tree_flatten_with_path(params)[0])
+    theirs = dict(jax.tree_util.tree_flatten_with_path(conv.params)[0])
+    assert ours.keys() == theirs.keys() and len(ours) == 53
+    n_normal = 0
+    for path, v in ours.items():
+        v, w = np.asarray(v, np.float32), theirs[path]
+        assert v.shape == w.shape, path
+        if path[-1].key != "kernel":
+            np.testing.assert_array_equal(w, v, err_msg=str(path))
+            continue
+        normal = np.abs(v) >= 2.0**-14
+        np.testing.assert_array_equal(w[normal], _trunc_fp16(v[normal]), err_msg=str(path))
+        assert np.all(np.abs(w[~normal] - v[~normal]) < 2.0**-14)
+        n_normal += normal.sum()
+    assert n_normal > 600_000  # nearly all of the 621,424 parameters are conv weights in the normal range
+    a = Upscaler(model_from_module(module, params, 4)).upscale_rgb(photo_crop)
+    b = Upscaler(model_from_module(models.build(conv.arch, **conv.kwargs), conv.params, 4)).upscale_rgb(photo_crop)
+    assert 0 < np.abs(a - b).max() < 2e-3

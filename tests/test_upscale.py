@@ -266,3 +266,24 @@ def test_parse_arch_kwargs():
         "num_conv": 32, "act": "prelu", "x": 0.5, "f": True}
     with pytest.raises(ValueError, match="key=value"):
         upscale_cmd._parse_kwargs("num_conv")
+
+
+def test_cli_weights_pth_matches_the_zoo_twin(tmp_path, capsys, shared_data):
+    """``--weights realesr-animevideov3.pth --arch srvgg_compact`` (official PyTorch file) and ``--model
+    realesr-animevideov3`` (its fp16 ncnn twin) write the same image up to fp16 weight rounding (<= 2/255 here)."""
+    _zoo("realesr-animevideov3")
+    pth = shared_data / "weights" / "realesr-animevideov3.pth"
+    if not pth.is_file():
+        pytest.skip(f"{pth} not found")
+    from jaxgen.data.samples import load_sample
+
+    Image.fromarray(load_sample("coffee")[200:216, 300:320]).save(tmp_path / "c.png")
+    code_a, err = _run([tmp_path / "c.png", "-o", tmp_path / "a.png", "--weights", pth, "--arch", "srvgg_compact"],
+                       capsys)
+    code_b, _ = _run([tmp_path / "c.png", "-o", tmp_path / "b.png", "--model", "realesr-animevideov3"], capsys)
+    assert code_a == code_b == 0, err
+    a = np.asarray(Image.open(tmp_path / "a.png")).astype(int)
+    b = np.asarray(Image.open(tmp_path / "b.png")).astype(int)
+    assert a.shape == (64, 80, 3) and np.abs(a - b).max() <= 2
+    code, err = _run([tmp_path / "c.png", "-o", tmp_path / "d.png", "--weights", pth, "--arch", "rrdbnet"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "does not match" in err and len(err) < 800

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+MAX_MESSAGE = 600  # error messages are cut to one readable line
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -96,21 +97,17 @@ def _load_model(args: argparse.Namespace) -> Any:
         return model, f"the checkpoint of step {step}"
     if not args.arch:
         raise ValueError("--weights needs --arch NAME (e.g. rrdbnet, srvgg_compact)")
-    from jaxgen import models
+    from jaxgen.weights.convert import load_pretrained
 
     kwargs = _parse_kwargs(args.arch_kwargs)
-    module = models.build(args.arch, scale=args.scale, **kwargs)
-    params = _load_torch_weights(Path(args.weights), args.arch, module)
-    return upscaling.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
-
-
-def _load_torch_weights(path: Path, arch: str, module: Any) -> Any:
-    """A PyTorch state dict -> flax params of ``module`` (via :mod:`jaxgen.weights`)."""
+    path = Path(args.weights)
+    if not path.is_file():
+        raise ValueError(f"--weights {path}: no such file")
     try:
-        from jaxgen import weights
-    except ImportError as e:
-        raise ValueError(f"--weights {path}: this jaxgen has no PyTorch weight loader (jaxgen.weights)") from e
-    return weights.load_torch_params(path, arch, module)
+        module, params = load_pretrained(args.arch, str(path), scale=args.scale, **kwargs)
+    except TypeError as e:  # an unknown model kwarg
+        raise ValueError(f"--arch {args.arch} --arch-kwargs {args.arch_kwargs!r}: {e}") from e
+    return upscaling.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
 
 
 def _collect_inputs(items: list[str]) -> list[Path]:
@@ -174,6 +171,9 @@ def run(argv: list[str]) -> int:
     try:
         upscale(args)
     except ValueError as e:
-        print(f"jaxgen: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line
+        if len(message) > MAX_MESSAGE:
+            message = f"{message[:MAX_MESSAGE]} ... ({len(message) - MAX_MESSAGE} more characters)"
+        print(f"jaxgen: error: {message}", file=sys.stderr)
         return 2
     return 0
