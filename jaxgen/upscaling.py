@@ -12,7 +12,7 @@ Pipeline of :meth:`Upscaler.upscale` for one :class:`jaxgen.image.ImageData`:
    zero-padded network leaves on flat borders, but for the Real-ESRGAN models measured here the outermost 4 HR
    pixels move *further* from a larger-context run with ``pre_pad=10`` (see ``benchmarks/upscale_memory.py``);
 3. inputs whose sides must divide by ``size_multiple`` (RRDBNet x2/x1 pixel-unshuffle) are reflect-padded at the
-   bottom/right and cropped after, as Real-ESRGAN's ``mod_pad``;
+   bottom/right and cropped after, as Real-ESRGAN's ``mod_pad``; tiles and overlaps are rounded to multiples of it;
 4. ``ensemble``: the x8 geometric self-ensemble (Lim et al., EDSR, CVPR-W 2017 ``forward_x8``): the 8 flips /
    90-degree rotations of the input, each upscaled and transformed back, averaged;
 5. ``tile`` > 0: :func:`jaxgen.tiling.upscale_tiled` -- only one window (``[1,tile,tile,3]``) is on the device at
@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from jaxgen import image, tiling
+from jaxgen.models import RRDBNet
 
 __all__ = [
     "ALPHA_UPSAMPLERS",
@@ -86,9 +87,7 @@ def model_from_module(
         y = module.apply({"params": p}, x)
         return (y if output_fn is None else output_fn(y)).astype(jnp.float32)
 
-    multiple = 1
-    if type(module).__name__ == "RRDBNet" and getattr(module, "scale", 4) < 4:
-        multiple = 4 // module.scale
+    multiple = 4 // module.scale if isinstance(module, RRDBNet) and module.scale < 4 else 1
     return SRModel(apply, params, int(scale), name, multiple)
 
 
@@ -119,7 +118,7 @@ def resize_lanczos(x: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
         return resize_lanczos(x[..., None], out_hw)[..., 0]
     size = (out_hw[1], out_hw[0])
     chans = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c], np.float32), mode="F").resize(
+        np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c], np.float32)).resize(
             size, Image.Resampling.LANCZOS))
         for c in range(x.shape[-1])
     ]
@@ -187,7 +186,13 @@ class Upscaler:
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             lr = np.pad(lr, ((0, ph), (0, pw), (0, 0)), mode="reflect")
-        out = tiling.upscale_tiled(self._batch, lr, s, tile=self.tile, overlap=self.tile_overlap)
+        tile, overlap = self.tile, self.tile_overlap
+        if m > 1 and tile:  # windows on the model's pixel-unshuffle grid, so tiles see the untiled phase
+            tile, overlap = tile - tile % m, -(-overlap // m) * m
+            if 2 * overlap >= tile:
+                raise ValueError(f"{self.model.name}: tile {self.tile} / overlap {self.tile_overlap} rounded to "
+                                 f"multiples of {m} leave no kept part (need overlap < tile / 2)")
+        out = tiling.upscale_tiled(self._batch, lr, s, tile=tile, overlap=overlap)
         return out[: h * s, : w * s]
 
     def upscale_rgb(self, lr: np.ndarray) -> np.ndarray:
@@ -209,7 +214,8 @@ class Upscaler:
         else:
             out = self._net(lr)
         out = out[p * s : (p + h) * s, p * s : (p + w) * s]
-        return np.clip(out, 0.0, 1.0)
+        # in place when we own the buffer (tiled / ensemble): the output is the largest array here
+        return np.clip(out, 0.0, 1.0, out=out if out.flags.writeable else None)
 
     def _out_hw(self, h: int, w: int) -> tuple[int, int] | None:
         if self.outscale is None or self.outscale == self.scale:
@@ -234,7 +240,7 @@ class Upscaler:
             if self.alpha_upsampler == "realesrgan":
                 alpha = image.rgb_to_gray(self.upscale_rgb(np.repeat(a[..., None], 3, axis=-1)))[..., 0]
             else:
-                pil = Image.fromarray(np.ascontiguousarray(a), mode="F")
+                pil = Image.fromarray(np.ascontiguousarray(a))  # float32 -> mode F
                 alpha = np.asarray(pil.resize((w * self.scale, h * self.scale), Image.Resampling.BILINEAR))
         if out_hw is not None:
             out = np.clip(resize_lanczos(out, out_hw), 0.0, 1.0)

@@ -287,3 +287,20 @@ def test_cli_weights_pth_matches_the_zoo_twin(tmp_path, capsys, shared_data):
     assert a.shape == (64, 80, 3) and np.abs(a - b).max() <= 2
     code, err = _run([tmp_path / "c.png", "-o", tmp_path / "d.png", "--weights", pth, "--arch", "rrdbnet"], capsys)
     assert code == 2 and err.count("\n") == 1 and "does not match" in err and len(err) < 800
+
+
+def test_pixel_unshuffle_model_odd_sizes_and_tiles():
+    """RRDBNet x2 pixel-unshuffles its input: odd sizes are padded (Real-ESRGAN mod_pad) and tiles stay on the
+    unshuffle grid, so tiled == untiled (receptive field of this 1-block net: < 40 LR pixels)."""
+    from jaxgen import models
+
+    net = models.build("rrdbnet", scale=2, num_feat=8, num_blocks=1, num_grow_ch=4)
+    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))["params"]
+    rng = np.random.default_rng(12)  # random weights without compiling flax's init (slow on XLA:CPU)
+    params = jax.tree.map(lambda s: jnp.asarray(0.2 * rng.standard_normal(s.shape), jnp.float32), shapes)
+    model = upscaling.model_from_module(net, params, 2)
+    assert model.size_multiple == 2
+    x = _img(13, 97, seed=11)
+    whole = upscaling.Upscaler(model).upscale_rgb(x)
+    assert whole.shape == (26, 194, 3)
+    np.testing.assert_allclose(upscaling.Upscaler(model, tile=91, tile_overlap=41).upscale_rgb(x), whole, atol=1e-5)
