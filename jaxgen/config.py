@@ -37,6 +37,7 @@ __all__ = [
     "load_config",
     "optim_config",
     "parse_arg",
+    "parse_literal",
     "shared_data_dir",
 ]
 
@@ -56,7 +57,7 @@ def _cast(value: str, default: Any, what: str = "config arg") -> Any:
             return False
         raise ConfigError(f"{what} expects a boolean (true/false), got {value!r}")
     if default is None:
-        return _literal(value)
+        return parse_literal(value)
     if isinstance(default, int):
         try:
             number = float(value) if re.fullmatch(r"[-+]?\d+(\.0*)?[eE][-+]?\d+", value) else None
@@ -69,16 +70,16 @@ def _cast(value: str, default: Any, what: str = "config arg") -> Any:
         except ValueError:
             raise ConfigError(f"{what} expects a number, got {value!r}") from None
     if isinstance(default, (tuple, list)):
-        parsed = _literal(value)
+        parsed = parse_literal(value)
         if isinstance(parsed, str):  # a bare comma list: "1,2,3"
-            parsed = tuple(_literal(v.strip()) for v in value.split(",") if v.strip())
+            parsed = tuple(parse_literal(v.strip()) for v in value.split(",") if v.strip())
         return tuple(parsed) if isinstance(parsed, (tuple, list)) else (parsed,)
     if isinstance(default, str):
         return value
     return type(default)(value)
 
 
-def _literal(value: str) -> Any:
+def parse_literal(value: str) -> Any:
     """A Python literal (``1``, ``0.5``, ``(1, 2)``, ``'x'``, ``True``) or else the string itself."""
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
@@ -253,11 +254,11 @@ def apply_override(config: ml_collections.ConfigDict, dotted: str, value: str) -
     if key not in node:
         if node.is_locked:
             raise ConfigError(f"{what}: {_unknown(node, key, '.'.join(parts[:-1]))}")
-        node[key] = _literal(value)
+        node[key] = parse_literal(value)
         return
     current = node[key]
     if isinstance(current, ml_collections.ConfigDict):
-        if "weight" in current and not isinstance(_literal(value), (dict, tuple)):
+        if "weight" in current and not isinstance(parse_literal(value), (dict, tuple)):
             current.weight = _cast(value, float(current.weight), what)
             return
         raise ConfigError(f"{what}: config.{dotted} is a section; set one of its keys ({', '.join(current.keys())})")

@@ -7,12 +7,13 @@ Layout conventions (every function here): ``[H,W]``, ``[H,W,C]`` or ``[B,H,W,C]`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, BinaryIO, Callable, Union
 
 import jax
 import jax.numpy as jnp
@@ -352,13 +353,216 @@ def write_image(path: str | os.PathLike, img: Array, **save_kwargs: Any) -> Path
     if fmt is None:
         raise ValueError(f"write_image({path}): unknown extension; expected one of {sorted(_WRITE_FORMATS)}")
     pil = Image.fromarray(_image_to_write(img, path))
+    return _atomic_write(path, lambda f: pil.save(f, format=fmt, **save_kwargs))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Create the parent folders, ``write`` into a temporary file beside ``path``, rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as f:  # honours the umask (unlike mkstemp's 0600)
-            pil.save(f, format=fmt, **save_kwargs)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+# --------------------------------------------------------------------------------------------- full-fidelity I/O
+
+# EXIF orientation (tag 0x0112) -> numpy op undoing it (same result as ``ImageOps.exif_transpose``).
+_EXIF_ORIENTATION = 0x0112
+_ORIENT_OPS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+_CONVERTED_COLOUR_MODES = ("CMYK", "LAB", "HSV")  # converted to RGB: their ICC profile would not apply
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """A decoded image with what writing it back needs.
+
+    ``array``: float32 ``[H,W,C]`` in ``[0,1]``, ``C = 3`` (RGB) or ``1`` (gray); ``alpha``: float32 ``[H,W]``
+    in ``[0,1]`` or ``None``; ``bit_depth``: 8 or 16 (of the source samples); ``mode``: the source's Pillow mode
+    (informational); ``icc_profile``: the embedded ICC profile bytes or ``None``.
+    """
+
+    array: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    mode: str = "RGB"
+    icc_profile: bytes | None = None
+
+    @property
+    def is_gray(self) -> bool:
+        return self.array.shape[-1] == 1
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """``(bit_depth, colour_type)`` from a PNG's IHDR, or ``None`` if ``path`` is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return head[24], head[25]
+
+
+def _read_png16(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """16-bit PNG (any colour type) -> (uint16 ``[H,W,C]`` with C 1 or 3, alpha uint16 ``[H,W]`` or None), via
+    pypng (Pillow decodes 16-bit RGB PNGs to 8 bits)."""
+    import png
+
+    w, h, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    arr = np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(h, w, planes)
+    if info["alpha"]:
+        return arr[..., :-1], arr[..., -1]
+    return arr, None
+
+
+def _decode_pil(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Decoded Pillow image -> (float32 ``[H,W,C]`` in [0,1], alpha or None, bit depth)."""
+    mode = im.mode
+    if mode in _16BIT_MODES:
+        v = np.asarray(im).astype(np.int64)
+        if v.size and (v.min() < 0 or v.max() > 65535):
+            raise ValueError(f"{path}: mode {mode} values span [{v.min()}, {v.max()}]; expected 16-bit 0..65535")
+        return (v / 65535.0).astype(np.float32)[..., None], None, 16
+    if mode == "F":
+        raise ValueError(f"{path}: float (mode F) images are not supported; expected an 8/16-bit image")
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA" if (mode == "PA" or "transparency" in im.info) else "RGB")
+    elif mode in ("1", "L"):
+        im = im.convert("L")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGB")
+    a = np.asarray(im).astype(np.float32) / 255.0
+    if a.ndim == 2:
+        return a[..., None], None, 8
+    if im.mode in ("LA", "RGBA"):
+        return a[..., :-1], a[..., -1], 8
+    return a, None, 8
+
+
+def read_image_full(path: str | os.PathLike) -> ImageData:
+    """Read an image keeping what :func:`read_image` drops: alpha, gray, 16-bit depth and the ICC profile.
+
+    -> :class:`ImageData`: float32 ``[H,W,3]`` (colour) or ``[H,W,1]`` (``1``/``L``/``LA``/16-bit gray) in
+    ``[0,1]`` (``v / 255`` or ``v / 65535``), alpha ``[H,W]`` when the file has one (RGBA, LA, palette
+    transparency), ``bit_depth`` 16 for 16-bit PNGs (decoded with pypng, any colour type) and 16-bit gray
+    TIFFs. EXIF orientation is applied (as ``ImageOps.exif_transpose``). CMYK/LAB/HSV are converted to RGB by
+    Pillow and their ICC profile dropped. Unreadable files -> ``ValueError`` naming the file.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            icc = im.info.get("icc_profile") or None
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            source_mode = im.mode
+            header = _png_header(path) if im.format == "PNG" else None
+            if header is not None and header[0] == 16:
+                arr16, alpha16 = _read_png16(path)
+                array = (arr16 / 65535.0).astype(np.float32)
+                alpha = None if alpha16 is None else (alpha16 / 65535.0).astype(np.float32)
+                depth = 16
+            else:
+                im.load()
+                array, alpha, depth = _decode_pil(im, path)
+    except FileNotFoundError as e:
+        raise ValueError(f"{path}: no such image file") from e
+    except IsADirectoryError as e:
+        raise ValueError(f"{path}: is a directory, not an image file") from e
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{path}: cannot read as an image ({type(e).__name__}: {e})") from e
+    except Exception as e:  # pypng's FormatError and similar decoder failures
+        if isinstance(e, ValueError) and str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: cannot read as an image ({type(e).__name__}: {e})") from e
+    op = _ORIENT_OPS.get(orientation)
+    if op is not None:
+        array = op(array)
+        alpha = None if alpha is None else op(alpha)
+    if source_mode in _CONVERTED_COLOUR_MODES:
+        icc = None
+    return ImageData(
+        np.ascontiguousarray(array),
+        None if alpha is None else np.ascontiguousarray(alpha),
+        depth,
+        source_mode,
+        icc,
+    )
+
+
+def _quantise(x: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float in ``[0,1]`` -> uint8 / uint16: clip, ``* (2^bits - 1)``, round half away from zero."""
+    top, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    return np.floor(np.clip(x, 0.0, 1.0) * top + 0.5).astype(dtype)
+
+
+def _iccp_chunk(profile: bytes) -> tuple[bytes, bytes]:
+    import zlib
+
+    return b"iCCP", b"ICC profile\x00\x00" + zlib.compress(profile)
+
+
+def _write_png16(f: BinaryIO, planes: np.ndarray, gray: bool, has_alpha: bool, icc: bytes | None) -> None:
+    import io
+
+    import png
+
+    h, w, c = planes.shape
+    buf = io.BytesIO()
+    png.Writer(w, h, greyscale=gray, alpha=has_alpha, bitdepth=16).write_array(buf, planes.reshape(-1))
+    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+    if icc:
+        chunks.insert(1, _iccp_chunk(icc))  # iCCP must precede IDAT; right after IHDR
+    png.write_chunks(f, chunks)
+
+
+def write_image_full(path: str | os.PathLike, data: ImageData) -> Path:
+    """Write an :class:`ImageData` (colour or gray, with or without alpha) to ``path``, keeping its ICC profile.
+
+    ``bit_depth`` 16 is written as a 16-bit PNG (pypng) when ``path`` ends in ``.png``; other formats store
+    8 bits. Values are clipped to ``[0,1]`` and rounded (half away from zero) to the depth. Alpha needs a
+    format that stores it (png, tif, webp): JPEG/BMP with alpha -> ``ValueError``. Atomic, like
+    :func:`write_image`. Returns the path.
+    """
+    path = Path(path)
+    fmt = _WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"write_image_full({path}): unknown extension; expected one of {sorted(_WRITE_FORMATS)}")
+    arr = np.asarray(data.array)
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3):
+        raise ValueError(f"write_image_full({path}): array must be [H,W,1] or [H,W,3]; got shape {arr.shape}")
+    alpha = None if data.alpha is None else np.asarray(data.alpha)
+    if alpha is not None and alpha.shape != arr.shape[:2]:
+        raise ValueError(f"write_image_full({path}): alpha shape {alpha.shape} != image size {arr.shape[:2]}")
+    if alpha is not None and fmt in ("JPEG", "BMP"):
+        raise ValueError(f"write_image_full({path}): {fmt} cannot store the alpha channel; write a .png instead")
+    if data.bit_depth not in (8, 16):
+        raise ValueError(f"write_image_full({path}): bit_depth must be 8 or 16; got {data.bit_depth}")
+    planes = arr if alpha is None else np.concatenate([arr, alpha[..., None]], axis=-1)
+    gray = arr.shape[-1] == 1
+    if data.bit_depth == 16 and fmt == "PNG":
+        q16 = _quantise(planes, 16)
+        return _atomic_write(path, lambda f: _write_png16(f, q16, gray, alpha is not None, data.icc_profile))
+    q = _quantise(planes, 8)
+    pil = Image.fromarray(q[..., 0] if q.shape[-1] == 1 else q)  # L, LA, RGB or RGBA
+    kwargs: dict[str, Any] = {}
+    if data.icc_profile and fmt != "BMP":
+        kwargs["icc_profile"] = data.icc_profile
+    if fmt == "WEBP":
+        kwargs["lossless"] = True
+    return _atomic_write(path, lambda f: pil.save(f, format=fmt, **kwargs))

@@ -10,7 +10,7 @@ Precision: computed in ``promote_types(dtype, float32)`` -- float32 by default, 
 when ``jax_enable_x64`` is on; the SSIM filter is plain multiply-adds (no TF32/bf16 convolution on
 accelerators). ``crop_border``, ``y_channel`` and ``max_val`` are static (Python numbers).
 
-LPIPS (``lpips``, ``lpips_fn``, ``load_lpips_params``) lives in ``jaxgen.lpips`` and is re-exported here:
+LPIPS (``lpips``, ``lpips_fn``, ``load_lpips_params``) lives in ``jaxgen.lpips_metric`` and is re-exported here:
 ``lpips(pred, target, net='vgg'|'alex') -> [B]`` with the pretrained v0.1 weights.
 """
 
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.image import rgb_to_y
-from jaxgen.lpips import load_lpips_params, lpips, lpips_fn  # noqa: F401  (re-exported)
+from jaxgen.lpips_metric import load_lpips_params, lpips, lpips_fn  # noqa: F401  (re-exported)
 
 SSIM_WINDOW = 11  # Wang et al. 2004: 11x11 circular-symmetric Gaussian, sigma 1.5
 SSIM_SIGMA = 1.5

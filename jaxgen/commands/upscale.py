@@ -1,47 +1,170 @@
-"""``jaxgen upscale --workdir W IN.png [more ...] -o OUT [--tile 128 --tile-overlap 16]``.
+"""``jaxgen upscale IN [IN ...] -o OUT`` with one model source:
 
-With one input, ``-o`` is the output file; with several, a folder (``<stem>_x<s>.png`` each). Tiling bounds
-memory for any image size (a 4000x3000 photo included); with an overlap at least the model's receptive-field
-radius the tiled result equals the untiled one.
+  --model NAME                       a pretrained zoo model (realesrgan-x4plus, realesr-animevideov3-x2, ...)
+  --workdir W [--which latest|best]  a jaxgen training run's checkpoint
+  --checkpoint W/checkpoints/STEP    one checkpoint step of a run
+  --weights FILE.pth --arch NAME [--scale N] [--arch-kwargs k=v,...]   a PyTorch state dict
+
+IN: image files and/or folders (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files). With one input file, OUT is
+the output file when it has an image extension; otherwise OUT is a folder receiving ``<stem>_x<scale>.<ext>``.
+Images come back as they came in (RGBA keeps alpha, 16-bit PNG stays 16-bit, gray stays gray, ICC kept, EXIF
+orientation applied). ``--tile`` bounds device memory for any image size. Exit status 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
+
+MAX_MESSAGE = 600  # error messages are cut to one readable line
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from jaxgen.upscaling import ALPHA_UPSAMPLERS
+
     p = argparse.ArgumentParser(prog="jaxgen upscale", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="input images")
-    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
-    p.add_argument("--workdir", required=True, help="run folder with checkpoints")
-    p.add_argument("--which", choices=["latest", "best"], default="latest")
+    p.add_argument("inputs", nargs="+", help="input images or folders")
+    p.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="pretrained model name (see jaxgen.zoo)")
+    src.add_argument("--workdir", help="jaxgen run folder with checkpoints")
+    src.add_argument("--checkpoint", help="one checkpoint: W/checkpoints/STEP")
+    src.add_argument("--weights", help="PyTorch state dict (.pth) of --arch")
+    p.add_argument("--which", choices=["latest", "best"], default="latest", help="with --workdir")
+    p.add_argument("--arch", help="with --weights: jaxgen model name (rrdbnet, srvgg_compact, ...)")
+    p.add_argument("--scale", type=int, default=4, help="with --weights: the network's scale (default 4)")
+    p.add_argument("--arch-kwargs", default="", help="with --weights: extra model kwargs, e.g. num_conv=32,act=prelu")
+    p.add_argument("--outscale", type=float, default=None, help="final scale (any float; Lanczos after the model)")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp32", dest="bf16", action="store_false", help="float32 compute (default)")
+    prec.add_argument("--bf16", dest="bf16", action="store_true", help="bfloat16 compute")
+    p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations, averaged)")
+    p.add_argument("--pre-pad", type=int, default=0, help="reflect padding of the input in pixels (default 0)")
     p.add_argument("--tile", type=int, default=0, help="LR tile size (0 = whole image)")
-    p.add_argument("--tile-overlap", type=int, default=16, help="LR pixels of context around each tile")
+    p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
+    p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
+    p.add_argument("--ext", default="png", help="output extension in folder mode: png (default), jpg, ... or auto")
     return p
 
 
-def upscale(args: argparse.Namespace) -> list[Path]:
-    from jaxgen import image, inference
-    from jaxgen.inference import restore_generator
+def _parse_kwargs(text: str) -> dict[str, Any]:
+    """``"a=1,b=x,c=0.5,d=true"`` -> ``{'a': 1, 'b': 'x', 'c': 0.5, 'd': True}`` (Python literals, else strings)."""
+    from jaxgen.config import parse_literal
 
-    config, model, params, step = restore_generator(args.workdir, which=args.which)
-    apply = inference.make_apply(model)
-    sr_fn = inference.make_sr_fn(apply, params, config.scale, tile=args.tile, overlap=args.tile_overlap)
-    out = Path(args.output)
+    out: dict[str, Any] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--arch-kwargs: expected key=value items; got {item!r}")
+        out[key] = parse_literal(val)
+    return out
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """-> ``(SRModel, description)`` from whichever model source was given."""
+    import jax.numpy as jnp
+
+    from jaxgen import upscaling
+
+    dtype = jnp.bfloat16 if args.bf16 else None
+    if args.model:
+        from jaxgen import zoo
+
+        return zoo.load(args.model, compute_dtype=dtype), args.model
+    if args.workdir or args.checkpoint:
+        from jaxgen.inference import restore_generator
+
+        if args.checkpoint:
+            ckpt = Path(args.checkpoint)
+            if not ckpt.name.isdigit() or ckpt.parent.name != "checkpoints":
+                raise ValueError(f"--checkpoint {ckpt}: expected WORKDIR/checkpoints/STEP")
+            config, module, params, step = restore_generator(ckpt.parent.parent, step=int(ckpt.name))
+        else:
+            config, module, params, step = restore_generator(args.workdir, which=args.which)
+        model = upscaling.model_from_module(module, params, int(config.scale), name=f"step {step}", compute_dtype=dtype)
+        return model, f"the checkpoint of step {step}"
+    if not args.arch:
+        raise ValueError("--weights needs --arch NAME (e.g. rrdbnet, srvgg_compact)")
+    from jaxgen.weights.convert import load_pretrained
+
+    kwargs = _parse_kwargs(args.arch_kwargs)
+    path = Path(args.weights)
+    if not path.is_file():
+        raise ValueError(f"--weights {path}: no such file")
+    try:
+        module, params = load_pretrained(args.arch, str(path), scale=args.scale, **kwargs)
+    except TypeError as e:  # an unknown model kwarg
+        raise ValueError(f"--arch {args.arch} --arch-kwargs {args.arch_kwargs!r}: {e}") from e
+    return upscaling.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
+
+
+def _collect_inputs(items: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found = sorted(f for f in item.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+            if not found:
+                raise ValueError(f"{item}: folder has no images ({', '.join(IMAGE_EXTS)})")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise ValueError(f"{item}: no such file or folder")
+    return files
+
+
+def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: str) -> list[Path]:
+    single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir() and output.suffix.lower() in IMAGE_EXTS
+    if single_file:
+        return [output]
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"-o {output}: several outputs need a folder, but this is a file")
+    ext = ext.lower().lstrip(".")
+    if ext != "auto" and f".{ext}" not in IMAGE_EXTS:
+        raise ValueError(f"--ext {ext!r}: expected auto or one of {', '.join(e[1:] for e in IMAGE_EXTS)}")
+    targets = [output / f"{f.stem}_{tag}{f.suffix.lower() if ext == 'auto' else '.' + ext}" for f in files]
+    dupes = {t for t in targets if targets.count(t) > 1}
+    if dupes:
+        raise ValueError(f"two inputs would write the same output {sorted(dupes)[0]}")
+    return targets
+
+
+def upscale(args: argparse.Namespace) -> list[Path]:
+    from tqdm import tqdm
+
+    from jaxgen import image, upscaling
+
+    files = _collect_inputs(args.inputs)
+    model, what = _load_model(args)
+    up = upscaling.Upscaler(
+        model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,
+        alpha_upsampler=args.alpha_upsampler, outscale=args.outscale,
+    )
+    scale = args.outscale if args.outscale is not None else model.scale
+    targets = _targets(args.inputs, files, Path(args.output), f"x{scale:g}", args.ext)
+    folder_mode = targets[0] != Path(args.output)
     written = []
-    for path in map(Path, args.inputs):
-        target = out if len(args.inputs) == 1 else out / f"{path.stem}_x{config.scale}.png"
-        image.write_image(target, image.to_uint8(sr_fn(image.read_image(path))))
-        written.append(target)
-        print(f"{path} -> {target} (x{config.scale}, step {step})")
+    for src, dst in tqdm(list(zip(files, targets)), desc="upscale", unit="img", disable=None):
+        data = image.read_image_full(src)
+        if folder_mode and data.alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+            dst = dst.with_suffix(".png")  # as Real-ESRGAN: images with alpha are saved as PNG
+        written.append(image.write_image_full(dst, up.upscale(data)))
+    print(f"{len(written)} image(s) x{scale:g} with {what} -> {args.output}")
     return written
 
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands.common import run_guarded
-
+    """Entry point of ``jaxgen upscale``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
     args = _parser().parse_args(argv[1:])
-    run_guarded(lambda: upscale(args))
+    try:
+        upscale(args)
+    except ValueError as e:
+        message = " ".join(str(e).split())  # one line
+        if len(message) > MAX_MESSAGE:
+            message = f"{message[:MAX_MESSAGE]} ... ({len(message) - MAX_MESSAGE} more characters)"
+        print(f"jaxgen: error: {message}", file=sys.stderr)
+        return 2
     return 0
