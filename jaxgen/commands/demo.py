@@ -1,7 +1,8 @@
 """``jaxgen demo``: the main job on an embedded default, offline, in a few minutes on 2 CPU cores.
 
 Trains ``configs/edsr.py:x2,demo`` (a small EDSR) on the scikit-image sample photos (two held out), then
-evaluates model vs bicubic on the held-out photos (Y-PSNR, crop = scale) and writes comparison grids.
+evaluates model vs bicubic on the held-out photos (Y-PSNR, crop = scale) and writes comparison grids; then
+upscales a built-in photo with the pretrained Real-ESRGAN x4plus (``jaxgen upscale --model``) side by side.
 Rerunning on the same workdir resumes (or just re-evaluates a finished run). To train on your own photos use
 a new workdir: ``jaxgen demo --workdir workdirs/mine --config.data.train_dir=DIR``.
 """
@@ -46,6 +47,13 @@ def demo(config, workdir: Path) -> None:
         mean_gain = sum(m - b for _, b, m in rows) / len(rows)
         print(f"mean gain over bicubic: {mean_gain:+.2f} dB (Y channel, crop = {scale})")
     print(f"comparison grids (LR | bicubic | model | HR): {workdir / 'comparisons'}")
+    try:
+        from jaxgen import upscaling
+
+        path, seconds = upscaling.demo_side_by_side(workdir / "realesrgan_x4plus_chelsea.png")
+        print(f"pretrained Real-ESRGAN x4plus on a built-in photo (bicubic | Real-ESRGAN): {path} ({seconds:.0f} s)")
+    except ValueError as e:  # the pretrained extra is not installed
+        print(f"(skipped the pretrained Real-ESRGAN picture: {e})")
     print(f"TensorBoard: tensorboard --logdir {workdir / 'tensorboard'}    total time {time.perf_counter() - t0:.0f} s")
     print("=" * 60)
 
