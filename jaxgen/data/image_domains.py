@@ -12,6 +12,7 @@ Config section (``translation_data_config``)::
     preprocess='resize_and_crop'   # resize_and_crop | scale_width_and_crop | crop (official --preprocess)
     load_size=286, crop_size=256, flip=True
     val_dir_a='', val_dir_b=''     # evaluation images ('' with builtin/synthetic: the held-out photos)
+    eval_size=0                    # side of the (square) evaluation images; 0 = crop_size
     num_eval=2, holdout=2, num_threads=4, prefetch=4, cache_dir=''
 
 Images are uint8 ``[H,W,3]`` here; batches become float32 in ``[0, 1]``.
@@ -76,7 +77,7 @@ def translation_data_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         source="builtin", dir_a="", dir_b="", tfds_name="", tfds_data_dir="", synthetic="",
         preprocess="resize_and_crop", load_size=286, crop_size=256, flip=True,
-        val_dir_a="", val_dir_b="", num_eval=2, holdout=2, num_threads=4, prefetch=4, cache_dir="",
+        val_dir_a="", val_dir_b="", eval_size=0, num_eval=2, holdout=2, num_threads=4, prefetch=4, cache_dir="",
     ))
 
 
@@ -92,8 +93,9 @@ def check_data_config(data: ml_collections.ConfigDict, *, multiple: int) -> None
     for key in ("load_size", "crop_size", "num_threads"):
         if not isinstance(data[key], int) or data[key] < 1:
             raise ValueError(f"config.data.{key}={data[key]!r}: expected an integer >= 1")
-    if data.crop_size % multiple:
-        raise ValueError(f"config.data.crop_size={data.crop_size}: the generator needs a multiple of {multiple}")
+    for key in ("crop_size", "eval_size"):
+        if data.get(key, 0) % multiple:
+            raise ValueError(f"config.data.{key}={data[key]}: the generator needs a multiple of {multiple}")
     if data.preprocess != "crop" and data.load_size < data.crop_size:
         raise ValueError(f"config.data.load_size={data.load_size} is smaller than crop_size={data.crop_size}")
 
@@ -171,8 +173,8 @@ def center_square(x: np.ndarray, size: int) -> np.ndarray:
 
 
 def eval_images(data: ml_collections.ConfigDict, folder: str) -> list[np.ndarray]:
-    """Up to ``num_eval`` evaluation images (central square at ``crop_size``) from ``folder``; ``''`` means the
-    held-out sample photos."""
+    """Up to ``num_eval`` evaluation images (central square at ``eval_size``, else ``crop_size``) from ``folder``;
+    ``''`` means the held-out sample photos."""
     from jaxgen.data import cache_root, samples
     from jaxgen.data.folder_builder import list_image_files
 
@@ -182,4 +184,9 @@ def eval_images(data: ml_collections.ConfigDict, folder: str) -> list[np.ndarray
     from pathlib import Path
 
     files = list_image_files(Path(folder), "evaluation folder")[: int(data.num_eval)]
-    return [center_square(image.read_image(f), int(data.crop_size)) for f in files]
+    return [center_square(image.read_image(f), eval_size(data)) for f in files]
+
+
+def eval_size(data: ml_collections.ConfigDict) -> int:
+    """The side of the evaluation images: ``data.eval_size`` or else ``data.crop_size``."""
+    return int(data.get("eval_size", 0) or data.crop_size)

@@ -30,6 +30,7 @@ Dropout: active only with ``train=True`` (needs a ``'dropout'`` rng); the export
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -278,7 +279,7 @@ def count_params(module: nn.Module, shape: tuple[int, ...]) -> int:
     """Number of parameters of ``module`` for an input of ``shape`` (abstract init, nothing computed)."""
     variables = jax.eval_shape(functools.partial(module.init, train=False) if _takes_train(module) else module.init,
                                jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
-    return sum(int(jnp.size(x)) for x in jax.tree.leaves(variables["params"]))
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(variables["params"]))
 
 
 def _takes_train(module: nn.Module) -> bool:

@@ -101,6 +101,11 @@ class CycleGANTask:
         self._translate = None
 
     @property
+    def export_min_size(self) -> int:
+        """The smallest side (and the multiple) the exported generator accepts: 4 (ResNet), ``2**num_downs`` (U-Net)."""
+        return tb.size_multiple(self.generator)
+
+    @property
     def players(self) -> dict[str, tuple[nn.Module, optax.GradientTransformation]]:
         return {**{g: (self.generator, self.tx) for g in GENERATORS}, **{d: (self.discriminator, self.tx) for d in DISCRIMINATORS}}
 

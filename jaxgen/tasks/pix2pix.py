@@ -91,6 +91,11 @@ class Pix2PixTask:
         self._translate = None
 
     @property
+    def export_min_size(self) -> int:
+        """The smallest side (and the multiple) the exported generator accepts: 4 (ResNet), ``2**num_downs`` (U-Net)."""
+        return tb.size_multiple(self.generator)
+
+    @property
     def players(self) -> dict[str, tuple[nn.Module, optax.GradientTransformation]]:
         return {"G": (self.generator, self.tx), "D": (self.discriminator, self.tx)}
 
@@ -156,7 +161,7 @@ class Pix2PixTask:
         """Evaluation pairs ``(input, target)`` uint8 at ``crop_size``: synthetic -> (photo, transform(photo)) of the
         held-out photos (or ``val_dir_a``); ``aligned`` -> the AB images of ``val_dir_a``; ``folder`` ->
         ``val_dir_a`` / ``val_dir_b`` in file-name order."""
-        from jaxgen.data.image_domains import SYNTHETIC, center_square, eval_images
+        from jaxgen.data.image_domains import SYNTHETIC, center_square, eval_images, eval_size
         from jaxgen.data.paired import split_ab
 
         data = self.config.data
@@ -170,7 +175,7 @@ class Pix2PixTask:
             files = list_image_files(Path(data.val_dir_a), "evaluation folder")[: int(data.num_eval)]
             for f in files:
                 a, b = split_ab(image.read_image(f))
-                pairs.append((center_square(a, data.crop_size), center_square(b, data.crop_size)))
+                pairs.append((center_square(a, eval_size(data)), center_square(b, eval_size(data))))
         elif data.val_dir_a and data.val_dir_b:
             pairs = list(zip(eval_images(data, data.val_dir_a), eval_images(data, data.val_dir_b)))
         if self.config.direction == "BtoA":
