@@ -1,4 +1,4 @@
-"""``jaxgen`` command line: ``jaxgen {train,eval,upscale,demo} ...`` (``jaxgen COMMAND --help`` for each)."""
+"""``jaxgen`` command line: ``jaxgen {train,eval,upscale,demo,translate} ...`` (``jaxgen COMMAND --help`` for each)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ COMMANDS = {
     "eval": ("jaxgen.commands.evaluate", "PSNR/SSIM of a checkpoint (or bicubic) on benchmark folders"),
     "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint or a pretrained model"),
     "demo": ("jaxgen.commands.demo", "train a small model on built-in photos and compare with bicubic"),
+    "translate": ("jaxgen.commands.translate", "translate images with a trained CycleGAN / pix2pix workdir"),
 }
 
 

@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models.layers import normal_init
+
 __all__ = ["DISCRIMINATORS", "PatchGAN", "VGGStyleDiscriminator", "patchgan_output_size"]
 
 _NORMS = ("instance", "none")
@@ -73,7 +75,7 @@ class PatchGAN(nn.Module):
             nn.Conv,
             kernel_size=(4, 4),
             padding=((1, 1), (1, 1)),
-            kernel_init=nn.initializers.normal(0.02),
+            kernel_init=normal_init(0.02),  # flat draw: same N(0, 0.02^2), compiles in ms on CPU
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )

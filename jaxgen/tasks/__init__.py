@@ -26,11 +26,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxgen.tasks.cyclegan import CycleGANTask
+from jaxgen.tasks.pix2pix import Pix2PixTask
 from jaxgen.tasks.sr import SRGANTask, SRTask
 
 TASKS: dict[str, Any] = {
     "sr": SRTask,
     "sr_gan": SRGANTask,
+    "cyclegan": CycleGANTask,
+    "pix2pix": Pix2PixTask,
 }
 
 
@@ -41,4 +45,4 @@ def get_task(name: str) -> Any:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "SRGANTask", "SRTask", "get_task"]
+__all__ = ["TASKS", "CycleGANTask", "Pix2PixTask", "SRGANTask", "SRTask", "get_task"]
