@@ -10,6 +10,8 @@ COMMANDS = {
     "eval": ("jaxgen.commands.evaluate", "PSNR/SSIM of a checkpoint (or bicubic) on benchmark folders"),
     "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint or a pretrained model"),
     "demo": ("jaxgen.commands.demo", "train a small model on built-in photos and compare with bicubic"),
+    "sweep": ("jaxgen.commands.sweep", "run (or resume) every trial of a sweep file: grid or Optuna, local or Ray"),
+    "report": ("jaxgen.commands.report", "write a sweep folder's self-contained report.html (table, curves, images)"),
 }
 
 
