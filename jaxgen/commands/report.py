@@ -28,7 +28,11 @@ def run(argv: list[str]) -> int:
             raise ValueError(f"{args.workdir}: no such folder")
         return write_report(args.workdir)
 
-    path = common.run_guarded(go)
+    from jaxgen.commands.sweep import guarded
+
+    path = guarded(go)
+    if isinstance(path, int):
+        return path
     print(f"wrote {path}")
     return 0
 

@@ -41,21 +41,36 @@ def make_parser():
     p.add_argument("--seed", type=int, default=0, help="optuna: TPE sampler seed")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--parallel", type=int, default=None,
-                   help="trials at once (local default 1; ray default: as many as the cluster's resources allow)")
+                   help="trials at once (local default 1; ray default: every trial submitted, up to 64, "
+                        "and Ray runs as many as the cluster's resources allow)")
     p.add_argument("--cpus-per-trial", type=int, default=0,
                    help="local: cores pinned per trial (0: shared out evenly); ray: num_cpus per task (0 -> 1)")
     p.add_argument("--gpus", default="", help="local: comma-separated GPU ids handed to the slots in turn")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: num_gpus per trial task")
     p.add_argument("--address", default=None, help="ray: cluster address (ray://host:10001, host:6379, auto, local)")
     p.add_argument("--no-report", action="store_true", help="do not write W/report.html at the end")
+    p.add_argument("--emit-commands", action="store_true",
+                   help="write W/sweep.json and W/commands.txt (one trainer command per line, for SLURM arrays or "
+                        "multi-host runs; add --config.distributed=true there); run nothing")
     return p
 
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands import common
-
     args = make_parser().parse_args(argv[1:])
-    return common.run_guarded(lambda: sweep(args))
+    return guarded(lambda: sweep(args))
+
+
+def guarded(fn):
+    """A user mistake (``ValueError``, missing file) -> one line and exit 2, like ``common.run_guarded`` but
+    without importing the trainer (the sweep process stays light; trials import JAX themselves)."""
+    try:
+        return fn()
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        print(f"jaxgen: error: {str(e).strip()}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jaxgen: interrupted", file=sys.stderr)
+        return 130
 
 
 def sweep(args) -> int:
@@ -77,6 +92,9 @@ def sweep(args) -> int:
 
     folder = runner.SweepFolder(workdir, spec, args.search)
     folder.open(trials)
+    if args.emit_commands:
+        folder.close()
+        return emit_commands(spec, workdir, trials, args)
     stop_event = threading.Event()
     backend = source = None
     try:
@@ -102,7 +120,10 @@ def sweep(args) -> int:
     if not args.no_report:
         from jaxgen.sweeps.report import write_report
 
-        write_report(workdir)
+        try:
+            print(f"jaxgen sweep: wrote {write_report(workdir)}")
+        except ValueError as e:  # matplotlib missing: the results are written, the report is not
+            print(f"jaxgen sweep: no report.html ({e})")
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -120,8 +141,21 @@ def make_backend(args, spec, workdir: Path, gpus, todo: int):
                             gpus=gpus, retries=args.retries)
     from jaxgen.sweeps.ray_backend import RayBackend
 
-    return RayBackend(spec, workdir, address=args.address, parallel=args.parallel or max(1, todo),
+    return RayBackend(spec, workdir, address=args.address, parallel=args.parallel or min(max(1, todo), 64),
                       cpus_per_trial=args.cpus_per_trial or 1, gpus_per_trial=args.gpus_per_trial, retries=args.retries)
+
+
+def emit_commands(spec, workdir: Path, trials, args) -> int:
+    from jaxgen.sweeps import trial_runner
+
+    if args.search != "grid":
+        raise ValueError("--emit-commands needs a grid sweep (Optuna proposes trials one at a time)")
+    lines = [shlex.join(trial_runner.trial_command(spec.base_config, dict(spec.base_overrides, **t.overrides),
+                                                   (workdir / t.name).resolve(), python="python"))
+             for t in trials]
+    (workdir / "commands.txt").write_text("\n".join(lines) + "\n")
+    print(f"wrote {workdir / 'commands.txt'} ({len(lines)} trials); `jaxgen report {workdir}` collects them")
+    return 0
 
 
 def dry_run(spec, workdir: Path, trials, args) -> int:

@@ -35,8 +35,9 @@ document.querySelectorAll('table.sortable th').forEach(function (th, col) {
     rows.sort(function (a, b) {
       var x = a.cells[col].dataset.v !== undefined ? a.cells[col].dataset.v : a.cells[col].textContent;
       var y = b.cells[col].dataset.v !== undefined ? b.cells[col].dataset.v : b.cells[col].textContent;
+      if (x === '' || y === '') { return (x === '') - (y === ''); }  // empty cells last either way
       var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : (x === '' ? 1 : y === '' ? -1 : x.localeCompare(y));
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
       return asc ? c : -c;
     });
     rows.forEach(function (r) { body.appendChild(r); });
@@ -238,6 +239,10 @@ def build_report(workdir: str | Path) -> str:
 
 def write_report(workdir: str | Path) -> Path:
     """Writes ``W/results.*`` (fresh) and ``W/report.html``; returns the report's path."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError("the report's plots need matplotlib: pip install 'jaxgen[report]'") from None
     workdir = Path(workdir)
     results_lib.write_results(workdir)
     path = workdir / "report.html"

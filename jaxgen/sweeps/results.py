@@ -101,13 +101,27 @@ def read_sweep(workdir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def inferred_status(trial_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
+    """The status of a trial of the sweep trained outside ``jaxgen sweep`` (e.g. the command printed by
+    ``--dry-run`` run as a multi-host SLURM job): finished when its latest checkpoint reached ``total_steps``."""
+    step = trial_runner.latest_checkpoint_step(trial_dir)
+    total = trial_runner.saved_config(trial_dir).get("total_steps")
+    done = step is not None and total is not None and step >= total
+    return {"name": trial["name"], "overrides": trial.get("overrides", {}), "index": trial.get("index", 0),
+            "status": "finished" if done else "interrupted", "error": "", "final_step": step, "total_steps": total,
+            "wall_s": 0.0, "attempts": 0, "inferred": True}
+
+
 def collect(workdir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``(rows, sweep)``: a row for every trial folder that has a status, in sweep order."""
     workdir = Path(workdir)
     sweep = read_sweep(workdir)
+    known = {t["name"]: t for t in sweep.get("trials", [])}
     statuses = []
     for trial_dir in sorted(p for p in workdir.iterdir() if p.is_dir()):
         status = trial_runner.read_status(trial_dir)
+        if status is None and trial_dir.name in known and (trial_dir / "config.json").is_file():
+            status = inferred_status(trial_dir, known[trial_dir.name])
         if status is not None:
             statuses.append((trial_dir, status))
     swept: dict[str, None] = dict.fromkeys(sweep.get("swept_keys", []))
