@@ -264,3 +264,21 @@ def test_emit_commands_and_results_of_trials_run_elsewhere(tmp_path):
     rows = {r["trial"]: r for r in results.write_results(w)}
     assert rows["optim.lr=0.001"]["status"] == "finished" and rows["optim.lr=0.0001"]["status"] == "interrupted"
     assert rows["optim.lr=0.0001"]["optim.lr"] == 1e-4 and rows["optim.lr=0.0001"]["steps"] == 2
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["sweep", "nope.py", "--workdir", "W"], "sweep file 'nope.py' not found"),
+    (["sweep", "experiments/lr_vs_loss.py", "--workdir", "W", "--only", "zzz"], "no trial of"),
+    (["sweep", "experiments/lr_vs_loss.py", "--workdir", "W", "--search", "optuna"], "no get_search_space"),
+    (["report", "NOPE"], "no such folder"),
+    (["report", "."], "is not a sweep folder"),
+])
+def test_cli_mistakes_are_one_line_exit_2(args, fragment, tmp_path):
+    import subprocess
+    import sys
+
+    args = [a.replace("W", str(tmp_path / "w")).replace("NOPE", str(tmp_path / "nope")) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "jaxgen.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
