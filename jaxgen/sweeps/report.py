@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxgen.sweeps import results as results_lib
+from jaxgen.sweeps import trial_runner
 
 IMAGE_WIDTH = 1024
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -81,17 +82,17 @@ def _figure():
     return fig, fig.add_subplot(1, 1, 1)
 
 
-def curve_plot(metric: str, series: dict[str, tuple[list[int], list[float]]]) -> str:
-    """One line per trial: ``metric`` against the step."""
+def curve_plot(metric: str, series: dict[str, tuple[list[int], list[float], int]]) -> str:
+    """One line per trial (``name: (steps, values, trial index)``): ``metric`` against the step."""
     fig, ax = _figure()
-    for i, (name, (steps, values)) in enumerate(series.items()):
+    for name, (steps, values, i) in series.items():
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, lw=1.2,
                 color=COLORS[i % len(COLORS)], label=name)
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
     ax.set_title(metric)
     ax.grid(alpha=0.3)
-    if metric == "loss" and all(v > 0 for _, values in series.values() for v in values):
+    if metric == "loss" and all(v > 0 for _, values, _ in series.values() for v in values):
         ax.set_yscale("log")
     if len(series) <= 12:
         ax.legend(fontsize=6, loc="best")
@@ -102,9 +103,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def hparam_plot(key: str, metric: str, points: list[tuple[Any, float, str]]) -> str:
+def hparam_plot(key: str, metric: str, points: list[tuple[Any, float, int]]) -> str:
     """``metric`` of every trial against the value of one swept key (log axis for positive numbers spanning
-    more than a decade; categories otherwise)."""
+    more than a decade; categories otherwise). ``points``: ``(value, metric, trial index)``; a trial's colour is
+    the same as in the curves."""
     fig, ax = _figure()
     numeric = all(_is_number(x) for x, _, _ in points)
     if numeric:
@@ -116,12 +118,25 @@ def hparam_plot(key: str, metric: str, points: list[tuple[Any, float, str]]) -> 
         xs = [labels.index(results_lib.cell(x, True)) for x, _, _ in points]
         ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
     ys = [y for _, y, _ in points]
-    ax.scatter(xs, ys, s=30, c=[COLORS[i % len(COLORS)] for i in range(len(points))], zorder=3)
+    ax.scatter(xs, ys, s=30, c=[COLORS[i % len(COLORS)] for _, _, i in points], zorder=3)
     ax.set_xlabel(key)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} vs {key}")
     ax.grid(alpha=0.3)
     return _svg(fig)
+
+
+def effective_value(trial_dir: Path, row: dict[str, Any], key: str) -> Any:
+    """The trial's value of ``key``: its override, else what its saved ``config.json`` holds, else ``'unset'``
+    (e.g. ``losses.mse`` of a trial that swept only ``losses.l1``)."""
+    if row.get(key) is not None:
+        return row[key]
+    node: Any = trial_runner.saved_config(trial_dir)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "unset"
+        node = node[part]
+    return tuple(node) if isinstance(node, list) else node
 
 
 def latest_images(trial_dir: Path) -> dict[str, tuple[int, Path]]:
@@ -201,14 +216,14 @@ def build_report(workdir: str | Path) -> str:
     parts.append(_table(rows, swept, best))
 
     # Curves.
-    series: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
-    for row in rows:
+    series: dict[str, dict[str, tuple[list[int], list[float], int]]] = {}
+    for index, row in enumerate(rows):
         train, evals = results_lib.read_metrics(workdir / row["trial"])
         for records, names in ((train, ["loss"]), (evals, results_lib.metric_names(evals))):
             for name in names:
                 pts = [(int(r["step"]), float(r[name])) for r in records if _is_number(r.get(name))]
                 if pts:
-                    series.setdefault(name, {})[row["trial"]] = ([p[0] for p in pts], [p[1] for p in pts])
+                    series.setdefault(name, {})[row["trial"]] = ([p[0] for p in pts], [p[1] for p in pts], index)
     order = ["loss", metric] + sorted(k for k in series if k not in ("loss", metric))
     parts.append('<h2>Metric curves</h2><div class="plots" id="curves">')
     for name in order:
@@ -219,8 +234,8 @@ def build_report(workdir: str | Path) -> str:
     # Metric vs each swept hyper-parameter.
     parts.append(f'<h2>{html.escape(metric)} vs each swept hyper-parameter</h2><div class="plots" id="hparams">')
     for key in swept:
-        points = [(r.get(key), float(r[f"best_{metric}"]), r["trial"]) for r in rows
-                  if r.get(key) is not None and _is_number(r.get(f"best_{metric}"))]
+        points = [(effective_value(workdir / r["trial"], r, key), float(r[f"best_{metric}"]), i)
+                  for i, r in enumerate(rows) if _is_number(r.get(f"best_{metric}"))]
         if points:
             parts.append(f'<div class="plot" data-key="{html.escape(key)}">{hparam_plot(key, f"best {metric}", points)}</div>')
     parts.append("</div>")
