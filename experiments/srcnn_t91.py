@@ -65,6 +65,7 @@ def write_table(workdir: Path, out: Path) -> str:
     for name, sets in PAPER.items():
         lines.append(f"| paper {name} | | | {sets.get('Set5', '-')} | {sets.get('Set14', '-')} |")
     text = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
     out.with_suffix(".json").write_text(json.dumps({"trials": trials, "bicubic": bicubic, "paper": PAPER},
                                                    indent=2, default=str))
