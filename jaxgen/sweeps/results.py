@@ -169,7 +169,9 @@ def to_markdown(rows: list[dict[str, Any]], cols: list[str] | None = None, swept
     cols = cols or columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
-        lines.append("| " + " | ".join(cell(row.get(c), c in swept).replace("|", "\\|") for c in cols) + " |")
+        texts = [f"{row[c]:.1f}" if c == "wall_s" and row.get(c) is not None else cell(row.get(c), c in swept)
+                 for c in cols]
+        lines.append("| " + " | ".join(t.replace("|", "\\|") for t in texts) + " |")
     return "\n".join(lines) + "\n"
 
 
