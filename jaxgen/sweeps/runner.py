@@ -206,7 +206,9 @@ class SweepFolder:
                 return
             payload["trials"].append({"name": trial.name, "overrides": _jsonable(trial.overrides), "index": trial.index})
             payload["swept_keys"] = list(dict.fromkeys(payload["swept_keys"] + list(trial.overrides)))
-            path.write_text(json.dumps(payload, indent=2))
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(payload, indent=2))
+            tmp.replace(path)
 
     def trial_ended(self, trial: Trial, status: dict[str, Any]) -> None:
         """HParams session of a trial that ended for good; the results table rewritten."""

@@ -15,7 +15,7 @@ A sweep file defines:
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,7 +42,6 @@ class SweepFile:
     get_sweep: Callable[..., Any] | None = None
     get_search_space: Callable[..., Any] | None = None
     doc: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def trials(self) -> list[Trial]:
         """The grid: ``get_sweep(arg)`` checked, named, duplicates refused."""
