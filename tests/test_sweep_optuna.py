@@ -108,3 +108,28 @@ def test_pruning_follows_the_median_of_earlier_trials(tmp_path):
     assert source.monitor(bad)() == "pruned"  # below it
     source.done(bad, {"status": "pruned"})
     assert source.study.get_trials()[bad[1].number].state == optuna.trial.TrialState.PRUNED
+
+
+def test_resumed_sampler_does_not_replay_and_repeats_are_answered_from_their_folder(tmp_path):
+    f, w = sweep_file(tmp_path), tmp_path / "w"
+    w.mkdir()
+    spec = load_sweep_file(str(f))
+    first = OptunaSource(spec, w, n_trials=5)
+    trial, optuna_trial = first.next()
+    # Pretend it ran: a finished folder with a last validation value of 23.5.
+    (w / trial.name).mkdir()
+    (w / trial.name / "metrics.jsonl").write_text('{"step": 2, "loss": 0.1}\n{"step": 2, "val_psnr": 23.5}\n')
+    (w / trial.name / "sweep_trial.json").write_text(json.dumps({"name": trial.name, "status": "finished"}))
+    first.done((trial, optuna_trial), {"status": "finished"})
+    assert first.study.get_trials()[0].value == 23.5
+    # Same --seed in a new run: a different first proposal (the seed moves with the study's length).
+    second = OptunaSource(spec, w, n_trials=5)
+    other, other_optuna = second.next()
+    assert other.name != trial.name and other_optuna.number == 1
+    # A proposal repeating a point already run is told from its folder and not handed out to train.
+    second.study.enqueue_trial({k: v for k, v in trial.overrides.items()})
+    second.done((other, other_optuna), {"status": "failed"})
+    nxt, nxt_optuna = second.next()
+    repeat = second.study.get_trials()[2]
+    assert repeat.user_attrs["jaxgen_repeat_of"] == trial.name and repeat.value == 23.5
+    assert nxt.name != trial.name and nxt_optuna.number == 3

@@ -11,7 +11,9 @@ median pruner may stop it (SIGTERM: it checkpoints; status ``pruned``). The obje
 The study lives in ``W/optuna.db`` (SQLite), so a rerun continues it: ``--n-trials`` counts every trial
 that ended (complete, pruned or failed). A trial interrupted by SIGTERM, or left ``RUNNING`` by a killed
 sweep, is marked failed-and-requeued and its parameters are enqueued again, so the rerun resumes it from its
-checkpoints in the same folder.
+checkpoints in the same folder. The sampler's seed is ``--seed`` plus the number of trials already in the
+study, so a rerun does not replay the first run's proposals; a proposal that repeats a point already run (same
+folder) is answered from that folder's result instead of training again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from jaxgen.sweeps import naming, results, spec
+from jaxgen.sweeps import naming, results, spec, trial_runner
 from jaxgen.sweeps.sweep_file import SweepFile, Trial
 
 STUDY_NAME = "jaxgen"
@@ -65,10 +67,14 @@ class OptunaSource:
         self.distributions = {key: _distribution(key, dist) for key, dist in self.space.items()}
         self.metric, self.mode, self.n_trials = sweep.metric, sweep.mode, n_trials
         self.workdir = Path(workdir)
+        storage = f"sqlite:///{self.workdir.resolve() / 'optuna.db'}"
+        direction = "maximize" if self.mode == "max" else "minimize"
+        existing = len(optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=direction,
+                                           load_if_exists=True).get_trials(deepcopy=False))
+        # Seeded by the study's length: a resumed run does not replay the first run's random proposals.
         self.study = optuna.create_study(
-            storage=f"sqlite:///{self.workdir.resolve() / 'optuna.db'}", study_name=STUDY_NAME,
-            direction="maximize" if self.mode == "max" else "minimize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials),
+            storage=storage, study_name=STUDY_NAME, direction=direction, load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=seed + existing, n_startup_trials=n_startup_trials),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0))
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -98,14 +104,37 @@ class OptunaSource:
         return max(0, self.n_trials - self.ended())
 
     def next(self) -> tuple[Trial, Any] | None:
+        """The next trial to run; a proposal whose folder already holds a result (the sampler repeated a
+        point) is answered from that folder without training again, and counts as a trial."""
         with self._lock:
-            if self.ended() + self._in_flight >= self.n_trials:
-                return None
-            trial = self.study.ask(self.distributions)
-            overrides = {key: _rounded(self.space[key], trial.params[key]) for key in self.space}
-            overrides = spec.check_overrides(overrides, "optuna")
-            self._in_flight += 1
-        return Trial(naming.trial_name(overrides), overrides, index=trial.number), trial
+            while self.ended() + self._in_flight < self.n_trials:
+                trial = self.study.ask(self.distributions)
+                overrides = {key: _rounded(self.space[key], trial.params[key]) for key in self.space}
+                overrides = spec.check_overrides(overrides, "optuna")
+                name = naming.trial_name(overrides)
+                recorded = trial_runner.read_status(self.workdir / name) or {}
+                if recorded.get("status") in trial_runner.TERMINAL:
+                    trial.set_user_attr("jaxgen_repeat_of", name)
+                    self._tell(trial, name, recorded["status"])
+                    continue
+                self._in_flight += 1
+                return Trial(name, overrides, index=trial.number), trial
+            return None
+
+    def _tell(self, optuna_trial: Any, name: str, outcome: str) -> None:
+        """Ends ``optuna_trial`` with the outcome recorded in ``W/name`` (objective: the last evaluation)."""
+        states = self.optuna.trial.TrialState
+        if outcome == "finished":
+            _, evals = results.read_metrics(self.workdir / name)
+            values = [r[self.metric] for r in evals if isinstance(r.get(self.metric), (int, float))]
+            if values and math.isfinite(values[-1]):
+                self.study.tell(optuna_trial, float(values[-1]))
+            else:
+                self.study.tell(optuna_trial, state=states.FAIL)
+        elif outcome == "pruned":
+            self.study.tell(optuna_trial, state=states.PRUNED)
+        else:
+            self.study.tell(optuna_trial, state=states.FAIL)
 
     def monitor(self, item: tuple[Trial, Any]) -> Callable[[], str | None]:
         """Reports each new validation value to Optuna; ``'pruned'`` when the pruner says stop."""
@@ -131,20 +160,9 @@ class OptunaSource:
 
     def done(self, item: tuple[Trial, Any], status: dict[str, Any]) -> None:
         trial_obj, optuna_trial = item
-        states = self.optuna.trial.TrialState
         with self._lock:
             self._in_flight -= 1
-            outcome = status["status"]
-            if outcome == "finished":
-                _, evals = results.read_metrics(self.workdir / trial_obj.name)
-                values = [r[self.metric] for r in evals if isinstance(r.get(self.metric), (int, float))]
-                if values and math.isfinite(values[-1]):
-                    self.study.tell(optuna_trial, float(values[-1]))
-                else:
-                    self.study.tell(optuna_trial, state=states.FAIL)
-            elif outcome == "pruned":
-                self.study.tell(optuna_trial, state=states.PRUNED)
-            elif outcome == "failed":
-                self.study.tell(optuna_trial, state=states.FAIL)
+            if status["status"] in trial_runner.TERMINAL:
+                self._tell(optuna_trial, trial_obj.name, status["status"])
             else:  # interrupted: resumed by the next run, in the same folder
                 self._requeue(optuna_trial.number, optuna_trial.params)
