@@ -11,6 +11,8 @@ COMMANDS = {
     "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint or a pretrained model"),
     "demo": ("jaxgen.commands.demo", "train a small model on built-in photos and compare with bicubic"),
     "translate": ("jaxgen.commands.translate", "translate images with a trained CycleGAN / pix2pix workdir"),
+    "sweep": ("jaxgen.commands.sweep", "run (or resume) every trial of a sweep file: grid or Optuna, local or Ray"),
+    "report": ("jaxgen.commands.report", "write a sweep folder's self-contained report.html (table, curves, images)"),
 }
 
 

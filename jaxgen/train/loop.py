@@ -6,7 +6,8 @@ evaluation. The loop builds the mesh, the state's shapes, restores the latest ch
 one, then steps, logs, evaluates and checkpoints until ``total_steps``.
 
 Workdir layout: ``config.json``, ``checkpoints/<step>/`` (Orbax), ``metrics.jsonl``, ``tensorboard/``,
-``images/<grid>_<step>.png``.
+``images/<grid>_<step>.png``, ``summary.json`` (how the last run ended: ``final_step``, ``total_steps``,
+``stopped_by`` = ``SIGTERM``/``SIGINT``/``time_budget``/null, ``finished``).
 
 Stopping: SIGTERM and SIGINT (Ctrl-C) checkpoint at the current step and exit 0; a second Ctrl-C stops at
 once. With several processes the decision to stop (a signal on any process, the time budget) is agreed on
@@ -255,5 +256,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         if progress is not None:
             progress.close()
     summary.update(final_step=step, val=val_metrics, train_seconds=time.perf_counter() - t_start,
-                   best_step=manager.best_step(), state=state)
+                   best_step=manager.best_step())
+    if is_main:  # how the run ended, for sweeps and scripts: W/summary.json
+        stopped_by = summary.get("preempted") or ("time_budget" if summary.get("time_budget") else None)
+        record = {k: summary[k] for k in ("task", "start_step", "final_step", "best_step", "val", "train_seconds")}
+        record.update(total_steps=config.total_steps, stopped_by=stopped_by, finished=step == config.total_steps)
+        tmp = workdir / "summary.json.tmp"
+        tmp.write_text(json.dumps(record, indent=2, default=float))
+        tmp.replace(workdir / "summary.json")
+    summary["state"] = state
     return summary
