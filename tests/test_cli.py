@@ -96,6 +96,8 @@ def test_log_every_one_and_resume_on_a_log_step(logged_run):
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
     assert "steps 2 -> 4" in second.stdout
+    ended = json.loads((workdir / "summary.json").read_text())
+    assert ended["finished"] and ended["stopped_by"] is None and ended["final_step"] == ended["total_steps"] == 4
 
 
 def test_training_is_quiet_by_default(logged_run):
@@ -169,6 +171,8 @@ def test_ctrl_c_checkpoints_the_current_step_and_exits_zero(tmp_path):
     logged = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert steps[0] == max(logged)  # the step it had reached, not an earlier one
     assert "stopped by SIGINT" in out and "Traceback" not in out
+    ended = json.loads((workdir / "summary.json").read_text())
+    assert ended["stopped_by"] == "SIGINT" and ended["final_step"] == steps[0] and not ended["finished"]
 
 
 def test_second_ctrl_c_exits_at_once(tmp_path):
