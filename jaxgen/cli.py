@@ -1,4 +1,4 @@
-"""``jaxgen`` command line: ``jaxgen {train,eval,upscale,demo} ...`` (``jaxgen COMMAND --help`` for each)."""
+"""``jaxgen`` command line: ``jaxgen {train,eval,upscale,stylize,demo} ...`` (``jaxgen COMMAND --help`` for each)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ COMMANDS = {
     "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
     "eval": ("jaxgen.commands.evaluate", "PSNR/SSIM of a checkpoint (or bicubic) on benchmark folders"),
     "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint or a pretrained model"),
+    "stylize": ("jaxgen.commands.stylize", "style transfer: Gatys optimisation, a fast-style or an AdaIN checkpoint"),
     "demo": ("jaxgen.commands.demo", "train a small model on built-in photos and compare with bicubic"),
 }
 

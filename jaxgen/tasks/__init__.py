@@ -26,11 +26,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxgen.tasks.adain import AdaINTask
+from jaxgen.tasks.fast_style import FastStyleTask
 from jaxgen.tasks.sr import SRGANTask, SRTask
 
 TASKS: dict[str, Any] = {
     "sr": SRTask,
     "sr_gan": SRGANTask,
+    "fast_style": FastStyleTask,
+    "adain": AdaINTask,
 }
 
 
@@ -41,4 +45,4 @@ def get_task(name: str) -> Any:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "SRGANTask", "SRTask", "get_task"]
+__all__ = ["TASKS", "AdaINTask", "FastStyleTask", "SRGANTask", "SRTask", "get_task"]
