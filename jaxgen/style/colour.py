@@ -61,7 +61,9 @@ def coral(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     Exactly the official steps: per channel mean and *unbiased* std over the pixels; ``f_norm = (f - mean) / std``;
     ``C = f_norm f_norm^T + I`` (a sum over pixels, not a mean: the official quirk, kept); ``out =
     sqrt(C_t) sqrt(C_s)^-1 f_norm_s * std_t + mean_t`` with matrix square roots from the SVD. The output's
-    channel means equal the target's exactly. ``[H,W,3]`` float in ``[0,1]`` -> ``[H,W,3]`` float32 (not clipped).
+    channel means equal the target's exactly and its channel correlations the target's (up to the ``+ I``); because the
+covariances are sums, its stds are the target's times ``sqrt((N_t - 1) / (N_s - 1))`` for images of ``N_t`` and
+``N_s`` pixels (as the official code). ``[H,W,3]`` float in ``[0,1]`` -> ``[H,W,3]`` float32 (not clipped).
     """
     src, tgt = np.asarray(source, np.float64), np.asarray(target, np.float64)
     if src.ndim != 3 or src.shape[-1] != 3 or tgt.ndim != 3 or tgt.shape[-1] != 3:
