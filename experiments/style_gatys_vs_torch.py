@@ -57,7 +57,7 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         res = stylize_gatys(content, [style], consts, steps=steps, optimizer=optimizer, init_image=init,
-                            log_every=10, progress=False)
+                            log_every=10, progress=True)
         jax_row = {"iterations": steps, "seconds": res.seconds, "compile_seconds": res.compile_seconds,
                    "wall_seconds": time.perf_counter() - t0,
                    "evaluations": res.evaluations + (1 if optimizer == "lbfgs" else 0),
