@@ -1,4 +1,4 @@
-"""``jaxgen`` command line: ``jaxgen {train,eval,upscale,demo,translate} ...`` (``jaxgen COMMAND --help`` for each)."""
+"""``jaxgen`` command line: ``jaxgen {train,eval,upscale,stylize,translate,demo,sweep,report} ...`` (``jaxgen COMMAND -h``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ COMMANDS = {
     "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
     "eval": ("jaxgen.commands.evaluate", "PSNR/SSIM of a checkpoint (or bicubic) on benchmark folders"),
     "upscale": ("jaxgen.commands.upscale", "super-resolve images with a trained checkpoint or a pretrained model"),
+    "stylize": ("jaxgen.commands.stylize", "style transfer: Gatys optimisation, a fast-style or an AdaIN checkpoint"),
     "demo": ("jaxgen.commands.demo", "train a small model on built-in photos and compare with bicubic"),
     "translate": ("jaxgen.commands.translate", "translate images with a trained CycleGAN / pix2pix workdir"),
     "sweep": ("jaxgen.commands.sweep", "run (or resume) every trial of a sweep file: grid or Optuna, local or Ray"),

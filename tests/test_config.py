@@ -138,8 +138,12 @@ def test_every_config_builds_its_task_and_state_shapes(spec):
     state = jax.eval_shape(task.init)
     assert set(state.players) == set(task.players)
     model = task.export_module()
-    scale, size = getattr(task, "EXPORT_SCALE", None) or config.scale, max(8, getattr(task, "export_min_size", 8))
-    x = jax.ShapeDtypeStruct((1, size, size, 3), np.float32)
-    out = jax.eval_shape(model.apply, {"params": state.players[task.EXPORT_PLAYER].params}, x)
-    assert out.shape == (1, size * scale, size * scale, 3)
+    params = state.players[task.EXPORT_PLAYER].params
+    if hasattr(task, "export_example"):  # tasks without a scale (style transfer) say what their export takes
+        params, inputs, expected = task.export_example(params)
+    else:  # SR (scale) and translation (EXPORT_SCALE = 1, a minimum input size)
+        scale, size = getattr(task, "EXPORT_SCALE", None) or config.scale, max(8, getattr(task, "export_min_size", 8))
+        inputs, expected = (jax.ShapeDtypeStruct((1, size, size, 3), np.float32),), (1, size * scale, size * scale, 3)
+    out = jax.eval_shape(lambda p, *x: model.apply({"params": p}, *x), params, *inputs)
+    assert out.shape == expected
     assert isinstance(config, ml_collections.ConfigDict)

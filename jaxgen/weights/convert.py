@@ -32,7 +32,16 @@ Architectures (``ARCHS``; keys are the official PyTorch names):
                     ``norm{i}_{j}`` (jaxgen ``norm='instance'``), ``linear1`` (``linear_chw``), ``linear2``
 ``patchgan``        pix2pix/CycleGAN ``NLayerDiscriminator`` with ``norm='instance'``: ``model.0`` <-> ``conv0``,
                     ``model.{3n-1}`` <-> ``conv{n}``, ``model.{3L+2}`` <-> ``conv_out``
+``transformer_net`` pytorch/examples fast_neural_style ``TransformerNet``: ``conv{i}.conv2d``, ``in{i}``
+                    (``instance_norm``), ``res{i}.conv{j}.conv2d``, ``res{i}.in{j}``, ``deconv{i}.conv2d``
+``adain_decoder``   naoto0804/pytorch-AdaIN ``decoder`` (``decoder.pth``): ``{i}`` <-> ``layers_{i}``
+``adain_vgg``       its ``vgg_normalised.pth`` up to ``relu4_1``: ``0`` <-> ``input_conv`` (1x1), the 3x3 convs
+                    ``2, 5, 9, ..., 29`` <-> ``features_{0, 2, 5, ..., 19}``; the deeper convs are dropped
 ==================  ==========================================================================================
+
+``instance_norm`` (affine ``InstanceNorm2d`` without running statistics): ``weight``/``bias`` <-> ``scale``/``bias``;
+the ``running_mean``/``running_var`` keys that old pytorch/examples checkpoints carry (PyTorch < 0.4 saved them)
+are dropped on reading and not written. ``drop``: official layers jaxgen does not build (read and discarded).
 
 Semantics to know: jaxgen's ``vgg_style`` (``norm='instance'``) normalises with per-image statistics, i.e.
 official BatchNorm in training mode with batch size 1, not BatchNorm with running statistics (eval mode);
@@ -207,6 +216,26 @@ ARCHS: dict[str, ArchSpec] = {
         ),
         lambda m: (1, m.input_size, m.input_size, m.num_in_ch),
     ),
+    "transformer_net": ArchSpec(
+        _static(
+            Rule("conv{i}.conv2d", "conv{i}/conv2d"),
+            Rule("in{i}", "in{i}", "instance_norm"),
+            Rule("res{i}.conv{j}.conv2d", "res{i}/conv{j}/conv2d"),
+            Rule("res{i}.in{j}", "res{i}/in{j}", "instance_norm"),
+            Rule("deconv{i}.conv2d", "deconv{i}/conv2d"),
+        ),
+        lambda m: (1, 16, 16, 3),
+    ),
+    "adain_decoder": ArchSpec(_static(Rule("{i}", "layers_{i}")), lambda m: (1, 4, 4, 512)),
+    "adain_vgg": ArchSpec(
+        _static(
+            Rule("0", "input_conv"),
+            *(Rule(str(o), f"features_{t}") for o, t in zip((2, 5, 9, 12, 16, 19, 22, 25, 29),
+                                                          (0, 2, 5, 7, 10, 12, 14, 16, 19))),
+            *(Rule(str(o), "", "drop") for o in (32, 35, 38, 42, 45, 48, 51)),
+        ),
+        lambda m: (1, 16, 16, 3),
+    ),
     "patchgan": ArchSpec(
         _patchgan_rules,
         lambda m: (1, 4 * 2**m.n_layers, 4 * 2**m.n_layers, m.num_in_ch),
@@ -231,11 +260,13 @@ def _leaf_to_flax(kind: str, leaf: str, w: np.ndarray) -> tuple[str, np.ndarray]
             return "kernel", w.T
         if leaf == "weight" and w.ndim == 1:
             return "weight", w  # PReLU slopes
-    elif kind == "norm":
+    elif kind in ("norm", "instance_norm"):
         if leaf in _BN_STATS:
             return None
         if leaf in ("weight", "bias") and w.ndim == 1:
             return {"weight": "scale", "bias": "bias"}[leaf], w
+    elif kind == "drop":
+        return None
     elif kind == "linear_chw":
         if leaf == "bias" and w.ndim == 1:
             return "bias", w
@@ -262,6 +293,9 @@ def _leaf_to_torch(kind: str, leaf: str, v: np.ndarray) -> list[tuple[str, np.nd
                     ("num_batches_tracked", np.array(0, np.int64))]
         if leaf == "bias" and v.ndim == 1:
             return [("bias", v)]
+    elif kind == "instance_norm":
+        if leaf in ("scale", "bias") and v.ndim == 1:
+            return [({"scale": "weight", "bias": "bias"}[leaf], v)]
     elif kind == "linear_chw":
         if leaf == "bias" and v.ndim == 1:
             return [("bias", v)]

@@ -1,0 +1,34 @@
+"""Johnson et al. fast style transfer (TransformerNet, VGG16 perceptual losses; pytorch/examples settings).
+
+Variants: ``style=NAME`` (a style under <shared>/style/styles, an image path, or 'builtin'), ``gan`` (add the
+PatchGAN discriminator: the seed's adversarial variant, weight ``gan_weight``), ``study`` (CPU study: 128 px,
+random crops of the shared content photos, a 16-channel net), ``tiny`` (tests: built-in photos, built-in style,
+32 px, random VGG weights, 20 steps). E.g. ``jaxgen train --config configs/fast_style.py:style=candy``.
+"""
+
+from jaxgen.config import base_config, optim_config, parse_arg, shared_data_dir
+
+
+def get_config(arg=None):
+    a = parse_arg(arg, style="candy", tiny=False, gan=False, gan_weight=1e4, study=False)
+    c = base_config("fast_style")
+    c.style = a.style
+    if a.gan:
+        c.losses.gan.weight = a.gan_weight
+    if a.study:
+        c.data.train_dir = f"{shared_data_dir()}/style/contents"
+        c.data.image_size, c.data.crop = 128, "random"
+        c.model.channels, c.model.num_res_blocks = 16, 3
+        c.style_size = 256
+        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 1000, 10, 100, 100
+    if a.tiny:
+        c.style = "builtin" if a.style == "candy" else a.style
+        c.vgg = "random"
+        c.batch_size, c.data.image_size, c.data.crop = 8, 32, "random"
+        c.model.channels, c.model.num_res_blocks = 8, 1
+        c.disc.kwargs.ndf, c.disc.kwargs.n_layers = 8, 2
+        c.style_size = 64
+        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20, 5, 10, 10
+        c.eval_max_images = 1
+        c.optim = optim_config(lr=1e-3)
+    return c
