@@ -107,11 +107,7 @@ def test_upscale_on_one_device_equals_the_restored_generator(run):
     params = state.players["generator"].params
     sr = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, image.to_float(lr)[None])[0]
     want = image.to_uint8(np.asarray(sr))
-    # The upscale command runs its own jitted program (clipping fused in), so float rounding may move a value
-    # across a uint8 rounding boundary: at most 1 level, on a small fraction of the pixels. Wrong params (an
-    # untrained or another step's generator) differ by far more.
-    diff = np.abs(got.astype(int) - want.astype(int))
-    assert diff.max() <= 1 and np.mean(diff > 0) < 0.01, (diff.max(), np.mean(diff > 0))
+    assert np.array_equal(got, want), f"max diff {np.abs(got.astype(int) - want).max()}"
 
 
 def copy_first_checkpoint(src: Path, dst: Path) -> Path:

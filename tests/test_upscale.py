@@ -304,3 +304,12 @@ def test_pixel_unshuffle_model_odd_sizes_and_tiles():
     whole = upscaling.Upscaler(model).upscale_rgb(x)
     assert whole.shape == (26, 194, 3)
     np.testing.assert_allclose(upscaling.Upscaler(model, tile=91, tile_overlap=41).upscale_rgb(x), whole, atol=1e-5)
+
+
+def test_cli_computes_in_float32_unless_bf16_is_asked():
+    """The default precision is float32 (an argparse default once made it bfloat16 silently)."""
+    from jaxgen.commands.upscale import _parser
+
+    assert _parser().parse_args(["in.png", "-o", "out.png", "--model", "realesrgan-x4plus"]).bf16 is False
+    assert _parser().parse_args(["in.png", "-o", "o.png", "--model", "realesrgan-x4plus", "--bf16"]).bf16 is True
+    assert _parser().parse_args(["in.png", "-o", "o.png", "--model", "realesrgan-x4plus", "--fp32"]).bf16 is False

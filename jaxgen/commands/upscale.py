@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp32", dest="bf16", action="store_false", help="float32 compute (default)")
     prec.add_argument("--bf16", dest="bf16", action="store_true", help="bfloat16 compute")
+    p.set_defaults(bf16=False)  # argparse would take the first action's default (--fp32's store_false: True)
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations, averaged)")
     p.add_argument("--pre-pad", type=int, default=0, help="reflect padding of the input in pixels (default 0)")
     p.add_argument("--tile", type=int, default=0, help="LR tile size (0 = whole image)")

@@ -109,8 +109,9 @@ class CycleGANTask:
     def players(self) -> dict[str, tuple[nn.Module, optax.GradientTransformation]]:
         return {**{g: (self.generator, self.tx) for g in GENERATORS}, **{d: (self.discriminator, self.tx) for d in DISCRIMINATORS}}
 
-    def architecture(self) -> dict[str, Any]:
-        g, d = self.config.model.to_dict(), self.config.disc.to_dict()
+    @staticmethod
+    def architecture(config: ml_collections.ConfigDict) -> dict[str, Any]:
+        g, d = config.model.to_dict(), config.disc.to_dict()
         return {**{name: g for name in GENERATORS}, **{name: d for name in DISCRIMINATORS}}
 
     # ------------------------------------------------------------------------------------------ state

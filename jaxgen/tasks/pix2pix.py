@@ -99,8 +99,9 @@ class Pix2PixTask:
     def players(self) -> dict[str, tuple[nn.Module, optax.GradientTransformation]]:
         return {"G": (self.generator, self.tx), "D": (self.discriminator, self.tx)}
 
-    def architecture(self) -> dict[str, Any]:
-        return {"G": self.config.model.to_dict(), "D": self.config.disc.to_dict()}
+    @staticmethod
+    def architecture(config: ml_collections.ConfigDict) -> dict[str, Any]:
+        return {"G": config.model.to_dict(), "D": config.disc.to_dict()}
 
     def init(self) -> TrainState:
         s = int(self.config.data.crop_size)
