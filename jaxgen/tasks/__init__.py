@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxgen.tasks.sr import SRGANTask, SRTask
+from jaxgen.tasks.sr import RealESRGANTask, RealESRNetTask, SRGANTask, SRTask
 
 TASKS: dict[str, Any] = {
     "sr": SRTask,
     "sr_gan": SRGANTask,
+    "real_sr": RealESRNetTask,
+    "real_sr_gan": RealESRGANTask,
 }
 
 
@@ -41,4 +43,4 @@ def get_task(name: str) -> Any:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "SRGANTask", "SRTask", "get_task"]
+__all__ = ["TASKS", "RealESRGANTask", "RealESRNetTask", "SRGANTask", "SRTask", "get_task"]
