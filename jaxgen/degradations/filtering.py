@@ -2,7 +2,8 @@
 
 ``filter2d(img, kernels)``: ``img`` ``[B,H,W,C]``, ``kernels`` ``[B,k,k]`` (one per image) or ``[k,k]`` (shared),
 ``k`` odd; the image is padded by ``k // 2`` with PyTorch's ``'reflect'`` mode (mirror without repeating the
-edge, numpy ``'reflect'``) and cross-correlated ('valid'), channel by channel: ``[B,H,W,C]`` out.
+edge, numpy ``'reflect'``) and cross-correlated ('valid'), channel by channel: ``[B,H,W,C]`` out. Images not
+larger than ``k // 2`` (which PyTorch refuses) are mirrored repeatedly.
 
 Images of a dynamic size: the degradation pipeline keeps an image of valid size ``h x w`` (traced int scalars)
 in the top-left corner of a fixed canvas. :func:`filter2d_valid` reflects at the *valid* border (index
@@ -50,9 +51,12 @@ def filter2d(img: jax.Array, kernels: jax.Array) -> jax.Array:
     """BasicSR ``filter2D``: reflect padding by ``k // 2``, then per-image cross-correlation (module docstring)."""
     kernels = _check(img, kernels)
     r = kernels.shape[-1] // 2
-    if min(img.shape[1], img.shape[2]) <= r:
-        raise ValueError(f"filter2d: reflect padding by {r} needs images larger than {r}; got {img.shape[1:3]}")
-    padded = jnp.pad(img.astype(jnp.float32), ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
+    _, h, w, _ = img.shape
+    if min(h, w) > r:
+        padded = jnp.pad(img.astype(jnp.float32), ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
+    else:  # PyTorch refuses; mirror repeatedly (tiny test images)
+        rows, cols = reflect_indices(h + 2 * r, r, h), reflect_indices(w + 2 * r, r, w)
+        padded = jnp.take(jnp.take(img.astype(jnp.float32), rows, axis=1), cols, axis=2)
     return _grouped_conv(padded, kernels, img.shape[0], img.shape[-1])
 
 
