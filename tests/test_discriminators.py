@@ -217,3 +217,29 @@ def test_argument_errors():
 def test_registry():
     assert DISCRIMINATORS["patchgan"] is PatchGAN
     assert DISCRIMINATORS["vgg_style"] is VGGStyleDiscriminator
+
+
+def test_multiscale_patchgan_scales_and_pooling():
+    """pix2pixHD: scale i sees the input average-pooled i times (3x3, stride 2, pad 1, count_include_pad=False);
+    each scale is a PatchGAN with its own weights."""
+    from jaxgen.models.discriminators import MultiScalePatchGAN, _avg_pool_3x3_s2
+
+    x = np.random.default_rng(9).random((2, 64, 48, 3), np.float32)
+    # the pooling against a direct loop (edges average only the pixels inside the image)
+    pooled = np.asarray(_avg_pool_3x3_s2(jnp.asarray(x)))
+    ref = np.zeros((2, 32, 24, 3), np.float32)
+    for i in range(32):
+        for j in range(24):
+            win = x[:, max(2 * i - 1, 0):2 * i + 2, max(2 * j - 1, 0):2 * j + 2]
+            ref[:, i, j] = win.mean(axis=(1, 2))
+    np.testing.assert_allclose(pooled, ref, rtol=1e-6, atol=1e-6)
+    module = MultiScalePatchGAN(ndf=4, n_layers=2, num_d=3, norm="none")
+    params = _init(module, x)
+    assert set(params) == {"scale0", "scale1", "scale2"}
+    outs = jax.jit(module.apply)({"params": params}, x)
+    assert [o.shape for o in outs] == [(2, patchgan_output_size(64, 2), patchgan_output_size(48, 2), 1),
+                                       (2, patchgan_output_size(32, 2), patchgan_output_size(24, 2), 1),
+                                       (2, patchgan_output_size(16, 2), patchgan_output_size(12, 2), 1)]
+    single = PatchGAN(ndf=4, n_layers=2, norm="none")
+    np.testing.assert_allclose(np.asarray(outs[1]), np.asarray(single.apply({"params": params["scale1"]}, pooled)),
+                               rtol=1e-5, atol=1e-6)

@@ -19,7 +19,7 @@ from typing import Callable
 
 import jax
 
-from jaxgen.losses.adversarial import GAN_KINDS, gan_d_loss, gan_g_loss
+from jaxgen.losses.adversarial import GAN_KINDS, gan_d_loss, gan_g_loss, gradient_penalty, r1_penalty
 from jaxgen.losses.perceptual import (
     feature_loss,
     gram_matrix,
@@ -48,11 +48,13 @@ __all__ = [
     "feature_loss",
     "gan_d_loss",
     "gan_g_loss",
+    "gradient_penalty",
     "gram_matrix",
     "l1",
     "mse",
     "perceptual_loss",
     "perceptual_terms",
+    "r1_penalty",
     "ssim_loss",
     "style_loss",
     "tv_loss",

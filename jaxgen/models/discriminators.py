@@ -1,9 +1,14 @@
 """Image discriminators (Flax Linen) returning float32 logits, for the adversarial losses of ``jaxgen.losses``.
 
 Input: NHWC ``[B,H,W,num_in_ch]`` images. There is no input normalisation inside: jaxgen's train step
-feeds images in ``[0, 1]``; ``[-1, 1]`` (pix2pix's range) works the same. Every module is stateless
-(``__call__(x)`` only, no BatchNorm statistics), so ``module.apply({'params': p}, x)`` is all a train
-step needs. ``dtype`` is the compute dtype, ``param_dtype`` the parameter dtype; logits are float32.
+feeds images in ``[0, 1]``; ``[-1, 1]`` (pix2pix's range) works the same. ``dtype`` is the compute dtype,
+``param_dtype`` the parameter dtype; logits are float32.
+
+State: ``PatchGAN``, ``MultiScalePatchGAN`` and ``VGGStyleDiscriminator`` are stateless
+(``module.apply({'params': p}, x)``). ``UNetDiscriminatorSN`` keeps its spectral-norm power-iteration vectors
+in the ``'spectral'`` collection (``SPECTRAL_COLLECTION``): train with ``apply({'params': p, 'spectral': s}, x,
+update_stats=True, mutable=['spectral'])`` (one power iteration per call, as PyTorch's ``spectral_norm`` in
+training mode) and keep the returned collection; ``STATEFUL`` names the discriminators that have one.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgen.models.layers import normal_init
+from jaxgen.models.layers import normal_init, torch_init, upsample_bilinear
 
-__all__ = ["DISCRIMINATORS", "PatchGAN", "VGGStyleDiscriminator", "patchgan_output_size"]
+SPECTRAL_COLLECTION = "spectral"
+__all__ = ["DISCRIMINATORS", "MultiScalePatchGAN", "PatchGAN", "SPECTRAL_COLLECTION", "STATEFUL",
+           "UNetDiscriminatorSN", "VGGStyleDiscriminator", "patchgan_output_size"]
 
 _NORMS = ("instance", "none")
 
@@ -154,7 +161,112 @@ class VGGStyleDiscriminator(nn.Module):
         return nn.Dense(1, name="linear2", **kw)(h).astype(jnp.float32)
 
 
+class MultiScalePatchGAN(nn.Module):
+    """pix2pixHD's ``MultiscaleDiscriminator`` (Wang et al. 2018): ``num_d`` PatchGANs on the input downsampled
+    0, 1, ..., ``num_d - 1`` times by ``AvgPool2d(3, stride=2, padding=1, count_include_pad=False)``.
+
+    ``[B,H,W,C] ->`` a tuple of ``num_d`` logit maps (finest first), each as :class:`PatchGAN` of its input;
+    ``jaxgen.losses.gan_d_loss``/``gan_g_loss`` sum the losses over the scales (pix2pixHD ``GANLoss``). The
+    scales have independent weights (``scale0`` .. ``scale{num_d-1}``). pix2pixHD's optional intermediate
+    features (its feature-matching loss) are not returned.
+    """
+
+    num_in_ch: int = 3
+    ndf: int = 64
+    n_layers: int = 3
+    num_d: int = 3
+    norm: str = "instance"
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, ...]:
+        _check_input(x, self.num_in_ch, "MultiScalePatchGAN")
+        if self.num_d < 1:
+            raise ValueError(f"MultiScalePatchGAN.num_d={self.num_d}; expected >= 1")
+        outs = []
+        for i in range(self.num_d):
+            outs.append(PatchGAN(self.num_in_ch, self.ndf, self.n_layers, self.norm, self.dtype, self.param_dtype,
+                                 name=f"scale{i}")(x))
+            if i + 1 < self.num_d:
+                x = _avg_pool_3x3_s2(x)
+        return tuple(outs)
+
+
+def _avg_pool_3x3_s2(x: jax.Array) -> jax.Array:
+    """``AvgPool2d(3, stride=2, padding=1, count_include_pad=False)``."""
+    pad = ((0, 0), (1, 1), (1, 1), (0, 0))
+    window, strides = (1, 3, 3, 1), (1, 2, 2, 1)
+    total = jax.lax.reduce_window(jnp.pad(x, pad), 0.0, jax.lax.add, window, strides, "VALID")
+    count = jax.lax.reduce_window(jnp.pad(jnp.ones_like(x[:1, :, :, :1]), pad), 0.0, jax.lax.add, window, strides,
+                                  "VALID")
+    return total / count
+
+
+class UNetDiscriminatorSN(nn.Module):
+    """Real-ESRGAN's U-Net discriminator with spectral normalisation (``UNetDiscriminatorSN``, BasicSR
+    ``basicsr/archs/discriminator_arch.py``; Wang et al. 2021): per-pixel logits ``[B,H,W,1]`` for ``[B,H,W,C]``
+    with ``H, W`` divisible by 8.
+
+    ``conv0`` 3x3 (bias) -> three 4x4 stride-2 convs (``2, 4, 8 x num_feat``) -> three x2 bilinear
+    upsamplings (``align_corners=False``) each followed by a 3x3 conv (``4, 2, 1 x num_feat``) with skip
+    connections (added after the activation) from the encoder -> two 3x3 convs -> ``conv9`` 3x3 to 1 channel
+    (bias). Every conv but ``conv0`` and ``conv9`` is bias-free and spectrally normalised
+    (``flax.linen.SpectralNorm``: one power iteration per training call, ``u`` in the ``'spectral'`` collection,
+    the weight divided by ``u^T W v`` with ``u, v`` not differentiated -- PyTorch's ``spectral_norm``); LeakyReLU
+    0.2 after every conv but the last. ``update_stats=False`` (evaluation) still runs one iteration from the
+    stored ``u`` without storing it (PyTorch's eval mode reuses the stored ``u, v``; the discriminator is only used
+    in training). Initialisation: PyTorch's ``Conv2d`` default.
+    """
+
+    num_in_ch: int = 3
+    num_feat: int = 64
+    skip_connection: bool = True
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+        _check_input(x, self.num_in_ch, "UNetDiscriminatorSN")
+        if x.shape[1] % 8 or x.shape[2] % 8:
+            raise ValueError(f"UNetDiscriminatorSN needs H and W divisible by 8; got {x.shape[1]}x{x.shape[2]}")
+        nf, kw = self.num_feat, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+
+        def sn_conv(h, features, kernel, stride, name):
+            k_init, _ = torch_init(h.shape[-1] * kernel * kernel)
+            layer = nn.Conv(features, (kernel, kernel), (stride, stride), padding=((1, 1), (1, 1)), use_bias=False,
+                            kernel_init=k_init, name=name, **kw)
+            sn = nn.SpectralNorm(layer, collection_name=SPECTRAL_COLLECTION, name=f"{name}_sn", **kw)
+            return nn.leaky_relu(sn(h, update_stats=update_stats), 0.2)
+
+        def plain_conv(h, features, name):
+            k_init, b_init = torch_init(h.shape[-1] * 9)
+            return nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), kernel_init=k_init, bias_init=b_init, name=name,
+                           **kw)(h)
+
+        x = x.astype(self.dtype)
+        x0 = nn.leaky_relu(plain_conv(x, nf, "conv0"), 0.2)
+        x1 = sn_conv(x0, nf * 2, 4, 2, "conv1")
+        x2 = sn_conv(x1, nf * 4, 4, 2, "conv2")
+        x3 = sn_conv(x2, nf * 8, 4, 2, "conv3")
+        x4 = sn_conv(upsample_bilinear(x3, 2), nf * 4, 3, 1, "conv4")
+        if self.skip_connection:
+            x4 = x4 + x2
+        x5 = sn_conv(upsample_bilinear(x4, 2), nf * 2, 3, 1, "conv5")
+        if self.skip_connection:
+            x5 = x5 + x1
+        x6 = sn_conv(upsample_bilinear(x5, 2), nf, 3, 1, "conv6")
+        if self.skip_connection:
+            x6 = x6 + x0
+        out = sn_conv(x6, nf, 3, 1, "conv7")
+        out = sn_conv(out, nf, 3, 1, "conv8")
+        return plain_conv(out, 1, "conv9").astype(jnp.float32)
+
+
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "patchgan": PatchGAN,
+    "multiscale_patchgan": MultiScalePatchGAN,
     "vgg_style": VGGStyleDiscriminator,
+    "unet_sn": UNetDiscriminatorSN,
 }
+STATEFUL: frozenset[str] = frozenset({"unet_sn"})  # discriminators with a 'spectral' collection

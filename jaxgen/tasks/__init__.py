@@ -30,7 +30,7 @@ from jaxgen.tasks.adain import AdaINTask
 from jaxgen.tasks.cyclegan import CycleGANTask
 from jaxgen.tasks.fast_style import FastStyleTask
 from jaxgen.tasks.pix2pix import Pix2PixTask
-from jaxgen.tasks.sr import SRGANTask, SRTask
+from jaxgen.tasks.sr import RealESRGANTask, RealESRNetTask, SRGANTask, SRTask
 
 TASKS: dict[str, Any] = {
     "sr": SRTask,
@@ -39,6 +39,8 @@ TASKS: dict[str, Any] = {
     "pix2pix": Pix2PixTask,
     "fast_style": FastStyleTask,
     "adain": AdaINTask,
+    "real_sr": RealESRNetTask,
+    "real_sr_gan": RealESRGANTask,
 }
 
 
@@ -49,4 +51,5 @@ def get_task(name: str) -> Any:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "AdaINTask", "CycleGANTask", "FastStyleTask", "Pix2PixTask", "SRGANTask", "SRTask", "get_task"]
+__all__ = ["TASKS", "AdaINTask", "CycleGANTask", "FastStyleTask", "Pix2PixTask", "RealESRGANTask", "RealESRNetTask",
+           "SRGANTask", "SRTask", "get_task"]
