@@ -113,7 +113,7 @@ class JaxWorker:
             return {"compiler_options": xla_setup.prepare_training(per_device_batch)}
         conv_vjp.set_enabled(bool(self.spec.get("conv_vjp")))
         if self.spec.get("options"):
-            return {"compiler_options": dict(xla_setup.CPU_TRAIN_OPTIONS)}
+            return {"compiler_options": dict(xla_setup.CPU_EIGEN_CONV_OPTIONS)}
         return {}
 
     def setup(self, name: str, case: tuple) -> dict:

@@ -8,8 +8,9 @@ Measured choices (``benchmarks/README_section.md`` has the numbers and how to re
   (one XLA:CPU program keeps ~1.2 of 2 cores busy in a conv-net backward pass). Skipped when the user set
   ``JAX_NUM_CPU_DEVICES`` or ``--xla_force_host_platform_device_count``.
 * CPU, train step only (:func:`train_compiler_options`, given to the train step's ``jax.jit`` as
-  ``compiler_options=``): :data:`CPU_TRAIN_OPTIONS`. Not used for inference, where the default measured faster.
-  Skipped for a key the user set in ``XLA_FLAGS``.
+  ``compiler_options=``): :data:`CPU_TRAIN_OPTIONS` (currently none: Eigen convolutions,
+  :data:`CPU_EIGEN_CONV_OPTIONS`, gained nothing on top of 2 devices). Never used for inference. A key the user
+  set in ``XLA_FLAGS`` is left out.
 * CPU, train step at small per-device batches: the transposed-roles convolution weight gradient
   (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
   :func:`use_conv_vjp`.
@@ -25,6 +26,7 @@ from typing import Any, Mapping, MutableMapping
 
 __all__ = [
     "CPU_DEVICES_MAX",
+    "CPU_EIGEN_CONV_OPTIONS",
     "CPU_TRAIN_OPTIONS",
     "CONV_VJP_MAX_BATCH",
     "OPT_OUT_ENV",
@@ -39,10 +41,15 @@ __all__ = [
 
 OPT_OUT_ENV = "JAXGEN_XLA_DEFAULTS"
 CPU_DEVICES_MAX = 2
-# XLA:CPU compile options of the train step: Eigen instead of YNNPACK convolutions (YNNPACK keeps the dots).
-CPU_TRAIN_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-# The transposed-roles weight gradient measured faster below this per-device batch on XLA:CPU.
-CONV_VJP_MAX_BATCH = 8
+# Eigen instead of YNNPACK convolutions (YNNPACK keeps the dots) as a per-jit option. Measured: faster than the
+# default on one CPU device of an idle 2-core machine, but not on top of 2 CPU devices, and slower when the
+# cores are shared (benchmarks/README_section.md), so not chosen; kept for the benchmarks' lever runs.
+CPU_EIGEN_CONV_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# XLA:CPU compile options jaxgen gives the train step (none measured better with 2 CPU devices).
+CPU_TRAIN_OPTIONS: dict[str, str] = {}
+# The transposed-roles weight gradient measured faster below this per-device batch on XLA:CPU (and up to 1.5x
+# slower at per-device batch 8 with YNNPACK convolutions).
+CONV_VJP_MAX_BATCH = 4
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:

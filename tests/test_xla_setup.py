@@ -38,13 +38,15 @@ def test_configure_process_respects_the_user(env):
     assert env == before
 
 
-def test_train_compiler_options_only_on_cpu_and_not_over_user_flags():
+def test_train_compiler_options_only_on_cpu_and_not_over_user_flags(monkeypatch):
+    monkeypatch.setattr(xla_setup, "CPU_TRAIN_OPTIONS", dict(xla_setup.CPU_EIGEN_CONV_OPTIONS, xla_cpu_other="1"))
     assert xla_setup.train_compiler_options("cpu", {}) == xla_setup.CPU_TRAIN_OPTIONS
     assert xla_setup.train_compiler_options("gpu", {}) == {}
     assert xla_setup.train_compiler_options("tpu", {}) == {}
     assert xla_setup.train_compiler_options("cpu", {"JAXGEN_XLA_DEFAULTS": "0"}) == {}
-    (key,) = xla_setup.CPU_TRAIN_OPTIONS
-    assert xla_setup.train_compiler_options("cpu", {"XLA_FLAGS": f"--{key}=-individual_dot --xla_dump_to=/t"}) == {}
+    (key,) = xla_setup.CPU_EIGEN_CONV_OPTIONS
+    user = {"XLA_FLAGS": f"--{key}=-individual_convolution --xla_dump_to=/t"}
+    assert xla_setup.train_compiler_options("cpu", user) == {"xla_cpu_other": "1"}
     assert xla_setup.user_xla_flags({"XLA_FLAGS": "--a=1  --b --c=x=y"}) == {"a", "b", "c"}
 
 
@@ -68,7 +70,8 @@ def test_compiler_options_are_accepted_by_this_jax():
     import jax
     import jax.numpy as jnp
 
-    f = jax.jit(lambda x: x * 2, compiler_options=dict(xla_setup.CPU_TRAIN_OPTIONS))
+    options = {**xla_setup.CPU_TRAIN_OPTIONS, **xla_setup.CPU_EIGEN_CONV_OPTIONS}
+    f = jax.jit(lambda x: x * 2, compiler_options=options)
     assert float(f(jnp.float32(2))) == 4.0
     with pytest.raises(Exception):
         jax.jit(lambda x: x * 2, compiler_options={"xla_cpu_no_such_option": "1"})(jnp.float32(2))
