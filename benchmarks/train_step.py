@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import jax
-import ml_collections
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jaxgen.config import base_config, optim_config
-from jaxgen.train import parallel, setup
-from jaxgen.train.state import init_state
-from jaxgen.train.step import make_train_step
+from jaxgen import xla_setup
+
+xla_setup.configure_process()  # as `jaxgen train` (JAXGEN_XLA_DEFAULTS=0: plain XLA); before JAX starts
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxgen.config import base_config, optim_config  # noqa: E402
+from jaxgen.tasks import get_task  # noqa: E402
+from jaxgen.train import parallel  # noqa: E402
 
 CASES = {
     "edsr_baseline_x2": dict(model=dict(name="edsr"), scale=2, batch=16, patch=48),
@@ -33,44 +41,46 @@ CASES = {
 
 
 def bench(name: str, case: dict, steps: int, warmup: int, dtype: str) -> dict:
-    c = base_config()
-    c.scale, c.batch_size, c.compute_dtype = case["scale"], case["batch"], dtype
+    c = base_config("sr")
+    c.scale, c.batch_size, c.compute_dtype, c.data.patch_size = case["scale"], case["batch"], dtype, case["patch"]
     c.model = ml_collections.ConfigDict(case["model"])
     c.optim = optim_config(lr=1e-4)
+    task = get_task("sr")(c)
     mesh = parallel.make_mesh()
     repl = parallel.replicated(mesh)
-    g = setup.build_generator(c)
-    g_tx, sched, _ = setup.build_optimizers(c)
     p, s, b = case["patch"], case["scale"], case["batch"]
-    state = jax.jit(lambda: init_state(0, g, g_tx, (1, p, p, 3), (1, p * s, p * s, 3)), out_shardings=repl)()
-    step = jax.jit(make_train_step(c, g, g_tx, g_schedule=sched), in_shardings=(repl, parallel.batch_sharding(mesh)),
-                   out_shardings=(repl, repl), donate_argnums=(0,))
+    state = jax.jit(task.init, out_shardings=repl)()
+    options = xla_setup.prepare_training(b // mesh.devices.size)
+    step = jax.jit(task.step, in_shardings=(repl, parallel.batch_sharding(mesh), repl), out_shardings=(repl, repl),
+                   donate_argnums=(0,), compiler_options=options or None)
     rng = np.random.default_rng(0)
     batch = parallel.global_batch(
         {"lr": rng.random((b, p, p, 3), dtype=np.float32), "hr": rng.random((b, p * s, p * s, 3), dtype=np.float32)},
         mesh)
     t0 = time.perf_counter()
-    state, m = step(state, batch)
-    jax.block_until_ready(m)
+    state, m = step(state, batch, {})
+    jax.block_until_ready((state, m))
     compile_s = time.perf_counter() - t0
     for _ in range(max(0, warmup - 1)):
-        state, m = step(state, batch)
-    jax.block_until_ready(m)
+        state, m = step(state, batch, {})
+    jax.block_until_ready((state, m))
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        state, m = step(state, batch)
-        jax.block_until_ready(m)
+        state, m = step(state, batch, {})
+        jax.block_until_ready((state, m))
         times.append(time.perf_counter() - t0)
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     median = statistics.median(times)
+    params = state.players["generator"].params
     return {
-        "case": name, "batch": b, "lr_patch": p, "scale": s, "compute_dtype": dtype,
-        "params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(state.params))),
+        "case": name, "batch": b, "lr_patch": p, "scale": s, "compute_dtype": dtype, "devices": mesh.devices.size,
+        "params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(params))),
         "median_step_s": median, "images_per_s": b / median, "first_step_incl_compile_s": compile_s,
         "peak_memory_bytes": int(peak) if peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "peak_memory_kind": "device allocator peak" if peak else "process peak RSS",
+        "load": os.getloadavg()[0],
     }
 
 

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
+    from jaxgen import xla_setup
+
+    xla_setup.configure_process()  # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off)
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
 

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.image import imresize
+from jaxgen.models import conv_vjp
 
 __all__ = [
     "DIV2K_RGB_MEAN",
@@ -149,7 +150,8 @@ def conv(
     """``nn.Conv`` (stride 1, ``k//2`` zero padding: PyTorch ``Conv2d(in, features, k, 1, k//2)``).
 
     ``in_features`` only sets the fan-in of ``conv_init`` (PyTorch's bias bound needs it). Call inside a compact
-    method: the layer becomes a child of the calling module.
+    method: the layer becomes a child of the calling module. When ``jaxgen.models.conv_vjp.enabled()`` at trace
+    time, its kernel gradient is the (numerically equal) transposed-roles convolution of ``conv_vjp``.
     """
     if kernel_size % 2 != 1:
         raise ValueError(f"conv kernel_size must be odd to keep the spatial size; got {kernel_size}")
@@ -164,6 +166,7 @@ def conv(
         bias_init=bias_init,
         dtype=dtype,
         param_dtype=param_dtype,
+        conv_general_dilated=conv_vjp.conv_general_dilated if conv_vjp.enabled() else None,
         name=name,
     )
 

@@ -1,0 +1,437 @@
+"""jaxgen vs PyTorch, side by side and interleaved: train steps and inference forwards on the same CPU.
+
+    python benchmarks/compare_torch.py [--cases edsr_b16,edsr_b4,...] [--rounds 7] [--out results.json]
+        [--jax-python /work/main/.venv/bin/python] [--torch-python /work/torchvenv/bin/python]
+        [--jax-variants tuned,default] [--no-compile] [--smoke]
+
+One driver (stdlib only) starts one worker process per contender and keeps them all alive:
+
+* ``jax:<variant>`` (jaxgen's venv, ``PYTHONPATH`` = this checkout). ``tuned`` is what ``jaxgen train`` does by
+  default: ``jaxgen.xla_setup.configure_process()`` before JAX is imported (as ``jaxgen.cli.main``), then the
+  SR task's real step ``get_task('sr')(config).step`` jitted as ``jaxgen/train/loop.py`` does (state replicated,
+  batch sharded on the ``data`` mesh, state donated) with ``compiler_options=xla_setup.prepare_training(...)``.
+  ``default`` is the same with ``JAXGEN_XLA_DEFAULTS=0`` (plain XLA defaults, one CPU device). Further variants
+  (``VARIANTS``) isolate one lever each.
+* ``torch:eager`` and ``torch:compile`` (the torch venv; ``torch.compile`` of the network, default mode).
+
+Every case is set up (built, compiled, warmed up) in each worker, then timed in rounds: in each round every
+worker runs one step in turn (the order rotates), so all contenders see the same machine load. Reported per
+contender: median / min / max wall seconds, CPU utilisation (process CPU seconds / wall seconds; 2.0 = both
+cores of a 2-core machine busy), compile / first-step seconds, peak RSS of the worker so far, and the load
+average during the case.
+
+Cases: the train step is Adam (lr 1e-4) + L1 on a fixed random batch (data loading excluded; see
+``loader.py``). ``style_b4`` trains the fast-style TransformerNet with an L1 loss to a fixed target (the
+perceptual loss's frozen VGG is the same on both sides and left out: the step measures the trained network).
+Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
+``jaxgen.inference.make_apply``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# name: (kind, network, scale, batch, lr side)
+CASES: dict[str, tuple[str, str, int, int, int]] = {
+    "edsr_b16": ("train", "edsr", 2, 16, 48),
+    "edsr_b4": ("train", "edsr", 2, 4, 48),
+    "rrdb_b4": ("train", "rrdbnet", 4, 4, 32),
+    "style_b4": ("train", "transformer_net", 1, 4, 256),
+    "fwd_edsr_256": ("forward", "edsr", 2, 1, 256),
+    "fwd_rrdb_64": ("forward", "rrdbnet", 4, 1, 64),
+    "fwd_style_256": ("forward", "transformer_net", 1, 1, 256),
+}
+SMOKE_CASES: dict[str, tuple[str, str, int, int, int]] = {
+    "edsr_b2": ("train", "edsr", 2, 2, 16),
+    "style_b2": ("train", "transformer_net", 1, 2, 32),
+    "fwd_edsr_32": ("forward", "edsr", 2, 1, 32),
+}
+# jax worker variants: env set before JAX is imported; setup=True calls xla_setup (what `jaxgen train` does);
+# else the explicit levers.
+EIGEN = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+VARIANTS: dict[str, dict] = {
+    "tuned": dict(setup=True),
+    "default": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}),
+    "eigen": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "XLA_FLAGS": EIGEN}),
+    "cpu2": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "JAX_NUM_CPU_DEVICES": "2"}),
+    "cpu2_eigen": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "JAX_NUM_CPU_DEVICES": "2", "XLA_FLAGS": EIGEN}),
+    "cpu2_opts": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "JAX_NUM_CPU_DEVICES": "2"}, options=True),
+    "cpu2_vjp": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "JAX_NUM_CPU_DEVICES": "2"}, conv_vjp=True),
+    "cpu2_opts_vjp": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "JAX_NUM_CPU_DEVICES": "2"}, options=True, conv_vjp=True),
+    "opts": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}, options=True),
+    "vjp": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}, conv_vjp=True),
+    "opts_vjp": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}, options=True, conv_vjp=True),
+}
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------------------------------------------ jax worker
+
+
+class JaxWorker:
+    def __init__(self, variant: str) -> None:
+        spec = VARIANTS[variant]
+        os.environ.update(spec.get("env", {}))
+        if spec.get("setup"):
+            from jaxgen import xla_setup
+
+            xla_setup.configure_process()
+        import jax
+
+        self.jax, self.spec, self.cases = jax, spec, {}
+
+    def info(self) -> dict:
+        jax = self.jax
+        return {"devices": len(jax.devices()), "backend": jax.default_backend(), "jax": jax.__version__,
+                "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAXGEN_XLA_DEFAULTS")}}
+
+    def _jit_kwargs(self, per_device_batch: int) -> dict:
+        from jaxgen import xla_setup
+        from jaxgen.models import conv_vjp
+
+        if self.spec.get("setup"):
+            return {"compiler_options": xla_setup.prepare_training(per_device_batch)}
+        conv_vjp.set_enabled(bool(self.spec.get("conv_vjp")))
+        if self.spec.get("options"):
+            return {"compiler_options": dict(xla_setup.CPU_EIGEN_CONV_OPTIONS)}
+        return {}
+
+    def setup(self, name: str, case: tuple) -> dict:
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+        import optax
+
+        from jaxgen.models import conv_vjp
+        from jaxgen.train import parallel
+        from jaxgen.train.state import apply_gradients, new_player, new_state
+
+        kind, net, scale, batch, side = case
+        mesh = parallel.make_mesh()
+        repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+        rng = np.random.default_rng(0)
+        lr = rng.random((batch, side, side, 3), dtype=np.float32)
+        hr = rng.random((batch, side * scale, side * scale, 3), dtype=np.float32)
+        n_dev = mesh.devices.size if kind == "train" and batch % mesh.devices.size == 0 else 1
+        if kind == "train" and n_dev == 1 and mesh.devices.size > 1:
+            mesh = parallel.make_mesh(jax.devices()[:1])
+            repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+        if kind == "train" and net in ("edsr", "rrdbnet"):
+            from jaxgen.config import base_config
+            from jaxgen.tasks import get_task
+
+            c = base_config("sr")
+            c.scale, c.batch_size, c.data.patch_size = scale, batch, side
+            c.model.name = net
+            task = get_task("sr")(c)
+            step_fn, init_fn = task.step, task.init
+        elif kind == "train":
+            from style_net import TransformerNet
+
+            model, tx = TransformerNet(), optax.adam(1e-4)
+
+            def init_fn():
+                params = model.init(jax.random.key(0), jnp.zeros((1, side, side, 3)))["params"]
+                return new_state(0, {"net": new_player(params, tx)})
+
+            def step_fn(state, b, consts):
+                del consts
+                p = state.players["net"]
+                loss, grads = jax.value_and_grad(lambda w: jnp.mean(jnp.abs(model.apply({"params": w}, b["lr"]) - b["hr"])))(p.params)
+                p = apply_gradients(p, grads, tx)
+                return state.replace(step=state.step + 1, players={"net": p}), {"loss": loss}
+
+            hr = rng.random((batch, side, side, 3), dtype=np.float32)
+        if kind == "train":
+            t0 = time.perf_counter()
+            kwargs = self._jit_kwargs(batch // mesh.devices.size)
+            state = jax.jit(init_fn, out_shardings=repl)()
+            step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
+                           **kwargs)
+            data = parallel.global_batch({"lr": lr, "hr": hr}, mesh)
+            state, m = step(state, data, {})
+            jax.block_until_ready((state, m))
+            first = time.perf_counter() - t0
+            params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.players[next(iter(state.players))].params))
+            self.cases[name] = {"step": step, "state": state, "data": data}
+        else:
+            conv_vjp.set_enabled(False)
+            if net == "transformer_net":
+                from style_net import TransformerNet
+
+                model = TransformerNet()
+            else:
+                from jaxgen import models
+
+                model = models.build(net, scale=scale)
+            t0 = time.perf_counter()
+            params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+            apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
+            x = jnp.asarray(lr)
+            jax.block_until_ready(apply(params, x))
+            first = time.perf_counter() - t0
+            self.cases[name] = {"apply": apply, "params": params, "x": x}
+            params = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(params))
+        return {"params": params, "first_step_s": first, "devices_used": n_dev if kind == "train" else 1}
+
+    def run(self, name: str) -> tuple[float, float]:
+        c = self.cases[name]
+        t0, c0 = time.perf_counter(), _cpu()
+        if "step" in c:
+            c["state"], m = c["step"](c["state"], c["data"], {})
+            self.jax.block_until_ready((c["state"], m))
+        else:
+            self.jax.block_until_ready(c["apply"](c["params"], c["x"]))
+        return time.perf_counter() - t0, _cpu() - c0
+
+    def drop(self, name: str) -> None:
+        self.cases.pop(name, None)
+        self.jax.clear_caches()
+
+
+# ------------------------------------------------------------------------------------------------ torch worker
+
+
+class TorchWorker:
+    def __init__(self, variant: str) -> None:
+        import torch
+
+        self.torch, self.compile, self.cases = torch, variant == "compile", {}
+        torch.manual_seed(0)
+
+    def info(self) -> dict:
+        return {"torch": self.torch.__version__, "threads": self.torch.get_num_threads()}
+
+    def setup(self, name: str, case: tuple) -> dict:
+        import numpy as np
+        import torch
+
+        import torch_models
+
+        kind, net, scale, batch, side = case
+        model = torch_models.build(net, scale)
+        params = sum(p.numel() for p in model.parameters())
+        fn = torch.compile(model) if self.compile else model
+        rng = np.random.default_rng(0)
+        lr = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32))
+        out_side = side * scale if net != "transformer_net" else side
+        hr = torch.from_numpy(rng.random((batch, 3, out_side, out_side), dtype=np.float32))
+        if kind == "train":
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.l1_loss(fn(lr), hr)
+                loss.backward()
+                opt.step()
+                return loss.detach()
+        else:
+            model.eval()
+
+            def step():
+                with torch.inference_mode():
+                    return fn(lr)
+        t0 = time.perf_counter()
+        step()
+        step()  # torch.compile may recompile on the second call
+        self.cases[name] = step
+        return {"params": params, "first_step_s": time.perf_counter() - t0, "devices_used": 1}
+
+    def run(self, name: str) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), _cpu()
+        self.cases[name]()
+        return time.perf_counter() - t0, _cpu() - c0
+
+    def drop(self, name: str) -> None:
+        self.cases.pop(name, None)
+        if self.compile:
+            self.torch._dynamo.reset()
+
+
+def worker_main(kind: str, variant: str) -> None:
+    out = sys.stdout
+    sys.stdout = sys.stderr  # library prints must not corrupt the protocol
+    worker = JaxWorker(variant) if kind == "jax" else TorchWorker(variant)
+
+    def reply(obj: dict) -> None:
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
+    reply({"ready": True, **worker.info()})
+    all_cases = {**CASES, **SMOKE_CASES}
+    for line in sys.stdin:
+        msg = json.loads(line)
+        try:
+            if msg["cmd"] == "setup":
+                reply(dict(worker.setup(msg["case"], all_cases[msg["case"]]), rss_mb=_rss_mb()))
+            elif msg["cmd"] == "run":
+                wall, cpu = worker.run(msg["case"])
+                reply({"wall": wall, "cpu": cpu})
+            elif msg["cmd"] == "drop":
+                worker.drop(msg["case"])
+                reply({"rss_mb": _rss_mb()})
+            elif msg["cmd"] == "quit":
+                reply({})
+                return
+        except Exception as e:  # reported to the driver, which records it for the case
+            import traceback
+
+            traceback.print_exc()
+            reply({"error": f"{type(e).__name__}: {e}"})
+
+
+# ------------------------------------------------------------------------------------------------ driver
+
+
+class Proc:
+    def __init__(self, label: str, python: str, kind: str, variant: str) -> None:
+        env = dict(os.environ)
+        if kind == "jax":
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE)])
+        else:
+            env["PYTHONPATH"] = str(HERE)
+        env.pop("JAX_NUM_CPU_DEVICES", None) if kind == "jax" else None
+        self.label = label
+        self.p = subprocess.Popen([python, str(Path(__file__).resolve()), "--worker", kind, "--variant", variant],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+        self.info = self.recv()
+
+    def send(self, **msg) -> dict:
+        self.p.stdin.write(json.dumps(msg) + "\n")
+        self.p.stdin.flush()
+        return self.recv()
+
+    def recv(self) -> dict:
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.label} died (see its stderr above)")
+        return json.loads(line)
+
+
+def summarise(samples: list[tuple[float, float]]) -> dict:
+    walls = [w for w, _ in samples]
+    return {"median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls), "n": len(walls),
+            "cpu_util": statistics.median([c / w for w, c in samples])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--variant", default="tuned", help=argparse.SUPPRESS)
+    ap.add_argument("--cases", default="", help=f"comma list of {sorted(CASES)} (default all)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--jax-python", default=sys.executable, help="python of the jaxgen venv (default: this one)")
+    ap.add_argument("--torch-python", default="/work/torchvenv/bin/python")
+    ap.add_argument("--jax-variants", default="tuned,default", help=f"comma list of {sorted(VARIANTS)}")
+    ap.add_argument("--torch-variants", default="eager,compile", help="comma list of eager, compile ('' for none)")
+    ap.add_argument("--no-compile", action="store_true", help="same as --torch-variants eager")
+    ap.add_argument("--smoke", action="store_true", help="tiny cases, 2 rounds (checks the harness)")
+    ap.add_argument("--out", help="write the JSON results here")
+    args = ap.parse_args()
+    if args.worker:
+        return worker_main(args.worker, args.variant)
+
+    cases = SMOKE_CASES if args.smoke else CASES
+    names = [n for n in args.cases.split(",") if n] or list(cases)
+    unknown = sorted(set(names) - set(cases))
+    if unknown:
+        sys.exit(f"unknown cases {unknown}; known: {sorted(cases)}")
+    rounds = 2 if args.smoke else args.rounds
+    torch_variants = ["eager"] if args.no_compile else [v for v in args.torch_variants.split(",") if v]
+    procs = [Proc(f"jax:{v}", args.jax_python, "jax", v) for v in args.jax_variants.split(",") if v]
+    procs += [Proc(f"torch:{v}", args.torch_python, "torch", v) for v in torch_variants]
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), "cpu": _cpu_model(),
+        "cpus": os.cpu_count(), "load_at_start": os.getloadavg(), "rounds": rounds,
+        "workers": {p.label: p.info for p in procs}, "cases": {},
+    }
+    print(json.dumps({k: v for k, v in results.items() if k != "cases"}, indent=1), file=sys.stderr)
+    for name in names:
+        case_res: dict = {"spec": dict(zip(("kind", "net", "scale", "batch", "side"), cases[name])), "by": {}}
+        setup = {p.label: p.send(cmd="setup", case=name) for p in procs}
+        live = [p for p in procs if "error" not in setup[p.label]]
+        samples: dict[str, list] = {p.label: [] for p in live}
+        loads = [os.getloadavg()[0]]
+        for r in range(rounds):
+            order = live[r % len(live):] + live[:r % len(live)] if live else []
+            for p in order:
+                res = p.send(cmd="run", case=name)
+                if "error" not in res:
+                    samples[p.label].append((res["wall"], res["cpu"]))
+            loads.append(os.getloadavg()[0])
+        for p in procs:
+            entry = dict(setup[p.label])
+            if p in live and samples[p.label]:
+                entry.update(summarise(samples[p.label]))
+            entry["rss_mb_after"] = p.send(cmd="drop", case=name).get("rss_mb")
+            case_res["by"][p.label] = entry
+        case_res["load_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
+        counts = {e.get("params") for e in case_res["by"].values() if "params" in e}
+        case_res["params_equal"] = len(counts) == 1
+        results["cases"][name] = case_res
+        print(format_case(name, case_res), file=sys.stderr, flush=True)
+    for p in procs:
+        p.send(cmd="quit")
+    text = json.dumps(results, indent=1)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(markdown(results))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def format_case(name: str, res: dict) -> str:
+    lines = [f"{name} (load {res['load_1min']['median']:.1f}; params equal: {res['params_equal']})"]
+    for label, e in res["by"].items():
+        if "median_s" in e:
+            lines.append(f"  {label:<16} median {e['median_s']:.3f} s  [{e['min_s']:.3f}, {e['max_s']:.3f}]  "
+                         f"cpu {e['cpu_util']:.2f}  first {e['first_step_s']:.1f} s  rss {e['rss_mb_after']:.0f} MB  "
+                         f"params {e['params']}")
+        else:
+            lines.append(f"  {label:<16} {e.get('error', 'no samples')}")
+    return "\n".join(lines)
+
+
+def markdown(results: dict) -> str:
+    labels = list(results["workers"])
+    head = "| case | " + " | ".join(labels) + " | load |"
+    rows = [head, "|" + "---|" * (len(labels) + 2)]
+    for name, res in results["cases"].items():
+        cells = []
+        for label in labels:
+            e = res["by"].get(label, {})
+            cells.append(f"{e['median_s']:.3f} s ({e['cpu_util']:.2f} cpu)" if "median_s" in e else "n/a")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {res['load_1min']['median']:.1f} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""PyTorch twins of the benchmarked networks (benchmark-only; torch is never a jaxgen dependency).
+
+Layer layouts follow the official code, so the parameter counts equal jaxgen's (checked by compare_torch.py):
+
+* ``EDSR`` -- EDSR-PyTorch ``src/model/edsr.py`` + ``common.py`` (MeanShift as constants, head conv, ResBlocks
+  ``conv-relu-conv``, body conv + global skip, ``Upsampler`` conv + ``PixelShuffle``, tail conv).
+* ``RRDBNet`` -- BasicSR ``basicsr/archs/rrdbnet_arch.py`` (scale 4: no pixel-unshuffle).
+* ``TransformerNet`` -- pytorch/examples ``fast_neural_style/neural_style/transformer_net.py`` (Johnson et al.
+  2016 with instance norm and nearest-upsample convs; reflection padding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def conv3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, 1, 1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3(c, c), nn.ReLU(inplace=True), conv3(c, c))
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) * self.res_scale
+
+
+class EDSR(nn.Module):
+    """EDSR-baseline by default (16 blocks, 64 features): 1,369,859 parameters at x2."""
+
+    def __init__(self, scale: int = 2, num_feat: int = 64, num_blocks: int = 16) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1))
+        self.head = conv3(3, num_feat)
+        self.body = nn.Sequential(*[ResBlock(num_feat) for _ in range(num_blocks)], conv3(num_feat, num_feat))
+        ups: list[nn.Module] = []
+        for _ in range(int(math.log2(scale))):
+            ups += [conv3(num_feat, 4 * num_feat), nn.PixelShuffle(2)]
+        self.tail = nn.Sequential(*ups, conv3(num_feat, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x - self.mean)
+        x = self.body(x) + x
+        return self.tail(x) + self.mean
+
+
+class ResidualDenseBlock(nn.Module):
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.conv1 = conv3(num_feat, num_grow_ch)
+        self.conv2 = conv3(num_feat + num_grow_ch, num_grow_ch)
+        self.conv3 = conv3(num_feat + 2 * num_grow_ch, num_grow_ch)
+        self.conv4 = conv3(num_feat + 3 * num_grow_ch, num_grow_ch)
+        self.conv5 = conv3(num_feat + 4 * num_grow_ch, num_feat)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, num_feat: int, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN generator at x4: 16,697,987 parameters with the defaults."""
+
+    def __init__(self, num_feat: int = 64, num_blocks: int = 23, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.conv_first = conv3(3, num_feat)
+        self.body = nn.Sequential(*[RRDB(num_feat, num_grow_ch) for _ in range(num_blocks)])
+        self.conv_body = conv3(num_feat, num_feat)
+        self.conv_up1 = conv3(num_feat, num_feat)
+        self.conv_up2 = conv3(num_feat, num_feat)
+        self.conv_hr = conv3(num_feat, num_feat)
+        self.conv_last = conv3(num_feat, 3)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+class ConvLayer(nn.Module):
+    def __init__(self, cin: int, cout: int, k: int, stride: int) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(k // 2)
+        self.conv2d = nn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2d(self.pad(x))
+
+
+class StyleResidualBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(c, c, 3, 1), nn.InstanceNorm2d(c, affine=True)
+        self.conv2, self.in2 = ConvLayer(c, c, 3, 1), nn.InstanceNorm2d(c, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.in1(self.conv1(x)))
+        return self.in2(self.conv2(out)) + x
+
+
+class UpsampleConvLayer(nn.Module):
+    def __init__(self, cin: int, cout: int, k: int, upsample: int) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.conv = ConvLayer(cin, cout, k, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, mode="nearest", scale_factor=self.upsample))
+
+
+class TransformerNet(nn.Module):
+    """Johnson et al. fast style network (pytorch/examples): 1,679,235 parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(3, 32, 9, 1), nn.InstanceNorm2d(32, affine=True)
+        self.conv2, self.in2 = ConvLayer(32, 64, 3, 2), nn.InstanceNorm2d(64, affine=True)
+        self.conv3, self.in3 = ConvLayer(64, 128, 3, 2), nn.InstanceNorm2d(128, affine=True)
+        self.res = nn.Sequential(*[StyleResidualBlock(128) for _ in range(5)])
+        self.deconv1, self.in4 = UpsampleConvLayer(128, 64, 3, 2), nn.InstanceNorm2d(64, affine=True)
+        self.deconv2, self.in5 = UpsampleConvLayer(64, 32, 3, 2), nn.InstanceNorm2d(32, affine=True)
+        self.deconv3 = ConvLayer(32, 3, 9, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.in1(self.conv1(x)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        y = self.res(y)
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+def build(name: str, scale: int) -> nn.Module:
+    if name == "edsr":
+        return EDSR(scale)
+    if name == "rrdbnet":
+        if scale != 4:
+            raise ValueError("the RRDBNet twin is x4 only")
+        return RRDBNet()
+    if name == "transformer_net":
+        return TransformerNet()
+    raise ValueError(f"unknown benchmark network {name!r}")

@@ -1,0 +1,152 @@
+"""A stride-1 NHWC convolution whose weight gradient is computed as a plain NHWC convolution ("transposed roles").
+
+``jax.grad`` of ``lax.conv_general_dilated`` computes the kernel gradient as a convolution with exotic dimension
+numbers (batch and feature roles swapped: ``lhs='CHWN'``); XLA:CPU then runs it on a generic path that keeps
+only part of the cores busy at small per-device batches. Here the same sum
+
+    dW[i, j, c, o] = sum_{b, h, w} x_pad[b, h + i, w + j, c] * dy[b, h, w, o]
+
+is written as an ordinary ``NHWC x HWIO -> NHWC`` valid convolution of ``x_pad^T: [C, Hp, Wp, B]`` (channels as
+the batch, the batch as the feature dimension) with ``dy^T: [H, W, B, O]`` (the output gradient as the kernel),
+giving ``[C, kh, kw, O]`` -> ``[kh, kw, C, O]``. The input gradient is JAX's own. The result equals the plain
+gradient up to float summation order (``tests/test_conv_vjp.py`` bounds the difference).
+
+Use: ``nn.Conv(..., conv_general_dilated=conv_general_dilated)`` (what ``jaxgen.models.layers.conv`` does when
+:func:`enabled`); other convolutions (strides, dilations, groups, other layouts) fall back to
+``lax.conv_general_dilated`` unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "set_enabled", "use", "weight_grad"]
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+_NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
+_STATE = {"enabled": False}
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+def enabled() -> bool:
+    """Whether ``jaxgen.models.layers.conv`` builds convolutions with this gradient (read at trace time)."""
+    return _STATE["enabled"]
+
+
+def set_enabled(value: bool) -> None:
+    """Process-wide switch (``jaxgen.xla_setup`` sets it from the measured per-backend choice)."""
+    _STATE["enabled"] = bool(value)
+
+
+@contextlib.contextmanager
+def use(value: bool = True) -> Iterator[None]:
+    """Context manager: models *traced* inside build their convolutions with (or without) this gradient."""
+    previous = _STATE["enabled"]
+    _STATE["enabled"] = bool(value)
+    try:
+        yield
+    finally:
+        _STATE["enabled"] = previous
+
+
+def _plain(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC)
+
+
+def weight_grad(x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int], padding: Padding) -> jax.Array:
+    """``dW [kh,kw,C,O]`` of ``y = conv(x [B,H,W,C], W, stride 1, padding)`` for the output gradient ``dy [B,Ho,Wo,O]``,
+    as one NHWC valid convolution of the transposed padded input with the transposed output gradient."""
+    (pt, pb), (pl, pr) = padding
+    x_pad = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    kh, kw = kernel_hw
+    if x_pad.shape[1] - dy.shape[1] + 1 != kh or x_pad.shape[2] - dy.shape[2] + 1 != kw:
+        raise ValueError(f"weight_grad: input {x.shape} padded {padding} and output grad {dy.shape} do not fit a "
+                         f"{kh}x{kw} kernel")
+    lhs = x_pad.transpose(3, 1, 2, 0)  # [C, Hp, Wp, B]
+    rhs = dy.transpose(1, 2, 0, 3)  # [Ho, Wo, B, O]
+    out = lax.conv_general_dilated(lhs, rhs, (1, 1), "VALID", dimension_numbers=_NHWC)  # [C, kh, kw, O]
+    return out.transpose(1, 2, 0, 3)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d_nhwc(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """``lax.conv_general_dilated(x [B,H,W,C], kernel [kh,kw,C,O], (1,1), padding, NHWC/HWIO)`` with the
+    transposed-roles weight gradient. ``padding``: ``((top, bottom), (left, right))`` ints."""
+    return _plain(x, kernel, padding)
+
+
+def _fwd(x: jax.Array, kernel: jax.Array, padding: Padding) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    return _plain(x, kernel, padding), (x, kernel)
+
+
+def _bwd(padding: Padding, res: tuple[jax.Array, jax.Array], dy: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x, kernel = res
+    _, input_vjp = jax.vjp(lambda x_: _plain(x_, kernel, padding), x)
+    (dx,) = input_vjp(dy)
+    dw = weight_grad(x, dy, kernel.shape[:2], padding).astype(kernel.dtype)
+    return dx, dw
+
+
+conv2d_nhwc.defvjp(_fwd, _bwd)
+
+
+def _is_simple(window_strides: Sequence[int], padding: Any, lhs_dilation: Any, rhs_dilation: Any,
+               dimension_numbers: Any, feature_group_count: int, batch_group_count: int, ndim: int) -> bool:
+    ones = (None, (1, 1), [1, 1])
+    return (
+        ndim == 4
+        and tuple(window_strides) == (1, 1)
+        and lhs_dilation in ones
+        and (rhs_dilation is None or tuple(rhs_dilation) == (1, 1))
+        and feature_group_count == 1
+        and batch_group_count == 1
+        and (padding == "VALID" or (not isinstance(padding, str) and len(padding) == 2
+                                    and all(len(p) == 2 for p in padding)))
+        and dimension_numbers == _NHWC_SPEC
+    )
+
+
+def conv_general_dilated(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: Any,
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """Drop-in for ``lax.conv_general_dilated`` (the signature ``flax.linen.Conv`` calls): the stride-1, undilated,
+    ungrouped NHWC/HWIO case with explicit (or ``'VALID'``) padding goes through :func:`conv2d_nhwc`; anything else, and any
+    ``precision`` / ``preferred_element_type`` request, is passed to ``lax.conv_general_dilated`` unchanged."""
+    simple = precision is None and preferred_element_type is None and _is_simple(
+        window_strides, padding, lhs_dilation, rhs_dilation, _spec(dimension_numbers, lhs.ndim),
+        feature_group_count, batch_group_count, lhs.ndim)
+    if simple:
+        pad = ((0, 0), (0, 0)) if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
+        return conv2d_nhwc(lhs, rhs, pad)  # type: ignore[arg-type]
+    return lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision, preferred_element_type=preferred_element_type)
+
+
+def _spec(dimension_numbers: Any, ndim: int) -> Any:
+    """Normalised ``(lhs, rhs, out)`` dimension tuples (``lax.conv_dimension_numbers``), or ``None``."""
+    if dimension_numbers is None or ndim != 4:
+        return None
+    if isinstance(dimension_numbers, lax.ConvDimensionNumbers):
+        dn = dimension_numbers
+    else:
+        dn = lax.conv_dimension_numbers((1,) * ndim, (1,) * ndim, dimension_numbers)
+    return (tuple(dn.lhs_spec), tuple(dn.rhs_spec), tuple(dn.out_spec))

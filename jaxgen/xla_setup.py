@@ -1,0 +1,129 @@
+"""Per-backend XLA settings that jaxgen chooses when the user has not chosen their own.
+
+Measured choices (``benchmarks/README_section.md`` has the numbers and how to rerun them):
+
+* CPU, process level (:func:`configure_process`, called by ``jaxgen.cli.main`` before JAX is imported): the
+  host is split into ``min(os.cpu_count(), 2)`` XLA CPU devices (``JAX_NUM_CPU_DEVICES``), so the training
+  batch, sharded on the ``data`` mesh axis, runs as concurrent per-device programs that keep every core busy
+  (one XLA:CPU program keeps ~1.2 of 2 cores busy in a conv-net backward pass). Skipped when the user set
+  ``JAX_NUM_CPU_DEVICES`` or ``--xla_force_host_platform_device_count``.
+* CPU, train step only (:func:`train_compiler_options`, given to the train step's ``jax.jit`` as
+  ``compiler_options=``): :data:`CPU_TRAIN_OPTIONS` (currently none: Eigen convolutions,
+  :data:`CPU_EIGEN_CONV_OPTIONS`, gained nothing on top of 2 devices). Never used for inference. A key the user
+  set in ``XLA_FLAGS`` is left out.
+* CPU, train step at small per-device batches: the transposed-roles convolution weight gradient
+  (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
+  :func:`use_conv_vjp`.
+* Accelerators: nothing (XLA's GPU/TPU defaults).
+
+``JAXGEN_XLA_DEFAULTS=0`` in the environment turns all of it off (plain XLA defaults).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, MutableMapping
+
+__all__ = [
+    "CPU_DEVICES_MAX",
+    "CPU_EIGEN_CONV_OPTIONS",
+    "CPU_TRAIN_OPTIONS",
+    "CONV_VJP_MAX_BATCH",
+    "OPT_OUT_ENV",
+    "configure_process",
+    "cpu_device_count",
+    "enabled",
+    "prepare_training",
+    "train_compiler_options",
+    "use_conv_vjp",
+    "user_xla_flags",
+]
+
+OPT_OUT_ENV = "JAXGEN_XLA_DEFAULTS"
+CPU_DEVICES_MAX = 2
+# Eigen instead of YNNPACK convolutions (YNNPACK keeps the dots) as a per-jit option. Measured: faster than the
+# default on one CPU device of an idle 2-core machine, but not on top of 2 CPU devices, and slower when the
+# cores are shared (benchmarks/README_section.md), so not chosen; kept for the benchmarks' lever runs.
+CPU_EIGEN_CONV_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# XLA:CPU compile options jaxgen gives the train step (none measured better with 2 CPU devices).
+CPU_TRAIN_OPTIONS: dict[str, str] = {}
+# The transposed-roles weight gradient measured faster below this per-device batch on XLA:CPU (and up to 1.5x
+# slower at per-device batch 8 with YNNPACK convolutions).
+CONV_VJP_MAX_BATCH = 4
+
+
+def enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """False when ``JAXGEN_XLA_DEFAULTS`` is ``0``/``false``/``no``/``off``."""
+    environ = os.environ if environ is None else environ
+    return environ.get(OPT_OUT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def user_xla_flags(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Names of the flags in ``XLA_FLAGS`` (``--name=value`` or ``--name`` -> ``name``)."""
+    environ = os.environ if environ is None else environ
+    names = set()
+    for token in environ.get("XLA_FLAGS", "").split():
+        if token.startswith("--"):
+            names.add(token[2:].split("=", 1)[0])
+    return names
+
+
+def cpu_device_count(cpu_count: int | None = None) -> int:
+    """How many XLA CPU devices jaxgen makes of this host: ``min(cpus, CPU_DEVICES_MAX)`` (at least 1)."""
+    cpus = cpu_count if cpu_count is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    return max(1, min(int(cpus), CPU_DEVICES_MAX))
+
+
+def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count: int | None = None) -> dict[str, str]:
+    """Sets jaxgen's process-level defaults in ``environ`` (default ``os.environ``); returns what it set.
+
+    Must run before JAX initialises its CPU backend (``jaxgen.cli.main`` calls it before importing JAX). Only
+    affects the CPU backend; a no-op when the user chose the CPU device count or opted out.
+    """
+    environ = os.environ if environ is None else environ
+    if not enabled(environ):
+        return {}
+    changes: dict[str, str] = {}
+    if "JAX_NUM_CPU_DEVICES" not in environ and "xla_force_host_platform_device_count" not in user_xla_flags(environ):
+        n = cpu_device_count(cpu_count)
+        if n > 1:
+            changes["JAX_NUM_CPU_DEVICES"] = str(n)
+    environ.update(changes)
+    return changes
+
+
+def train_compiler_options(backend: str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``compiler_options`` for the train step's ``jax.jit`` on ``backend`` (default ``jax.default_backend()``):
+    :data:`CPU_TRAIN_OPTIONS` on CPU, minus any flag the user set in ``XLA_FLAGS``; ``{}`` elsewhere or opted out."""
+    if not enabled(environ):
+        return {}
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    if backend != "cpu":
+        return {}
+    user = user_xla_flags(environ)
+    return {k: v for k, v in CPU_TRAIN_OPTIONS.items() if k not in user}
+
+
+def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the train step should use ``jaxgen.models.conv_vjp``: on CPU at per-device batch
+    ``< CONV_VJP_MAX_BATCH``."""
+    if not enabled(environ):
+        return False
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    return backend == "cpu" and per_device_batch < CONV_VJP_MAX_BATCH
+
+
+def prepare_training(per_device_batch: int, backend: str | None = None) -> dict[str, Any]:
+    """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
+    :func:`use_conv_vjp` and returns :func:`train_compiler_options` for the train step's ``jax.jit``."""
+    from jaxgen.models import conv_vjp
+
+    conv_vjp.set_enabled(use_conv_vjp(per_device_batch, backend))
+    return train_compiler_options(backend)

@@ -1,0 +1,101 @@
+"""The transposed-roles conv gradient equals the plain one (independent truths: JAX's own autodiff of
+``lax.conv_general_dilated`` and a float64 numpy loop), and the option in ``layers.conv`` changes nothing but it."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxgen import models
+from jaxgen.models import conv_vjp
+from jaxgen.models.layers import conv
+
+DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _data(b=2, h=7, w=5, c=3, o=4, k=3, seed=0):
+    r = np.random.default_rng(seed)
+    return (r.standard_normal((b, h, w, c)).astype(np.float32), r.standard_normal((k, k, c, o)).astype(np.float32))
+
+
+def _numpy_weight_grad(x, dy, k, pad):
+    """dW[i,j,c,o] = sum_{b,h,w} x_pad[b,h+i,w+j,c] dy[b,h,w,o] in float64."""
+    (pt, pb), (pl, pr) = pad
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    _, ho, wo, _ = dy.shape
+    out = np.zeros((k, k, x.shape[-1], dy.shape[-1]))
+    for i in range(k):
+        for j in range(k):
+            out[i, j] = np.einsum("bhwc,bhwo->co", xp[:, i:i + ho, j:j + wo, :], dy.astype(np.float64))
+    return out
+
+
+@pytest.mark.parametrize("k,pad", [(3, ((1, 1), (1, 1))), (1, ((0, 0), (0, 0))), (5, ((2, 2), (2, 2))),
+                                   (3, ((0, 0), (0, 0))), (3, ((2, 0), (1, 0)))])
+def test_gradients_equal_plain_autodiff_and_numpy(k, pad):
+    x, w = _data(k=k)
+    plain = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pad, dimension_numbers=DN)
+    y = plain(x, w)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    loss = lambda f: (lambda x, w: jnp.sum(f(x, w) * dy))
+    ref_dx, ref_dw = jax.grad(loss(plain), argnums=(0, 1))(x, w)
+    dx, dw = jax.grad(loss(lambda x, w: conv_vjp.conv2d_nhwc(x, w, pad)), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(conv_vjp.conv2d_nhwc(x, w, pad), y, rtol=0, atol=0)
+    np.testing.assert_allclose(dx, ref_dx, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, _numpy_weight_grad(x, dy, k, pad), rtol=1e-5, atol=1e-5)
+
+
+def test_non_simple_convolutions_fall_back_unchanged():
+    x, w = _data(h=8, w=8)
+    for kw in (dict(window_strides=(2, 2), padding=((1, 1), (1, 1))),
+               dict(window_strides=(1, 1), padding="SAME"),
+               dict(window_strides=(1, 1), padding=((1, 1), (1, 1)), rhs_dilation=(2, 2))):
+        ref = lax.conv_general_dilated(x, w, dimension_numbers=DN, **kw)
+        out = conv_vjp.conv_general_dilated(x, w, dimension_numbers=DN, **kw)
+        np.testing.assert_array_equal(out, ref)
+        g = jax.grad(lambda w: jnp.sum(conv_vjp.conv_general_dilated(x, w, dimension_numbers=DN, **kw) ** 2))(w)
+        g_ref = jax.grad(lambda w: jnp.sum(lax.conv_general_dilated(x, w, dimension_numbers=DN, **kw) ** 2))(w)
+        np.testing.assert_array_equal(g, g_ref)
+
+
+def test_simple_case_uses_the_custom_gradient():
+    x, w = _data()
+    jaxpr = jax.make_jaxpr(lambda x, w: conv_vjp.conv_general_dilated(
+        x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=DN))(x, w)
+    assert "custom_vjp_call" in str(jaxpr)
+
+
+def test_layers_conv_option_switches_the_gradient_only():
+    """The switch is read when ``conv`` builds the layer (inside a model's compact ``__call__``, i.e. at trace time)."""
+    x = jnp.asarray(np.random.default_rng(2).random((2, 9, 9, 4), np.float32))
+    plain = conv(6, 3, 4)
+    params = plain.init(jax.random.key(0), x)
+    with conv_vjp.use(True):
+        assert conv_vjp.enabled()
+        custom = conv(6, 3, 4)
+    assert not conv_vjp.enabled()
+    assert "custom_vjp_call" not in str(jax.make_jaxpr(plain.apply)(params, x))
+    assert "custom_vjp_call" in str(jax.make_jaxpr(custom.apply)(params, x))
+    np.testing.assert_array_equal(custom.apply(params, x), plain.apply(params, x))
+    grad = lambda layer: jax.grad(lambda p: jnp.sum(jnp.sin(layer.apply(p, x))))(params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), grad(custom), grad(plain))
+
+
+def test_edsr_train_gradients_equal_plain_formulation():
+    """The whole EDSR-baseline (small) gradient with the option on vs off: max abs difference stays at float
+    rounding (the README states the measured value for the full network)."""
+    model = models.build("edsr", scale=2, num_blocks=2, num_feat=16)
+    r = np.random.default_rng(3)
+    lr, hr = r.random((2, 12, 12, 3), np.float32), r.random((2, 24, 24, 3), np.float32)
+    params = model.init(jax.random.key(0), lr)["params"]
+    loss = lambda p: jnp.mean(jnp.abs(model.apply({"params": p}, lr) - hr))
+    ref = jax.jit(jax.grad(loss))(params)
+    with conv_vjp.use(True):
+        got = jax.jit(jax.grad(loss))(params)
+    diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), got, ref))
+    scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(ref))
+    assert max(diffs) <= 1e-5 * scale, (max(diffs), scale)

@@ -1,0 +1,130 @@
+"""jaxgen's per-backend XLA defaults: set only what the user has not set, only on CPU, and the tuned train step
+computes the same update as the plain one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxgen import xla_setup
+from jaxgen.models import conv_vjp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_configure_process_splits_the_cpu_into_devices():
+    env: dict[str, str] = {}
+    assert xla_setup.configure_process(env, cpu_count=2) == {"JAX_NUM_CPU_DEVICES": "2"}
+    assert env["JAX_NUM_CPU_DEVICES"] == "2"
+    env = {}
+    assert xla_setup.configure_process(env, cpu_count=64) == {"JAX_NUM_CPU_DEVICES": str(xla_setup.CPU_DEVICES_MAX)}
+    assert xla_setup.configure_process({}, cpu_count=1) == {}  # one core: nothing to split
+
+
+@pytest.mark.parametrize("env", [
+    {"JAX_NUM_CPU_DEVICES": "8"},
+    {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+    {"JAXGEN_XLA_DEFAULTS": "0"},
+    {"JAXGEN_XLA_DEFAULTS": "off"},
+])
+def test_configure_process_respects_the_user(env):
+    before = dict(env)
+    assert xla_setup.configure_process(env, cpu_count=2) == {}
+    assert env == before
+
+
+def test_train_compiler_options_only_on_cpu_and_not_over_user_flags(monkeypatch):
+    monkeypatch.setattr(xla_setup, "CPU_TRAIN_OPTIONS", dict(xla_setup.CPU_EIGEN_CONV_OPTIONS, xla_cpu_other="1"))
+    assert xla_setup.train_compiler_options("cpu", {}) == xla_setup.CPU_TRAIN_OPTIONS
+    assert xla_setup.train_compiler_options("gpu", {}) == {}
+    assert xla_setup.train_compiler_options("tpu", {}) == {}
+    assert xla_setup.train_compiler_options("cpu", {"JAXGEN_XLA_DEFAULTS": "0"}) == {}
+    (key,) = xla_setup.CPU_EIGEN_CONV_OPTIONS
+    user = {"XLA_FLAGS": f"--{key}=-individual_convolution --xla_dump_to=/t"}
+    assert xla_setup.train_compiler_options("cpu", user) == {"xla_cpu_other": "1"}
+    assert xla_setup.user_xla_flags({"XLA_FLAGS": "--a=1  --b --c=x=y"}) == {"a", "b", "c"}
+
+
+def test_use_conv_vjp_threshold():
+    m = xla_setup.CONV_VJP_MAX_BATCH
+    assert xla_setup.use_conv_vjp(m - 1, "cpu", {}) is True
+    assert xla_setup.use_conv_vjp(m, "cpu", {}) is False
+    assert xla_setup.use_conv_vjp(1, "gpu", {}) is False
+    assert xla_setup.use_conv_vjp(1, "cpu", {"JAXGEN_XLA_DEFAULTS": "0"}) is False
+    try:
+        xla_setup.prepare_training(1, "cpu")
+        assert conv_vjp.enabled() is xla_setup.use_conv_vjp(1, "cpu")
+        xla_setup.prepare_training(m, "gpu")
+        assert conv_vjp.enabled() is False
+    finally:
+        conv_vjp.set_enabled(False)
+
+
+def test_compiler_options_are_accepted_by_this_jax():
+    """The option names/values are real XLA options: jit compiles with them (a typo is a compile error)."""
+    import jax
+    import jax.numpy as jnp
+
+    options = {**xla_setup.CPU_TRAIN_OPTIONS, **xla_setup.CPU_EIGEN_CONV_OPTIONS}
+    f = jax.jit(lambda x: x * 2, compiler_options=options)
+    assert float(f(jnp.float32(2))) == 4.0
+    with pytest.raises(Exception):
+        jax.jit(lambda x: x * 2, compiler_options={"xla_cpu_no_such_option": "1"})(jnp.float32(2))
+
+
+_TUNED_VS_PLAIN = r"""
+import json, sys
+import numpy as np
+from jaxgen import xla_setup
+changes = xla_setup.configure_process(cpu_count=2)
+import jax, jax.numpy as jnp
+from jaxgen.config import base_config
+from jaxgen.models import conv_vjp
+from jaxgen.tasks import get_task
+from jaxgen.train import parallel
+
+c = base_config("sr")
+c.scale, c.batch_size, c.data.patch_size = 2, 4, 12
+c.model.num_blocks, c.model.num_feat = 2, 16
+task = get_task("sr")(c)
+r = np.random.default_rng(0)
+host = {"lr": r.random((4, 12, 12, 3), np.float32), "hr": r.random((4, 24, 24, 3), np.float32)}
+
+def run(mesh, **jit_kw):
+    repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+    state = jax.jit(task.init, out_shardings=repl)()
+    step = jax.jit(task.step, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,), **jit_kw)
+    for _ in range(2):
+        state, m = step(state, parallel.global_batch(host, mesh), {})
+    return jax.device_get(state.players["generator"].params), float(m["loss"])
+
+plain_params, plain_loss = run(parallel.make_mesh(jax.devices()[:1]))
+mesh = parallel.make_mesh()
+opts = xla_setup.prepare_training(c.batch_size // mesh.devices.size)
+tuned_params, tuned_loss = run(mesh, compiler_options=opts)
+conv_vjp.set_enabled(False)
+diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(plain_params), jax.tree.leaves(tuned_params)))
+print(json.dumps({"changes": changes, "devices": len(jax.devices()), "opts": opts, "vjp": xla_setup.use_conv_vjp(2),
+                  "diff": diff, "losses": [plain_loss, tuned_loss]}))
+"""
+
+
+def test_tuned_train_step_equals_plain_step():
+    """A fresh process as ``jaxgen train`` sets it up (2 CPU devices, train compile options, conv VJP) takes the
+    same two Adam steps as the plain single-device step; max abs param difference at float rounding."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "JAXGEN_XLA_DEFAULTS")}
+    env.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", _TUNED_VS_PLAIN], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["changes"] == {"JAX_NUM_CPU_DEVICES": "2"} and out["devices"] == 2
+    assert out["opts"] == xla_setup.CPU_TRAIN_OPTIONS
+    assert out["vjp"] is True
+    # Adam normalises updates: a flipped gradient sign or a wrong weight gradient moves params by ~lr = 1e-4.
+    assert out["diff"] < 2e-6, out
+    assert abs(out["losses"][0] - out["losses"][1]) < 1e-5, out
