@@ -133,7 +133,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
     task.prepare(workdir)
 
     # Mesh, shapes, constants.
-    mesh = parallel.make_mesh()
+    mesh = parallel.make_mesh(parallel.devices_for_batch(config.batch_size))
     parallel.check_batch_size(config.batch_size, mesh)
     repl, batch_sh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
     abstract_state = jax.eval_shape(task.init)
@@ -168,8 +168,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         _write_config(workdir, config)
     n_params = {name: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(p.params)) for name, p in state.players.items()}
 
+    from jaxgen import xla_setup
+
+    # Per-backend train-step choices (conv weight-gradient rewrite at small per-device batches on CPU, compile
+    # options): decided before the step is first traced; nothing on accelerators (jaxgen/xla_setup.py).
+    compiler_options = xla_setup.prepare_training(config.batch_size // mesh.devices.size)
     train_step = jax.jit(
-        task.step, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl), donate_argnums=(0,)
+        task.step, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
+        compiler_options=compiler_options or None,
     )
     writer = MetricWriter(workdir, enabled=is_main)
     meta = {"config": json.loads(config.to_json()), "git": checkpoint.git_revision(), "consts": const_sources,

@@ -6,6 +6,7 @@ each process feeds its own slice of the global batch and :func:`global_batch` as
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -19,6 +20,15 @@ def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh over all (global) devices with axis ``data`` (Auto axis type: GSPMD propagation)."""
     devices = jax.devices() if devices is None else devices
     return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
+
+
+def devices_for_batch(global_batch_size: int) -> list[jax.Device]:
+    """All devices, or, in a single process whose device count does not divide the batch (e.g. jaxgen's
+    default 2 CPU devices and an odd batch), the first ``gcd(batch, devices)`` of them."""
+    devices = jax.devices()
+    if jax.process_count() == 1 and global_batch_size > 0 and global_batch_size % len(devices):
+        return devices[: math.gcd(global_batch_size, len(devices))]
+    return devices
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
