@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.jaxgen-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-slow venv clean
 
 venv: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/jaxgen demo
 
+# The everyday suite (about 6 minutes on 2 cores); `make test-slow` runs the long end-to-end tests marked
+# `slow` (multi-process training, tiny GAN configs, translation resume), which CI runs too.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m slow $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) workdirs *.egg-info .pytest_cache

@@ -35,6 +35,8 @@ import pytest
 
 from tests.cli_runs import REPO, TINY, checkpoint_steps, cpu_env, generator_params, jaxgen_cli, small_val_dir
 
+pytestmark = pytest.mark.slow  # ~1 min of CPU: `make test-slow` (CI runs it after `make test`)
+
 WORKER = Path(__file__).with_name("multiprocess_worker.py")
 CKPT_EVERY = 3
 COMMON = {

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from jaxgen import image
-from jaxgen.train.checkpoint import open_manager
+from jaxgen.train.checkpoint import restore_numpy
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = ["--config.progress_bar=False"]
@@ -43,8 +42,7 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
 
 
 def restored_state(workdir: Path, step: int) -> dict[str, np.ndarray]:
-    manager = open_manager(workdir / "checkpoints", read_only=True)
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    state = restore_numpy(workdir / "checkpoints", step)  # any device count
     flat = jax.tree_util.tree_flatten_with_path(state)[0]
     return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
 

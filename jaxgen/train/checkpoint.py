@@ -173,3 +173,16 @@ def restore_player(directory: str | Path, step: int, player: str) -> dict[str, A
     )
     out = restored["players"][player]
     return {"params": out["params"], "ema": out.get("ema")}
+
+
+def restore_numpy(directory: str | Path, step: int) -> Any:
+    """The whole saved ``state`` tree at ``step`` as host numpy arrays (nested dicts), whatever the devices it was
+    written on: for inspecting and comparing checkpoints (training restores with :func:`restore`)."""
+    path = Path(directory).absolute() / str(step) / "state"
+    checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    try:
+        tree = checkpointer.metadata(path).item_metadata.tree
+    except FileNotFoundError as e:
+        raise ValueError(f"{path}: no checkpoint state here") from e
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    return checkpointer.restore(path, args=ocp.args.PyTreeRestore(item=tree, restore_args=restore_args))
