@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Union
 
@@ -19,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageOps
+
+from jaxgen.atomic_file import write_atomic
 
 Array = Union[np.ndarray, jax.Array]
 
@@ -353,21 +354,9 @@ def write_image(path: str | os.PathLike, img: Array, **save_kwargs: Any) -> Path
     if fmt is None:
         raise ValueError(f"write_image({path}): unknown extension; expected one of {sorted(_WRITE_FORMATS)}")
     pil = Image.fromarray(_image_to_write(img, path))
-    return _atomic_write(path, lambda f: pil.save(f, format=fmt, **save_kwargs))
+    return write_atomic(path, lambda f: pil.save(f, format=fmt, **save_kwargs))
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Create the parent folders, ``write`` into a temporary file beside ``path``, rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # honours the umask (unlike mkstemp's 0600)
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --------------------------------------------------------------------------------------------- full-fidelity I/O
@@ -557,7 +546,7 @@ def write_image_full(path: str | os.PathLike, data: ImageData) -> Path:
     gray = arr.shape[-1] == 1
     if data.bit_depth == 16 and fmt == "PNG":
         q16 = _quantise(planes, 16)
-        return _atomic_write(path, lambda f: _write_png16(f, q16, gray, alpha is not None, data.icc_profile))
+        return write_atomic(path, lambda f: _write_png16(f, q16, gray, alpha is not None, data.icc_profile))
     q = _quantise(planes, 8)
     pil = Image.fromarray(q[..., 0] if q.shape[-1] == 1 else q)  # L, LA, RGB or RGBA
     kwargs: dict[str, Any] = {}
@@ -565,4 +554,4 @@ def write_image_full(path: str | os.PathLike, data: ImageData) -> Path:
         kwargs["icc_profile"] = data.icc_profile
     if fmt == "WEBP":
         kwargs["lossless"] = True
-    return _atomic_write(path, lambda f: pil.save(f, format=fmt, **kwargs))
+    return write_atomic(path, lambda f: pil.save(f, format=fmt, **kwargs))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxgen import image
+from jaxgen.atomic_file import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,5 @@ def write_sample_images(dest: str | os.PathLike, holdout: int = 2) -> tuple[Path
             elif not path.exists():
                 image.write_image(path, photos[name])
     files = [f"{split_of[name]}/{name}.png" for name in names]
-    tmp = manifest.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"holdout": int(holdout), "files": files}))
-    tmp.replace(manifest)
+    write_text_atomic(manifest, json.dumps({"holdout": int(holdout), "files": files}))
     return dirs["train"], dirs["val"]

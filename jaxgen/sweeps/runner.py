@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+from jaxgen.atomic_file import write_text_atomic
 from jaxgen.sweeps import results as results_lib
 from jaxgen.sweeps import tb_hparams, trial_runner
 from jaxgen.sweeps.sweep_file import SweepFile, Trial
@@ -193,9 +194,7 @@ class SweepFolder:
         payload = dict(definition, file=str(self.sweep.path), arg=self.sweep.arg, metric=self.sweep.metric,
                        mode=self.sweep.mode, search=self.search, swept_keys=list(swept), doc=self.sweep.doc,
                        trials=sorted(known.values(), key=lambda t: t["index"]))
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(payload, indent=2))
 
     def add_trial(self, trial: Trial) -> None:
         """Records a trial that was not known when the folder was opened (Optuna)."""
@@ -206,9 +205,7 @@ class SweepFolder:
                 return
             payload["trials"].append({"name": trial.name, "overrides": _jsonable(trial.overrides), "index": trial.index})
             payload["swept_keys"] = list(dict.fromkeys(payload["swept_keys"] + list(trial.overrides)))
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(payload, indent=2))
-            tmp.replace(path)
+            write_text_atomic(path, json.dumps(payload, indent=2))
 
     def trial_ended(self, trial: Trial, status: dict[str, Any]) -> None:
         """HParams session of a trial that ended for good; the results table rewritten."""

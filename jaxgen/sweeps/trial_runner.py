@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jaxgen
+from jaxgen.atomic_file import write_text_atomic
 from jaxgen.sweeps import naming
 
 STATUS_FILE = "sweep_trial.json"
@@ -99,10 +100,7 @@ def read_status(trial_dir: str | Path) -> dict[str, Any] | None:
 
 
 def write_status(trial_dir: str | Path, status: dict[str, Any]) -> None:
-    path = Path(trial_dir) / STATUS_FILE
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-    tmp.write_text(json.dumps(status, indent=2))
-    tmp.replace(path)
+    write_text_atomic(Path(trial_dir) / STATUS_FILE, json.dumps(status, indent=2))
 
 
 def request_stop(trial_dir: str | Path, reason: str = "interrupted") -> None:

@@ -27,6 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config
 from jaxgen.train import checkpoint, parallel
 from jaxgen.train.metric_writer import MetricWriter
@@ -76,13 +77,6 @@ def agree(*flags: bool) -> tuple[bool, ...]:
 
     gathered = np.asarray(multihost_utils.process_allgather(np.asarray(flags, np.int32)))
     return tuple(bool(v) for v in gathered.reshape(-1, len(flags)).max(axis=0))
-
-
-def _write_config(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    path = workdir / "config.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(config.to_json(indent=2))
-    tmp.replace(path)
 
 
 def check_workdir(workdir: Path, config: ml_collections.ConfigDict, task: Any) -> None:
@@ -165,7 +159,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         start_step = 0
     if is_main:  # after a successful restore, so a mismatched config never overwrites the run's own
         workdir.mkdir(parents=True, exist_ok=True)
-        _write_config(workdir, config)
+        write_text_atomic(workdir / "config.json", config.to_json(indent=2))
     n_params = {name: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(p.params)) for name, p in state.players.items()}
 
     from jaxgen import xla_setup
@@ -267,8 +261,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         stopped_by = summary.get("preempted") or ("time_budget" if summary.get("time_budget") else None)
         record = {k: summary[k] for k in ("task", "start_step", "final_step", "best_step", "val", "train_seconds")}
         record.update(total_steps=config.total_steps, stopped_by=stopped_by, finished=step == config.total_steps)
-        tmp = workdir / "summary.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2, default=float))
-        tmp.replace(workdir / "summary.json")
+        write_text_atomic(workdir / "summary.json", json.dumps(record, indent=2, default=float))
     summary["state"] = state
     return summary
