@@ -21,3 +21,17 @@ def list_image_files(folder: str | Path, what: str = "image folder") -> list[Pat
     if not files:
         raise ValueError(f"{what} {folder} has no image files (expected one of {', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+def expand_image_inputs(items: list[str], what: str = "input") -> list[Path]:
+    """Command-line inputs -> image files: a file stays itself, a folder gives its image files
+    (:func:`list_image_files`), in the given order. A missing path is a ``ValueError`` naming it."""
+    files: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            files += list_image_files(item, f"{what} folder")
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise ValueError(f"{what} {item}: no such file or folder")
+    return files

@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+
 METHODS = ("gatys", "fast", "adain")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,21 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _files(items: list[str], what: str) -> list[Path]:
-    out: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            found = sorted(f for f in item.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
-            if not found:
-                raise ValueError(f"{what} folder {item} has no images ({', '.join(IMAGE_EXTS)})")
-            out += found
-        elif item.is_file():
-            out.append(item)
-        else:
-            raise ValueError(f"{what} {item}: no such file or folder")
-    return out
-
-
 def _weights(text: str, n: int) -> list[float] | None:
     if not text:
         return None
@@ -93,7 +79,8 @@ def _weights(text: str, n: int) -> list[float] | None:
 
 
 def _targets(contents: list[str], files: list[Path], output: Path, method: str) -> list[Path]:
-    if len(contents) == 1 and len(files) == 1 and not Path(contents[0]).is_dir() and output.suffix.lower() in IMAGE_EXTS:
+    single = len(contents) == 1 and len(files) == 1 and not Path(contents[0]).is_dir()
+    if single and output.suffix.lower() in IMAGE_EXTENSIONS:
         return [output]
     if output.exists() and not output.is_dir():
         raise ValueError(f"-o {output}: several outputs need a folder, but this is a file")
@@ -196,7 +183,7 @@ def _adain(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
     import jax
     import jax.numpy as jnp
 
-    from jaxgen.models.adain_net import AdaINDecoder, AdaINEncoder
+    from jaxgen.models.adain_net import AdaINEncoder
     from jaxgen.style.adain_ops import adain_interpolate, masked_adain, mix_alpha
     from jaxgen.style.colour import coral
     from jaxgen.style.images import read_rgb, resize_long_side, resize_to
@@ -257,7 +244,7 @@ def stylize(args: argparse.Namespace) -> list[Path]:
     _positive("--size", args.size)
     if args.style_size not in (None, 0):
         _positive("--style-size", args.style_size)
-    contents = _files(args.contents, "content")
+    contents = expand_image_inputs(args.contents, "content")
     if args.method == "fast":
         if args.style:
             raise ValueError("--method fast takes no --style: the trained network is one style (see --workdir)")
@@ -265,7 +252,7 @@ def stylize(args: argparse.Namespace) -> list[Path]:
     else:
         if not args.style:
             raise ValueError(f"--method {args.method} needs --style STYLE [STYLE ...] (image files or folders)")
-        styles = [read_rgb(f) for f in _files(args.style, "style")]
+        styles = [read_rgb(f) for f in expand_image_inputs(args.style, "style")]
     targets = _targets(args.contents, contents, Path(args.output), args.method)
     run = {"gatys": lambda: _gatys(args, styles), "fast": lambda: _fast(args),
            "adain": lambda: _adain(args, styles)}[args.method]()

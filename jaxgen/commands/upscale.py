@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+
 MAX_MESSAGE = 600  # error messages are cut to one readable line
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,30 +103,15 @@ def _load_model(args: argparse.Namespace) -> Any:
     return upscaling.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
 
 
-def _collect_inputs(items: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            found = sorted(f for f in item.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
-            if not found:
-                raise ValueError(f"{item}: folder has no images ({', '.join(IMAGE_EXTS)})")
-            files += found
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise ValueError(f"{item}: no such file or folder")
-    return files
-
-
 def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: str) -> list[Path]:
-    single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir() and output.suffix.lower() in IMAGE_EXTS
+    single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir() and output.suffix.lower() in IMAGE_EXTENSIONS
     if single_file:
         return [output]
     if output.exists() and not output.is_dir():
         raise ValueError(f"-o {output}: several outputs need a folder, but this is a file")
     ext = ext.lower().lstrip(".")
-    if ext != "auto" and f".{ext}" not in IMAGE_EXTS:
-        raise ValueError(f"--ext {ext!r}: expected auto or one of {', '.join(e[1:] for e in IMAGE_EXTS)}")
+    if ext != "auto" and f".{ext}" not in IMAGE_EXTENSIONS:
+        raise ValueError(f"--ext {ext!r}: expected auto or one of {', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
     targets = [output / f"{f.stem}_{tag}{f.suffix.lower() if ext == 'auto' else '.' + ext}" for f in files]
     dupes = {t for t in targets if targets.count(t) > 1}
     if dupes:
@@ -138,7 +124,7 @@ def upscale(args: argparse.Namespace) -> list[Path]:
 
     from jaxgen import image, upscaling
 
-    files = _collect_inputs(args.inputs)
+    files = expand_image_inputs(args.inputs)
     model, what = _load_model(args)
     up = upscaling.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,
