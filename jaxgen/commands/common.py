@@ -93,11 +93,9 @@ def set_verbosity(verbose: bool) -> None:
 def run_guarded(fn: Callable[[], T]) -> T:
     """Runs ``fn``: a user mistake (``ValueError``, missing file) prints one line and exits 2; a non-finite loss
     exits 1; Ctrl-C (a second one during training) exits 130."""
-    from jaxgen.train.loop import NonFiniteLossError
-
     try:
         return fn()
-    except NonFiniteLossError as e:
+    except FloatingPointError as e:  # jaxgen.train.NonFiniteLossError (caught by its builtin base: no JAX import)
         print(f"jaxgen: error: {e}", file=sys.stderr)
         sys.exit(1)
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
