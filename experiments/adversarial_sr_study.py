@@ -36,7 +36,7 @@ from jaxgen import evaluation, image  # noqa: E402
 from jaxgen.config import base_config, config_from_json, lock, optim_config, shared_data_dir  # noqa: E402
 from jaxgen.lpips_metric import default_lpips_params, lpips_fn  # noqa: E402
 from jaxgen.tasks import get_task  # noqa: E402
-from jaxgen.tasks.sr import center_crop, comparison_columns  # noqa: E402
+from jaxgen.evaluation import center_crop, comparison_grid  # noqa: E402
 from jaxgen.train import train  # noqa: E402
 
 RESULTS = REPO / "experiments" / "results"
@@ -135,7 +135,7 @@ def main() -> None:
     eval_s = time.perf_counter() - t0
 
     pair = sets["Set5"][2]  # butterfly
-    grid = comparison_columns(pair.lr, [fns["psnr_model"](pair.lr), fns["gan_model"](pair.lr)], pair.hr, SCALE, crop=96)
+    grid = comparison_grid(pair.lr, [fns["psnr_model"](pair.lr), fns["gan_model"](pair.lr)], pair.hr, SCALE, crop=96)
     RESULTS.mkdir(parents=True, exist_ok=True)
     image.write_image(RESULTS / "adversarial_sr_grid.png", np.repeat(np.repeat(grid, 2, 0), 2, 1))
     last = gan_summary.get("last_train", {})

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -217,10 +217,25 @@ def validate(
     return out
 
 
-def comparison_grid(lr_u8: np.ndarray, sr: np.ndarray, hr_u8: np.ndarray, scale: int) -> np.ndarray:
-    """``uint8 [H, 4W, C]``: LR (nearest-upsampled) | bicubic | SR | HR side by side."""
-    near = np.repeat(np.repeat(lr_u8, scale, axis=0), scale, axis=1)
-    bicubic = bicubic_upscale(lr_u8, scale)
-    sr_u8 = image.to_uint8(np.asarray(sr))
+def center_crop(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
+    """The central ``side x side`` window (a multiple of ``multiple``; the whole image when ``side`` is 0 or
+    larger than it)."""
+    h, w = img.shape[:2]
+    if not side:
+        return img
+    ch, cw = min(side, h) // multiple * multiple, min(side, w) // multiple * multiple
+    top, left = (h - ch) // 2 // multiple * multiple, (w - cw) // 2 // multiple * multiple
+    return img[top:top + ch, left:left + cw]
+
+
+def comparison_grid(
+    lr_u8: np.ndarray, sr: np.ndarray | Sequence[np.ndarray], hr_u8: np.ndarray, scale: int, *, crop: int = 0
+) -> np.ndarray:
+    """``uint8 [h, (n+3) w, C]``: LR (nearest-upsampled) | bicubic | each SR output (one array or a list, float
+    in [0,1] or uint8) | HR side by side, on the same central crop of HR side ``crop`` (0 = whole image)."""
     h, w = hr_u8.shape[:2]
-    return np.concatenate([near[:h, :w], bicubic[:h, :w], sr_u8[:h, :w], hr_u8], axis=1)
+    near = np.repeat(np.repeat(lr_u8, scale, axis=0), scale, axis=1)[:h, :w]
+    bicubic = bicubic_upscale(lr_u8, scale)[:h, :w]
+    srs = [sr] if isinstance(sr, np.ndarray) or hasattr(sr, "shape") else list(sr)
+    cols = [near, bicubic] + [image.to_uint8(np.asarray(c))[:h, :w] for c in srs] + [hr_u8]
+    return np.concatenate([center_crop(c, crop, scale) for c in cols], axis=1)

@@ -181,3 +181,19 @@ def test_bicubic_upscale():
     np.testing.assert_array_equal(up, image.imresize(lr, 3))
     with pytest.raises(ValueError, match="uint8"):
         evaluation.bicubic_upscale(lr.astype(np.float32), 3)
+
+
+def test_comparison_grid_columns_and_central_crop():
+    """LR | bicubic | SR_1 | SR_2 | HR on one central crop (aligned to the scale), panels in that order."""
+    from jaxgen.evaluation import comparison_grid
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    lr = hr[::2, ::2]
+    a, b = np.zeros((40, 48, 3), np.float32), np.ones((40, 48, 3), np.float32)
+    grid = comparison_grid(lr, [a, b], hr, 2, crop=16)
+    assert grid.shape == (16, 5 * 16, 3)
+    np.testing.assert_array_equal(grid[:, 64:], hr[12:28, 16:32])  # centre: top (40-16)//2=12, left 16
+    np.testing.assert_array_equal(grid[:, :16], np.repeat(np.repeat(lr[6:14, 8:16], 2, 0), 2, 1))
+    assert (grid[:, 32:48] == 0).all() and (grid[:, 48:64] == 255).all()
+    assert comparison_grid(lr, a, hr, 2).shape == (40, 4 * 48, 3)  # one SR output, whole image

@@ -220,33 +220,6 @@ def perceptual_parts(p: dict[str, Any] | None, sr: jax.Array, target: jax.Array,
     return parts
 
 
-# ------------------------------------------------------------------------------------------ evaluation helpers
-
-
-def center_crop(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
-    """The central ``side x side`` window (a multiple of ``multiple``; the whole image when ``side`` is 0 or
-    larger than it)."""
-    h, w = img.shape[:2]
-    if not side:
-        return img
-    ch, cw = min(side, h) // multiple * multiple, min(side, w) // multiple * multiple
-    top, left = (h - ch) // 2 // multiple * multiple, (w - cw) // 2 // multiple * multiple
-    return img[top:top + ch, left:left + cw]
-
-
-def comparison_columns(lr_u8: np.ndarray, columns: list[np.ndarray], hr_u8: np.ndarray, scale: int,
-                       crop: int = 0) -> np.ndarray:
-    """``uint8 [h, (n+3) w, 3]``: LR (nearest) | bicubic | each of ``columns`` (SR outputs) | HR, on the same
-    central crop of HR side ``crop`` (0 = whole image)."""
-    from jaxgen import evaluation, image
-
-    h, w = hr_u8.shape[:2]
-    near = np.repeat(np.repeat(lr_u8, scale, axis=0), scale, axis=1)[:h, :w]
-    bicubic = evaluation.bicubic_upscale(lr_u8, scale)[:h, :w]
-    cols = [near, bicubic] + [image.to_uint8(np.asarray(c))[:h, :w] for c in columns] + [hr_u8]
-    return np.concatenate([center_crop(c, crop, scale) for c in cols], axis=1)
-
-
 class SRTask:
     """PSNR-oriented super-resolution: one player, ``generator``, trained with pixel (and perceptual) losses."""
 
@@ -429,7 +402,7 @@ class SRTask:
     def validate_lpips(self, sr_fn: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
         """``{'<set>/lpips', 'val_lpips'}``: mean LPIPS (VGG, v0.1; lower is better) of the 8-bit SR output vs HR
         (RGB, central crop ``eval_lpips_crop``), per validation set and over the sets."""
-        from jaxgen import image
+        from jaxgen import evaluation, image
         from jaxgen.lpips_metric import lpips_fn
 
         params = self.lpips_params()
@@ -441,7 +414,7 @@ class SRTask:
             values = []
             for pair in pairs:
                 sr = image.to_float(image.to_uint8(np.asarray(sr_fn(pair.lr))))
-                a, b = center_crop(sr, crop), center_crop(image.to_float(pair.hr), crop)
+                a, b = evaluation.center_crop(sr, crop), evaluation.center_crop(image.to_float(pair.hr), crop)
                 values.append(float(lpips_fn(params, a[None], b[None])[0]))
             out[f"{name}/lpips"] = float(np.mean(values))
         out["val_lpips"] = float(np.mean([out[f"{n}/lpips"] for n in self.val_sets]))
@@ -466,7 +439,7 @@ class SRTask:
             columns.insert(0, self.sr_fn(jax.tree.map(jnp.asarray, init))(first.lr))
             name = "lr_bicubic_init_sr_hr"
         crop = 192 if init is not None else 0
-        return results, {name: comparison_columns(first.lr, columns, first.hr, self.scale, crop)}
+        return results, {name: evaluation.comparison_grid(first.lr, columns, first.hr, self.scale, crop=crop)}
 
     def export_module(self) -> nn.Module:
         """The generator (``[B,h,w,3]`` float32 in [0,1] -> ``[B,h*s,w*s,3]``)."""
