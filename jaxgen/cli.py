@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     from jaxgen import xla_setup
 
     xla_setup.configure_process()  # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off)
+    from jaxgen.commands.common import set_verbosity
+
+    set_verbosity(any(a in ("-v", "--verbose") for a in argv[2:]))  # quiet library logs for every command
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
 
