@@ -10,7 +10,9 @@ One driver (stdlib only) starts one worker process per contender and keeps them 
   default: ``jaxgen.xla_setup.configure_process()`` before JAX is imported (as ``jaxgen.cli.main``), then the
   SR task's real step ``get_task('sr')(config).step`` jitted as ``jaxgen/train/loop.py`` does (state replicated,
   batch sharded on the ``data`` mesh, state donated) with ``compiler_options=xla_setup.prepare_training(...)``.
-  ``default`` is the same with ``JAXGEN_XLA_DEFAULTS=0`` (plain XLA defaults, one CPU device). Further variants
+  ``default`` is the same with ``JAXGEN_XLA_DEFAULTS=0`` (plain XLA defaults, one CPU device). ``infer`` is what the
+  inference commands (upscale, stylize, translate) do: one CPU device and ``xla_setup.inference_compiler_options``
+  for the network (forward cases; ``tuned`` also uses those options but on the host split for training). Further variants
   (``VARIANTS``) isolate one lever each.
 * ``torch:eager`` and ``torch:compile`` (the torch venv; ``torch.compile`` of the network, default mode).
 
@@ -63,6 +65,8 @@ SMOKE_CASES: dict[str, tuple[str, str, int, int, int]] = {
 EIGEN = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 VARIANTS: dict[str, dict] = {
     "tuned": dict(setup=True),
+    # what jaxgen's inference commands do (upscale, stylize, translate): one CPU device, per-network compile options
+    "infer": dict(setup=True, split=False),
     "default": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}),
     "eigen": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "XLA_FLAGS": EIGEN}),
     "cpu2": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "JAX_NUM_CPU_DEVICES": "2"}),
@@ -92,7 +96,7 @@ class JaxWorker:
     def __init__(self, variant: str) -> None:
         spec = VARIANTS[variant]
         os.environ.update(spec.get("env", {}))
-        if spec.get("setup"):
+        if spec.get("setup") and spec.get("split", True):
             from jaxgen import xla_setup
 
             xla_setup.configure_process()
@@ -105,12 +109,12 @@ class JaxWorker:
         return {"devices": len(jax.devices()), "backend": jax.default_backend(), "jax": jax.__version__,
                 "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAXGEN_XLA_DEFAULTS")}}
 
-    def _jit_kwargs(self, per_device_batch: int) -> dict:
+    def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
         from jaxgen import xla_setup
         from jaxgen.models import conv_vjp
 
         if self.spec.get("setup"):
-            return {"compiler_options": xla_setup.prepare_training(per_device_batch)}
+            return {"compiler_options": xla_setup.prepare_training(per_device_batch, networks=(network,))}
         conv_vjp.set_enabled(bool(self.spec.get("conv_vjp")))
         if self.spec.get("options"):
             return {"compiler_options": dict(xla_setup.CPU_EIGEN_CONV_OPTIONS)}
@@ -146,7 +150,7 @@ class JaxWorker:
             task = get_task("sr")(c)
             step_fn, init_fn = task.step, task.init
         elif kind == "train":
-            from style_net import TransformerNet
+            from jaxgen.models.transformer_net import TransformerNet
 
             model, tx = TransformerNet(), optax.adam(1e-4)
 
@@ -164,7 +168,7 @@ class JaxWorker:
             hr = rng.random((batch, side, side, 3), dtype=np.float32)
         if kind == "train":
             t0 = time.perf_counter()
-            kwargs = self._jit_kwargs(batch // mesh.devices.size)
+            kwargs = self._jit_kwargs(batch // mesh.devices.size, net)
             state = jax.jit(init_fn, out_shardings=repl)()
             step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                            **kwargs)
@@ -177,7 +181,7 @@ class JaxWorker:
         else:
             conv_vjp.set_enabled(False)
             if net == "transformer_net":
-                from style_net import TransformerNet
+                from jaxgen.models.transformer_net import TransformerNet
 
                 model = TransformerNet()
             else:
@@ -186,7 +190,10 @@ class JaxWorker:
                 model = models.build(net, scale=scale)
             t0 = time.perf_counter()
             params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
-            apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
+            from jaxgen import xla_setup
+
+            options = xla_setup.inference_compiler_options(net) if self.spec.get("setup") else {}
+            apply = jax.jit(lambda p, x: model.apply({"params": p}, x), compiler_options=options or None)
             x = jnp.asarray(lr)
             jax.block_until_ready(apply(params, x))
             first = time.perf_counter() - t0

@@ -16,6 +16,9 @@ COMMANDS = {
     "report": ("jaxgen.commands.report", "write a sweep folder's self-contained report.html (table, curves, images)"),
 }
 
+# Commands that train (and so get jaxgen.xla_setup's process-level CPU device split).
+TRAINING_COMMANDS = ("train", "demo", "sweep")
+
 
 def usage() -> str:
     lines = ["usage: jaxgen COMMAND [options]   (jaxgen COMMAND -h for a command's options)", "", "commands:"]
@@ -35,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
-    from jaxgen import xla_setup
+    if argv[1] in TRAINING_COMMANDS:
+        from jaxgen import xla_setup
 
-    xla_setup.configure_process()  # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off)
+        # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off). Training only: a split
+        # host slows single-image inference with Eigen convolutions (benchmarks/README_section.md).
+        xla_setup.configure_process()
     from jaxgen.commands.common import set_verbosity
 
     set_verbosity(any(a in ("-v", "--verbose") for a in argv[2:]))  # quiet library logs for every command

@@ -2,15 +2,19 @@
 
 Measured choices (``benchmarks/README_section.md`` has the numbers and how to rerun them):
 
-* CPU, process level (:func:`configure_process`, called by ``jaxgen.cli.main`` before JAX is imported): the
-  host is split into ``min(os.cpu_count(), 2)`` XLA CPU devices (``JAX_NUM_CPU_DEVICES``), so the training
-  batch, sharded on the ``data`` mesh axis, runs as concurrent per-device programs that keep every core busy
-  (one XLA:CPU program keeps ~1.2 of 2 cores busy in a conv-net backward pass). Skipped when the user set
-  ``JAX_NUM_CPU_DEVICES`` or ``--xla_force_host_platform_device_count``.
-* CPU, train step only (:func:`train_compiler_options`, given to the train step's ``jax.jit`` as
-  ``compiler_options=``): :data:`CPU_TRAIN_OPTIONS` (currently none: Eigen convolutions,
-  :data:`CPU_EIGEN_CONV_OPTIONS`, gained nothing on top of 2 devices). Never used for inference. A key the user
-  set in ``XLA_FLAGS`` is left out.
+* CPU, process level, training commands only (:func:`configure_process`, called by ``jaxgen.cli.main`` for
+  ``train``/``demo``/``sweep`` before JAX is imported): the host is split into ``min(os.cpu_count(), 2)`` XLA CPU
+  devices (``JAX_NUM_CPU_DEVICES``), so the training batch, sharded on the ``data`` mesh axis, runs as concurrent
+  per-device programs that keep every core busy (one XLA:CPU program keeps ~1.2 of 2 cores busy in a conv-net
+  backward pass). Skipped when the user set ``JAX_NUM_CPU_DEVICES`` or ``--xla_force_host_platform_device_count``.
+  Inference commands keep one device (a split host makes single-image forwards up to 1.7x slower).
+* CPU, per network (:func:`train_compiler_options` for the train step, :func:`inference_compiler_options` for
+  inference ``jax.jit`` s): Eigen instead of YNNPACK convolutions (:data:`CPU_EIGEN_CONV_OPTIONS`) for the
+  networks in :data:`CPU_EIGEN_CONV_TRAIN` / :data:`CPU_EIGEN_CONV_INFERENCE` -- measured per network by
+  ``benchmarks/conv_backends.py``: the style and translation networks (9x9/7x7 convolutions with 3 channels,
+  reflection padding, instance norm) run 1.25-2.7x faster with Eigen, the SR networks (EDSR, RRDBNet, SRVGG)
+  1.0-1.16x slower. :data:`CPU_TRAIN_OPTIONS` (for every train step) is empty. A key the user set in
+  ``XLA_FLAGS`` is left out.
 * CPU, train step at small per-device batches: the transposed-roles convolution weight gradient
   (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
   :func:`use_conv_vjp`.
@@ -22,17 +26,21 @@ Measured choices (``benchmarks/README_section.md`` has the numbers and how to re
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, MutableMapping
+from typing import Any, Iterable, Mapping, MutableMapping
 
 __all__ = [
     "CPU_DEVICES_MAX",
+    "CPU_EIGEN_CONV_INFERENCE",
     "CPU_EIGEN_CONV_OPTIONS",
+    "CPU_EIGEN_CONV_TRAIN",
     "CPU_TRAIN_OPTIONS",
     "CONV_VJP_MAX_BATCH",
     "OPT_OUT_ENV",
     "configure_process",
     "cpu_device_count",
     "enabled",
+    "inference_compiler_options",
+    "network_names",
     "prepare_training",
     "train_compiler_options",
     "use_conv_vjp",
@@ -45,8 +53,13 @@ CPU_DEVICES_MAX = 2
 # default on one CPU device of an idle 2-core machine, but not on top of 2 CPU devices, and slower when the
 # cores are shared (benchmarks/README_section.md), so not chosen; kept for the benchmarks' lever runs.
 CPU_EIGEN_CONV_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-# XLA:CPU compile options jaxgen gives the train step (none measured better with 2 CPU devices).
+# XLA:CPU compile options jaxgen gives every train step (none measured better with 2 CPU devices).
 CPU_TRAIN_OPTIONS: dict[str, str] = {}
+# Networks whose XLA:CPU train step / single-image inference forward measured faster with Eigen convolutions
+# (CPU_EIGEN_CONV_OPTIONS) than with the default YNNPACK ones (benchmarks/conv_backends.py; numbers in
+# benchmarks/README_section.md). A train step gets Eigen convolutions when any of its networks is listed.
+CPU_EIGEN_CONV_TRAIN: frozenset[str] = frozenset({"transformer_net", "adain_decoder", "resnet"})
+CPU_EIGEN_CONV_INFERENCE: frozenset[str] = frozenset({"transformer_net", "resnet"})
 # The transposed-roles weight gradient measured faster below this per-device batch on XLA:CPU (and up to 1.5x
 # slower at per-device batch 8 with YNNPACK convolutions).
 CONV_VJP_MAX_BATCH = 4
@@ -93,9 +106,23 @@ def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count
     return changes
 
 
-def train_compiler_options(backend: str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``compiler_options`` for the train step's ``jax.jit`` on ``backend`` (default ``jax.default_backend()``):
-    :data:`CPU_TRAIN_OPTIONS` on CPU, minus any flag the user set in ``XLA_FLAGS``; ``{}`` elsewhere or opted out."""
+def network_names(architecture: Any) -> set[str]:
+    """Every ``'name'`` string in a task's ``architecture(config)`` summary (nested dicts/lists), e.g.
+    ``{'generator': {'name': 'transformer_net', ...}}`` -> ``{'transformer_net'}``."""
+    names: set[str] = set()
+    if isinstance(architecture, Mapping):
+        for key, value in architecture.items():
+            if key == "name" and isinstance(value, str):
+                names.add(value)
+            else:
+                names |= network_names(value)
+    elif isinstance(architecture, (list, tuple)):
+        for value in architecture:
+            names |= network_names(value)
+    return names
+
+
+def _cpu_options(options: Mapping[str, str], backend: str | None, environ: Mapping[str, str] | None) -> dict[str, Any]:
     if not enabled(environ):
         return {}
     if backend is None:
@@ -105,7 +132,25 @@ def train_compiler_options(backend: str | None = None, environ: Mapping[str, str
     if backend != "cpu":
         return {}
     user = user_xla_flags(environ)
-    return {k: v for k, v in CPU_TRAIN_OPTIONS.items() if k not in user}
+    return {k: v for k, v in options.items() if k not in user}
+
+
+def train_compiler_options(backend: str | None = None, environ: Mapping[str, str] | None = None,
+                           networks: Iterable[str] = ()) -> dict[str, Any]:
+    """``compiler_options`` for the train step's ``jax.jit`` on ``backend`` (default ``jax.default_backend()``):
+    :data:`CPU_TRAIN_OPTIONS` on CPU, plus Eigen convolutions when one of ``networks`` (model names) is in
+    :data:`CPU_EIGEN_CONV_TRAIN`, minus any flag the user set in ``XLA_FLAGS``; ``{}`` elsewhere or opted out."""
+    options = dict(CPU_TRAIN_OPTIONS)
+    if set(networks) & CPU_EIGEN_CONV_TRAIN:
+        options.update(CPU_EIGEN_CONV_OPTIONS)
+    return _cpu_options(options, backend, environ)
+
+
+def inference_compiler_options(network: str, backend: str | None = None,
+                               environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``compiler_options`` for an inference ``jax.jit`` of the model named ``network``: Eigen convolutions on
+    CPU when it is in :data:`CPU_EIGEN_CONV_INFERENCE` (and the user set no such flag); ``{}`` otherwise."""
+    return _cpu_options(CPU_EIGEN_CONV_OPTIONS if network in CPU_EIGEN_CONV_INFERENCE else {}, backend, environ)
 
 
 def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Mapping[str, str] | None = None) -> bool:
@@ -120,10 +165,11 @@ def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Map
     return backend == "cpu" and per_device_batch < CONV_VJP_MAX_BATCH
 
 
-def prepare_training(per_device_batch: int, backend: str | None = None) -> dict[str, Any]:
+def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = ()) -> dict[str, Any]:
     """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
-    :func:`use_conv_vjp` and returns :func:`train_compiler_options` for the train step's ``jax.jit``."""
+    :func:`use_conv_vjp` and returns :func:`train_compiler_options` (for the step's ``networks``, model names)
+    for the train step's ``jax.jit``."""
     from jaxgen.models import conv_vjp
 
     conv_vjp.set_enabled(use_conv_vjp(per_device_batch, backend))
-    return train_compiler_options(backend)
+    return train_compiler_options(backend, networks=networks)

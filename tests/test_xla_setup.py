@@ -128,3 +128,84 @@ def test_tuned_train_step_equals_plain_step():
     # Adam normalises updates: a flipped gradient sign or a wrong weight gradient moves params by ~lr = 1e-4.
     assert out["diff"] < 2e-6, out
     assert abs(out["losses"][0] - out["losses"][1]) < 1e-5, out
+
+
+def test_network_names_from_task_architectures():
+    from jaxgen.config import load_config
+    from jaxgen.tasks import get_task
+
+    arch = {"generator": {"name": "transformer_net", "channels": 32}, "discriminator": {"name": "patchgan", "n": 3},
+            "list": [{"name": "a"}, {"nested": {"name": "b"}}], "not_a_name": "x"}
+    assert xla_setup.network_names(arch) == {"transformer_net", "patchgan", "a", "b"}
+    c = load_config(str(ROOT / "configs/fast_style.py:tiny"))
+    assert xla_setup.network_names(get_task(c.task).architecture(c)) == {"transformer_net"}
+    c = load_config(str(ROOT / "configs/adain.py:tiny"))
+    assert xla_setup.network_names(get_task(c.task).architecture(c)) == {"adain_decoder"}
+
+
+def test_eigen_convolutions_follow_the_measured_tables(monkeypatch):
+    eigen = xla_setup.CPU_EIGEN_CONV_OPTIONS
+    monkeypatch.setattr(xla_setup, "CPU_EIGEN_CONV_TRAIN", frozenset({"transformer_net"}))
+    monkeypatch.setattr(xla_setup, "CPU_EIGEN_CONV_INFERENCE", frozenset({"gatys"}))
+    assert xla_setup.train_compiler_options("cpu", {}, networks={"transformer_net", "patchgan"}) == eigen
+    assert xla_setup.train_compiler_options("cpu", {}, networks={"edsr"}) == {}
+    assert xla_setup.train_compiler_options("gpu", {}, networks={"transformer_net"}) == {}
+    assert xla_setup.train_compiler_options("cpu", {"JAXGEN_XLA_DEFAULTS": "0"}, networks={"transformer_net"}) == {}
+    (key,) = eigen
+    assert xla_setup.train_compiler_options("cpu", {"XLA_FLAGS": f"--{key}=dot"}, networks={"transformer_net"}) == {}
+    assert xla_setup.inference_compiler_options("gatys", "cpu", {}) == eigen
+    assert xla_setup.inference_compiler_options("edsr", "cpu", {}) == {}
+    assert xla_setup.inference_compiler_options("gatys", "gpu", {}) == {}
+    try:
+        assert xla_setup.prepare_training(8, "cpu", networks=["transformer_net"]) == eigen
+    finally:
+        conv_vjp.set_enabled(False)
+
+
+def test_the_measured_tables_hold_the_measured_networks():
+    """benchmarks/conv_backends.py (2026-11-30, quiet 2-core EPYC): Eigen won for these and lost for EDSR/RRDBNet."""
+    assert {"transformer_net", "adain_decoder"} <= xla_setup.CPU_EIGEN_CONV_TRAIN
+    assert {"transformer_net"} <= xla_setup.CPU_EIGEN_CONV_INFERENCE
+    assert not {"edsr", "rrdbnet", "srvgg_compact"} & (xla_setup.CPU_EIGEN_CONV_TRAIN | xla_setup.CPU_EIGEN_CONV_INFERENCE)
+
+
+def test_only_training_commands_split_the_cpu(monkeypatch):
+    from jaxgen import cli
+
+    calls = []
+    monkeypatch.setattr(xla_setup, "configure_process", lambda *a, **k: calls.append(1) or {})
+    for command in ("upscale", "eval", "stylize", "translate", "train"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["jaxgen", command, "-h"])
+        assert exc.value.code == 0
+        assert len(calls) == (command == "train"), command
+    assert set(cli.TRAINING_COMMANDS) == {"train", "demo", "sweep"}
+
+
+def test_eigen_convolutions_compute_the_transformer_net_gradient_of_the_default():
+    """The fast-style network's loss and gradient compiled with Eigen convolutions (what jaxgen train picks on CPU)
+    equal the default-compiled ones up to float32 summation order (1e-4 of each leaf's largest entry plus 1e-6
+    of the largest entry overall: conv biases followed by instance norm have a zero gradient, i.e. rounding noise)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxgen.models.transformer_net import TransformerNet
+
+    model = TransformerNet(channels=8, num_res_blocks=1)
+    r = np.random.default_rng(0)
+    x, y = jnp.asarray(r.random((2, 32, 32, 3), np.float32)), jnp.asarray(r.random((2, 32, 32, 3), np.float32))
+    params = model.init(jax.random.key(0), x)["params"]
+
+    def loss(w):
+        return jnp.mean(jnp.abs(model.apply({"params": w}, x) - y))
+
+    out = {name: jax.jit(jax.value_and_grad(loss), compiler_options=options)(params)
+           for name, options in (("default", None), ("eigen", xla_setup.CPU_EIGEN_CONV_OPTIONS))}
+    assert abs(float(out["default"][0]) - float(out["eigen"][0])) < 1e-6
+    leaves = list(zip(jax.tree.leaves(out["default"][1]), jax.tree.leaves(out["eigen"][1])))
+    overall = max(float(jnp.max(jnp.abs(a))) for a, _ in leaves)
+    assert overall > 0
+    for a, b in leaves:  # conv biases before instance norm have a zero gradient (rounding noise): absolute floor
+        bound = 1e-4 * float(jnp.max(jnp.abs(a))) + 1e-6 * overall
+        assert float(jnp.max(jnp.abs(a - b))) <= bound, (float(jnp.max(jnp.abs(a - b))), bound)

@@ -163,7 +163,10 @@ def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
         _, module, params, _ = _restore(args, "fast_style", "fast")
     else:
         raise ValueError("--method fast needs --workdir, --checkpoint or --weights")
-    apply = jax.jit(lambda p, x: module.apply({"params": p}, x))
+    from jaxgen import xla_setup
+
+    apply = jax.jit(lambda p, x: module.apply({"params": p}, x),
+                    compiler_options=xla_setup.inference_compiler_options("transformer_net") or None)
 
     def run(content: np.ndarray) -> np.ndarray:
         from jaxgen.style.colour import original_colors

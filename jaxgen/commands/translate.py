@@ -72,8 +72,11 @@ def translate(args: argparse.Namespace) -> list[Path]:
 
     from jaxgen import image
 
-    _, module, params, step, multiple = load_translator(args.workdir, args.direction, args.which)
-    apply = jax.jit(lambda p, x: module.apply({"params": p}, x))
+    from jaxgen import xla_setup
+
+    config, module, params, step, multiple = load_translator(args.workdir, args.direction, args.which)
+    apply = jax.jit(lambda p, x: module.apply({"params": p}, x),
+                    compiler_options=xla_setup.inference_compiler_options(str(config.model.name)) or None)
     out = Path(args.output)
     written = []
     for path in map(Path, args.inputs):

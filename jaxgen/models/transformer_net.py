@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models import conv_vjp
 from jaxgen.models.layers import check_input, torch_init, upsample_nearest
 
 __all__ = ["ReflectConv", "TransformerNet", "instance_norm"]
@@ -58,7 +59,8 @@ class ReflectConv(nn.Module):
         kernel_init, bias_init = torch_init(x.shape[-1] * self.kernel_size**2)
         return nn.Conv(self.features, (self.kernel_size, self.kernel_size), strides=(self.stride, self.stride),
                        padding="VALID", kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype,
-                       param_dtype=self.param_dtype, name="conv2d")(x)
+                       param_dtype=self.param_dtype, name="conv2d",
+                       conv_general_dilated=conv_vjp.conv_general_dilated if conv_vjp.enabled() else None)(x)
 
 
 class _ResidualBlock(nn.Module):

@@ -325,7 +325,9 @@ class FastStyleTask:
                 y = self.generator.apply({"params": params}, x).astype(jnp.float32)
                 return y, self.losses(y, x, consts)
 
-            self._eval_fn = jax.jit(fn)
+            from jaxgen import xla_setup
+
+            self._eval_fn = jax.jit(fn, compiler_options=xla_setup.inference_compiler_options("transformer_net") or None)
         params = state.players[self.EXPORT_PLAYER].eval_params
         totals: dict[str, float] = {}
         first = None
