@@ -41,7 +41,9 @@ TRAIN_CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 FORWARD_CASES: dict[str, tuple[str, dict, int]] = {
     "fwd_transformer_net_256": ("transformer_net", {}, 256),
     "fwd_edsr_256": ("edsr", {"scale": 2}, 256),
+    "fwd_rrdbnet_64": ("rrdbnet", {"scale": 4}, 64),
     "fwd_rrdbnet_128": ("rrdbnet", {"scale": 4}, 128),
+    "fwd_rrdbnet_256": ("rrdbnet", {"scale": 4}, 256),
     "fwd_srvgg_compact_256": ("srvgg_compact", {"scale": 4}, 256),
     "fwd_resnet_256": ("resnet", {}, 256),
 }

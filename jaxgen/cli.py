@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         from jaxgen import xla_setup
 
         # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off). Training only: a split
-        # host slows single-image inference with Eigen convolutions (benchmarks/README_section.md).
+        # host slows single-image inference with Eigen convolutions (benchmarks/RESULTS.md).
         xla_setup.configure_process()
     from jaxgen.commands.common import set_verbosity
 

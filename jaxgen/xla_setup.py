@@ -1,6 +1,6 @@
 """Per-backend XLA settings that jaxgen chooses when the user has not chosen their own.
 
-Measured choices (``benchmarks/README_section.md`` has the numbers and how to rerun them):
+Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun them):
 
 * CPU, process level, training commands only (:func:`configure_process`, called by ``jaxgen.cli.main`` for
   ``train``/``demo``/``sweep`` before JAX is imported): the host is split into ``min(os.cpu_count(), 2)`` XLA CPU
@@ -13,7 +13,7 @@ Measured choices (``benchmarks/README_section.md`` has the numbers and how to re
   networks in :data:`CPU_EIGEN_CONV_TRAIN` / :data:`CPU_EIGEN_CONV_INFERENCE` -- measured per network by
   ``benchmarks/conv_backends.py``: the style and translation networks (9x9/7x7 convolutions with 3 channels,
   reflection padding, instance norm) run 1.25-2.7x faster with Eigen, the SR networks (EDSR, RRDBNet, SRVGG)
-  1.0-1.16x slower. :data:`CPU_TRAIN_OPTIONS` (for every train step) is empty. A key the user set in
+  1.0-1.16x slower (numbers in ``benchmarks/RESULTS.md``). :data:`CPU_TRAIN_OPTIONS` (for every train step) is empty. A key the user set in
   ``XLA_FLAGS`` is left out.
 * CPU, train step at small per-device batches: the transposed-roles convolution weight gradient
   (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
@@ -49,15 +49,14 @@ __all__ = [
 
 OPT_OUT_ENV = "JAXGEN_XLA_DEFAULTS"
 CPU_DEVICES_MAX = 2
-# Eigen instead of YNNPACK convolutions (YNNPACK keeps the dots) as a per-jit option. Measured: faster than the
-# default on one CPU device of an idle 2-core machine, but not on top of 2 CPU devices, and slower when the
-# cores are shared (benchmarks/README_section.md), so not chosen; kept for the benchmarks' lever runs.
+# Eigen instead of YNNPACK convolutions (YNNPACK keeps the dots) as a per-jit option: much faster for the style and
+# translation networks, slower for the SR networks (benchmarks/conv_backends.py), hence the per-network tables.
 CPU_EIGEN_CONV_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 # XLA:CPU compile options jaxgen gives every train step (none measured better with 2 CPU devices).
 CPU_TRAIN_OPTIONS: dict[str, str] = {}
 # Networks whose XLA:CPU train step / single-image inference forward measured faster with Eigen convolutions
 # (CPU_EIGEN_CONV_OPTIONS) than with the default YNNPACK ones (benchmarks/conv_backends.py; numbers in
-# benchmarks/README_section.md). A train step gets Eigen convolutions when any of its networks is listed.
+# benchmarks/RESULTS.md). A train step gets Eigen convolutions when any of its networks is listed.
 CPU_EIGEN_CONV_TRAIN: frozenset[str] = frozenset({"transformer_net", "adain_decoder", "resnet"})
 CPU_EIGEN_CONV_INFERENCE: frozenset[str] = frozenset({"transformer_net", "resnet"})
 # The transposed-roles weight gradient measured faster below this per-device batch on XLA:CPU (and up to 1.5x
