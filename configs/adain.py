@@ -17,7 +17,7 @@ def get_config(arg=None):
         c.model.features = (64, 32, 16)
         c.batch_size = 4
         c.optim = optim_config(lr=1e-3)
-        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 1000, 10, 100, 100
+        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20000, 10, 100, 200
     if a.tiny:
         c.encoder = "random"
         c.data.style_dir = "builtin"

@@ -20,7 +20,7 @@ def get_config(arg=None):
         c.data.image_size, c.data.crop = 128, "random"
         c.model.channels, c.model.num_res_blocks = 16, 3
         c.style_size = 256
-        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 1000, 10, 100, 100
+        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20000, 10, 100, 200
     if a.tiny:
         c.style = "builtin" if a.style == "candy" else a.style
         c.vgg = "random"

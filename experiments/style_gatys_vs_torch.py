@@ -97,7 +97,8 @@ def main() -> None:
 def write_markdown(report: dict) -> None:
     lines = [f"# Gatys at {report['size'][1]}x{report['size'][0]}: jaxgen vs PyTorch (same objective, same weights)",
              "", f"Content {report['content']}, style {report['style']}, Caffe VGG19 {report['vgg']}.",
-             f"Load average before: {report['load_before']} (2 cores shared with other jobs).", "",
+             f"Load average (1, 5, 15 min) before: {tuple(round(x, 2) for x in report['load_before'])} on "
+             f"{os.cpu_count()} CPU cores.", "",
              "| optimiser | impl | iterations | evaluations | s/iteration | final total | content | style | tv |",
              "|---|---|---|---|---|---|---|---|---|"]
     for opt, run in report["runs"].items():

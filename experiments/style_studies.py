@@ -28,7 +28,7 @@ STUDIES = {
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--budget", type=float, default=240.0, help="training seconds per study")
+    p.add_argument("--budget", type=float, default=600.0, help="training seconds per study")
     p.add_argument("--only", nargs="*", default=list(STUDIES))
     args = p.parse_args()
     from jaxgen.config import load_config
@@ -60,12 +60,23 @@ def main() -> None:
     report["demo_picture_seconds"] = seconds
     (RESULTS / "style_studies.json").write_text(json.dumps(report, indent=1, default=float))
     lines = ["# Style-transfer studies on this CPU", "",
-             f"Each trained for {args.budget:.0f} s of wall time on 2 shared cores (load averages in the table).", "",
+             f"Each trained for {args.budget:.0f} s of wall time on {os.cpu_count()} CPU cores (load averages in the table).", "",
              "| study | steps | val_loss | val_content | val_style | load (1 min) before/after |", "|---|---|---|---|---|---|"]
     for name, r in report["studies"].items():
         v = r["val"]
         lines.append(f"| {name} | {r['steps']} | {v.get('val_loss', float('nan')):.4g} | {v.get('val_content', float('nan')):.4g} "
                      f"| {v.get('val_style', float('nan')):.4g} | {r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} |")
+    pair = [report["studies"].get(n) for n in ("fast_style_candy", "fast_style_candy_gan")]
+    if all(pair):  # the discriminator's effect at equal steps (equal wall time favours the cheaper step)
+        hist = [{h["step"]: h for h in r["val_history"] if "step" in h} for r in pair]
+        common = sorted(set(hist[0]) & set(hist[1]))
+        if common:
+            lines += ["", "Fast style with and without the PatchGAN player at equal steps (validation):", "",
+                      "| step | content (no D) | style (no D) | content (+D) | style (+D) |", "|---|---|---|---|---|"]
+            for t in common:
+                a, b = hist[0][t], hist[1][t]
+                lines.append(f"| {t} | {a.get('val_content', float('nan')):.4g} | {a.get('val_style', float('nan')):.4g} "
+                             f"| {b.get('val_content', float('nan')):.4g} | {b.get('val_style', float('nan')):.4g} |")
     lines.append(f"\n`make demo` picture (Gatys, 128 px, 60 L-BFGS steps): {seconds:.0f} s.")
     (RESULTS / "style_studies.md").write_text("\n".join(lines) + "\n")
 
