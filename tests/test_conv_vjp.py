@@ -34,7 +34,7 @@ def _numpy_weight_grad(x, dy, k, pad):
 
 
 @pytest.mark.parametrize("k,pad", [(3, ((1, 1), (1, 1))), (1, ((0, 0), (0, 0))), (5, ((2, 2), (2, 2))),
-                                   (3, ((0, 0), (0, 0))), (3, ((2, 0), (1, 0)))])
+                                   (3, ((0, 0), (0, 0))), (3, ((2, 0), (1, 0))), (3, ((3, 1), (0, 3)))])
 def test_gradients_equal_plain_autodiff_and_numpy(k, pad):
     x, w = _data(k=k)
     plain = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pad, dimension_numbers=DN)
@@ -99,3 +99,33 @@ def test_edsr_train_gradients_equal_plain_formulation():
     diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), got, ref))
     scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(ref))
     assert max(diffs) <= 1e-5 * scale, (max(diffs), scale)
+
+
+def test_vgg_input_gradient_inside_a_while_loop_equals_plain_autodiff():
+    """What Gatys uses (VGG convolutions built under ``conv_vjp.use``, differentiated w.r.t. the image inside a
+    ``lax.fori_loop`` as in optax's line search): the same image updates as plain autodiff outside any loop."""
+    from jaxgen.models.vgg import VGGFeatures
+
+    vgg = VGGFeatures(vgg_type="vgg19", taps=("relu2_1", "relu3_1"))
+    r = np.random.default_rng(5)
+    z0 = r.random((1, 24, 20, 3), np.float32)
+    params = vgg.init(jax.random.key(0), z0)["params"]
+
+    def loss(z):
+        feats = vgg.apply({"params": params}, z)
+        return sum(jnp.mean(f ** 2) for f in feats.values())
+
+    def steps(z, n=2):
+        for _ in range(n):
+            z = z - 0.1 * jax.grad(loss)(z) / (1e-12 + jnp.max(jnp.abs(jax.grad(loss)(z))))
+        return z
+
+    ref = jax.jit(steps)(z0)
+    with conv_vjp.use(True):
+        def body(i, z):
+            g = jax.grad(loss)(z)
+            return z - 0.1 * g / (1e-12 + jnp.max(jnp.abs(g)))
+
+        got = jax.jit(lambda z: lax.fori_loop(0, 2, body, z))(z0)
+    assert float(jnp.max(jnp.abs(ref - z0))) > 0.05  # the steps moved the image
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)

@@ -8,8 +8,10 @@ only part of the cores busy at small per-device batches. Here the same sum
 
 is written as an ordinary ``NHWC x HWIO -> NHWC`` valid convolution of ``x_pad^T: [C, Hp, Wp, B]`` (channels as
 the batch, the batch as the feature dimension) with ``dy^T: [H, W, B, O]`` (the output gradient as the kernel),
-giving ``[C, kh, kw, O]`` -> ``[kh, kw, C, O]``. The input gradient is JAX's own. The result equals the plain
-gradient up to float summation order (``tests/test_conv_vjp.py`` bounds the difference).
+giving ``[C, kh, kw, O]`` -> ``[kh, kw, C, O]``. The input gradient is an ordinary convolution of ``dy`` with the
+flipped, transposed kernel (:func:`input_grad`; XLA:CPU keeps it in its convolution library even inside ``while``
+loops). Both equal the plain gradients up to float summation order (``tests/test_conv_vjp.py`` bounds the
+difference).
 
 Use: ``nn.Conv(..., conv_general_dilated=conv_general_dilated)`` (what ``jaxgen.models.layers.conv`` does when
 :func:`enabled`); other convolutions (strides, dilations, groups, other layouts) fall back to
@@ -26,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "set_enabled", "use", "weight_grad"]
+__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "input_grad", "set_enabled", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
@@ -86,10 +88,24 @@ def _fwd(x: jax.Array, kernel: jax.Array, padding: Padding) -> tuple[jax.Array, 
     return _plain(x, kernel, padding), (x, kernel)
 
 
+def input_grad(dy: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """``dx [B,H,W,C]`` of ``y = conv(x, kernel [kh,kw,C,O], stride 1, padding)`` for ``dy [B,Ho,Wo,O]``: one
+    NHWC/HWIO convolution of ``dy`` with the explicitly flipped, in/out-swapped kernel ``[kh,kw,O,C]`` and padding
+    ``k - 1 - p`` (negative = crop) on each side.
+
+    Autodiff expresses the same sum as a convolution with reversed kernel dimensions (``dim_labels ..._01oi``);
+    XLA:CPU folds that into its convolution library in a plain jitted step, but not inside a ``while`` loop body
+    (optax's L-BFGS line search), where it runs 3x slower. This form is an ordinary convolution everywhere."""
+    (pt, pb), (pl, pr) = padding
+    kh, kw = kernel.shape[:2]
+    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+    pad = ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr))
+    return lax.conv_general_dilated(dy, flipped, (1, 1), pad, dimension_numbers=_NHWC)
+
+
 def _bwd(padding: Padding, res: tuple[jax.Array, jax.Array], dy: jax.Array) -> tuple[jax.Array, jax.Array]:
     x, kernel = res
-    _, input_vjp = jax.vjp(lambda x_: _plain(x_, kernel, padding), x)
-    (dx,) = input_vjp(dy)
+    dx = input_grad(dy, kernel, padding).astype(x.dtype)
     dw = weight_grad(x, dy, kernel.shape[:2], padding).astype(kernel.dtype)
     return dx, dw
 

@@ -32,6 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models import conv_vjp
+
 __all__ = [
     "CAFFE_BGR_MEAN",
     "IMAGENET_MEAN",
@@ -154,6 +156,7 @@ class VGGFeatures(nn.Module):
                     dtype=self.dtype,
                     param_dtype=self.param_dtype,
                     name=f"features_{idx}",
+                    conv_general_dilated=conv_vjp.conv_general_dilated if conv_vjp.enabled() else None,
                 )(x)
                 n_conv += 1
             elif name.startswith("relu"):
