@@ -87,7 +87,7 @@ def train_case(name: str, steps: int) -> dict:
     consts, _ = task.consts()
     consts = jax.device_put(consts, repl)
     it = task.make_data(0, 1)
-    batch = parallel.global_batch(next(iter(it)) if not hasattr(it, "__next__") else next(it), mesh)
+    batch = parallel.global_batch(next(iter(it)), mesh)
     per_device = config.batch_size // mesh.devices.size
     base_options = xla_setup.prepare_training(per_device, networks=())
     fns, losses, compile_s = {}, {}, {}

@@ -15,10 +15,14 @@ from jaxgen import image, tiling
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 
-def make_apply(model: nn.Module) -> ApplyFn:
+def make_apply(model: nn.Module, network: str | None = None) -> ApplyFn:
     """``jit((params, x [1,h,w,C] float32 in [0,1]) -> [1,h*s,w*s,C])``; compiles once per input shape, so make
-    it once per run and reuse it across evaluations."""
-    return jax.jit(lambda params, x: model.apply({"params": params}, x))
+    it once per run and reuse it across evaluations. ``network`` (the model's registry name) selects jaxgen's
+    measured per-network compile options (``xla_setup.inference_compiler_options``; none when ``None``)."""
+    from jaxgen import xla_setup
+
+    options = xla_setup.inference_compiler_options(network) if network else {}
+    return jax.jit(lambda params, x: model.apply({"params": params}, x), compiler_options=options or None)
 
 
 def make_sr_fn(

@@ -13,8 +13,8 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
   networks in :data:`CPU_EIGEN_CONV_TRAIN` / :data:`CPU_EIGEN_CONV_INFERENCE` -- measured per network by
   ``benchmarks/conv_backends.py``: the style and translation networks (9x9/7x7 convolutions with 3 channels,
   reflection padding, instance norm) run 1.25-2.7x faster with Eigen, the SR networks (EDSR, RRDBNet, SRVGG)
-  1.0-1.16x slower (numbers in ``benchmarks/RESULTS.md``). :data:`CPU_TRAIN_OPTIONS` (for every train step) is empty. A key the user set in
-  ``XLA_FLAGS`` is left out.
+  1.0-1.16x slower (numbers in ``benchmarks/RESULTS.md``). :data:`CPU_TRAIN_OPTIONS` (for every train step) is
+  empty. A key the user set in ``XLA_FLAGS`` is left out.
 * CPU, train step at small per-device batches: the transposed-roles convolution weight gradient
   (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
   :func:`use_conv_vjp`.

@@ -150,8 +150,9 @@ def _restore(args: argparse.Namespace, task_name: str, method: str) -> tuple[Any
 
 
 def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
-    import jax
     import jax.numpy as jnp
+
+    from jaxgen import inference
 
     if args.weights:
         from jaxgen.weights.convert import load_pretrained
@@ -163,10 +164,7 @@ def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
         _, module, params, _ = _restore(args, "fast_style", "fast")
     else:
         raise ValueError("--method fast needs --workdir, --checkpoint or --weights")
-    from jaxgen import xla_setup
-
-    apply = jax.jit(lambda p, x: module.apply({"params": p}, x),
-                    compiler_options=xla_setup.inference_compiler_options("transformer_net") or None)
+    apply = inference.make_apply(module, "transformer_net")
 
     def run(content: np.ndarray) -> np.ndarray:
         from jaxgen.style.colour import original_colors

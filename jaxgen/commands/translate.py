@@ -68,15 +68,10 @@ def load_translator(workdir: str | Path, direction: str, which: str = "latest") 
 
 
 def translate(args: argparse.Namespace) -> list[Path]:
-    import jax
-
-    from jaxgen import image
-
-    from jaxgen import xla_setup
+    from jaxgen import image, inference
 
     config, module, params, step, multiple = load_translator(args.workdir, args.direction, args.which)
-    apply = jax.jit(lambda p, x: module.apply({"params": p}, x),
-                    compiler_options=xla_setup.inference_compiler_options(str(config.model.name)) or None)
+    apply = inference.make_apply(module, str(config.model.name))
     out = Path(args.output)
     written = []
     for path in map(Path, args.inputs):

@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "input_grad", "set_enabled", "use", "weight_grad"]
+__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "set_enabled", "use",
+           "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
@@ -40,6 +41,12 @@ Padding = tuple[tuple[int, int], tuple[int, int]]
 def enabled() -> bool:
     """Whether ``jaxgen.models.layers.conv`` builds convolutions with this gradient (read at trace time)."""
     return _STATE["enabled"]
+
+
+def flax_conv_fn() -> Any:
+    """The ``conv_general_dilated`` argument for ``flax.linen.Conv``: :func:`conv_general_dilated` when
+    :func:`enabled` (read at trace time), else ``None`` (Flax's default, ``lax.conv_general_dilated``)."""
+    return conv_general_dilated if enabled() else None
 
 
 def set_enabled(value: bool) -> None:

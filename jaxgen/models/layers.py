@@ -166,7 +166,7 @@ def conv(
         bias_init=bias_init,
         dtype=dtype,
         param_dtype=param_dtype,
-        conv_general_dilated=conv_vjp.conv_general_dilated if conv_vjp.enabled() else None,
+        conv_general_dilated=conv_vjp.flax_conv_fn(),
         name=name,
     )
 

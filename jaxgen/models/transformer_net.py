@@ -60,7 +60,7 @@ class ReflectConv(nn.Module):
         return nn.Conv(self.features, (self.kernel_size, self.kernel_size), strides=(self.stride, self.stride),
                        padding="VALID", kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype,
                        param_dtype=self.param_dtype, name="conv2d",
-                       conv_general_dilated=conv_vjp.conv_general_dilated if conv_vjp.enabled() else None)(x)
+                       conv_general_dilated=conv_vjp.flax_conv_fn())(x)
 
 
 class _ResidualBlock(nn.Module):

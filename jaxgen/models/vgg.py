@@ -156,7 +156,7 @@ class VGGFeatures(nn.Module):
                     dtype=self.dtype,
                     param_dtype=self.param_dtype,
                     name=f"features_{idx}",
-                    conv_general_dilated=conv_vjp.conv_general_dilated if conv_vjp.enabled() else None,
+                    conv_general_dilated=conv_vjp.flax_conv_fn(),
                 )(x)
                 n_conv += 1
             elif name.startswith("relu"):

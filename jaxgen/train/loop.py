@@ -165,7 +165,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
     from jaxgen import xla_setup
 
     # Per-backend train-step choices (conv weight-gradient rewrite at small per-device batches on CPU, compile
-    # options, Eigen convolutions for the networks measured faster with them): decided before the step is first traced; nothing on accelerators (jaxgen/xla_setup.py).
+    # options, Eigen convolutions for the networks measured faster with them): decided before the step is first
+    # traced; nothing on accelerators (jaxgen/xla_setup.py).
     compiler_options = xla_setup.prepare_training(config.batch_size // mesh.devices.size,
                                                   networks=xla_setup.network_names(task.architecture(config)))
     train_step = jax.jit(
