@@ -276,18 +276,25 @@ def _unknown(node: ml_collections.ConfigDict, key: str, parent: str) -> str:
     return f"{where} has no key {key!r}{hint} (known: {', '.join(sorted(node.keys()))})"
 
 
-def load_config(spec: str, overrides: list[tuple[str, str]] | None = None) -> ml_collections.ConfigDict:
-    """Loads ``'configs/edsr.py:x2,tiny'`` as ``--config`` does, locks it (open sections stay open), then
-    applies ``(dotted key, value string)`` overrides. Every mistake raises :class:`ConfigError`."""
-    path, _, arg = spec.partition(":")
+def exec_python_file(path: str, kind: str, error: type[Exception] = ValueError) -> Any:
+    """Runs the Python file ``path`` (a config or sweep file) as a fresh module and returns it; a missing file or a
+    syntax error raises ``error`` naming the ``kind`` of file, the path and the line."""
     if not Path(path).is_file():
-        raise ConfigError(f"config file {path!r} not found")
-    module_spec = importlib.util.spec_from_file_location(f"jaxgen_config_{Path(path).stem}", path)
+        raise error(f"{kind} file {path!r} not found")
+    module_spec = importlib.util.spec_from_file_location(f"jaxgen_{kind}_{Path(path).stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
     except SyntaxError as e:
-        raise ConfigError(f"config file {path!r} has a syntax error at line {e.lineno}: {e.msg}") from None
+        raise error(f"{kind} file {path!r} has a syntax error at line {e.lineno}: {e.msg}") from None
+    return module
+
+
+def load_config(spec: str, overrides: list[tuple[str, str]] | None = None) -> ml_collections.ConfigDict:
+    """Loads ``'configs/edsr.py:x2,tiny'`` as ``--config`` does, locks it (open sections stay open), then
+    applies ``(dotted key, value string)`` overrides. Every mistake raises :class:`ConfigError`."""
+    path, _, arg = spec.partition(":")
+    module = exec_python_file(path, "config", ConfigError)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path!r} has no get_config(arg) function")
     config = module.get_config(arg or None)

@@ -14,11 +14,11 @@ A sweep file defines:
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from jaxgen.config import exec_python_file
 from jaxgen.sweeps import naming, spec
 
 
@@ -93,14 +93,7 @@ def load_sweep_file(spec_text: str) -> SweepFile:
     """``'experiments/lr_vs_loss.py[:arg]'`` -> :class:`SweepFile` (a missing file or attribute: ``ValueError``)."""
     path_text, _, arg = spec_text.partition(":")
     path = Path(path_text)
-    if not path.is_file():
-        raise ValueError(f"sweep file {path_text!r} not found")
-    module_spec = importlib.util.spec_from_file_location(f"jaxgen_sweep_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except SyntaxError as e:
-        raise ValueError(f"sweep file {path_text!r} has a syntax error at line {e.lineno}: {e.msg}") from None
+    module = exec_python_file(path_text, "sweep")
     base = getattr(module, "BASE_CONFIG", None)
     if not isinstance(base, str) or not base:
         raise ValueError(f"sweep file {path_text!r} has no BASE_CONFIG = 'configs/FILE.py:variants' string")
