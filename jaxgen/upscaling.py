@@ -17,6 +17,9 @@ Pipeline of :meth:`Upscaler.upscale` for one :class:`jaxgen.image.ImageData`:
    90-degree rotations of the input, each upscaled and transformed back, averaged;
 5. ``tile`` > 0: :func:`jaxgen.tiling.upscale_tiled` -- only one window (``[1,tile,tile,3]``) is on the device at
    a time and the output is assembled in host memory, so a 4000x3000 photo never sits whole on the device;
+   with ``fixed_tile_shape`` (``jaxgen upscale --tile``'s default) a side shorter than the tile is reflect-padded to it, so every window of
+   every image has the one shape and the network compiles once (and, with the persistent compilation cache,
+   not at all in the next command);
 6. the model output is clamped to ``[0,1]`` (Real-ESRGAN ``clamp_(0, 1)``);
 7. alpha (RGBA / LA): ``alpha_upsampler='realesrgan'`` (Real-ESRGAN's default) runs the alpha through the same
    pipeline as a 3-channel gray image and takes its luma; ``'bilinear'`` resizes it (Real-ESRGAN: cv2
@@ -140,7 +143,8 @@ class Upscaler:
     ``tile``: LR window side (0 = whole image); ``tile_overlap``: LR context pixels around each kept part
     (Real-ESRGAN's ``tile_pad``, default 10); ``pre_pad``: reflect padding (default 0, as Real-ESRGAN's CLI);
     ``ensemble``: x8 self-ensemble; ``alpha_upsampler``: ``'realesrgan'`` or ``'bilinear'``; ``outscale``: final
-    scale (``None`` = the model's). The jitted network is compiled once per input shape and reused.
+    scale (``None`` = the model's); ``fixed_tile_shape``: pad sides shorter than ``tile`` (step 5). The jitted
+    network is compiled once per input shape and reused.
     """
 
     def __init__(
@@ -153,8 +157,10 @@ class Upscaler:
         ensemble: bool = False,
         alpha_upsampler: str = "realesrgan",
         outscale: float | None = None,
+        fixed_tile_shape: bool = False,
     ) -> None:
         self.model = model
+        self.fixed_tile_shape = bool(fixed_tile_shape)
         self.tile = _check_int("tile", tile, 0)
         self.tile_overlap = _check_int("tile_overlap", tile_overlap, 0)
         if self.tile and 2 * self.tile_overlap >= self.tile:
@@ -192,7 +198,7 @@ class Upscaler:
             if 2 * overlap >= tile:
                 raise ValueError(f"{self.model.name}: tile {self.tile} / overlap {self.tile_overlap} rounded to "
                                  f"multiples of {m} leave no kept part (need overlap < tile / 2)")
-        out = tiling.upscale_tiled(self._batch, lr, s, tile=tile, overlap=overlap)
+        out = tiling.upscale_tiled(self._batch, lr, s, tile=tile, overlap=overlap, fixed_shape=self.fixed_tile_shape)
         return out[: h * s, : w * s]
 
     def upscale_rgb(self, lr: np.ndarray) -> np.ndarray:

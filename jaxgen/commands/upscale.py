@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(bf16=False)  # argparse would take the first action's default (--fp32's store_false: True)
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations, averaged)")
     p.add_argument("--pre-pad", type=int, default=0, help="reflect padding of the input in pixels (default 0)")
-    p.add_argument("--tile", type=int, default=0, help="LR tile size (0 = whole image)")
+    p.add_argument("--tile", type=int, default=0,
+                   help="LR tile size (0 = whole image). Sides shorter than the tile are reflect-padded to it, so one "
+                        "compiled network serves every image size (--no-fixed-tiles: exact small sides, a compile "
+                        "per size)")
+    p.add_argument("--no-fixed-tiles", dest="fixed_tiles", action="store_false",
+                   help="with --tile: do not pad sides shorter than the tile")
     p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
     p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
     p.add_argument("--ext", default="png", help="output extension in folder mode: png (default), jpg, ... or auto")
@@ -129,6 +134,7 @@ def upscale(args: argparse.Namespace) -> list[Path]:
     up = upscaling.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,
         alpha_upsampler=args.alpha_upsampler, outscale=args.outscale,
+        fixed_tile_shape=args.fixed_tiles,
     )
     scale = args.outscale if args.outscale is not None else model.scale
     targets = _targets(args.inputs, files, Path(args.output), f"x{scale:g}", args.ext)
