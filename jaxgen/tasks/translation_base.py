@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 
 from jaxgen.config import ConfigError
-from jaxgen.models.translation import build_translation_model
+from jaxgen.models import build as build_translation_model
 from jaxgen.tasks.sr import compute_dtype
 
 
