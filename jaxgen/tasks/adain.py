@@ -100,7 +100,6 @@ def adain_losses(encoder: AdaINEncoder, enc_params: Any, decoder: nn.Module, dec
 class AdaINTask:
     """One player, ``decoder``; the encoder is a frozen constant."""
 
-    NAME = "adain"
     OPEN_SECTIONS: tuple[str, ...] = ("model",)
     EXPORT_PLAYER = "decoder"
     best_metric = "val_loss"

@@ -98,7 +98,6 @@ def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0)
 class FastStyleTask:
     """``generator`` (TransformerNet) trained with VGG16 perceptual losses; ``discriminator`` when gan.weight > 0."""
 
-    NAME = "fast_style"
     OPEN_SECTIONS: tuple[str, ...] = ("model", "disc.kwargs")
     EXPORT_PLAYER = "generator"
     best_metric = "val_loss"

@@ -49,7 +49,6 @@ Batch = dict[str, jax.Array]
 class Pix2PixTask:
     """Paired translation ``direction`` (module doc)."""
 
-    NAME = "pix2pix"
     OPEN_SECTIONS: tuple[str, ...] = ("model", "disc")
     EXPORT_PLAYER = "G"
     EXPORT_SCALE = 1

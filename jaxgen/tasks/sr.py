@@ -223,7 +223,6 @@ def perceptual_parts(p: dict[str, Any] | None, sr: jax.Array, target: jax.Array,
 class SRTask:
     """PSNR-oriented super-resolution: one player, ``generator``, trained with pixel (and perceptual) losses."""
 
-    NAME = "sr"
     OPEN_SECTIONS: tuple[str, ...] = ("model", "losses")
     EXPORT_PLAYER = "generator"
     best_metric = "val_psnr"
@@ -450,7 +449,6 @@ class SRGANTask(SRTask):
     """Adversarial super-resolution: ``generator`` + ``discriminator`` (SRGAN, ESRGAN): content (pixel,
     perceptual) losses plus the adversarial term; validation by LPIPS (best checkpoint: lowest ``val_lpips``)."""
 
-    NAME = "sr_gan"
     OPEN_SECTIONS = ("model", "losses", "disc.kwargs")
     best_metric = "val_lpips"
     best_mode = "min"
@@ -635,7 +633,6 @@ class _RealDegradation:
 class RealESRNetTask(_RealDegradation, SRTask):
     """RealESRNet (Real-ESRGAN's PSNR-oriented stage): ``sr`` on pairs degraded on device."""
 
-    NAME = "real_sr"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
@@ -650,7 +647,6 @@ class RealESRNetTask(_RealDegradation, SRTask):
 class RealESRGANTask(_RealDegradation, SRGANTask):
     """RealESRGAN: ``sr_gan`` on pairs degraded on device (U-Net SN discriminator in its config)."""
 
-    NAME = "real_sr_gan"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
