@@ -387,7 +387,7 @@ class SRTask:
         """LPIPS (VGG, v0.1) params for validation, loaded once; ``None`` (and no LPIPS) when not installed."""
         if self._lpips is None:
             from jaxgen import pretrained
-            from jaxgen.lpips_metric import default_lpips_params
+            from jaxgen.metrics import default_lpips_params
 
             try:
                 self._lpips = default_lpips_params("vgg")
@@ -402,7 +402,7 @@ class SRTask:
         """``{'<set>/lpips', 'val_lpips'}``: mean LPIPS (VGG, v0.1; lower is better) of the 8-bit SR output vs HR
         (RGB, central crop ``eval_lpips_crop``), per validation set and over the sets."""
         from jaxgen import evaluation, image
-        from jaxgen.lpips_metric import lpips_fn
+        from jaxgen.metrics import lpips_fn
 
         params = self.lpips_params()
         if params is None or not self.val_sets:

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxgen import pretrained
 from jaxgen.models.alexnet import AlexNetFeatures
 from jaxgen.models.vgg import VGGFeatures
 
@@ -56,8 +57,6 @@ Params = Mapping[str, Any]
 def load_lpips_params(net: str = "vgg", *, trunk_path: str | os.PathLike | None = None,
                       heads_path: str | os.PathLike | None = None, allow_download: bool = False) -> dict[str, Any]:
     """The LPIPS v0.1 params of ``net`` ('vgg' | 'alex') as numpy arrays (``jaxgen.pretrained`` resolution)."""
-    from jaxgen import pretrained
-
     _check_net(net)
     if net == "vgg":
         trunk = pretrained.load_vgg("vgg16", "torchvision", path=trunk_path, allow_download=allow_download).params
