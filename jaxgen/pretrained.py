@@ -28,7 +28,6 @@ ones) CC BY 4.0; LPIPS heads (Zhang et al. 2018) BSD-2-Clause; torchvision AlexN
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import os
 import re
@@ -40,6 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jaxgen.files import file_digest
 from jaxgen.models.alexnet import ALEXNET_LAYERS
 from jaxgen.models.vgg import VGG_BLOCKS, conv_layer_indices
 
@@ -177,20 +177,12 @@ class ResolvedWeights:
     origin: str  # 'path' | 'package <name>' | 'cache' | 'download'
 
 
-def _hash(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_hash(path: Path, cand: Candidate) -> str | None:
     """``None`` if the file matches the candidate's hash (or it has none), else a message."""
     for algo, want, prefix in (("sha256", cand.sha256, False), ("sha256", cand.sha256_prefix, True),
                                ("md5", cand.md5, False)):
         if want:
-            got = _hash(path, algo)
+            got = file_digest(path, algo)
             if not (got.startswith(want) if prefix else got == want):
                 return f"{path}: {algo} {got[:16]}... does not match the expected {want[:16]}..."
     return None

