@@ -3,7 +3,7 @@
 * :class:`AdaINEncoder` -- VGG19 up to ``relu4_1`` with *reflection* padding 1 before every 3x3 conv and 2x2
   max pooling with ``ceil_mode=True`` (the official ``vgg``), returning the taps ``relu1_1, relu2_1, relu3_1,
   relu4_1``. Its conv params are named like ``jaxgen.models.vgg`` (``features_N``, torchvision indices), so the
-  Caffe VGG19 of ``jaxgen.pretrained.load_vgg('vgg19', 'caffe')`` serves it with ``input_conv=False`` (Caffe
+  Caffe VGG19 of ``jaxgen.weights.pretrained.load_vgg('vgg19', 'caffe')`` serves it with ``input_conv=False`` (Caffe
   input normalisation of ``[0,1]`` RGB). ``input_conv=True`` is the official ``vgg_normalised.pth`` layout,
   whose first layer is a learned 1x1 conv (``input_conv``) applied to ``[0,1]`` RGB (arch ``adain_vgg`` in
   ``jaxgen.weights.convert``).

