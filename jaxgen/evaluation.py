@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from jaxgen import image, metrics
-from jaxgen.image_files import list_image_files
+from jaxgen.image import list_image_files
 
 _HR_LR = re.compile(r"^(?P<stem>.*)_(?P<kind>HR|LR)$")
 
@@ -238,4 +238,4 @@ def comparison_grid(
     bicubic = bicubic_upscale(lr_u8, scale)[:h, :w]
     srs = [sr] if isinstance(sr, np.ndarray) or hasattr(sr, "shape") else list(sr)
     cols = [near, bicubic] + [image.to_uint8(np.asarray(c))[:h, :w] for c in srs] + [hr_u8]
-    return np.concatenate([center_crop(c, crop, scale) for c in cols], axis=1)
+    return image.grid([[center_crop(c, crop, scale) for c in cols]], gutter=0)

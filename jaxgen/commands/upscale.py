@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
 

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from jaxgen.image_files import list_image_files
+from jaxgen.image import list_image_files
 
 __all__ = ["STATE_FORMAT", "StreamSpec", "StyleBatches", "image_files"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 
 from jaxgen import image
 from jaxgen.data.samples import load_sample
@@ -37,6 +36,5 @@ def demo_side_by_side(
     sr = Upscaler(model).upscale_rgb(image.to_float(lr_u8))
     seconds = time.perf_counter() - start
     bicubic = image.imresize(lr_u8, model.scale)
-    gutter = np.full((sr.shape[0], 8, 3), 255, np.uint8)
-    panel = np.concatenate([bicubic, gutter, image.to_uint8(sr)], axis=1)
+    panel = image.grid([[bicubic, sr]], gutter=8)
     return image.write_image(out_path, panel), seconds

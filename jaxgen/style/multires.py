@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jaxgen.style.gatys import GatysResult, stylize_gatys
-from jaxgen.style.images import as_float_rgb, resize_long_side, resize_to
+from jaxgen.image import as_float_rgb, resize_long_side, resize_to
 
 __all__ = ["stylize_multires"]
 

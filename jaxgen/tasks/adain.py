@@ -231,7 +231,7 @@ class AdaINTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style losses on the validation pairs (``val_loss`` their sum); the grid
         content | style | result of the first pair."""
-        from jaxgen.style.images import grid
+        from jaxgen.image import grid
 
         if not self.val_pairs:
             return {}, {}
@@ -253,7 +253,7 @@ class AdaINTask:
                 totals[f"val_{k}"] = totals.get(f"val_{k}", 0.0) + float(v) / len(self.val_pairs)
         totals["val_loss"] = sum(totals.values())
         c0, s0 = self.val_pairs[0]
-        return totals, {"content_style_result": grid([c0, s0, first])}
+        return totals, {"content_style_result": grid([[c0, s0, first]], gutter=8, height=c0.shape[0])}
 
     def export_module(self) -> nn.Module:
         """The stylizer ``AdaINStylizer``: ``(content, style, alpha)`` -> image; params

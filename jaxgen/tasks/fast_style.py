@@ -195,7 +195,7 @@ class FastStyleTask:
 
     def style_image(self) -> np.ndarray:
         """The style image as trained on: ``[h,w,3]`` float32 in [0,1] (long side ``style_size`` when set)."""
-        from jaxgen.style.images import read_rgb, resize_long_side
+        from jaxgen.image import read_rgb, resize_long_side
 
         img = read_rgb(self.style_path())
         return resize_long_side(img, int(self.config.style_size)) if self.config.style_size else img
@@ -314,7 +314,7 @@ class FastStyleTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style/TV losses on the validation photos (``val_loss`` = their sum) and the grid
         content | style | result of the first."""
-        from jaxgen.style.images import grid
+        from jaxgen.image import grid
 
         if not self.val_images:
             return {}, {}
@@ -336,7 +336,8 @@ class FastStyleTask:
             for k, v in parts.items():
                 totals[f"val_{k}"] = totals.get(f"val_{k}", 0.0) + float(v) / len(self.val_images)
         totals["val_loss"] = sum(totals.values())
-        return totals, {"content_style_result": grid([self.val_images[0], self.style_image(), first])}
+        return totals, {"content_style_result": grid([[self.val_images[0], self.style_image(), first]], gutter=8,
+                                                         height=self.val_images[0].shape[0])}
 
     def export_module(self) -> nn.Module:
         """The TransformerNet: ``[B,H,W,3]`` in [0,1] -> stylised ``[B,H,W,3]`` (H, W multiples of 4)."""

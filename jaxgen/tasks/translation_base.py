@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from jaxgen.config import ConfigError
+from jaxgen.image import grid, to_uint8 as to_u8  # noqa: F401  (tb.grid, tb.to_u8)
 from jaxgen.models import build as build_translation_model
 from jaxgen.tasks.sr import compute_dtype
 
@@ -74,23 +75,6 @@ def mae(a: np.ndarray, b: np.ndarray) -> float:
     a = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
     b = b.astype(np.float64) / 255.0 if b.dtype == np.uint8 else b.astype(np.float64)
     return float(np.mean(np.abs(a - b)))
-
-
-def to_u8(x: np.ndarray) -> np.ndarray:
-    if x.dtype == np.uint8:
-        return x
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-
-
-def grid(rows: list[list[np.ndarray]]) -> np.ndarray:
-    """uint8 grid of equal-size images (rows of columns), 2 px white gutters."""
-    def hcat(images):
-        gap = np.full((images[0].shape[0], 2, 3), 255, np.uint8)
-        return np.concatenate(sum(([to_u8(im), gap] for im in images), [])[:-1], axis=1)
-
-    lines = [hcat(r) for r in rows]
-    gap = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
-    return np.concatenate(sum(([line, gap] for line in lines), [])[:-1], axis=0)
 
 
 def export_generator(generator: nn.Module) -> nn.Module:
