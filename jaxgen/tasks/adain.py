@@ -204,7 +204,7 @@ class AdaINTask:
     def prepare(self, workdir: Path) -> None:
         """Validation pairs: the validation contents with the validation styles (default: the first training
         styles), each resized to ``image_size`` square."""
-        from jaxgen.data.style_data import _load
+        from jaxgen.data.style_data import load_resized as _load
 
         d = self.config.data
         contents = self._content_files(d.val_content_dir, "val", "config.data.val_content_dir")

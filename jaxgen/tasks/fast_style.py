@@ -283,7 +283,7 @@ class FastStyleTask:
     def prepare(self, workdir: Path) -> None:
         """Loads the validation photos (``data.val_dir`` or the held-out built-in photos), centre-cropped."""
         from jaxgen import data as data_lib
-        from jaxgen.data.style_data import _load, image_files
+        from jaxgen.data.style_data import image_files, load_resized as _load
 
         if self.config.data.val_dir:
             files = image_files(self.config.data.val_dir, "config.data.val_dir")
