@@ -1,4 +1,6 @@
-"""Benchmark evaluation for SR (training validation and ``jaxgen eval``): Y-PSNR/SSIM with crop = scale.
+"""Benchmark evaluation for SR, the one home for it: training validation (:func:`validate`), ``jaxgen eval``
+(:func:`evaluate_folders`, :func:`markdown_table`) and the comparison pictures (:func:`comparison_grid`) share
+the pair loading and :func:`evaluate_pairs`: Y-PSNR/SSIM with crop = scale.
 
 Protocol (reproduces the bicubic rows of EDSR Table 4 / the SRCNN-VDSR MATLAB scripts): HR cropped to a
 multiple of ``s``; LR = MATLAB ``imresize(HR, 1/s, 'bicubic')`` on uint8; the SR output is quantised to uint8
@@ -197,6 +199,36 @@ def evaluate_bicubic(data_dir: str | Path, scale: int, **kwargs: Any) -> dict[st
     """``evaluate_pairs`` of MATLAB bicubic upscaling on ``load_sr_pairs(data_dir, scale)``."""
     pairs = load_sr_pairs(data_dir, scale)
     return evaluate_pairs(lambda lr: bicubic_upscale(lr, scale), pairs, scale, **kwargs)
+
+
+def evaluate_folders(
+    methods: dict[str, Callable[[np.ndarray], Any] | None], data_dirs: Sequence[str | Path], scale: int
+) -> dict[str, Any]:
+    """``{'scale', 'methods', 'datasets': {folder name: {method: evaluate_pairs(...)}}}`` for every benchmark
+    folder (:func:`load_sr_pairs`) and method (an ``sr_fn``; ``None`` = MATLAB bicubic)."""
+    results: dict[str, Any] = {"scale": scale, "methods": list(methods), "datasets": {}}
+    for directory in data_dirs:
+        pairs = load_sr_pairs(directory, scale)
+        per_method = {}
+        for name, fn in methods.items():
+            fn = fn or (lambda lr: bicubic_upscale(lr, scale))
+            per_method[name] = evaluate_pairs(fn, pairs, scale)
+        results["datasets"][Path(directory).name] = per_method
+    return results
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """``| method | <set> PSNR / SSIM | ...`` rows of :func:`evaluate_folders` results."""
+    sets = list(results["datasets"])
+    head = "| method | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " |"
+    rule = "|---|" + "---|" * len(sets)
+    rows = []
+    for method in results["methods"]:
+        cells = [f"{results['datasets'][s][method]['psnr']:.2f} / {results['datasets'][s][method]['ssim']:.4f}"
+                 for s in sets]
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    note = f"\nY channel (BT.601), border crop = {results['scale']}, x{results['scale']}.\n"
+    return "\n".join([head, rule, *rows]) + "\n" + note
 
 
 # --------------------------------------------------------------------------------------------- validation
