@@ -185,7 +185,7 @@ def _adain(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
     import jax.numpy as jnp
 
     from jaxgen.models.adain_net import AdaINEncoder
-    from jaxgen.style.adain_ops import adain_interpolate, masked_adain, mix_alpha
+    from jaxgen.models.adain_ops import adain_interpolate, masked_adain, mix_alpha
     from jaxgen.style.colour import coral
     from jaxgen.image import read_rgb, resize_long_side, resize_to
 

@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models.adain_ops import adain
 from jaxgen.models.layers import check_input, torch_init, upsample_nearest
 from jaxgen.models.vgg import normalize_input, vgg_layer_names
 
@@ -123,8 +124,6 @@ class AdaINStylizer(nn.Module):
 
     @nn.compact
     def __call__(self, content: jax.Array, style: jax.Array, alpha: float = 1.0) -> jax.Array:
-        from jaxgen.style.adain_ops import adain
-
         encoder = AdaINEncoder(taps=("relu4_1",), input_conv=self.input_conv, name="encoder")
         c = encoder(content)["relu4_1"]
         s = encoder(style)["relu4_1"]

@@ -33,7 +33,7 @@ import optax
 
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models.adain_net import ADAIN_TAPS, AdaINEncoder, AdaINStylizer
-from jaxgen.style.adain_ops import adain, calc_mean_std
+from jaxgen.models.adain_ops import adain, calc_mean_std
 from jaxgen.tasks.fast_style import file_sha256
 from jaxgen.tasks.sr import _kwargs, build_model, compute_dtype
 from jaxgen.train import optim
