@@ -170,7 +170,7 @@ class Pix2PixTask:
             pairs = [(a, SYNTHETIC[data.synthetic](a)) for a in eval_images(data, data.val_dir_a)]
         elif data.source == "aligned" and data.val_dir_a:
             from jaxgen import image
-            from jaxgen.data.folder_builder import list_image_files
+            from jaxgen.image import list_image_files
 
             files = list_image_files(Path(data.val_dir_a), "evaluation folder")[: int(data.num_eval)]
             for f in files:

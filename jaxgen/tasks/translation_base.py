@@ -21,6 +21,7 @@ import numpy as np
 
 from jaxgen.config import ConfigError
 from jaxgen.image import grid, to_uint8 as to_u8  # noqa: F401  (tb.grid, tb.to_u8)
+from jaxgen.inference.apply import make_apply
 from jaxgen.models import build as build_translation_model
 from jaxgen.tasks.sr import compute_dtype
 
@@ -62,7 +63,7 @@ def to_signed(x: jax.Array) -> jax.Array:
 
 def make_translate_fn(module: nn.Module) -> Callable[[Any, np.ndarray], np.ndarray]:
     """``(params, uint8 [h,w,3]) -> float32 [h,w,3] in [0,1]`` with the ``unit_range_io`` module jitted once."""
-    apply = jax.jit(lambda params, x: module.apply({"params": params}, x))
+    apply = make_apply(module)
 
     def translate(params: Any, img: np.ndarray) -> np.ndarray:
         return np.asarray(apply(params, (img.astype(np.float32) / 255.0)[None]))[0]
