@@ -238,7 +238,7 @@ def prepare_training(per_device_batch: int, backend: str | None = None, networks
     """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
     :func:`use_conv_vjp` and returns :func:`train_compiler_options` (for the step's ``networks``, model names)
     for the train step's ``jax.jit``."""
-    from jaxgen.models import conv_vjp
+    from jaxgen.models import conv_vjp  # here, not at the top: this module is imported before JAX (configure_process)
 
     conv_vjp.set_enabled(use_conv_vjp(per_device_batch, backend))
     return train_compiler_options(backend, networks=networks)

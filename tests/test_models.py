@@ -382,7 +382,8 @@ def test_kernel_counts_of_y_models_match_papers(name, kw, published):
 def test_registry_contains_generators_and_discriminators():
     from jaxgen.models.discriminators import DISCRIMINATORS
 
-    assert set(models.MODELS) == set(models.GENERATORS) | set(DISCRIMINATORS) | set(models.STYLE_NETS)
+    assert set(models.MODELS) == (set(models.GENERATORS) | set(DISCRIMINATORS) | set(models.STYLE_NETS)
+                                  | set(models.TRANSLATION_NETS))
     for name, cls in DISCRIMINATORS.items():
         assert isinstance(models.build(name), cls)
     assert isinstance(models.build("edsr", scale=2), models.EDSR)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.tiling import tile_windows, upscale_tiled
+from jaxgen.inference.tiling import tile_windows, upscale_tiled
 
 SCALE = 2
 RADIUS = 3  # three 3x3 'SAME' convs

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 
 METHODS = ("gatys", "fast", "adain")
 
@@ -97,7 +97,7 @@ def _positive(name: str, value: int | None) -> None:
 
 def _gatys(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     from jaxgen.style import GatysObjective, gatys_consts, stylize_gatys, stylize_multires
-    from jaxgen.style.images import resize_long_side
+    from jaxgen.image import resize_long_side
 
     consts, _ = gatys_consts()
     objective = GatysObjective(content_weight=args.content_weight, style_weight=args.style_weight,
@@ -168,7 +168,7 @@ def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
 
     def run(content: np.ndarray) -> np.ndarray:
         from jaxgen.style.colour import original_colors
-        from jaxgen.style.images import resize_long_side
+        from jaxgen.image import resize_long_side
 
         x = resize_long_side(content, args.size) if args.size else content
         h, w = x.shape[:2]
@@ -185,9 +185,9 @@ def _adain(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
     import jax.numpy as jnp
 
     from jaxgen.models.adain_net import AdaINEncoder
-    from jaxgen.style.adain_ops import adain_interpolate, masked_adain, mix_alpha
+    from jaxgen.models.adain_ops import adain_interpolate, masked_adain, mix_alpha
     from jaxgen.style.colour import coral
-    from jaxgen.style.images import read_rgb, resize_long_side, resize_to
+    from jaxgen.image import read_rgb, resize_long_side, resize_to
 
     if args.decoder:
         from jaxgen.tasks.adain import load_encoder
@@ -240,7 +240,7 @@ def stylize(args: argparse.Namespace) -> list[Path]:
     from tqdm import tqdm
 
     from jaxgen import image
-    from jaxgen.style.images import read_rgb
+    from jaxgen.image import read_rgb
 
     _positive("--size", args.size)
     if args.style_size not in (None, 0):

@@ -18,19 +18,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
 
 
 def _parser() -> argparse.ArgumentParser:
-    from jaxgen.upscaling import ALPHA_UPSAMPLERS
+    from jaxgen.inference import ALPHA_UPSAMPLERS
 
     p = argparse.ArgumentParser(prog="jaxgen upscale", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("inputs", nargs="+", help="input images or folders")
     p.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="pretrained model name (see jaxgen.zoo)")
+    src.add_argument("--model", help="pretrained model name (see jaxgen.weights.zoo)")
     src.add_argument("--workdir", help="jaxgen run folder with checkpoints")
     src.add_argument("--checkpoint", help="one checkpoint: W/checkpoints/STEP")
     src.add_argument("--weights", help="PyTorch state dict (.pth) of --arch")
@@ -74,11 +74,11 @@ def _load_model(args: argparse.Namespace) -> Any:
     """-> ``(SRModel, description)`` from whichever model source was given."""
     import jax.numpy as jnp
 
-    from jaxgen import upscaling
+    from jaxgen import inference
 
     dtype = jnp.bfloat16 if args.bf16 else None
     if args.model:
-        from jaxgen import zoo
+        from jaxgen.weights import zoo
 
         return zoo.load(args.model, compute_dtype=dtype), args.model
     if args.workdir or args.checkpoint:
@@ -91,7 +91,7 @@ def _load_model(args: argparse.Namespace) -> Any:
             config, module, params, step = restore_generator(ckpt.parent.parent, step=int(ckpt.name))
         else:
             config, module, params, step = restore_generator(args.workdir, which=args.which)
-        model = upscaling.model_from_module(module, params, int(config.scale), name=f"step {step}", compute_dtype=dtype)
+        model = inference.model_from_module(module, params, int(config.scale), name=f"step {step}", compute_dtype=dtype)
         return model, f"the checkpoint of step {step}"
     if not args.arch:
         raise ValueError("--weights needs --arch NAME (e.g. rrdbnet, srvgg_compact)")
@@ -105,7 +105,7 @@ def _load_model(args: argparse.Namespace) -> Any:
         module, params = load_pretrained(args.arch, str(path), scale=args.scale, **kwargs)
     except TypeError as e:  # an unknown model kwarg
         raise ValueError(f"--arch {args.arch} --arch-kwargs {args.arch_kwargs!r}: {e}") from e
-    return upscaling.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
+    return inference.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
 
 
 def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: str) -> list[Path]:
@@ -127,11 +127,11 @@ def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: 
 def upscale(args: argparse.Namespace) -> list[Path]:
     from tqdm import tqdm
 
-    from jaxgen import image, upscaling
+    from jaxgen import image, inference
 
     files = expand_image_inputs(args.inputs)
     model, what = _load_model(args)
-    up = upscaling.Upscaler(
+    up = inference.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,
         alpha_upsampler=args.alpha_upsampler, outscale=args.outscale,
         fixed_tile_shape=args.fixed_tiles,

@@ -18,7 +18,12 @@ name                class                   further kwargs (defaults = paper / o
 ==================  ======================  =================================================================
 
 Discriminators come from ``jaxgen.models.discriminators.DISCRIMINATORS``; style-transfer networks (no ``scale``)
-from ``STYLE_NETS``: ``transformer_net`` (Johnson et al.), ``adain_decoder`` / ``adain_vgg`` (AdaIN).
+from ``STYLE_NETS``: ``transformer_net`` (Johnson et al.), ``adain_decoder`` / ``adain_vgg`` (AdaIN); the
+pix2pix / CycleGAN networks from ``TRANSLATION_NETS``: ``resnet``, ``unet`` and ``patchgan_bn`` (the
+instance-norm CycleGAN discriminator is ``patchgan`` above).
+
+This is the one model registry: every task builds its networks with ``build``. An unknown name is a
+``ValueError``; an unknown keyword argument a ``TypeError`` naming it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from jaxgen.models.srcnn import SRCNN
 from jaxgen.models.srresnet import MSRResNet
 from jaxgen.models.srvgg import SRVGGNetCompact
 from jaxgen.models.transformer_net import TransformerNet
+from jaxgen.models.translation import BatchNormPatchGAN, ResnetGenerator, UnetGenerator
 from jaxgen.models.vdsr import VDSR
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "SRCNN",
     "SRVGGNetCompact",
     "STYLE_NETS",
+    "TRANSLATION_NETS",
     "TransformerNet",
     "VDSR",
     "build",
@@ -77,9 +84,16 @@ STYLE_NETS: dict[str, type[nn.Module]] = {
     "adain_vgg": AdaINEncoder,
 }
 
-MODELS: dict[str, Callable[..., nn.Module]] = {**GENERATORS, **DISCRIMINATORS, **STYLE_NETS}
-if len(MODELS) != len(GENERATORS) + len(DISCRIMINATORS) + len(STYLE_NETS):
-    raise ImportError(f"generator and discriminator names collide: {sorted(set(GENERATORS) & set(DISCRIMINATORS))}")
+TRANSLATION_NETS: dict[str, type[nn.Module]] = {
+    "resnet": ResnetGenerator,
+    "unet": UnetGenerator,
+    "patchgan_bn": BatchNormPatchGAN,
+}
+
+_FAMILIES = (GENERATORS, DISCRIMINATORS, STYLE_NETS, TRANSLATION_NETS)
+MODELS: dict[str, Callable[..., nn.Module]] = {k: v for family in _FAMILIES for k, v in family.items()}
+if len(MODELS) != sum(len(family) for family in _FAMILIES):
+    raise ImportError("model names collide across GENERATORS, DISCRIMINATORS, STYLE_NETS and TRANSLATION_NETS")
 
 
 def _accepted_kwargs(factory: Callable[..., nn.Module]) -> set[str] | None:

@@ -65,6 +65,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.models import MODELS, build
 from jaxgen.models.layers import DIV2K_RGB_MEAN
+from jaxgen.weights.state_dict_io import load_state_dict, save_state_dict
 
 __all__ = ["ARCHS", "Rule", "export_torch_weights", "flax_to_torch", "load_pretrained", "model_param_shapes",
            "torch_to_flax"]
@@ -497,8 +498,6 @@ def load_pretrained(arch: str, path: str, **model_kwargs: Any) -> tuple[nn.Modul
 
     E.g. ``load_pretrained('srvgg_compact', 'realesr-animevideov3.pth', scale=4)``.
     """
-    from jaxgen.weights.state_dict_io import load_state_dict
-
     model = build(arch, **model_kwargs)
     state = load_state_dict(path)
     try:
@@ -511,6 +510,4 @@ def load_pretrained(arch: str, path: str, **model_kwargs: Any) -> tuple[nn.Modul
 def export_torch_weights(arch: str, params: Mapping[str, Any], path: str, *, model: nn.Module | None = None) -> None:
     """``save_state_dict(path, flax_to_torch(arch, params, model=model))``: jaxgen params as an official PyTorch
     state dict in ``.safetensors``, ``.npz`` or (with PyTorch installed) ``.pth``."""
-    from jaxgen.weights.state_dict_io import save_state_dict
-
     save_state_dict(path, flax_to_torch(arch, params, model=model))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import models
-from jaxgen.upscaling import SRModel, model_from_module
+from jaxgen.inference.upscaler import SRModel, model_from_module
+from jaxgen.weights import ncnn
 
 __all__ = ["LICENCE", "ZOO", "ZooEntry", "find_files", "load", "names", "read"]
 
@@ -83,8 +85,6 @@ def _search_dirs() -> list[tuple[str, Path | None]]:
     env = os.environ.get(ENV_DIR)
     dirs.append((f"${ENV_DIR}", Path(env) if env else None))
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec(PACKAGE)
     except (ImportError, ValueError):
         spec = None
@@ -114,8 +114,6 @@ def find_files(name: str) -> tuple[Path, Path]:
 @functools.lru_cache(maxsize=4)
 def read(name: str) -> Any:
     """The converted ncnn graph of a zoo model (:class:`jaxgen.weights.ncnn.NcnnConversion`), cached."""
-    from jaxgen.weights import ncnn
-
     param, bin_ = find_files(name)
     conv = ncnn.convert_realesrgan(ncnn.read_ncnn(param, bin_), source=str(param))
     if conv.scale != ZOO[name].scale:
@@ -124,11 +122,9 @@ def read(name: str) -> Any:
 
 
 def load(name: str, *, compute_dtype: Any = None) -> SRModel:
-    """Zoo model ``name`` as an :class:`~jaxgen.upscaling.SRModel` (float32 params; ``compute_dtype`` e.g.
+    """Zoo model ``name`` as an :class:`~jaxgen.inference.SRModel` (float32 params; ``compute_dtype`` e.g.
     ``jnp.bfloat16`` for bf16 compute). Unknown name -> ``ValueError`` suggesting the closest; missing files ->
     ``ValueError`` listing where it looked."""
-    from jaxgen.weights import ncnn
-
     conv = read(name)
     module = models.build(conv.arch, **conv.kwargs)
     params = jax.tree.map(jnp.asarray, conv.params)
