@@ -18,8 +18,8 @@ Pipeline of :meth:`Upscaler.upscale` for one :class:`jaxgen.image.ImageData`:
 5. ``tile`` > 0: :func:`jaxgen.inference.tiling.upscale_tiled` -- only one window (``[1,tile,tile,3]``) is on the device at
    a time and the output is assembled in host memory, so a 4000x3000 photo never sits whole on the device;
    with ``fixed_tile_shape`` (``jaxgen upscale --tile``'s default) a side shorter than the tile is reflect-padded
-   to it, so every window of every image has the one shape and the network compiles once (and, with the persistent compilation cache,
-   not at all in the next command);
+   to it, so every window of every image has the one shape and the network compiles once (and, with the
+   persistent compilation cache, not at all in the next command);
 6. the model output is clamped to ``[0,1]`` (Real-ESRGAN ``clamp_(0, 1)``);
 7. alpha (RGBA / LA): ``alpha_upsampler='realesrgan'`` (Real-ESRGAN's default) runs the alpha through the same
    pipeline as a 3-channel gray image and takes its luma; ``'bilinear'`` resizes it (Real-ESRGAN: cv2
