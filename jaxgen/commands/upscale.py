@@ -1,6 +1,7 @@
 """``jaxgen upscale IN [IN ...] -o OUT`` with one model source:
 
   --model NAME                       a pretrained zoo model (realesrgan-x4plus, realesr-animevideov3-x2, ...)
+                                     (`jaxgen upscale --list` prints them all: scale, architecture, licence)
   --workdir W [--which latest|best]  a jaxgen training run's checkpoint
   --checkpoint W/checkpoints/STEP    one checkpoint step of a run
   --weights FILE.pth --arch NAME [--scale N] [--arch-kwargs k=v,...]   a PyTorch state dict
@@ -145,6 +146,11 @@ def upscale(args: argparse.Namespace) -> list[Path]:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``jaxgen upscale``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
+    if "--list" in argv[1:]:  # `jaxgen upscale --list`: the zoo's table; needs no other argument
+        from jaxgen import zoo
+
+        print(zoo.format_table())
+        return 0
     args = _parser().parse_args(argv[1:])
     try:
         upscale(args)
