@@ -6,7 +6,8 @@
   --checkpoint W/checkpoints/STEP    one checkpoint step of a run
   --weights FILE.pth --arch NAME [--scale N] [--arch-kwargs k=v,...]   a PyTorch state dict
 
-IN: image files and/or folders (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files). With one input file, OUT is
+IN: image files and/or folders (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files), or one video file (.mp4, .mkv,
+.mov, ...; OUT then is the output video: frames streamed, audio and frame rate kept, resumable; --codec, --crf). With one input file, OUT is
 the output file when it has an image extension; otherwise OUT is a folder receiving ``<stem>_x<scale>.<ext>``.
 Images come back as they came in (RGBA keeps alpha, 16-bit PNG stays 16-bit, gray stays gray, ICC kept, EXIF
 orientation applied). ``--tile`` bounds device memory for any image size. Exit status 2 on bad input.
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jaxgen import video
 from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
     p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
     p.add_argument("--ext", default="png", help="output extension in folder mode: png (default), jpg, ... or auto")
+    video.add_arguments(p)
     return p
 
 
@@ -125,13 +128,19 @@ def upscale(args: argparse.Namespace) -> list[Path]:
 
     from jaxgen import image, upscaling
 
-    files = expand_image_inputs(args.inputs)
+    is_video = video.is_video(args.inputs)
+    files = [] if is_video else expand_image_inputs(args.inputs)
     model, what = _load_model(args)
     up = upscaling.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,
         alpha_upsampler=args.alpha_upsampler, outscale=args.outscale,
     )
     scale = args.outscale if args.outscale is not None else model.scale
+    if is_video:  # one video file: every frame through the same Upscaler, streamed and resumable (jaxgen.video)
+        out = video.transcode(args.inputs[0], args.output, lambda f: up.upscale(image.ImageData(f)).array,
+                              video.options_from_args(args), label=repr(sorted(vars(args).items())))
+        print(f"video x{scale:g} with {what} -> {out}")
+        return [out]
     targets = _targets(args.inputs, files, Path(args.output), f"x{scale:g}", args.ext)
     folder_mode = targets[0] != Path(args.output)
     written = []
