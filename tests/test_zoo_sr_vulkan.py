@@ -124,6 +124,17 @@ def test_every_packaged_file_converts_to_its_entry(name):
         assert not np.array_equal(first, other)
 
 
+def test_upscale_list_prints_the_table(capsys):
+    from jaxgen.commands import upscale as upscale_cmd
+
+    assert upscale_cmd.run(["upscale", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "scale", "architecture", "params", "licence", "for"]
+    row = next(ln for ln in lines if ln.startswith("realcugan-pro-x3-denoise3x "))
+    assert row.split()[1:5] == ["3", "realcugan", "1.29M", "MIT"]
+    assert sum(1 for ln in lines if ln.startswith(("real", "waifu2x"))) == 43
+
+
 def test_names_table_and_errors():
     names = zoo.names()
     for n in ("realsr-df2k-x4", "waifu2x-cunet-x2-denoise1", "waifu2x-upconv7-anime-x2-denoise0",
