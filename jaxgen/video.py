@@ -9,7 +9,8 @@ Decoding and encoding use PyAV (``pip install 'jaxgen[video]'``; BSD-3-Clause, i
   float ``[H',W',3]``) into the encoder; memory does not grow with the length;
 * the frame count is kept (every decoded frame is written, in order) and so is the frame rate (the input's
   average rate; frame ``i`` gets the time ``i / rate``), the first audio stream is copied packet for packet (or,
-  when the output container cannot hold its codec, re-encoded to AAC), other streams are dropped;
+  when the output container cannot hold its codec, re-encoded to AAC, or Opus for .webm), other streams are
+  dropped;
 * resumable: frames are encoded in segments of ``segment_frames`` frames, each a separate file in
   ``<dst>.parts/`` written atomically (``seg_<first frame>_<count>.mp4`` appears only when complete), with a
   ``manifest.json`` of the settings; a rerun with the same settings skips the finished segments (their frames
@@ -223,8 +224,13 @@ def _mux(dst: Path, segments: list[Path], src: Path, rate: fractions.Fraction, o
                     try:
                         aout = out.add_stream_from_template(audio_in)
                         reencode = False
-                    except (av.error.FFmpegError, ValueError):
-                        aout = out.add_stream("aac", rate=audio_in.rate or 48000)
+                    except (av.error.FFmpegError, ValueError):  # the container cannot hold the codec
+                        codec = "libopus" if dst.suffix.lower() == ".webm" else "aac"
+                        try:
+                            aout = out.add_stream(codec, rate=48000 if codec == "libopus" else audio_in.rate)
+                        except (av.error.FFmpegError, ValueError) as e:
+                            raise ValueError(f"{dst}: cannot store the audio of {src} ({e}); use --no-audio or "
+                                             "another output format") from None
                         reencode = True
                 # Segments may start with different reorder delays (a short last segment has fewer B-frames):
                 # decode timestamps are rewritten as (packet number - the largest delay) frames, so they advance

@@ -179,3 +179,19 @@ def test_stylize_command_on_a_video(clip, tmp_path):
     with pytest.raises(SystemExit) as e:  # run_guarded: exit 2 with one line
         stylize_cmd.run(["stylize", "--method", "gatys", "--style", str(weights), str(clip), "-o", str(out)])
     assert e.value.code == 2
+
+
+def test_audio_the_container_cannot_hold_is_reencoded(clip, tmp_path):
+    """AAC cannot go into WebM: the audio is re-encoded to Opus, with the same duration."""
+    out = video.transcode(clip, tmp_path / "v.webm", lambda x: x, video.VideoOptions(codec="libvpx-vp9", crf=30),
+                          progress=False)
+
+    def seconds(path: Path) -> tuple[float, str]:
+        with av.open(str(path)) as c:
+            a = c.streams.audio[0]
+            n = sum(f.samples for p in c.demux(a) for f in p.decode())
+            return n / a.codec_context.sample_rate, a.codec_context.name
+
+    (got, codec), (want, _) = seconds(out), seconds(clip)
+    assert codec == "opus" and abs(got - want) < 0.03
+    assert video.probe(out).frames == FRAMES
