@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 from PIL import Image
 
@@ -50,8 +51,6 @@ def main() -> int:
     ap.add_argument("--tile", type=int, default=0)
     ap.add_argument("--keep", default="", help="folder to keep the clips in (default: a temp dir)")
     args = ap.parse_args()
-    import jax
-
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="jaxgen_video_"))
     folder.mkdir(parents=True, exist_ok=True)
     photo = np.asarray(Image.fromarray(load_sample("astronaut")).resize((1280, 720), Image.Resampling.BICUBIC))

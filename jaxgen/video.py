@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoOptions", "add_arguments", "is_video", "options_from_args",
            "pan_clip", "probe", "transcode"]
@@ -293,8 +294,6 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, frame_fn: FrameFn,
     """``src`` video -> ``dst`` with every frame mapped by ``frame_fn`` (see the module docstring). ``label``
     identifies the processing (e.g. the model name) in the resume manifest: a rerun with another label or
     other options starts over."""
-    from tqdm import tqdm
-
     src, dst = Path(src), Path(dst)
     info = probe(src)
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:

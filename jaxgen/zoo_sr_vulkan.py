@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 from jaxgen import models
 from jaxgen.upscaling import SRModel, model_from_module
+from jaxgen.weights import ncnn, ncnn_unet
 
 __all__ = ["ENTRIES", "ExtraEntry", "count_params", "find_files", "load", "param_count", "read"]
 
@@ -149,8 +150,6 @@ def find_files(name: str) -> tuple[Path, Path]:
 def read(name: str) -> Any:
     """The converted ncnn graph of entry ``name`` (:class:`jaxgen.weights.ncnn.NcnnConversion`), cached; a file
     that does not convert to the entry's architecture -> ``ValueError`` naming it."""
-    from jaxgen.weights import ncnn, ncnn_unet
-
     entry = ENTRIES[name]
     param, bin_ = find_files(name)
     layers = ncnn.read_ncnn(param, bin_)

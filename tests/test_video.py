@@ -10,20 +10,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from flax.traverse_util import unflatten_dict
+
+from jaxgen import video, zoo
+from jaxgen.commands import stylize as stylize_cmd
+from jaxgen.commands import upscale as upscale_cmd
+from jaxgen.data.samples import load_sample
+from jaxgen.models import build
+from jaxgen.weights import flax_to_torch
+from jaxgen.weights.convert import model_param_shapes
+from jaxgen.weights.state_dict_io import save_state_dict
 
 av = pytest.importorskip("av")
-
-from jaxgen import video  # noqa: E402
-from jaxgen.commands import stylize as stylize_cmd  # noqa: E402
-from jaxgen.commands import upscale as upscale_cmd  # noqa: E402
 
 FRAMES, FPS = 7, 10
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    from jaxgen.data.samples import load_sample
-
     path = tmp_path_factory.mktemp("clip") / "pan.mp4"
     return video.pan_clip(path, load_sample("chelsea"), size=(32, 32), frames=FRAMES, fps=FPS)
 
@@ -139,8 +143,6 @@ def test_unknown_codec_and_bad_output_name(clip, tmp_path):
 
 
 def test_upscale_command_on_a_video(clip, tmp_path, capsys):
-    from jaxgen import zoo
-
     try:
         zoo.find_files("realesr-animevideov3-x2")
     except ValueError as e:
@@ -158,13 +160,6 @@ def test_upscale_command_on_a_video(clip, tmp_path, capsys):
 
 def test_stylize_command_on_a_video(clip, tmp_path):
     """--method fast with official-format TransformerNet weights (random values, written by flax_to_torch)."""
-    from flax.traverse_util import unflatten_dict
-
-    from jaxgen.models import build
-    from jaxgen.weights import flax_to_torch
-    from jaxgen.weights.convert import model_param_shapes
-    from jaxgen.weights.state_dict_io import save_state_dict
-
     model = build("transformer_net")
     rng = np.random.default_rng(0)
     params = unflatten_dict({p: (0.05 * rng.standard_normal(s)).astype(d)

@@ -18,10 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from jaxgen import models, zoo, zoo_sr_vulkan
+from jaxgen.commands import upscale as upscale_cmd
+from jaxgen.image import ImageData
 from jaxgen.models.realcugan import UpCunet
 from jaxgen.upscaling import Upscaler
+from jaxgen.weights import flax_to_torch, torch_to_flax
 from jaxgen.weights import ncnn as nc
 from jaxgen.weights import ncnn_unet
 
@@ -88,8 +92,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def photo(shared_data) -> np.ndarray:
-    from PIL import Image
-
     rgb = Image.open(shared_data / "style" / "contents" / "tubingen.jpg").convert("RGB")
     return np.asarray(rgb, np.float32) / 255.0
 
@@ -125,8 +127,6 @@ def test_every_packaged_file_converts_to_its_entry(name):
 
 
 def test_upscale_list_prints_the_table(capsys):
-    from jaxgen.commands import upscale as upscale_cmd
-
     assert upscale_cmd.run(["upscale", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "scale", "architecture", "params", "licence", "for"]
@@ -164,8 +164,6 @@ def test_missing_package_message_names_the_pip_command(monkeypatch, tmp_path):
 def test_upconv7_tiled_equals_whole_image_and_gray_alpha_16bit(photo):
     """upconv_7 sees 7 pixels around each output: with 10 pixels of tile context the tiled result equals the
     whole-image one (the replicate padding at image borders happens the same way in both)."""
-    from jaxgen.image import ImageData
-
     _files("waifu2x-upconv7-photo-x2")
     model = zoo.load("waifu2x-upconv7-photo-x2")
     x = photo[100:150, 120:163]
@@ -231,8 +229,6 @@ def test_official_pytorch_names_and_outputs(golden):
     """Official nunif / upcunet_v3 modules (tools/make_unet_goldens.py, with the programs' padding) -> the PyTorch
     state dict converts by name into the jaxgen module, whose output matches PyTorch's to 1e-4; and
     ``flax_to_torch`` gives back exactly the official keys and arrays."""
-    from jaxgen.weights import flax_to_torch, torch_to_flax
-
     data = np.load(UNET_GOLDENS / f"unet_{golden}.npz")
     config = json.loads(str(data["config"]))
     arch = config.pop("arch")

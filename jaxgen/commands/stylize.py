@@ -11,8 +11,8 @@
          --alpha 1.0 [--preserve-color] [--mask MASK.png with two styles: foreground, background]
 
 CONTENT and STYLE: image files or folders; CONTENT may instead be one video file (fast / adain; -o OUT.mp4:
-frames streamed, audio and frame rate kept, resumable; --codec, --crf). --size: long side of the output (gatys default 512; fast/adain keep
-the input size unless given); --style-size: long side of the style images (gatys: --style-scale x --size;
+frames streamed, audio and frame rate kept, resumable; --codec, --crf; jaxgen.video). --size: long side of the
+output (gatys default 512; fast/adain keep the input size unless given); --style-size: long side of the style images (gatys: --style-scale x --size;
 adain: 512, 0 = as they are). One content file and an -o with an image extension writes that file; otherwise
 -o is a folder receiving <content>_<method>.png. Exit status 2 on bad input.
 """

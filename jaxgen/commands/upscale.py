@@ -6,9 +6,10 @@
   --checkpoint W/checkpoints/STEP    one checkpoint step of a run
   --weights FILE.pth --arch NAME [--scale N] [--arch-kwargs k=v,...]   a PyTorch state dict
 
-IN: image files and/or folders (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files), or one video file (.mp4, .mkv,
-.mov, ...; OUT then is the output video: frames streamed, audio and frame rate kept, resumable; --codec, --crf). With one input file, OUT is
+IN: image files and/or folders (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files). With one input file, OUT is
 the output file when it has an image extension; otherwise OUT is a folder receiving ``<stem>_x<scale>.<ext>``.
+Or IN is one video file (.mp4, .mkv, .mov, ...) and OUT the output video: frames streamed, audio and frame rate
+kept, resumable after an interruption; --codec, --crf, --preset (jaxgen.video).
 Images come back as they came in (RGBA keeps alpha, 16-bit PNG stays 16-bit, gray stays gray, ICC kept, EXIF
 orientation applied). ``--tile`` bounds device memory for any image size. Exit status 2 on bad input.
 """

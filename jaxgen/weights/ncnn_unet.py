@@ -149,10 +149,10 @@ def convert_waifu2x(layers: list[NcnnLayer], *, source: str = "<ncnn>") -> NcnnC
         plan = [(f"net_{2 * i}", "Convolution", "lrelu", (3, 1, 0)) for i in range(6)]
         plan.append(("net_12", "Deconvolution", "none", (4, 2, 3)))
     else:
-        bottom = [ly for ly in layers if ly.type in _WEIGHTED][9] if _count(layers, "InnerProduct") == 8 else None
-        if bottom is None:
+        weighted = [ly for ly in layers if ly.type in _WEIGHTED]
+        if _count(layers, "InnerProduct") != 8 or len(weighted) < 10:
             raise _fail(source, f"{_count(layers, 'InnerProduct')} InnerProduct layers, expected 8 (4 SE blocks)")
-        scale = 2 if bottom.type == "Deconvolution" else 1
+        scale = 2 if weighted[9].type == "Deconvolution" else 1  # UNet1's conv_bottom
         arch, kwargs = "waifu2x_cunet", {"scale": scale}
         plan = _unet1_plan("unet1", "deconv2" if scale == 2 else "conv") + _unet2_plan("unet2")
     module = models.build(arch, **kwargs)
