@@ -171,8 +171,8 @@ def test_read_rejects_int8_truncated_and_trailing_bytes(tmp_path):
         nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32")))  # bias missing
     with pytest.raises(ValueError, match="bytes left"):
         nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias, b"\0" * 8))
-    with pytest.raises(ValueError, match="Deconvolution"):
-        nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias, typ="Deconvolution"))
+    with pytest.raises(ValueError, match="ConvolutionDepthWise"):
+        nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias, typ="ConvolutionDepthWise"))
     layers = nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias))  # the well-formed one reads
     assert layers[1].weights["weight"].shape == (2, 3, 3, 3)
     with pytest.raises(ValueError, match="neither an RRDBNet nor an SRVGGNetCompact"):

@@ -1,12 +1,15 @@
 """``jaxgen upscale IN [IN ...] -o OUT`` with one model source:
 
   --model NAME                       a pretrained zoo model (realesrgan-x4plus, realesr-animevideov3-x2, ...)
+                                     (`jaxgen upscale --list` prints them all: scale, architecture, licence)
   --workdir W [--which latest|best]  a jaxgen training run's checkpoint
   --checkpoint W/checkpoints/STEP    one checkpoint step of a run
   --weights FILE.pth --arch NAME [--scale N] [--arch-kwargs k=v,...]   a PyTorch state dict
 
 IN: image files and/or folders (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files). With one input file, OUT is
 the output file when it has an image extension; otherwise OUT is a folder receiving ``<stem>_x<scale>.<ext>``.
+Or IN is one video file (.mp4, .mkv, .mov, ...) and OUT the output video: frames streamed, audio and frame rate
+kept, resumable after an interruption; --codec, --crf, --preset (jaxgen.video).
 Images come back as they came in (RGBA keeps alpha, 16-bit PNG stays 16-bit, gray stays gray, ICC kept, EXIF
 orientation applied). ``--tile`` bounds device memory for any image size. Exit status 2 on bad input.
 """
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jaxgen import video
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
@@ -54,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
     p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
     p.add_argument("--ext", default="png", help="output extension in folder mode: png (default), jpg, ... or auto")
+    video.add_arguments(p)
     return p
 
 
@@ -129,7 +134,8 @@ def upscale(args: argparse.Namespace) -> list[Path]:
 
     from jaxgen import image, inference
 
-    files = expand_image_inputs(args.inputs)
+    is_video = video.is_video(args.inputs)
+    files = [] if is_video else expand_image_inputs(args.inputs)
     model, what = _load_model(args)
     up = inference.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,
@@ -137,6 +143,11 @@ def upscale(args: argparse.Namespace) -> list[Path]:
         fixed_tile_shape=args.fixed_tiles,
     )
     scale = args.outscale if args.outscale is not None else model.scale
+    if is_video:  # one video file: every frame through the same Upscaler, streamed and resumable (jaxgen.video)
+        out = video.transcode(args.inputs[0], args.output, lambda f: up.upscale(image.ImageData(f)).array,
+                              video.options_from_args(args), label=repr(sorted(vars(args).items())))
+        print(f"video x{scale:g} with {what} -> {out}")
+        return [out]
     targets = _targets(args.inputs, files, Path(args.output), f"x{scale:g}", args.ext)
     folder_mode = targets[0] != Path(args.output)
     written = []
@@ -151,6 +162,11 @@ def upscale(args: argparse.Namespace) -> list[Path]:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``jaxgen upscale``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
+    if "--list" in argv[1:]:  # `jaxgen upscale --list`: the zoo's table; needs no other argument
+        from jaxgen.weights import zoo
+
+        print(zoo.format_table())
+        return 0
     args = _parser().parse_args(argv[1:])
     try:
         upscale(args)

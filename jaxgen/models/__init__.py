@@ -15,6 +15,9 @@ name                class                   further kwargs (defaults = paper / o
 ``rcan``            ``RCAN``                num_feat=64, num_groups=10, num_blocks=20, reduction=16, res_scale,
                                             rgb_mean, img_range
 ``srvgg_compact``   ``SRVGGNetCompact``     num_feat=64, num_conv=16, act='prelu' | 'relu' | 'leakyrelu'
+``waifu2x_upconv7`` ``UpConv7``             (scale 2 only; valid convs, replicate pre-padding 7)
+``waifu2x_cunet``   ``CUNet``               scale 1 or 2 (replicate pre-padding 28 / 18)
+``realcugan``       ``UpCunet``             scale 2, 3 or 4; pro=False, alpha=1.0 (reflect pre-padding)
 ==================  ======================  =================================================================
 
 Discriminators come from ``jaxgen.models.discriminators.DISCRIMINATORS``; style-transfer networks (no ``scale``)
@@ -39,6 +42,7 @@ from jaxgen.models.edsr import EDSR
 from jaxgen.models.espcn import ESPCN
 from jaxgen.models.fsrcnn import FSRCNN
 from jaxgen.models.rcan import RCAN
+from jaxgen.models.realcugan import UpCunet
 from jaxgen.models.rrdbnet import RRDBNet
 from jaxgen.models.srcnn import SRCNN
 from jaxgen.models.srresnet import MSRResNet
@@ -46,8 +50,10 @@ from jaxgen.models.srvgg import SRVGGNetCompact
 from jaxgen.models.transformer_net import TransformerNet
 from jaxgen.models.translation import BatchNormPatchGAN, ResnetGenerator, UnetGenerator
 from jaxgen.models.vdsr import VDSR
+from jaxgen.models.waifu2x import CUNet, UpConv7
 
 __all__ = [
+    "CUNet",
     "DISCRIMINATORS",
     "EDSR",
     "ESPCN",
@@ -62,6 +68,8 @@ __all__ = [
     "STYLE_NETS",
     "TRANSLATION_NETS",
     "TransformerNet",
+    "UpConv7",
+    "UpCunet",
     "VDSR",
     "build",
 ]
@@ -76,6 +84,9 @@ GENERATORS: dict[str, type[nn.Module]] = {
     "rrdbnet": RRDBNet,
     "rcan": RCAN,
     "srvgg_compact": SRVGGNetCompact,
+    "waifu2x_upconv7": UpConv7,
+    "waifu2x_cunet": CUNet,
+    "realcugan": UpCunet,
 }
 
 STYLE_NETS: dict[str, type[nn.Module]] = {

@@ -34,6 +34,12 @@ Architectures (``ARCHS``; keys are the official PyTorch names):
                     ``model.{3n-1}`` <-> ``conv{n}``, ``model.{3L+2}`` <-> ``conv_out``
 ``transformer_net`` pytorch/examples fast_neural_style ``TransformerNet``: ``conv{i}.conv2d``, ``in{i}``
                     (``instance_norm``), ``res{i}.conv{j}.conv2d``, ``res{i}.in{j}``, ``deconv{i}.conv2d``
+``waifu2x_upconv7`` nunif ``UpConv7``: ``net.{i}`` <-> ``net_{i}`` (``net.12`` the ConvTranspose2d)
+``waifu2x_cunet``   nunif ``CUNet`` / ``UpCUNet``: ``unet{u}.conv{j}.conv.{k}`` <-> ``unet{u}/conv{j}/conv_{k}``,
+                    ``unet{u}.conv{j}.seblock.conv{k}``, ``unet{u}.conv{j}_down``, ``unet{u}.conv{j}_up``,
+                    ``unet{u}.conv{j}``, ``unet{u}.conv_bottom`` (flax ``/`` for ``.``)
+``realcugan``       bilibili/ailab ``UpCunet{2,3,4}x``: the same, plus ``conv_final`` (x4); the ``pro`` marker key
+                    of ``weights_pro`` files is dropped on reading (build the model with ``pro=True``)
 ``adain_decoder``   naoto0804/pytorch-AdaIN ``decoder`` (``decoder.pth``): ``{i}`` <-> ``layers_{i}``
 ``adain_vgg``       its ``vgg_normalised.pth`` up to ``relu4_1``: ``0`` <-> ``input_conv`` (1x1), the 3x3 convs
                     ``2, 5, 9, ..., 29`` <-> ``features_{0, 2, 5, ..., 19}``; the deeper convs are dropped
@@ -152,6 +158,16 @@ _MEAN_SHIFT = (Rule("sub_mean", "", "mean_shift"), Rule("add_mean", "", "mean_sh
 _TAIL = (Rule("tail.0.{2*k}", "tail_0/conv_{k}"), Rule("tail.1", "tail_1"), Rule("head.0", "head_0"))
 
 
+_CUNET = (  # the U-Nets of waifu2x CUNet and Real-CUGAN; ConvTranspose2d weights [in, out, k, k] map as convs
+    Rule("unet{u}.conv{j}.conv.{k}", "unet{u}/conv{j}/conv_{k}"),
+    Rule("unet{u}.conv{j}.seblock.conv{k}", "unet{u}/conv{j}/seblock/conv{k}"),
+    Rule("unet{u}.conv{j}_down", "unet{u}/conv{j}_down"),
+    Rule("unet{u}.conv{j}_up", "unet{u}/conv{j}_up"),
+    Rule("unet{u}.conv{j}", "unet{u}/conv{j}"),
+    Rule("unet{u}.conv_bottom", "unet{u}/conv_bottom"),
+)
+
+
 def _patchgan_rules(n_layers: int | None) -> list[Rule]:
     if n_layers is None or n_layers < 1:
         raise ValueError(f"patchgan: cannot tell n_layers from the keys (got {n_layers})")
@@ -237,6 +253,10 @@ ARCHS: dict[str, ArchSpec] = {
         ),
         lambda m: (1, 16, 16, 3),
     ),
+    # waifu2x (nagadomi/nunif waifu2x/models/upconv_7.py, cunet.py) and Real-CUGAN (bilibili/ailab upcunet_v3.py)
+    "waifu2x_upconv7": ArchSpec(_static(Rule("net.{i}", "net_{i}")), _generator_input),
+    "waifu2x_cunet": ArchSpec(_static(*_CUNET), _generator_input),
+    "realcugan": ArchSpec(_static(*_CUNET, Rule("conv_final", "conv_final"), Rule("", "", "drop")), _generator_input),
     "patchgan": ArchSpec(
         _patchgan_rules,
         lambda m: (1, 4 * 2**m.n_layers, 4 * 2**m.n_layers, m.num_in_ch),
