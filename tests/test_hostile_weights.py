@@ -233,6 +233,13 @@ def build_corpus(d: Path) -> dict[str, Case]:
     c["zipbomb_claim"] = Case((p,), "state_dict", r"4294967296 bytes.*(zip bomb|more than)")
     p = _write_zip(d / "zipbomb_pkl.pth", [_bomb("archive/data.pkl", GIB)])
     c["zipbomb_pkl"] = Case((p,), "state_dict", r"data\.pkl.*(zip bomb|more than)")
+    # an .npz whose member's .npy header claims 4 GiB float32, deflated to 4 MB
+    npy_header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824,), }"
+    npy_header = b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + npy_header.ljust(117) + b"\n"
+    head = zlib.compressobj(9, zlib.DEFLATED, -15)
+    member = head.compress(npy_header) + head.flush(zlib.Z_FULL_FLUSH) + _zeros_deflate(4 * GIB)
+    p = _write_zip(d / "bomb.npz", [("w.npy", member, zipfile.ZIP_DEFLATED, len(npy_header) + 4 * GIB)])
+    c["npz_bomb"] = Case((p,), "state_dict", r"bomb\.npz.*'w\.npy'.*4294967296 bytes")
     # pickles that allocate from a length or shape field, not from the file
     p = d / "binbytes8.pkl"
     p.write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"abc.")
@@ -331,7 +338,7 @@ def corpus(tmp_path_factory) -> dict[str, Case]:
 
 
 CASE_NAMES = sorted([
-    "stride0", "stride0_overflow", "stride0_legacy", "zipbomb", "zipbomb_claim", "zipbomb_pkl", "binbytes8",
+    "stride0", "stride0_overflow", "stride0_legacy", "zipbomb", "zipbomb_claim", "zipbomb_pkl", "npz_bomb", "binbytes8",
     "reconstruct", "laughs", "deep", "object_array", "mutate_storage", "mutate_numpy", "h5_sparse", "h5_huge",
     "h5_extlink", "h5_extlink_k3", "h5_external_storage", "safetensors_f8", "safetensors_f4",
     "safetensors_header_len", "ncnn_count", "ncnn_array_as_int", "ncnn_neg_size", "ncnn_neg_prelu",
@@ -476,7 +483,7 @@ def test_cli_turns_a_hostile_weight_file_into_one_line_exit_2(corpus, tmp_path):
                         str(tmp_path / "s.png")]),
     ]:
         path = str(corpus[name].paths[0])
-        proc = subprocess.run([sys.executable, "-m", "jaxgen", *[a.format(p=path) for a in argv]],
+        proc = subprocess.run([sys.executable, "-m", "jaxgen.cli", *[a.format(p=path) for a in argv]],
                               capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
         lines = proc.stderr.strip().splitlines()
