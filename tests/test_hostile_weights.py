@@ -257,6 +257,9 @@ def build_corpus(d: Path) -> dict[str, Case]:
     p = d / "deep.pkl"  # 100000 nested lists
     p.write_bytes(b"\x80\x02}" + _u("w") + b"]" * 100_000 + b"a" * 99_999 + b"s.")
     c["deep"] = Case((p,), "state_dict", r"deep\.pkl.*nested deeper")
+    p = d / "deep_tuple_key.pkl"  # a million nested 1-tuples as a dict key: CPython hashes it recursively in C
+    p.write_bytes(b"\x80\x02}N" + b"\x85" * 1_000_000 + b"Ns.")
+    c["deep_tuple_key"] = Case((p,), "pickle", r"deep_tuple_key\.pkl.*tuples nested deeper")
     p = d / "object_array.pkl"
     p.write_bytes(pickle.dumps({"w": np.array([1, 2], dtype=object)}, protocol=2))
     c["object_array"] = Case((p,), "state_dict", r"object_array\.pkl.*dtype")
@@ -339,7 +342,7 @@ def corpus(tmp_path_factory) -> dict[str, Case]:
 
 CASE_NAMES = sorted([
     "stride0", "stride0_overflow", "stride0_legacy", "zipbomb", "zipbomb_claim", "zipbomb_pkl", "npz_bomb", "binbytes8",
-    "reconstruct", "laughs", "deep", "object_array", "mutate_storage", "mutate_numpy", "h5_sparse", "h5_huge",
+    "reconstruct", "laughs", "deep", "deep_tuple_key", "object_array", "mutate_storage", "mutate_numpy", "h5_sparse", "h5_huge",
     "h5_extlink", "h5_extlink_k3", "h5_external_storage", "safetensors_f8", "safetensors_f4",
     "safetensors_header_len", "ncnn_count", "ncnn_array_as_int", "ncnn_neg_size", "ncnn_neg_prelu",
 ])

@@ -308,11 +308,49 @@ _REFUSED_OPS = {"NEXT_BUFFER": "an out-of-band buffer", "READONLY_BUFFER": "an o
 def prescan(f: io.BytesIO, source: str) -> None:
     """Walk one pickle's opcodes from ``f``'s position to its ``STOP`` (position restored): every counted
     argument must fit in what is left of the stream (so the C unpickler never allocates a length it was merely
-    told), protocol <= 5, no out-of-band buffers or extension codes."""
+    told), protocol <= 5, no out-of-band buffers or extension codes, and tuples nested at most ``MAX_DEPTH``
+    deep (CPython hashes a dict key or set element recursively in C without a depth check: a 1 MB pickle of a
+    million nested 1-tuples used as a key crashes the process). The tuple depth is tracked by simulating the
+    pickle stack with ``pickletools``' per-opcode stack effects; nothing else can return a tuple (the
+    allow-listed callables return arrays, tensors, bytes or dicts)."""
     start = f.tell()
+    stack: list[Any] = []  # tuple depth of each stack item; _MARK for a mark
+    memo: dict[int, int] = {}
     try:
         for op, arg, _ in pickletools.genops(f):
-            if op.name in _REFUSED_OPS:
+            kind, n_before, marked, n_after, is_tuple = _EFFECTS[op.name]
+            if op.name == "POP" and stack and stack[-1] is _MARK:  # CPython's POP drops a mark on top
+                stack.pop()
+            elif kind == "plain":
+                if marked:  # ... MARK items -> pop the items and the mark
+                    items: list[int] = []
+                    while stack and stack[-1] is not _MARK:
+                        items.append(stack.pop())
+                    if not stack:
+                        raise ValueError(f"{op.name} without a MARK")
+                    stack.pop()
+                else:
+                    items = []
+                for _ in range(n_before):
+                    if not stack or stack[-1] is _MARK:
+                        raise ValueError(f"stack underflow at {op.name}")
+                    items.append(stack.pop())
+                depth = 1 + max(items, default=0) if is_tuple else 0
+                if depth > MAX_DEPTH:
+                    raise WeightsError(f"{source}: tuples nested deeper than {MAX_DEPTH} levels; not a weight "
+                                       f"file: {REDOWNLOAD}")
+                stack.extend([depth] * n_after)
+            elif kind == "mark":
+                stack.append(_MARK)
+            elif kind == "put":
+                memo[len(memo) if op.name == "MEMOIZE" else arg] = _top(stack)
+            elif kind == "get":
+                stack.append(memo.get(arg, 0))
+            elif kind == "dup":
+                stack.append(_top(stack))
+            elif kind == "stop":
+                break
+            elif kind == "refused":
                 raise WeightsError(f"{source}: the pickle uses {_REFUSED_OPS[op.name]} ({op.name}), which weight "
                                    "files never do; refusing it")
             if op.name == "PROTO" and not 0 <= arg <= pickle.HIGHEST_PROTOCOL:
@@ -323,6 +361,30 @@ def prescan(f: io.BytesIO, source: str) -> None:
         raise WeightsError(f"{source}: not a readable pickle ({one_line(e)}); the file is truncated, corrupt or "
                            f"hostile: {REDOWNLOAD}") from None
     f.seek(start)
+
+
+_MARK = object()
+
+
+def _effect(op: pickletools.OpcodeInfo) -> tuple[str, int, bool, int, bool]:
+    """(kind, items popped besides a marked slice, pops to a mark?, items pushed, builds a tuple?)."""
+    kinds = {"MARK": "mark", "PUT": "put", "BINPUT": "put", "LONG_BINPUT": "put", "MEMOIZE": "put", "GET": "get",
+             "BINGET": "get", "LONG_BINGET": "get", "DUP": "dup", "STOP": "stop"}
+    kind = "refused" if op.name in _REFUSED_OPS else kinds.get(op.name, "plain")
+    before = list(op.stack_before)
+    marked = pickletools.markobject in before
+    if marked:
+        before = before[: before.index(pickletools.markobject)]
+    return kind, len(before), marked, len(op.stack_after), op.name.startswith("TUPLE") or op.name == "EMPTY_TUPLE"
+
+
+_EFFECTS = {op.name: _effect(op) for op in pickletools.opcodes}
+
+
+def _top(stack: list[Any]) -> int:
+    if not stack or stack[-1] is _MARK:
+        raise ValueError("memo or DUP of an empty stack")
+    return stack[-1]
 
 
 def restricted_loads(

@@ -271,7 +271,7 @@ def read_keras_h5(path: str) -> StateDict:
             raise KeyError(f"{where!r} not found")
         if isinstance(link, h5py.ExternalLink):
             raise WeightsError(f"{path}: {where!r} is an external link to {link.filename}:{link.path}; refusing to "
-                               "read data from outside the given file")
+                               "read data from outside the given file (save the weights as one self-contained file)")
         if not isinstance(link, h5py.HardLink):
             raise WeightsError(f"{path}: {where!r} is a {type(link).__name__} (Keras weight files have only hard "
                                "links); refusing it")
@@ -289,7 +289,7 @@ def read_keras_h5(path: str) -> StateDict:
         if ds.is_virtual or ds.external:
             raise WeightsError(f"{path}: dataset {key!r} keeps its data in external files "
                                f"({'virtual dataset' if ds.is_virtual else ds.external[0][0]}); refusing to read "
-                               "data from outside the given file")
+                               "data from outside the given file (save the weights as one self-contained file)")
         if ds.shape is None or not is_numeric_dtype(ds.dtype):
             raise WeightsError(f"{path}: dataset {key!r} ({ds.dtype}, shape {ds.shape}) is not a numeric array")
         nbytes = math.prod(ds.shape) * ds.dtype.itemsize
@@ -333,7 +333,7 @@ def read_keras_h5(path: str) -> StateDict:
     except WeightsError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise WeightsError(f"{path}: not a readable Keras HDF5 weight file ({one_line(e)})") from None
+        raise WeightsError(f"{path}: not a readable Keras HDF5 weight file ({one_line(e)}): {REDOWNLOAD}") from None
     return out
 
 

@@ -145,6 +145,8 @@ def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *
 
 
 def _rebuild_parameter(data: Any, *_: Any) -> Any:
+    if not isinstance(data, _TensorRef):  # returning any argument as is would let a pickle smuggle objects out
+        raise pickle.UnpicklingError(f"nn.Parameter of a {type(data).__name__}, not a tensor")
     return data  # nn.Parameter(data, requires_grad, backward_hooks[, state]) -> the tensor
 
 
