@@ -342,8 +342,8 @@ def corpus(tmp_path_factory) -> dict[str, Case]:
 
 CASE_NAMES = sorted([
     "stride0", "stride0_overflow", "stride0_legacy", "zipbomb", "zipbomb_claim", "zipbomb_pkl", "npz_bomb", "binbytes8",
-    "reconstruct", "laughs", "deep", "deep_tuple_key", "object_array", "mutate_storage", "mutate_numpy", "h5_sparse", "h5_huge",
-    "h5_extlink", "h5_extlink_k3", "h5_external_storage", "safetensors_f8", "safetensors_f4",
+    "reconstruct", "laughs", "deep", "deep_tuple_key", "object_array", "mutate_storage", "mutate_numpy", "h5_sparse",
+    "h5_huge", "h5_extlink", "h5_extlink_k3", "h5_external_storage", "safetensors_f8", "safetensors_f4",
     "safetensors_header_len", "ncnn_count", "ncnn_array_as_int", "ncnn_neg_size", "ncnn_neg_prelu",
 ])
 

@@ -231,7 +231,8 @@ def read_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> lis
             )
         out.append(dataclasses.replace(layer, weights=weights))
     if rd.pos != len(data):
-        raise WeightsError(f"{bin_path}: {len(data) - rd.pos} bytes left after the last layer; wrong .bin for this .param?")
+        raise WeightsError(
+            f"{bin_path}: {len(data) - rd.pos} bytes left after the last layer; wrong .bin for this .param?")
     return out
 
 

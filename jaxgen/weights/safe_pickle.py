@@ -43,7 +43,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 __all__ = ["MAX_DEPTH", "NUMPY_GLOBALS", "RestrictedUnpickler", "StandIn", "UnsafePickleError", "WeightsError",
-           "checked_load", "is_numeric_dtype", "load_pickle", "numpy_globals", "one_line", "prescan", "resolve", "restricted_loads"]
+           "checked_load", "is_numeric_dtype", "load_pickle", "numpy_globals", "one_line", "prescan", "resolve",
+           "restricted_loads"]
 
 MAX_DEPTH = 100  # containers nested deeper than this are refused (weight files nest a few levels)
 REDOWNLOAD = "get the file again from its official source"

@@ -134,11 +134,11 @@ SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit
 
 def read_safetensors(path: str) -> StateDict:
     """A ``.safetensors`` file -> ``{name: array}`` (writeable copies), read by the format's spec
-    (huggingface/safetensors ``README.md`` "Format", as of release v0.8.0, the version installed with jaxgen): an 8-byte little-endian header
-    length N, N bytes of JSON ``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}``,
-    then the data, every byte of it belonging to exactly one tensor. Little-endian data; dtypes of
-    ``SAFETENSORS_DTYPES`` (float8 via ``ml_dtypes``); the packed sub-byte floats (``F4``, ``F6_*``) are refused.
-    Any inconsistency -> ``WeightsError`` before the tensor data is read."""
+    (huggingface/safetensors ``README.md`` "Format", release v0.8.0, the version jaxgen installs): an 8-byte
+    little-endian header length N, N bytes of JSON ``{name: {"dtype", "shape", "data_offsets": [begin, end]},
+    "__metadata__": {...}}``, then the data, every byte of it belonging to exactly one tensor. Little-endian data;
+    dtypes of ``SAFETENSORS_DTYPES`` (float8 via ``ml_dtypes``); the packed sub-byte floats (``F4``, ``F6_*``)
+    are refused. Any inconsistency -> ``WeightsError`` before the tensor data is read."""
     size = os.path.getsize(path)
 
     def bad(what: str) -> WeightsError:

@@ -51,6 +51,7 @@ from jaxgen.weights.safe_pickle import (
     checked_load,
     numpy_globals,
     one_line,
+    prescan,
     resolve,
 )
 
@@ -345,8 +346,10 @@ def _read_zip(path: str) -> Any:
 
 def is_legacy_torch_file(head: bytes) -> bool:
     """Whether ``head`` (the file's first bytes) starts with the pickled legacy ``torch.save`` magic number."""
-    unpickler = RestrictedUnpickler(io.BytesIO(head), allowed={}, source="header")  # resolves no global at all
+    stream = io.BytesIO(head)
+    unpickler = RestrictedUnpickler(stream, allowed={}, source="header")  # resolves no global at all
     try:
+        prescan(stream, "header")  # no length field is allocated before it is seen to fit
         return unpickler.load() == LEGACY_MAGIC_NUMBER
     except Exception:  # noqa: BLE001 - anything unreadable (or naming a global) is not the magic number
         return False
