@@ -431,7 +431,7 @@ def resolve(obj: Any, source: str, replace: Callable[[Any, str], Any] | None = N
         if depth > MAX_DEPTH:
             raise WeightsError(f"{source}: containers nested deeper than {MAX_DEPTH} levels (at {path!r:.80}); not "
                                "a weight file")
-        if isinstance(x, (str, bytes, int, float, complex, bool, type(None), np.generic)):
+        if isinstance(x, (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic)):
             return x
         if id(x) in memo:
             return memo[id(x)]
@@ -453,16 +453,16 @@ def resolve(obj: Any, source: str, replace: Callable[[Any, str], Any] | None = N
             for k, v in x.items():
                 if isinstance(k, StandIn):
                     raise WeightsError(f"{source}: a dict key at {path!r:.80} is {k!r}, not a name")
-                out[k] = walk(v, f"{path}.{k}" if path else str(k), depth + 1)
+                out[k] = walk(v, _sub(path, k), depth + 1)
         elif isinstance(x, list):
             out = []
             memo[id(x)] = out
-            out.extend(walk(v, f"{path}.{i}" if path else str(i), depth + 1) for i, v in enumerate(x))
+            out.extend(walk(v, _sub(path, i), depth + 1) for i, v in enumerate(x))
         elif isinstance(x, tuple):
-            out = tuple(walk(v, f"{path}.{i}" if path else str(i), depth + 1) for i, v in enumerate(x))
-        elif isinstance(x, (set, frozenset, bytearray)):
+            out = tuple(walk(v, _sub(path, i), depth + 1) for i, v in enumerate(x))
+        elif isinstance(x, (set, frozenset)):
             if any(isinstance(v, StandIn) for v in x):
-                raise WeightsError(f"{source}: a set at {path!r:.80} holds {type(x).__name__} of tensors")
+                raise WeightsError(f"{source}: a {type(x).__name__} at {path!r:.80} holds tensors or types")
             out = x
         else:
             out = x  # an OrderedDict instance's attributes etc. never reach here; other builtins pass as they are
@@ -473,6 +473,11 @@ def resolve(obj: Any, source: str, replace: Callable[[Any, str], Any] | None = N
         return out
 
     return walk(obj, "", 0)
+
+
+def _sub(path: str, key: Any) -> str:
+    """``path.key`` for messages, at most 200 characters (keys can be long and nesting deep)."""
+    return (f"{path}.{key}" if path else str(key))[:200]
 
 
 def one_line(error: BaseException) -> str:

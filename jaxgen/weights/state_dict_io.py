@@ -47,10 +47,11 @@ from jaxgen.weights.torch_checkpoint import (
     read_torch_checkpoint,
 )
 
-__all__ = ["MAX_ENTRIES", "SAFETENSORS_DTYPES", "WRAPPER_KEYS", "flatten_state_dict", "load_state_dict",
+__all__ = ["MAX_ENTRIES", "MAX_NAME", "SAFETENSORS_DTYPES", "WRAPPER_KEYS", "flatten_state_dict", "load_state_dict",
            "read_keras_h5", "read_npz", "read_safetensors", "save_state_dict", "unwrap_checkpoint"]
 
 MAX_ENTRIES = 200_000  # names in one flattened state dict (large models have a few thousand)
+MAX_NAME = 4096  # characters in one flattened name (torch / Keras names are well under 200)
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
 PICKLE_EXTS = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pickle")
@@ -75,8 +76,8 @@ def unwrap_checkpoint(obj: Any) -> Any:
 def flatten_state_dict(obj: Any, source: str, prefix: str = "") -> StateDict:
     """Nested dicts/lists/tuples of arrays -> ``{'a.b.0.c': np.ndarray}``. Python/numpy numbers become 0-d arrays;
     any other leaf (string, None, an object) -> ``WeightsError`` naming ``source`` and the key; so do more than
-    ``MAX_ENTRIES`` names (a shared sub-list referenced from many places can spell exponentially many paths) and
-    nesting deeper than ``MAX_DEPTH``."""
+    ``MAX_ENTRIES`` names (a shared sub-list referenced from many places can spell exponentially many paths),
+    names longer than ``MAX_NAME`` (a long key shared by every level) and nesting deeper than ``MAX_DEPTH``."""
     out: StateDict = {}
     visited = 0
 
@@ -96,6 +97,9 @@ def flatten_state_dict(obj: Any, source: str, prefix: str = "") -> StateDict:
                 raise WeightsError(f"{source}: more than {MAX_ENTRIES} entries to flatten (shared containers "
                                    f"nested into exponentially many paths?); not a state dict: {REDOWNLOAD}")
             name = f"{prefix}{key}"
+            if len(name) > MAX_NAME:
+                raise WeightsError(f"{source}: an entry name is longer than {MAX_NAME} characters "
+                                   f"({name[:60]!r}...); not a state dict: {REDOWNLOAD}")
             if isinstance(value, np.ndarray):
                 out[name] = value
             elif isinstance(value, (bool, int, float, np.generic)):
