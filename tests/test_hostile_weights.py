@@ -257,6 +257,9 @@ def build_corpus(d: Path) -> dict[str, Case]:
     body = b"}" + _u("k" * 2**20) + b"q\x00" + b"}h\x00" * 89 + _i(1) + b"s" * 90
     p.write_bytes(b"\x80\x02}" + _u("w") + body + b"s.")
     c["long_names"] = Case((p,), "state_dict", r"long_names\.pkl.*longer than 4096")
+    p = d / "object_flood.pkl"  # {'w': [[], [], ...]}: 1.2 million empty lists, ~70 MB of objects from 1.2 MB
+    p.write_bytes(b"\x80\x02}" + _u("w") + b"(" + b"]" * 1_200_000 + b"ls.")
+    c["object_flood"] = Case((p,), "state_dict", r"object_flood\.pkl.*more than 1000000 objects")
     p = d / "deep.pkl"  # 100000 nested lists
     p.write_bytes(b"\x80\x02}" + _u("w") + b"]" * 100_000 + b"a" * 99_999 + b"s.")
     c["deep"] = Case((p,), "state_dict", r"deep\.pkl.*nested deeper")
@@ -345,9 +348,9 @@ def corpus(tmp_path_factory) -> dict[str, Case]:
 
 CASE_NAMES = sorted([
     "stride0", "stride0_overflow", "stride0_legacy", "zipbomb", "zipbomb_claim", "zipbomb_pkl", "npz_bomb", "binbytes8",
-    "reconstruct", "laughs", "long_names", "deep", "deep_tuple_key", "object_array", "mutate_storage", "mutate_numpy", "h5_sparse",
-    "h5_huge", "h5_extlink", "h5_extlink_k3", "h5_external_storage", "safetensors_f8", "safetensors_f4",
-    "safetensors_header_len", "ncnn_count", "ncnn_array_as_int", "ncnn_neg_size", "ncnn_neg_prelu",
+    "reconstruct", "laughs", "long_names", "object_flood", "deep", "deep_tuple_key", "object_array", "mutate_storage",
+    "mutate_numpy", "h5_sparse", "h5_huge", "h5_extlink", "h5_extlink_k3", "h5_external_storage", "safetensors_f8",
+    "safetensors_f4", "safetensors_header_len", "ncnn_count", "ncnn_array_as_int", "ncnn_neg_size", "ncnn_neg_prelu",
 ])
 
 

@@ -42,11 +42,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-__all__ = ["MAX_DEPTH", "NUMPY_GLOBALS", "RestrictedUnpickler", "StandIn", "UnsafePickleError", "WeightsError",
-           "checked_load", "is_numeric_dtype", "load_pickle", "numpy_globals", "one_line", "prescan", "resolve",
-           "restricted_loads"]
+__all__ = ["MAX_DEPTH", "MAX_OBJECTS", "NUMPY_GLOBALS", "RestrictedUnpickler", "StandIn", "UnsafePickleError",
+           "WeightsError", "checked_load", "is_numeric_dtype", "load_pickle", "numpy_globals", "one_line", "prescan",
+           "resolve", "restricted_loads"]
 
 MAX_DEPTH = 100  # containers nested deeper than this are refused (weight files nest a few levels)
+MAX_OBJECTS = 1_000_000  # objects one pickle may create (~10 per tensor; 1-byte opcodes make ~60-byte objects)
 REDOWNLOAD = "get the file again from its official source"
 
 
@@ -309,7 +310,8 @@ _REFUSED_OPS = {"NEXT_BUFFER": "an out-of-band buffer", "READONLY_BUFFER": "an o
 def prescan(f: io.BytesIO, source: str) -> None:
     """Walk one pickle's opcodes from ``f``'s position to its ``STOP`` (position restored): every counted
     argument must fit in what is left of the stream (so the C unpickler never allocates a length it was merely
-    told), protocol <= 5, no out-of-band buffers or extension codes, and tuples nested at most ``MAX_DEPTH``
+    told), protocol <= 5, no out-of-band buffers or extension codes, at most ``MAX_OBJECTS`` objects created (an
+    empty list is one byte in the file and ~60 in memory), and tuples nested at most ``MAX_DEPTH``
     deep (CPython hashes a dict key or set element recursively in C without a depth check: a 1 MB pickle of a
     million nested 1-tuples used as a key crashes the process). The tuple depth is tracked by simulating the
     pickle stack with ``pickletools``' per-opcode stack effects; nothing else can return a tuple (the
@@ -317,6 +319,7 @@ def prescan(f: io.BytesIO, source: str) -> None:
     start = f.tell()
     stack: list[Any] = []  # tuple depth of each stack item; _MARK for a mark
     memo: dict[int, int] = {}
+    created = 0
     try:
         for op, arg, _ in pickletools.genops(f):
             kind, n_before, marked, n_after, is_tuple = _EFFECTS[op.name]
@@ -341,6 +344,10 @@ def prescan(f: io.BytesIO, source: str) -> None:
                     raise WeightsError(f"{source}: tuples nested deeper than {MAX_DEPTH} levels; not a weight "
                                        f"file: {REDOWNLOAD}")
                 stack.extend([depth] * n_after)
+                created += n_after
+                if created > MAX_OBJECTS:
+                    raise WeightsError(f"{source}: the pickle creates more than {MAX_OBJECTS} objects; not a weight "
+                                       f"file (or one far larger than any model): {REDOWNLOAD}")
             elif kind == "mark":
                 stack.append(_MARK)
             elif kind == "put":
