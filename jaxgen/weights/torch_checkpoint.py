@@ -20,7 +20,7 @@ Work is bounded by the file (issue 18): the pickle only records storages (dtype,
 layouts. Then every tensor is checked against its storage -- it may not claim more bytes than the storage holds
 (``prod(size) * itemsize``, so stride-0 broadcasts are refused) nor index past it -- with Python integers (no
 overflow); only then are storage bytes read, each storage only as far as its tensors reach, streamed out of the
-zip member (a deflated member is never inflated further), and the bytes read in all may not exceed
+zip member (a deflated member is inflated no further than needed), and the bytes read in all may not exceed
 ``MAX_EXPANSION`` times the file size plus ``EXPANSION_SLACK`` (likewise ``data.pkl``). Tensors are copied out
 once each (a tensor referenced twice is one array), at most ``2 x`` the storage bytes plus the slack in all.
 
