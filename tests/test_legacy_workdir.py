@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from jaxgen import image, inference
+from jaxgen.tasks import restore_generator
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY = REPO / "tests" / "goldens" / "legacy_workdir_v2"
@@ -35,7 +36,7 @@ def workdir(tmp_path) -> Path:
 
 def test_restores_the_same_network(workdir):
     golden = np.load(REPO / "tests" / "goldens" / "legacy_workdir_v2_sr.npz")
-    config, model, params, step = inference.restore_generator(workdir)
+    config, model, params, step = restore_generator(workdir)
     assert (config.task, config.model.name, step) == ("sr", "edsr", 2)
     sr = inference.make_sr_fn(inference.make_apply(model), params, config.scale)(golden["lr"])
     np.testing.assert_allclose(sr, golden["sr"], atol=1e-5)

@@ -12,7 +12,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgen.config import ConfigError, base_config, optim_config
+from jaxgen.config import ConfigError, optim_config
+from jaxgen.tasks import base_config
 from jaxgen.tasks import SRGANTask, SRTask
 from jaxgen.train import optim
 

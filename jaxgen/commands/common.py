@@ -35,7 +35,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def config_epilog() -> str:
     lines = [OVERRIDES_HELP.rstrip("\n")]
-    for path in sorted(REPO_CONFIGS.glob("*.py")):
+    for path in sorted(p for p in REPO_CONFIGS.glob("*.py") if p.name != "common.py"):  # common.py: shared recipes
         doc = (path.read_text().split('"""')[1:2] or [""])[0].strip().splitlines()
         lines.append(f"  configs/{path.name:<16} {doc[0] if doc else ''}")
     return "\n".join(lines)

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], int, dict[str, Any]]:
     from jaxgen import inference
-    from jaxgen.inference import restore_generator
+    from jaxgen.tasks import restore_generator
 
     if args.checkpoint:
         ckpt = Path(args.checkpoint)

@@ -130,7 +130,7 @@ def _gatys(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
 
 def _restore(args: argparse.Namespace, task_name: str, method: str) -> tuple[Any, Any, Any, int]:
     from jaxgen.config import config_from_json
-    from jaxgen.inference import restore_generator
+    from jaxgen.tasks import restore_generator
 
     if args.checkpoint:
         ckpt = Path(args.checkpoint)

@@ -77,7 +77,7 @@ def _load_model(args: argparse.Namespace) -> Any:
 
         return zoo.load(args.model, compute_dtype=dtype), args.model
     if args.workdir or args.checkpoint:
-        from jaxgen.inference import restore_generator
+        from jaxgen.tasks import restore_generator
 
         if args.checkpoint:
             ckpt = Path(args.checkpoint)

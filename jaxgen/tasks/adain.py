@@ -34,8 +34,7 @@ import optax
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models.adain_net import ADAIN_TAPS, AdaINEncoder, AdaINStylizer
 from jaxgen.style.adain_ops import adain, calc_mean_std
-from jaxgen.tasks.fast_style import file_sha256
-from jaxgen.tasks.sr import _kwargs, build_model, compute_dtype
+from jaxgen.tasks.common import build_model, compute_dtype, file_sha256, section_kwargs
 from jaxgen.train import optim
 from jaxgen.train.state import TrainState, apply_gradients, init_key, new_player, new_state
 
@@ -101,13 +100,13 @@ class AdaINTask:
     """One player, ``decoder``; the encoder is a frozen constant."""
 
     NAME = "adain"
-    OPEN_SECTIONS: tuple[str, ...] = ("model",)
     EXPORT_PLAYER = "decoder"
     best_metric = "val_loss"
     best_mode = "min"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
+        c.open_sections = ("model",)  # sections that accept new keys (jaxgen.config.lock)
         c.batch_size, c.total_steps = 8, 160000  # official: batch 8, 160k iterations
         c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 10000
         c.eval_max_images = 2
@@ -132,7 +131,7 @@ class AdaINTask:
             raise ConfigError("config.losses.content/style must be >= 0 and not both 0")
         if config.lr_decay < 0:
             raise ConfigError(f"config.lr_decay={config.lr_decay}: expected >= 0")
-        self.decoder = build_model(config.model.name, dict(_kwargs(config.model, "model"), dtype=compute_dtype(config)),
+        self.decoder = build_model(config.model.name, dict(section_kwargs(config.model, "model"), dtype=compute_dtype(config)),
                                    "model")
         base = optim.make_optimizer(config.optim, config.total_steps)
         decay = float(config.lr_decay)
@@ -175,7 +174,7 @@ class AdaINTask:
         p = apply_gradients(p, grads, self.tx)
         norm = optax.tree.norm(grads)
         lr = self.config.optim.lr / (1.0 + float(self.config.lr_decay) * state.step)
-        metrics = {"loss": loss, "grad_norm": norm, "lr": jnp.asarray(lr, jnp.float32),
+        metrics = {"loss": loss, "g_grad_norm": norm, "lr": jnp.asarray(lr, jnp.float32),
                    **{f"loss_{k}": v for k, v in parts.items()}, "finite": jnp.isfinite(loss) & jnp.isfinite(norm)}
         return state.replace(step=state.step + 1, players={**state.players, "decoder": p}), metrics
 

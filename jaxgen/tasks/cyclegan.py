@@ -58,7 +58,6 @@ class CycleGANTask:
     """Unpaired A <-> B translation (module doc)."""
 
     NAME = "cyclegan"
-    OPEN_SECTIONS: tuple[str, ...] = ("model", "disc")
     EXPORT_PLAYER = "G_A"
     DIRECTION_PLAYERS = {"AtoB": "G_A", "BtoA": "G_B"}
     EXPORT_SCALE = 1
@@ -67,6 +66,7 @@ class CycleGANTask:
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
+        c.open_sections = ("model", "disc")  # sections that accept new keys (jaxgen.config.lock)
         from jaxgen.data.image_domains import translation_data_config
 
         c.batch_size = 1

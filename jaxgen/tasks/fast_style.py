@@ -28,7 +28,6 @@ outputs (gradient stopped).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +42,13 @@ from jaxgen import losses as losses_lib
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.style.objective import tv_squared
-from jaxgen.tasks.sr import _kwargs, build_model, compute_dtype
+from jaxgen.tasks.common import build_model, compute_dtype, file_sha256, section_kwargs
 from jaxgen.train import optim
 from jaxgen.train.state import TrainState, apply_gradients, init_key, new_player, new_state
 
-__all__ = ["FastStyleTask", "file_sha256", "load_frozen_vgg", "resolve_style_image"]
+__all__ = ["FastStyleTask", "load_frozen_vgg", "resolve_style_image"]
 
 STYLE_EXTS = (".jpg", ".jpeg", ".png")
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def resolve_style_image(spec: str, cache_dir: str | Path | None = None) -> Path:
@@ -99,13 +94,13 @@ class FastStyleTask:
     """``generator`` (TransformerNet) trained with VGG16 perceptual losses; ``discriminator`` when gan.weight > 0."""
 
     NAME = "fast_style"
-    OPEN_SECTIONS: tuple[str, ...] = ("model", "disc.kwargs")
     EXPORT_PLAYER = "generator"
     best_metric = "val_loss"
     best_mode = "min"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
+        c.open_sections = ("model", "disc.kwargs")  # sections that accept new keys (jaxgen.config.lock)
         c.batch_size, c.total_steps = 4, 40000  # pytorch/examples: batch 4, 2 epochs of COCO 2014 train
         c.log_every, c.eval_every, c.ckpt_every = 100, 2000, 2000
         c.eval_max_images = 2
@@ -145,13 +140,13 @@ class FastStyleTask:
             raise ConfigError(f"config.losses.gan.kind={self.gan_kind!r}; expected one of {sorted(losses_lib.GAN_KINDS)}")
         if min(self.w_content, self.w_style, self.w_tv, self.gan_weight) < 0:
             raise ConfigError("config.losses weights must be >= 0")
-        self.generator = build_model(config.model.name, dict(_kwargs(config.model, "model"),
+        self.generator = build_model(config.model.name, dict(section_kwargs(config.model, "model"),
                                                              dtype=compute_dtype(config)), "model")
         self.g_tx = optim.make_optimizer(config.optim, config.total_steps)
         self.g_schedule = optim.make_schedule(config.optim, config.total_steps)
         self.adversarial = self.gan_weight > 0
         if self.adversarial:
-            self.discriminator = build_model(config.disc.name, dict(_kwargs(config.disc.kwargs, "disc.kwargs", skip=()),
+            self.discriminator = build_model(config.disc.name, dict(section_kwargs(config.disc.kwargs, "disc.kwargs", skip=()),
                                                                     dtype=compute_dtype(config)), "disc")
             self.d_tx = optim.make_optimizer(config.disc.optim, config.total_steps)
         self._consts: Any = None

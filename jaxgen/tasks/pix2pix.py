@@ -50,7 +50,6 @@ class Pix2PixTask:
     """Paired translation ``direction`` (module doc)."""
 
     NAME = "pix2pix"
-    OPEN_SECTIONS: tuple[str, ...] = ("model", "disc")
     EXPORT_PLAYER = "G"
     EXPORT_SCALE = 1
     best_metric = "val_mae"
@@ -58,6 +57,7 @@ class Pix2PixTask:
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
+        c.open_sections = ("model", "disc")  # sections that accept new keys (jaxgen.config.lock)
         from jaxgen.data.image_domains import translation_data_config
 
         c.batch_size = 1

@@ -54,6 +54,7 @@ from jaxgen import degradations as degradations_lib
 from jaxgen import losses as losses_lib
 from jaxgen import models
 from jaxgen.config import ConfigError, optim_config
+from jaxgen.tasks.common import Batch, build_model, compute_dtype, section_kwargs
 from jaxgen.train import optim
 from jaxgen.models.discriminators import SPECTRAL_COLLECTION, STATEFUL
 from jaxgen.train.state import (
@@ -71,49 +72,16 @@ from jaxgen.train.state import (
 
 STREAM_GP = STREAM_NOISE  # the gradient penalty's interpolation weights (the SR tasks draw no other noise)
 NON_PIXEL_LOSSES = ("gan", "perceptual")
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-Batch = dict[str, jax.Array]
-
-
-def compute_dtype(config: ml_collections.ConfigDict) -> Any:
-    if config.compute_dtype not in DTYPES:
-        raise ConfigError(f"config.compute_dtype={config.compute_dtype!r}; expected one of {sorted(DTYPES)}")
-    return DTYPES[config.compute_dtype]
-
-
-def _kwargs(section: ml_collections.ConfigDict, where: str, skip: tuple[str, ...] = ("name",)) -> dict[str, Any]:
-    """A model section's kwargs (JSON lists back to tuples); negative integers are refused."""
-    kwargs = {}
-    for key, value in section.items():
-        if key in skip:
-            continue
-        value = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
-        value = tuple(value) if isinstance(value, list) else value
-        ints = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(v, int) and not isinstance(v, bool) and v < 0 for v in ints):
-            raise ConfigError(f"config.{where}.{key}={value!r}: sizes must be >= 0")
-        kwargs[key] = value
-    return kwargs
-
-
-def build_model(name: str, kwargs: dict[str, Any], where: str) -> nn.Module:
-    """``models.build`` with config errors (unknown model, unknown/invalid kwargs) as one-line ConfigErrors."""
-    try:
-        return models.build(name, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"config.{where}: {e}") from None
-
-
 def build_generator(config: ml_collections.ConfigDict) -> nn.Module:
     """``models.build(config.model.name, scale=config.scale, dtype=..., **other model keys)``."""
     if not isinstance(config.scale, int) or config.scale < 1:
         raise ConfigError(f"config.scale={config.scale!r}: expected an integer >= 1")
-    kwargs = _kwargs(config.model, "model")
+    kwargs = section_kwargs(config.model, "model")
     return build_model(config.model.name, dict(kwargs, scale=config.scale, dtype=compute_dtype(config)), "model")
 
 
 def build_discriminator(config: ml_collections.ConfigDict) -> nn.Module:
-    kwargs = _kwargs(config.disc.kwargs, "disc.kwargs", skip=())
+    kwargs = section_kwargs(config.disc.kwargs, "disc.kwargs", skip=())
     return build_model(config.disc.name, dict(kwargs, dtype=compute_dtype(config)), "disc")
 
 
@@ -224,7 +192,6 @@ class SRTask:
     """PSNR-oriented super-resolution: one player, ``generator``, trained with pixel (and perceptual) losses."""
 
     NAME = "sr"
-    OPEN_SECTIONS: tuple[str, ...] = ("model", "losses")
     EXPORT_PLAYER = "generator"
     best_metric = "val_psnr"
     best_mode = "max"
@@ -233,6 +200,7 @@ class SRTask:
     def default_config(c: ml_collections.ConfigDict) -> None:
         from jaxgen.data import default_data_config
 
+        c.open_sections = ("model", "losses")  # sections that accept new keys (jaxgen.config.lock)
         c.scale = 2
         c.model = ml_collections.ConfigDict({"name": "edsr"})
         c.losses = ml_collections.ConfigDict({"l1": 1.0})
@@ -451,7 +419,6 @@ class SRGANTask(SRTask):
     perceptual) losses plus the adversarial term; validation by LPIPS (best checkpoint: lowest ``val_lpips``)."""
 
     NAME = "sr_gan"
-    OPEN_SECTIONS = ("model", "losses", "disc.kwargs")
     best_metric = "val_lpips"
     best_mode = "min"
 
@@ -463,6 +430,7 @@ class SRGANTask(SRTask):
              "r1_gamma": 0.0})
         c.disc = ml_collections.ConfigDict(dict(name="vgg_style", kwargs=ml_collections.ConfigDict(),
                                                 optim=optim_config()))
+        c.open_sections = ("model", "losses", "disc.kwargs")
         c.eval_lpips = True
 
     def __init__(self, config: ml_collections.ConfigDict) -> None:
