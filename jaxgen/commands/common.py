@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+from absl import logging as absl_logging
+from jaxgen.config import load_config
 
 T = TypeVar("T")
 
@@ -74,15 +76,11 @@ def parse_with_overrides(p: argparse.ArgumentParser, argv: list[str]) -> tuple[a
 
 
 def load_config_or_exit(spec: str, overrides: list[tuple[str, str]]) -> Any:
-    from jaxgen.config import load_config
-
     return run_guarded(lambda: load_config(spec, overrides))
 
 
 def set_verbosity(verbose: bool) -> None:
     """Quiet by default: Orbax's and absl's INFO lines only with ``--verbose``."""
-    from absl import logging as absl_logging
-
     absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
     logging.getLogger("absl").setLevel(logging.INFO if verbose else logging.ERROR)
     logging.getLogger("jaxgen").setLevel(logging.INFO if verbose else logging.WARNING)

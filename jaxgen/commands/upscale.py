@@ -19,13 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen import image, upscaling, zoo
+from jaxgen.config import parse_literal
+from jaxgen.tasks import restore_generator
+from jaxgen.upscaling import ALPHA_UPSAMPLERS
+from jaxgen.weights.convert import load_pretrained
+from tqdm import tqdm
+import jax.numpy as jnp
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
 
 
 def _parser() -> argparse.ArgumentParser:
-    from jaxgen.upscaling import ALPHA_UPSAMPLERS
-
     p = argparse.ArgumentParser(prog="jaxgen upscale", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("inputs", nargs="+", help="input images or folders")
     p.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
@@ -54,8 +59,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _parse_kwargs(text: str) -> dict[str, Any]:
     """``"a=1,b=x,c=0.5,d=true"`` -> ``{'a': 1, 'b': 'x', 'c': 0.5, 'd': True}`` (Python literals, else strings)."""
-    from jaxgen.config import parse_literal
-
     out: dict[str, Any] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, sep, val = item.partition("=")
@@ -67,18 +70,10 @@ def _parse_kwargs(text: str) -> dict[str, Any]:
 
 def _load_model(args: argparse.Namespace) -> Any:
     """-> ``(SRModel, description)`` from whichever model source was given."""
-    import jax.numpy as jnp
-
-    from jaxgen import upscaling
-
     dtype = jnp.bfloat16 if args.bf16 else None
     if args.model:
-        from jaxgen import zoo
-
         return zoo.load(args.model, compute_dtype=dtype), args.model
     if args.workdir or args.checkpoint:
-        from jaxgen.tasks import restore_generator
-
         if args.checkpoint:
             ckpt = Path(args.checkpoint)
             if not ckpt.name.isdigit() or ckpt.parent.name != "checkpoints":
@@ -90,7 +85,6 @@ def _load_model(args: argparse.Namespace) -> Any:
         return model, f"the checkpoint of step {step}"
     if not args.arch:
         raise ValueError("--weights needs --arch NAME (e.g. rrdbnet, srvgg_compact)")
-    from jaxgen.weights.convert import load_pretrained
 
     kwargs = _parse_kwargs(args.arch_kwargs)
     path = Path(args.weights)
@@ -120,10 +114,6 @@ def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: 
 
 
 def upscale(args: argparse.Namespace) -> list[Path]:
-    from tqdm import tqdm
-
-    from jaxgen import image, upscaling
-
     files = expand_image_inputs(args.inputs)
     model, what = _load_model(args)
     up = upscaling.Upscaler(

@@ -37,15 +37,19 @@ from jaxgen.style.adain_ops import adain, calc_mean_std
 from jaxgen.tasks.common import build_model, compute_dtype, file_sha256, section_kwargs
 from jaxgen.train import optim
 from jaxgen.train.state import TrainState, apply_gradients, init_key, new_player, new_state
+from jaxgen import data as data_lib, image
+from jaxgen.data import cache_root
+from jaxgen.data.style_data import _load, image_files, StreamSpec, StyleBatches
+from jaxgen.pretrained import load_vgg
+from jaxgen.style.builtin import builtin_style
+from jaxgen.style.images import grid
+from jaxgen.weights.convert import load_pretrained
 
 __all__ = ["AdaINTask", "adain_losses", "load_encoder", "write_builtin_styles"]
 
 
 def write_builtin_styles(folder: Path, n: int = 4) -> Path:
     """``n`` of jaxgen's drawn style images (seeds 0..n-1) as PNGs in ``folder`` (written once)."""
-    from jaxgen import image
-    from jaxgen.style.builtin import builtin_style
-
     folder.mkdir(parents=True, exist_ok=True)
     for seed in range(n):
         path = folder / f"swirls_{seed}.png"
@@ -62,15 +66,12 @@ def load_encoder(spec: str, seed: int = 0) -> tuple[Any, str, bool]:
         params = jax.jit(enc.init)(jax.random.key(seed), jnp.zeros((1, 16, 16, 3)))["params"]
         return params, f"random init (seed {seed})", False
     if spec == "caffe":
-        from jaxgen.pretrained import load_vgg
-
         vgg = load_vgg("vgg19", "caffe")
         keep = {k: v for k, v in vgg.params.items() if int(k.split("_")[1]) <= 19}  # up to conv4_1
         return jax.tree.map(jnp.asarray, keep), f"{vgg.path} sha256 {file_sha256(vgg.path)}", False
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"config.encoder={spec!r}: expected 'caffe', 'random' or an existing vgg_normalised .pth file")
-    from jaxgen.weights.convert import load_pretrained
 
     try:
         _, params = load_pretrained("adain_vgg", str(path), input_conv=True)
@@ -181,21 +182,14 @@ class AdaINTask:
     # ------------------------------------------------------------------------------------------ host side
 
     def _cache_root(self) -> Path:
-        from jaxgen.data import cache_root
-
         return cache_root(self.config.data)
 
     def _style_files(self, spec: str, what: str) -> tuple[str, ...]:
-        from jaxgen.data.style_data import image_files
-
         if spec == "builtin":
             return image_files(str(write_builtin_styles(self._cache_root() / "style" / "builtin_styles")), what)
         return image_files(spec, what)
 
     def _content_files(self, spec: str, split: str, what: str) -> tuple[str, ...]:
-        from jaxgen import data as data_lib
-        from jaxgen.data.style_data import image_files
-
         if spec:
             return image_files(spec, what)
         train, val = data_lib.write_sample_images(self._cache_root() / "samples", holdout=self.config.data.holdout)
@@ -204,8 +198,6 @@ class AdaINTask:
     def prepare(self, workdir: Path) -> None:
         """Validation pairs: the validation contents with the validation styles (default: the first training
         styles), each resized to ``image_size`` square."""
-        from jaxgen.data.style_data import _load
-
         d = self.config.data
         contents = self._content_files(d.val_content_dir, "val", "config.data.val_content_dir")
         styles = self._style_files(d.val_style_dir or d.style_dir, "config.data.val_style_dir")
@@ -216,8 +208,6 @@ class AdaINTask:
                           for i, c in enumerate(contents[:n])]
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen.data.style_data import StreamSpec, StyleBatches
-
         d = self.config.data
         s, r = int(d.image_size), int(d.resize)
         streams = {
@@ -231,8 +221,6 @@ class AdaINTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style losses on the validation pairs (``val_loss`` their sum); the grid
         content | style | result of the first pair."""
-        from jaxgen.style.images import grid
-
         if not self.val_pairs:
             return {}, {}
         consts, _ = self.consts()

@@ -49,6 +49,8 @@ from jaxgen.train.state import (STREAM_DROPOUT, STREAM_POOL, TrainState, apply_g
                                 new_state, step_key)
 from jaxgen.tasks import translation_base as tb
 from jaxgen.tasks.image_pool import new_pool, query_pool
+from jaxgen.data.image_domains import check_data_config, eval_images, SYNTHETIC, translation_data_config
+from jaxgen.data.unpaired import make_unpaired_iterator
 
 Batch = dict[str, jax.Array]
 GENERATORS, DISCRIMINATORS = ("G_A", "G_B"), ("D_A", "D_B")
@@ -67,7 +69,6 @@ class CycleGANTask:
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
         c.open_sections = ("model", "disc")  # sections that accept new keys (jaxgen.config.lock)
-        from jaxgen.data.image_domains import translation_data_config
 
         c.batch_size = 1
         c.model = ml_collections.ConfigDict(dict(name="resnet", ngf=64, n_blocks=9, norm="instance", use_dropout=False))
@@ -78,8 +79,6 @@ class CycleGANTask:
         c.data = translation_data_config()
 
     def __init__(self, config: ml_collections.ConfigDict) -> None:
-        from jaxgen.data.image_domains import check_data_config
-
         self.config = config
         self.generator = tb.build_section_model(config, "model")
         self.discriminator = tb.build_section_model(config, "disc")
@@ -201,8 +200,6 @@ class CycleGANTask:
     def prepare(self, workdir: Path) -> None:
         """Loads the evaluation images: A from ``data.val_dir_a`` (held-out photos if empty); B = the synthetic
         transform of A when ``data.synthetic``, else ``data.val_dir_b`` (none if empty)."""
-        from jaxgen.data.image_domains import SYNTHETIC, eval_images
-
         data = self.config.data
         if data.source == "builtin" or data.val_dir_a:
             self.eval_a = eval_images(data, data.val_dir_a)
@@ -212,8 +209,6 @@ class CycleGANTask:
             self.eval_b = eval_images(data, data.val_dir_b)
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen.data.unpaired import make_unpaired_iterator
-
         return make_unpaired_iterator(self.config.data, global_batch_size=self.config.batch_size, seed=self.config.seed,
                                       process_index=process_index, process_count=process_count)
 

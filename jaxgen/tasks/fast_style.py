@@ -38,13 +38,18 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgen import losses as losses_lib
+from jaxgen import data as data_lib, image, losses as losses_lib, xla_setup
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.style.objective import tv_squared
 from jaxgen.tasks.common import build_model, compute_dtype, file_sha256, section_kwargs
 from jaxgen.train import optim
 from jaxgen.train.state import TrainState, apply_gradients, init_key, new_player, new_state
+from jaxgen.data import cache_root
+from jaxgen.data.style_data import _load, image_files, StreamSpec, StyleBatches
+from jaxgen.pretrained import load_vgg
+from jaxgen.style.builtin import builtin_style
+from jaxgen.style.images import grid, read_rgb, resize_long_side
 
 __all__ = ["FastStyleTask", "load_frozen_vgg", "resolve_style_image"]
 
@@ -57,10 +62,6 @@ def resolve_style_image(spec: str, cache_dir: str | Path | None = None) -> Path:
     if not spec:
         raise ValueError("config.style is empty: give a style image (a path, a shared style name, or 'builtin')")
     if spec == "builtin":
-        from jaxgen import image
-        from jaxgen.data import cache_root
-        from jaxgen.style.builtin import builtin_style
-
         path = Path(cache_dir or cache_root()) / "style" / "builtin_swirls_256.png"
         if not path.is_file():
             image.write_image(path, image.to_uint8(builtin_style(256)))
@@ -84,7 +85,6 @@ def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0)
         model = VGGFeatures(vgg_type=vgg_type, taps=("relu5_1",) if vgg_type == "vgg19" else ("relu4_3",))
         params = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
         return params, f"random init (seed {seed})"
-    from jaxgen.pretrained import load_vgg
 
     vgg = load_vgg(vgg_type, convention, path=None if weights == convention else weights)
     return jax.tree.map(jnp.asarray, vgg.params), f"{vgg.path} sha256 {file_sha256(vgg.path)}"
@@ -191,8 +191,6 @@ class FastStyleTask:
 
     def style_image(self) -> np.ndarray:
         """The style image as trained on: ``[h,w,3]`` float32 in [0,1] (long side ``style_size`` when set)."""
-        from jaxgen.style.images import read_rgb, resize_long_side
-
         img = read_rgb(self.style_path())
         return resize_long_side(img, int(self.config.style_size)) if self.config.style_size else img
 
@@ -263,24 +261,16 @@ class FastStyleTask:
     # ------------------------------------------------------------------------------------------ host side
 
     def _train_files(self) -> tuple[str, ...]:
-        from jaxgen import data as data_lib
-        from jaxgen.data.style_data import image_files
-
         if self.config.data.train_dir:
             return image_files(self.config.data.train_dir, "config.data.train_dir")
         train, _ = data_lib.write_sample_images(self._cache_root() / "samples", holdout=self.config.data.holdout)
         return image_files(str(train), "built-in photos")
 
     def _cache_root(self) -> Path:
-        from jaxgen.data import cache_root
-
         return cache_root(self.config.data)
 
     def prepare(self, workdir: Path) -> None:
         """Loads the validation photos (``data.val_dir`` or the held-out built-in photos), centre-cropped."""
-        from jaxgen import data as data_lib
-        from jaxgen.data.style_data import _load, image_files
-
         if self.config.data.val_dir:
             files = image_files(self.config.data.val_dir, "config.data.val_dir")
         else:
@@ -296,8 +286,6 @@ class FastStyleTask:
             self.val_images.append(img[y : y + s, x : x + s].astype(np.float32) / 255.0)
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen.data.style_data import StreamSpec, StyleBatches
-
         s = int(self.config.data.image_size)
         streams = {"content": StreamSpec(self._train_files(), s, ("short", s), self.config.data.crop == "random")}
         if self.adversarial:
@@ -310,8 +298,6 @@ class FastStyleTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style/TV losses on the validation photos (``val_loss`` = their sum) and the grid
         content | style | result of the first."""
-        from jaxgen.style.images import grid
-
         if not self.val_images:
             return {}, {}
         consts, _ = self.consts()
@@ -319,8 +305,6 @@ class FastStyleTask:
             def fn(params, x, consts):
                 y = self.generator.apply({"params": params}, x).astype(jnp.float32)
                 return y, self.losses(y, x, consts)
-
-            from jaxgen import xla_setup
 
             self._eval_fn = jax.jit(fn, compiler_options=xla_setup.inference_compiler_options("transformer_net") or None)
         params = state.players[self.EXPORT_PLAYER].eval_params

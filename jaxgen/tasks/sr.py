@@ -40,6 +40,7 @@ per step, as PyTorch's ``spectral_norm`` in BasicSR's Real-ESRGAN step), its ``u
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,9 +51,10 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxgen import data as data_lib
 from jaxgen import degradations as degradations_lib
+from jaxgen import evaluation, image, inference, models, pretrained
 from jaxgen import losses as losses_lib
-from jaxgen import models
 from jaxgen.config import ConfigError, optim_config
 from jaxgen.tasks.common import Batch, build_model, compute_dtype, section_kwargs
 from jaxgen.train import optim
@@ -69,6 +71,10 @@ from jaxgen.train.state import (
     new_state,
     step_key,
 )
+from jaxgen.data import default_data_config
+from jaxgen.lpips_metric import default_lpips_params, lpips_fn
+from jaxgen.models.vgg import VGG_BLOCKS, vgg_layer_names
+from jaxgen.tasks.pretrained_init import describe, load_generator_params
 
 STREAM_GP = STREAM_NOISE  # the gradient penalty's interpolation weights (the SR tasks draw no other noise)
 NON_PIXEL_LOSSES = ("gan", "perceptual")
@@ -134,7 +140,6 @@ def perceptual_settings(losses: ml_collections.ConfigDict) -> dict[str, Any] | N
     p["layer_weights"] = {str(k): float(v) for k, v in dict(p["layer_weights"]).items()}
     if not (float(p["weight"]) > 0 or float(p["style_weight"]) > 0):
         return None
-    from jaxgen.models.vgg import VGG_BLOCKS, vgg_layer_names
 
     if p["vgg_type"] not in VGG_BLOCKS:
         raise ConfigError(f"config.losses.perceptual.vgg_type={p['vgg_type']!r}; expected one of {sorted(VGG_BLOCKS)}")
@@ -150,9 +155,6 @@ def perceptual_settings(losses: ml_collections.ConfigDict) -> dict[str, Any] | N
 
 def load_perceptual_vgg(p: dict[str, Any]) -> tuple[str, Any, str]:
     """``(convention, params, 'file sha256 ...')`` of the VGG the perceptual loss uses (module docstring)."""
-    from jaxgen import pretrained
-    from jaxgen.tasks.pretrained_init import describe
-
     want, vgg_type = str(p["weights"]), str(p["vgg_type"])
     if want in ("auto", "torchvision"):
         try:
@@ -198,8 +200,6 @@ class SRTask:
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
-        from jaxgen.data import default_data_config
-
         c.open_sections = ("model", "losses")  # sections that accept new keys (jaxgen.config.lock)
         c.scale = 2
         c.model = ml_collections.ConfigDict({"name": "edsr"})
@@ -253,8 +253,6 @@ class SRTask:
         if not self.init_from:
             return None
         if self._init_params is None:
-            from jaxgen.tasks.pretrained_init import load_generator_params
-
             lr_shape, _ = self._example_shapes()
             abstract = jax.eval_shape(self.generator.init, jax.random.key(0), jnp.zeros(lr_shape))["params"]
             try:
@@ -323,8 +321,6 @@ class SRTask:
     def prepare(self, workdir: Path) -> None:
         """Fills in the built-in photos (empty ``data.train_dir`` or ``source='builtin'``; empty ``val_dirs``)
         and loads the validation sets."""
-        from jaxgen import evaluation
-
         self.config = resolve_data_config(self.config)
         for directory in self.config.data.val_dirs:
             pairs = evaluation.load_sr_pairs(directory, self.scale)
@@ -333,8 +329,6 @@ class SRTask:
             self.val_sets[Path(directory).name] = pairs
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen import data as data_lib
-
         return data_lib.make_train_iterator(
             self.config.data,
             scale=self.scale,
@@ -346,8 +340,6 @@ class SRTask:
 
     def sr_fn(self, params: Any, *, tile: int = 0, overlap: int = 16) -> Callable[[np.ndarray], np.ndarray]:
         """``lr uint8 [h,w,3] -> sr float32 [h*s,w*s,3]`` with the generator jitted once per task."""
-        from jaxgen import inference
-
         if self._apply is None:
             self._apply = inference.make_apply(self.generator)
         return inference.make_sr_fn(self._apply, params, self.scale, tile=tile, overlap=overlap)
@@ -355,14 +347,9 @@ class SRTask:
     def lpips_params(self) -> Any:
         """LPIPS (VGG, v0.1) params for validation, loaded once; ``None`` (and no LPIPS) when not installed."""
         if self._lpips is None:
-            from jaxgen import pretrained
-            from jaxgen.lpips_metric import default_lpips_params
-
             try:
                 self._lpips = default_lpips_params("vgg")
             except pretrained.WeightsNotFoundError as e:
-                import logging
-
                 logging.getLogger(__name__).warning("no LPIPS in validation: %s", e)
                 self._lpips = False
         return self._lpips or None
@@ -370,9 +357,6 @@ class SRTask:
     def validate_lpips(self, sr_fn: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
         """``{'<set>/lpips', 'val_lpips'}``: mean LPIPS (VGG, v0.1; lower is better) of the 8-bit SR output vs HR
         (RGB, central crop ``eval_lpips_crop``), per validation set and over the sets."""
-        from jaxgen import evaluation, image
-        from jaxgen.lpips_metric import lpips_fn
-
         params = self.lpips_params()
         if params is None or not self.val_sets:
             return {}
@@ -391,8 +375,6 @@ class SRTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Y-PSNR/SSIM (crop = scale) per validation set and ``val_psnr`` (their mean), LPIPS when
         ``eval_lpips``; the grid LR | bicubic | [init_from model |] SR | HR of the first validation image."""
-        from jaxgen import evaluation
-
         if not self.val_sets:
             return {}, {}
         sr_fn = self.sr_fn(state.players[self.EXPORT_PLAYER].eval_params)
@@ -633,8 +615,6 @@ class RealESRGANTask(_RealDegradation, SRGANTask):
 def resolve_data_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Fills in the built-in sample photos: an empty ``data.train_dir`` (folder source) or ``source='builtin'``
     trains on them, and an empty ``data.val_dirs`` validates on the held-out photos. Returns a copy."""
-    from jaxgen import data as data_lib
-
     config = ml_collections.ConfigDict(config.to_dict())
     data = config.data
     builtin_train = data.source == "builtin" or (data.source == "folder" and not data.train_dir)
