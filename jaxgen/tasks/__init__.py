@@ -1,7 +1,8 @@
 """Training tasks: what is trained, how one step updates it, how it is evaluated and exported.
 
 The loop (``jaxgen.train.loop.train``) never imports a task: a command picks ``TASKS[config.task]`` and
-hands the built task to the loop. A task is a small class; its instance ``task = TASKS[name](config)`` has:
+hands the built task to the loop. A task is a small class (or a :class:`jaxgen.tasks.common.TaskVariant`: a class with another default config);
+its instance ``task = TASKS[name](config)`` has:
 
 =========================  ===========================================================================
 ``default_config(c)``      (static) adds the task's section to the run keys, and ``c.open_sections``: the
@@ -39,7 +40,9 @@ from jaxgen.tasks.adain import AdaINTask
 from jaxgen.tasks.cyclegan import CycleGANTask
 from jaxgen.tasks.fast_style import FastStyleTask
 from jaxgen.tasks.pix2pix import Pix2PixTask
-from jaxgen.tasks.sr import RealESRGANTask, RealESRNetTask, SRGANTask, SRTask
+from jaxgen.tasks.common import TaskVariant
+from jaxgen.tasks.sr import SRTask, real_sr_default_config
+from jaxgen.tasks.sr_gan import SRGANTask, real_sr_gan_default_config
 from jaxgen.train import checkpoint
 
 TASKS: dict[str, Any] = {
@@ -49,8 +52,8 @@ TASKS: dict[str, Any] = {
     "pix2pix": Pix2PixTask,
     "fast_style": FastStyleTask,
     "adain": AdaINTask,
-    "real_sr": RealESRNetTask,
-    "real_sr_gan": RealESRGANTask,
+    "real_sr": TaskVariant(SRTask, real_sr_default_config),  # RealESRNet: sr on Real-ESRGAN pairs
+    "real_sr_gan": TaskVariant(SRGANTask, real_sr_gan_default_config),  # RealESRGAN
 }
 
 
@@ -97,5 +100,4 @@ def restore_generator(
     return config, task.export_module(), params, step
 
 
-__all__ = ["TASKS", "AdaINTask", "CycleGANTask", "FastStyleTask", "Pix2PixTask", "RealESRGANTask", "RealESRNetTask",
-           "SRGANTask", "SRTask", "base_config", "check_task", "get_task", "restore_generator"]
+__all__ = ["TASKS", "AdaINTask", "CycleGANTask", "FastStyleTask", "Pix2PixTask", "SRGANTask", "SRTask", "base_config", "check_task", "get_task", "restore_generator"]

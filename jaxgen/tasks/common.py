@@ -12,9 +12,10 @@ metrics back into a run, so their files stay as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import flax.linen as nn
 import jax
@@ -27,7 +28,7 @@ from jaxgen.config import ConfigError
 from jaxgen.train.state import TrainState
 
 __all__ = ["Batch", "DTYPES", "METRIC_FINITE", "METRIC_G_GRAD_NORM", "METRIC_D_GRAD_NORM", "METRIC_LOSS",
-           "METRIC_LR", "OLD_METRIC_NAMES", "Task", "build_model", "compute_dtype", "file_sha256", "section_kwargs"]
+           "METRIC_LR", "OLD_METRIC_NAMES", "Task", "TaskVariant", "build_model", "compute_dtype", "file_sha256", "section_kwargs"]
 
 Batch = dict[str, jax.Array]
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -67,6 +68,23 @@ class Task(Protocol):
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, Any]]: ...
 
     def export_module(self) -> nn.Module: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskVariant:
+    """A registry entry that is a task class with another default config (``real_sr`` is ``SRTask`` with a
+    ``degradation`` section): called with a config it builds ``task(config)``; any other attribute is the class's."""
+
+    task: type
+    default_config: Callable[[ml_collections.ConfigDict], None]
+
+    def __call__(self, config: ml_collections.ConfigDict) -> Any:
+        return self.task(config)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "task":  # not yet set (copy/unpickle)
+            raise AttributeError(name)
+        return getattr(self.task, name)
 
 
 def compute_dtype(config: ml_collections.ConfigDict) -> Any:
