@@ -162,3 +162,27 @@ def test_readme_python_example_runs():
     assert np.isfinite(float(namespace["loss"]))
     assert namespace["lr"].shape == (4, 32, 32, 3)
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree_util.tree_leaves(namespace["grads"]))
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_of_the_readme_and_docs_lead_somewhere():
+    pages = [README, REPO / "experiments" / "README.md", REPO / "benchmarks" / "RESULTS.md",
+             *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and file.suffix == ".md":
+                headings = [_anchor(line.lstrip("#")) for line in file.read_text().splitlines() if line.startswith("#")]
+                if anchor not in headings:
+                    broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
