@@ -10,6 +10,7 @@ here. The Python example of "Using the losses and metrics" is executed too.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 import shlex
@@ -20,6 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from absl import logging as absl_logging
 
 from jaxgen import cli, image
 
@@ -95,8 +97,18 @@ def _write_inputs(argv: list[str], folder: Path, hw: tuple[int, int] = (12, 16))
 
 
 def _run_in_process(argv: list[str], folder: Path, monkeypatch) -> None:
+    """``jaxgen ARGS`` through the CLI's entry point in this process (the inference commands leave JAX's set-up
+    alone), from ``folder``; the log levels the CLI sets are put back for the other tests of this worker."""
     monkeypatch.chdir(folder)
-    assert cli.main(["jaxgen", *argv[1:]]) == 0, argv
+    loggers = [logging.getLogger(name) for name in ("absl", "jaxgen")]
+    levels = [logger.level for logger in loggers]
+    absl_level = absl_logging.get_verbosity()
+    try:
+        assert cli.main(["jaxgen", *argv[1:]]) == 0, argv
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        absl_logging.set_verbosity(absl_level)
 
 
 def _needs(package: str, what: str) -> None:
