@@ -159,8 +159,6 @@ def test_no_import_cycle_among_jaxgen_modules():
     assert not cycles, "import cycles (module-level imports): " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
-@pytest.mark.xfail(strict=False, reason="jaxgen.data.style_data._load (adain, fast_style): its module moves to grain "
-                                        "on another branch of architecture v3, which gives the loader a public name")
 def test_no_private_name_imported_across_modules():
     bad = []
     for module, path in MODULES.items():
@@ -198,8 +196,6 @@ def test_function_level_imports_of_other_packages_are_allow_listed_in_the_clean_
                      "the package to OPTIONAL_IMPORTS with the reason):\n" + "\n".join(bad))
 
 
-@pytest.mark.xfail(strict=False, reason="architecture v3 in progress: data/, image.py, style/, sweeps/, zoo.py "
-                                        "(other branches) still import standard modules inside functions")
 def test_function_level_imports_of_other_packages_are_allow_listed():
     bad = _non_optional_function_level()
     assert not bad, ("imports inside functions of packages that are not optional (move them to the top, or add "
@@ -212,8 +208,6 @@ def test_no_function_level_jaxgen_import_in_the_clean_files():
     assert not bad, "jaxgen imports inside functions (move them to the top of the file):\n" + "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=False, reason="architecture v3 in progress: the metrics/weights/inference/data/style "
-                                        "modules (other branches) still import jaxgen inside functions")
 def test_few_function_level_jaxgen_imports():
     found = [f"{f}:{line} import {name}" for f, line, name in _function_level() if name.startswith("jaxgen")]
     assert len(found) < MAX_FUNCTION_LEVEL_JAXGEN_IMPORTS, f"{len(found)} jaxgen imports inside functions:\n" + \
