@@ -1,7 +1,8 @@
 """``jaxgen train --config configs/edsr.py:x2,tiny --workdir W [--config.key=value ...]``.
 
 Trains the config's task (``config.task``: sr, sr_gan, ...) in W, resuming automatically when W has a
-checkpoint (a workdir of another task or architecture is refused). SIGTERM and Ctrl-C checkpoint at the
+checkpoint (a workdir of another task or architecture is refused; so is a workdir another trainer is
+using: W/.jaxgen.lock). SIGTERM and Ctrl-C checkpoint at the
 current step and exit; rerun the same command to resume.
 """
 
@@ -18,6 +19,12 @@ def run(argv: list[str]) -> int:
     common.add_verbose(p)
     args, overrides = common.parse_with_overrides(p, argv[1:])
     common.set_verbosity(args.verbose)
+    if not any("distributed" in text for text in [args.config, *(k for k, _ in overrides)]):
+        from jaxgen import workdir_lock
+
+        # a busy workdir is refused at once, before the seconds of importing JAX (the run itself holds the lock;
+        # with several processes only process 0 takes it, so they do not probe here)
+        common.run_guarded(lambda: workdir_lock.WorkdirLock(args.workdir, "jaxgen train").acquire().release())
     config = common.load_config_or_exit(args.config, overrides)
 
     def go():

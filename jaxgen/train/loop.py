@@ -27,6 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxgen import workdir_lock
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config
 from jaxgen.train import checkpoint, parallel
@@ -117,10 +118,29 @@ def _host_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> dict[str, Any]:
-    """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary."""
+    """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary. The workdir is
+    locked for the run (``jaxgen.workdir_lock``): a second trainer on it is refused."""
     check_run_config(config)
     if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
+    with lock_workdir(workdir):
+        return _train(config, workdir, task)
+
+
+def lock_workdir(workdir: str | Path) -> workdir_lock.WorkdirLock:
+    """The run's workdir lock, taken by process 0 (every process refuses when it is busy)."""
+    run_lock = workdir_lock.WorkdirLock(workdir, "jaxgen train", enabled=jax.process_index() == 0)
+    problem = None
+    try:
+        run_lock.acquire()
+    except workdir_lock.WorkdirBusyError as e:
+        problem = str(e)
+    if agree(problem is not None)[0]:
+        raise workdir_lock.WorkdirBusyError(problem or "process 0 found the workdir in use by another run")
+    return run_lock
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> dict[str, Any]:
     workdir = Path(workdir)
     check_workdir(workdir, config, task)
     is_main = jax.process_index() == 0
