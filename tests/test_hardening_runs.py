@@ -125,3 +125,45 @@ def test_second_trainer_on_one_workdir_is_refused_in_one_line_within_5_s(tmp_pat
         first.kill()
     assert first.returncode == 0, out[-3000:]
     assert (workdir / "summary.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------ overrides, NaN
+
+
+def nan_config(tmp_path: Path) -> Path:
+    """A config file whose L1 weight is NaN (the command line refuses non-finite numbers)."""
+    path = tmp_path / "nan_edsr.py"
+    path.write_text(
+        "import runpy\n"
+        "def get_config(arg=None):\n"
+        f"    c = runpy.run_path({str(REPO / 'configs' / 'edsr.py')!r})['get_config']('x2,tiny')\n"
+        "    c.losses.l1 = float('nan')\n"
+        "    return c\n")
+    return path
+
+
+@pytest.mark.parametrize("override", ["--config.batch_size=1e400", "--config.optim.lr=1e400",
+                                      "--config.optim.lr=nan", "--config.optim.lr=-inf",
+                                      "--config.losses.l1=1e400", "--config.optim.kwargs.b2=1e400",
+                                      "--config.optim.milestones=(10,1e400)", "--config.total_steps=-1e400"])
+def test_non_finite_or_huge_numeric_overrides_are_one_line_exit_2(tmp_path, override):
+    key = override.split("=")[0]
+    proc = cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *QUIET, override, timeout=120)
+    assert_one_line(proc, 2, key, "finite")
+    assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_config_module_refuses_non_finite_overrides():
+    from jaxgen.config import ConfigError, load_config
+
+    assert load_config(TINY, [("optim.lr", "1e30")]).optim.lr == 1e30  # the largest accepted magnitude
+    for key, value in [("optim.lr", "1e31"), ("batch_size", "1e400"), ("optim.lr", "inf")]:
+        with pytest.raises(ConfigError, match="finite"):
+            load_config(TINY, [(key, value)])
+
+
+def test_nan_before_any_checkpoint_says_there_is_none(tmp_path):
+    proc = cli("train", f"--config={nan_config(tmp_path)}", f"--workdir={tmp_path / 'w'}", *QUIET,
+               "--config.log_every=1", "--config.total_steps=3", timeout=300)
+    line = assert_one_line(proc, 1, "non-finite loss at step 1", "No checkpoint was saved yet")
+    assert "step None" not in line
