@@ -102,6 +102,14 @@ def save(
     manager.save(int(step), args=args, metrics=metrics or None, force=True)
 
 
+def last_good(manager: ocp.CheckpointManager) -> str:
+    """Where a stopped run can resume from, as a sentence for error messages."""
+    step = manager.latest_step()
+    if step is None:
+        return f"No checkpoint was saved yet in {manager.directory} (nothing to resume from)."
+    return f"The last good checkpoint is step {step} in {manager.directory}."
+
+
 def _key_name(entry: Any) -> str:
     for attr in ("key", "name", "idx"):
         if hasattr(entry, attr):

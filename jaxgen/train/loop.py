@@ -243,7 +243,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) ->
                     if not host.pop("finite", 1.0):
                         raise NonFiniteLossError(
                             f"non-finite loss at step {step} (loss={host.get('loss')}); stopped without saving this "
-                            f"state. The last good checkpoint is step {manager.latest_step()} in {manager.directory}."
+                            f"state. {checkpoint.last_good(manager)}"
                         )
                     if steps_since:
                         elapsed = max(time.perf_counter() - t_last, 1e-9)
