@@ -167,3 +167,97 @@ def test_nan_before_any_checkpoint_says_there_is_none(tmp_path):
                "--config.log_every=1", "--config.total_steps=3", timeout=300)
     line = assert_one_line(proc, 1, "non-finite loss at step 1", "No checkpoint was saved yet")
     assert "step None" not in line
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+
+
+def test_pruned_trial_hparams_session_is_written_with_a_status_tensorboard_has(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    from jaxgen.sweeps import tb_hparams, trial_runner
+
+    expected = {"finished": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE,
+                "pruned": api_pb2.STATUS_UNKNOWN, "interrupted": api_pb2.STATUS_RUNNING}
+    assert set(trial_runner.TERMINAL) <= set(expected)
+    for state, code in expected.items():
+        tb_hparams.write_trial(tmp_path / state, {"optim.lr": 1e-3}, state)  # STATUS_ABORTED crashed the driver
+        acc = event_accumulator.EventAccumulator(str(tmp_path / state / "tensorboard"))
+        acc.Reload()
+        end = metadata.parse_session_end_info_plugin_data(
+            acc.SummaryMetadata(metadata.SESSION_END_INFO_TAG).plugin_data.content)
+        assert end.status == code, state
+
+
+def sweep_folder(w: Path, names: list[str]) -> None:
+    w.mkdir()
+    (w / "sweep.json").write_text(json.dumps({
+        "base_config": "/x/configs/edsr.py:x2,tiny", "base_overrides": {}, "file": "/x/s.py", "metric": "val_psnr",
+        "mode": "max", "search": "grid", "swept_keys": ["optim.lr"],
+        "trials": [{"name": n, "overrides": {"optim.lr": 10.0 ** -(i + 2)}, "index": i} for i, n in enumerate(names)]}))
+
+
+def test_pruned_and_not_yet_run_trials_are_rows_of_the_results(tmp_path):
+    from jaxgen.sweeps import results, trial_runner
+
+    w = tmp_path / "w"
+    sweep_folder(w, ["a", "b", "c"])
+    trial_runner.write_status(w / "a", {"name": "a", "overrides": {"optim.lr": 0.01}, "index": 0, "status": "pruned",
+                                        "error": "", "wall_s": 3.0, "attempts": 1})
+    (w / "c").mkdir()  # an --emit-commands trial whose job has not started: an empty folder
+    rows = results.write_results(w)
+    assert [(r["trial"], r["status"]) for r in rows] == [("a", "pruned"), ("b", "pending"), ("c", "pending")]
+    assert rows[1]["optim.lr"] == 0.001 and rows[1]["attempts"] == 0
+    md = (w / "results.md").read_text()
+    assert "| b | pending |" in md and "| c | pending |" in md
+    saved = json.loads((w / "results.json").read_text())
+    assert [t["status"] for t in saved["trials"]] == ["pruned", "pending", "pending"]
+
+
+def test_emit_commands_lists_every_trial_as_pending(tmp_path):
+    f = tmp_path / "grid.py"
+    f.write_text("from jaxgen.sweeps import sweep\n"
+                 f"BASE_CONFIG = {TINY!r}\nBASE_OVERRIDES = {{'total_steps': 2}}\n"
+                 "def get_sweep(arg=None):\n    return sweep('optim.lr', [1e-3, 1e-4])\n")
+    w = tmp_path / "w"
+    proc = cli("sweep", str(f), "--workdir", str(w), "--emit-commands", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = cli("report", str(w), timeout=120)
+    assert report.returncode in (0, 2), report.stderr  # report.html needs matplotlib; the table does not
+    from jaxgen.sweeps import results
+
+    rows = results.write_results(w)
+    assert [r["status"] for r in rows] == ["pending", "pending"]
+    assert len((w / "commands.txt").read_text().splitlines()) == 2
+
+
+def test_wall_time_sums_an_attempt_lost_without_recording_its_end(tmp_path, monkeypatch):
+    from jaxgen.sweeps import trial_runner
+
+    d = tmp_path / "w" / "t"
+    # attempt 1 ran 4 s and ended; attempt 2 was lost (Ray worker killed) 30 s after it started
+    trial_runner.write_status(d, {"name": "t", "overrides": {}, "index": 0, "status": "running", "error": "",
+                                  "wall_s": 4.0, "attempts": 2, "start_time": 1000.0, "alive_time": 1030.0,
+                                  "history": [{"start": 900.0, "end": 904.0, "returncode": 1, "status": "failed"}]})
+    monkeypatch.setattr(trial_runner, "HEARTBEAT_S", 0.2)
+    beats = []
+    real_write = trial_runner.write_status
+
+    def spy(trial_dir, status):
+        beats.append(status.get("alive_time"))
+        real_write(trial_dir, status)
+
+    monkeypatch.setattr(trial_runner, "write_status", spy)
+    monkeypatch.setattr(trial_runner, "trial_command",
+                        lambda *a, **k: [sys.executable, "-c", "import time; time.sleep(1.5)"])
+    status = trial_runner.run_trial(name="t", overrides={}, base_overrides={}, base_config="x.py",
+                                    sweep_dir=tmp_path / "w", index=0)
+    assert status["attempts"] == 3
+    assert [h["status"] for h in status["history"]][:2] == ["failed", "lost"]
+    last = status["end_time"] - status["start_time"]
+    assert status["wall_s"] == pytest.approx(4.0 + 30.0 + last, abs=1e-6)
+    assert len(beats) >= 4  # start, heartbeats while it ran, end
+    saved = trial_runner.read_status(d)
+    assert saved["wall_s"] == status["wall_s"]
