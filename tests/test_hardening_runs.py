@@ -261,3 +261,12 @@ def test_wall_time_sums_an_attempt_lost_without_recording_its_end(tmp_path, monk
     assert len(beats) >= 4  # start, heartbeats while it ran, end
     saved = trial_runner.read_status(d)
     assert saved["wall_s"] == status["wall_s"]
+
+
+def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path):
+    env = dict(os.environ, JAXGEN_HEARTBEAT_S="1e-9")
+    proc = cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", "--config.total_steps=3", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("train: step")]
+    assert [line.split(",")[0] for line in lines] == ["train: step 1/3 (33%)", "train: step 2/3 (67%)",
+                                                      "train: step 3/3 (100%)"], proc.stdout

