@@ -30,6 +30,20 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# XLA's C++ log lines at ERROR level and below ("Very slow compile? If you want to file a bug ...", "Constant
+# folding an instruction is taking > 1s") are alarms for XLA developers: hidden unless --verbose. Errors that
+# matter reach Python as exceptions (one jaxgen: error: line).
+NATIVE_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
+NATIVE_LOG_QUIET = "3"  # FATAL only
+
+
+def quiet_native_logs(verbose: bool) -> None:
+    """Sets ``TF_CPP_MIN_LOG_LEVEL=3`` unless ``verbose`` or the user set it. Read when jaxlib loads: call it
+    before JAX is imported (``main`` does)."""
+    if not verbose:
+        os.environ.setdefault(NATIVE_LOG_ENV, NATIVE_LOG_QUIET)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     no_cache = "--no-compile-cache" in argv[1:2]
@@ -45,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
+    verbose = any(a in ("-v", "--verbose") for a in argv[2:])
+    quiet_native_logs(verbose)
     from jaxgen import xla_setup  # imports no JAX: the settings below must precede JAX's start
 
     if no_cache:
@@ -57,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         xla_setup.configure_process()
     from jaxgen.commands.common import set_verbosity
 
-    set_verbosity(any(a in ("-v", "--verbose") for a in argv[2:]))  # quiet library logs for every command
+    set_verbosity(verbose)  # quiet library logs for every command
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
 

@@ -270,3 +270,41 @@ def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("train: step")]
     assert [line.split(",")[0] for line in lines] == ["train: step 1/3 (33%)", "train: step 2/3 (67%)",
                                                       "train: step 3/3 (100%)"], proc.stdout
+
+
+# ------------------------------------------------------------------------------------------ XLA alarms
+
+SLOW_FOLD = """
+import sys
+from jaxgen import cli
+cli.quiet_native_logs(verbose=sys.argv[1] == "1")  # as jaxgen.cli.main does: before JAX is imported
+import numpy as np, jax, jax.numpy as jnp
+c = np.random.default_rng(0).random(6000).astype(np.float32)
+print(jax.jit(lambda: jnp.sort(jnp.asarray(c))[:2])())  # XLA constant-folds the sort: > 1 s -> an alarm
+"""
+
+
+def test_xla_slow_operation_alarms_are_hidden_unless_verbose():
+    """XLA's slow_operation_alarm ('Very slow compile? ...', 'Constant folding an instruction is taking > 1s')
+    logs at ERROR level from C++; the CLI hides it unless --verbose (a user's own TF_CPP_MIN_LOG_LEVEL wins)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", SLOW_FOLD, "0"], capture_output=True, text=True, env=env,
+                           timeout=300, cwd=REPO)
+    loud = subprocess.run([sys.executable, "-c", SLOW_FOLD, "1"], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=REPO)
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "slow_operation_alarm" in loud.stderr and "If you'd like to file a bug" in loud.stderr
+    assert "slow_operation_alarm" not in quiet.stderr and quiet.stderr.strip() == "", quiet.stderr
+
+
+def test_cli_sets_the_native_log_level_only_when_not_verbose_and_not_set(monkeypatch):
+    from jaxgen import cli as cli_module
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    cli_module.quiet_native_logs(verbose=True)
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    cli_module.quiet_native_logs(verbose=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    cli_module.quiet_native_logs(verbose=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
