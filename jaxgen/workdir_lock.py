@@ -76,7 +76,7 @@ class WorkdirLock:
         if directory.exists() and not directory.is_dir():
             raise ValueError(f"--workdir {directory} is a file, not a folder")
         directory.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        handle = open(self.path, "a+b", buffering=0)  # unbuffered: a full disk fails the write, never the close
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,10 +90,12 @@ class WorkdirLock:
                 raise
             self._check_record_only(handle)
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command, "time": time.time()}
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(record))
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(record).encode())
+        except OSError:  # a full disk: the lock holds without its record (the run itself will report the disk)
+            pass
         self._file = handle
         return self
 
@@ -119,7 +121,10 @@ class WorkdirLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
         except OSError:
             pass  # the kernel drops the lock when the file is closed anyway
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass
         self._file = None
 
     def __enter__(self) -> "WorkdirLock":

@@ -308,3 +308,91 @@ def test_cli_sets_the_native_log_level_only_when_not_verbose_and_not_set(monkeyp
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     cli_module.quiet_native_logs(verbose=False)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+# ------------------------------------------------------------------------------------------ disk full, read-only
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 20 MB tmpfs (needs root and mount(2); skipped elsewhere), unmounted at the end."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(mnt: Path, leave_kb: int) -> None:
+    free_kb = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize // 1024
+    with open(mnt / "filler", "wb") as f:
+        f.write(b"\0" * max(0, free_kb - leave_kb) * 1024)
+
+
+def finished_steps(workdir: Path) -> list[int]:
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def test_disk_full_is_one_line_exit_1_and_the_last_checkpoint_survives(small_disk):
+    from jaxgen.train.checkpoint import restore_numpy
+
+    w = small_disk / "w"
+    first = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = restore_numpy(w / "checkpoints", 2)
+    fill(small_disk, 300)  # room for the small files, not for the next checkpoint
+    full = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=4",
+               "--config.ckpt_every=1")
+    line = assert_one_line(full, 1, "no space left", "rerun the same command")
+    assert len(full.stderr.splitlines()) == 1 and "ERROR:absl" not in full.stderr, full.stderr[:3000]
+    assert finished_steps(w) == [2]
+    after = restore_numpy(w / "checkpoints", 2)
+    assert jax_trees_equal(before, after), line
+    (small_disk / "filler").unlink()
+    resumed = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=4")
+    assert resumed.returncode == 0 and "steps 2 -> 4" in resumed.stdout, resumed.stderr[-3000:]
+
+
+def jax_trees_equal(a, b) -> bool:
+    import jax
+    import numpy as np
+
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+def test_read_only_workdir_is_one_line_exit_2(small_disk):
+    w = small_disk / "w"
+    first = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        for workdir in (w, small_disk / "new"):  # a run to resume, a run to start
+            proc = cli("train", f"--config={TINY}", f"--workdir={workdir}", *QUIET, "--config.total_steps=3")
+            assert_one_line(proc, 2, "read-only file system", str(workdir), "--workdir")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert finished_steps(w) == [1]
+
+
+def test_disk_errors_found_in_wrapped_exceptions():
+    from jaxgen.commands.common import disk_error
+
+    def chained(outer: Exception, inner: Exception) -> Exception:
+        try:
+            try:
+                raise inner
+            except Exception as e:
+                raise outer from e
+        except Exception as e:
+            return e
+
+    assert disk_error(OSError(errno.ENOSPC, "No space left on device", "/w/x"))[1] == 1
+    assert "writing /w/x" in disk_error(OSError(errno.ENOSPC, "No space left on device", "/w/x"))[0]
+    ts = ValueError("RESOURCE_EXHAUSTED: Failed to write 1372 bytes to file 11: No space left on device [os_error_code='28']")
+    assert disk_error(ts)[1] == 1
+    assert disk_error(chained(RuntimeError("save failed"), OSError(errno.EROFS, "Read-only file system")))[1] == 2
+    assert disk_error(ValueError("batch_size must be > 0")) is None
+    assert disk_error(FileNotFoundError(errno.ENOENT, "No such file", "x")) is None
