@@ -396,3 +396,58 @@ def test_disk_errors_found_in_wrapped_exceptions():
     assert disk_error(chained(RuntimeError("save failed"), OSError(errno.EROFS, "Read-only file system")))[1] == 2
     assert disk_error(ValueError("batch_size must be > 0")) is None
     assert disk_error(FileNotFoundError(errno.ENOENT, "No such file", "x")) is None
+
+
+# ------------------------------------------------------------------------------------------ Ctrl-C and validation
+
+
+def test_ctrl_c_during_validation_checkpoints_and_leaves_without_finishing_it(tmp_path):
+    import threading
+
+    from jaxgen.config import load_config
+    from jaxgen.tasks import get_task
+    from jaxgen.train import train
+    from jaxgen.train.checkpoint import open_manager
+
+    config = load_config(TINY, [("progress_bar", "False"), ("total_steps", "6"), ("eval_every", "2"),
+                                ("ckpt_every", "100")])
+    task = get_task(config.task)(config)
+    real_evaluate = task.evaluate
+    calls = {"started": 0, "finished": 0}
+
+    def slow_evaluate(state):  # a validation of ~60 s (many images on a busy CPU)
+        calls["started"] += 1
+        if calls["started"] == 2:  # the evaluation at step 4: Ctrl-C one second into it
+            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+            for _ in range(600):
+                time.sleep(0.1)
+        result = real_evaluate(state)
+        calls["finished"] += 1
+        return result
+
+    task.evaluate = slow_evaluate
+    t0 = time.perf_counter()
+    summary = train(config, tmp_path / "w", task)
+    assert time.perf_counter() - t0 < 55  # did not wait for the 60 s validation
+    assert calls == {"started": 2, "finished": 1}
+    assert summary["preempted"] == "SIGINT" and summary["final_step"] == 4
+    manager = open_manager(tmp_path / "w" / "checkpoints", read_only=True)
+    assert manager.all_steps() == [2, 4]  # step 2 (its evaluation), step 4: saved without one
+    ended = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert ended["stopped_by"] == "SIGINT" and ended["final_step"] == 4 and not ended["finished"]
+
+
+def test_a_stop_signal_between_steps_skips_the_final_validation(tmp_path):
+    workdir = tmp_path / "run"
+    proc = long_run(workdir, "--config.eval_every=100000")  # a validation at each stop if it were not skipped
+    try:
+        wait_for_steps(workdir / "metrics.jsonl", 2, proc)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert not [r for r in logged if "val_psnr" in r]  # no validation was run on the way out
+    assert not list((workdir / "images").glob("*.png")) if (workdir / "images").exists() else True
+    assert "stopped by SIGINT" in out

@@ -41,6 +41,22 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN/Inf; the run stopped and its last good checkpoint is kept."""
 
 
+class EvaluationInterrupted(Exception):
+    """A stop signal arrived during an evaluation: it is abandoned, the step is checkpointed without metrics."""
+
+
+def evaluate_interruptibly(signals: "StopSignals", evaluate: Any, step: int, state: Any) -> dict[str, float] | None:
+    """``evaluate(step, state)``, or None when a stop signal arrives meanwhile (one process only: with several,
+    every process must run the evaluation's collectives, so they finish it and stop after it)."""
+    signals.evaluating = jax.process_count() == 1
+    try:
+        return evaluate(step, state)
+    except EvaluationInterrupted:
+        return None
+    finally:
+        signals.evaluating = False
+
+
 class StopSignals:
     """SIGTERM / SIGINT -> a flag the loop checks after each step (checkpoint, then exit 0). A second SIGINT
     raises ``KeyboardInterrupt`` at once."""
@@ -50,6 +66,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
+        self.evaluating = False  # single process: a signal during evaluation abandons it (EvaluationInterrupted)
 
     def __enter__(self) -> "StopSignals":
         for sig in self.SIGNALS:
@@ -65,6 +82,8 @@ class StopSignals:
         self.received = signal.Signals(signum).name
         print(f"\njaxgen: {self.received} received: checkpointing at the current step, then exiting "
               "(Ctrl-C again to stop at once)", flush=True)
+        if self.evaluating:
+            raise EvaluationInterrupted
 
     def __exit__(self, *exc: Any) -> None:
         for sig, previous in self._previous.items():
@@ -239,8 +258,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) ->
                 out_of_time = bool(config.time_budget_s) and time.perf_counter() - t_start > config.time_budget_s
                 signalled, out_of_time = agree(signals.received is not None, out_of_time)
                 stop = signalled or out_of_time
-                do_eval = last or stop or bool(config.eval_every and step % config.eval_every == 0)
-                do_save = do_eval or step % config.ckpt_every == 0
+                # stopped by a signal: checkpoint and leave without a validation (minutes on a busy CPU)
+                do_eval = (last or out_of_time or bool(config.eval_every and step % config.eval_every == 0)) \
+                    and not signalled
+                do_save = do_eval or stop or step % config.ckpt_every == 0
                 if do_save or step % config.log_every == 0:
                     host = _host_metrics(metrics)
                     if not host.pop("finite", 1.0):
@@ -261,7 +282,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) ->
                     summary["last_train"] = host
                     t_last, steps_since = time.perf_counter(), 0
                 if do_eval:
-                    val_metrics = evaluate_and_log(step, state)
+                    results = evaluate_interruptibly(signals, evaluate_and_log, step, state)
+                    if results is None:  # a signal during the evaluation: checkpoint without it, then stop
+                        do_eval, stop, signalled = False, True, True
+                    else:
+                        val_metrics = results
                 if do_save:
                     save(step, state, val_metrics if do_eval else None)
                 if do_eval or do_save:  # keep evaluation and checkpointing out of the throughput numbers
