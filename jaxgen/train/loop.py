@@ -31,7 +31,7 @@ from jaxgen import workdir_lock
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config
 from jaxgen.progress import Heartbeat
-from jaxgen.train import checkpoint, parallel
+from jaxgen.train import checkpoint, multihost, parallel
 from jaxgen.train.metric_writer import MetricWriter
 
 log = logging.getLogger(__name__)
@@ -143,8 +143,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
     check_run_config(config)
     if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
-    with lock_workdir(workdir):
-        return _train(config, workdir, task)
+    # several processes: a SIGTERM never swallowed by a stalled collective, one shared workdir (docs/multihost.md)
+    with multihost.StopWatchdog(enabled=jax.process_count() > 1):
+        multihost.check_shared_workdir(workdir)
+        with lock_workdir(workdir):
+            return _train(config, workdir, task)
 
 
 def lock_workdir(workdir: str | Path) -> workdir_lock.WorkdirLock:
@@ -180,7 +183,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) ->
     manager = checkpoint.open_manager(
         workdir / "checkpoints", keep=config.keep_ckpts, best_metric=task.best_metric, best_mode=task.best_mode
     )
-    start_step = manager.latest_step()
+    start_step = multihost.agree_on_step(manager.latest_step())  # every process restores the same step
     if start_step is not None:
         state, data_state, _ = checkpoint.restore(manager, start_step, abstract_state)
         if not is_main and isinstance(data_state, dict) and "pipeline" in data_state:
