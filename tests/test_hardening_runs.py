@@ -451,3 +451,29 @@ def test_a_stop_signal_between_steps_skips_the_final_validation(tmp_path):
     assert not [r for r in logged if "val_psnr" in r]  # no validation was run on the way out
     assert not list((workdir / "images").glob("*.png")) if (workdir / "images").exists() else True
     assert "stopped by SIGINT" in out
+
+
+# ------------------------------------------------------------------------------------------ remote paths
+
+
+def test_checkpoint_paths_keep_urls_and_make_local_paths_absolute(tmp_path, monkeypatch):
+    from etils import epath
+
+    from jaxgen.train.checkpoint import as_path, open_manager
+
+    remote = as_path("gs://bucket/runs/a/checkpoints")
+    assert isinstance(remote, epath.Path) and str(remote) == "gs://bucket/runs/a/checkpoints"  # not gs:/bucket
+    assert str(as_path("gs://bucket/runs/a") / "checkpoints" / "3") == "gs://bucket/runs/a/checkpoints/3"
+    monkeypatch.chdir(tmp_path)
+    assert as_path("w/checkpoints") == tmp_path / "w" / "checkpoints"
+    manager = open_manager(epath.Path(tmp_path) / "w2" / "checkpoints")  # an epath works as well as a Path
+    assert manager.latest_step() is None and (tmp_path / "w2" / "checkpoints").is_dir()
+    manager.close()
+
+
+def test_remote_workdir_is_one_line_and_creates_no_local_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "jaxgen.cli", "train", f"--config={TINY}",
+                           "--workdir=gs://no-such-bucket/run", *QUIET], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert_one_line(proc, 2, "gs://no-such-bucket/run", "remote workdirs")
+    assert not (tmp_path / "gs:").exists()

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers as policies
 
 
@@ -48,6 +49,14 @@ def best_fn(metric: str, mode: str) -> Callable[[dict[str, float]], float]:
         return float(value) if value is not None and math.isfinite(float(value)) else worst
 
     return fn
+
+
+def as_path(path: Any) -> Any:
+    """A checkpoint folder as Orbax wants it: ``etils.epath.Path`` for a URL (``gs://b/run``: ``pathlib`` would
+    collapse it to ``gs:/b/run``), an absolute ``pathlib.Path`` otherwise."""
+    if "://" in str(path):
+        return epath.Path(str(path))
+    return Path(path).absolute()
 
 
 def open_manager(
@@ -81,7 +90,7 @@ def open_manager(
         "data": ocp.JsonCheckpointHandler(),
         "meta": ocp.JsonCheckpointHandler(),
     }
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_handlers=handlers)
+    return ocp.CheckpointManager(as_path(directory), options=options, item_handlers=handlers)
 
 
 def save(
@@ -164,7 +173,7 @@ def read_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
 def restore_player(directory: str | Path, step: int, player: str) -> dict[str, Any]:
     """``{'params': ..., 'ema': ... or None}`` of one player at ``step`` as host numpy arrays, whatever the
     number of devices the checkpoint was written on (partial restore: nothing else is read)."""
-    path = Path(directory).absolute() / str(step) / "state"
+    path = as_path(directory) / str(step) / "state"
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
         metadata = checkpointer.metadata(path).item_metadata.tree
@@ -186,7 +195,7 @@ def restore_player(directory: str | Path, step: int, player: str) -> dict[str, A
 def restore_numpy(directory: str | Path, step: int) -> Any:
     """The whole saved ``state`` tree at ``step`` as host numpy arrays (nested dicts), whatever the devices it was
     written on: for inspecting and comparing checkpoints (training restores with :func:`restore`)."""
-    path = Path(directory).absolute() / str(step) / "state"
+    path = as_path(directory) / str(step) / "state"
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
         tree = checkpointer.metadata(path).item_metadata.tree

@@ -141,6 +141,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
     """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary. The workdir is
     locked for the run (``jaxgen.workdir_lock``): a second trainer on it is refused."""
     check_run_config(config)
+    check_local_workdir(workdir)
     if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
     # several processes: a SIGTERM never swallowed by a stalled collective, one shared workdir (docs/multihost.md)
@@ -148,6 +149,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         multihost.check_shared_workdir(workdir)
         with lock_workdir(workdir):
             return _train(config, workdir, task)
+
+
+def check_local_workdir(workdir: str | Path) -> None:
+    """A URL workdir (``gs://...``) is refused in one line: checkpoints go through Orbax/etils
+    (``checkpoint.as_path``), but the run's logs, images and config are still written with local file calls
+    (which would turn ``gs://b/run`` into a local folder ``gs:/b/run``)."""
+    if "://" in str(workdir):
+        raise ValueError(f"--workdir {workdir}: remote workdirs are not supported by the trainer yet (its logs and "
+                         "images are written as local files); train in a local or NFS-mounted folder (a bucket "
+                         "mounted with gcsfuse works) and copy it, see docs/multihost.md")
 
 
 def lock_workdir(workdir: str | Path) -> workdir_lock.WorkdirLock:
