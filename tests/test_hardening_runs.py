@@ -477,3 +477,17 @@ def test_remote_workdir_is_one_line_and_creates_no_local_folder(tmp_path):
                           cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert_one_line(proc, 2, "gs://no-such-bucket/run", "remote workdirs")
     assert not (tmp_path / "gs:").exists()
+
+
+def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path):
+    f = tmp_path / "grid.py"
+    f.write_text("from jaxgen.sweeps import sweep\n"
+                 f"BASE_CONFIG = {TINY!r}\nBASE_OVERRIDES = {{'total_steps': 2}}\n"
+                 "def get_sweep(arg=None):\n    return sweep('optim.lr', [1e-3])\n")
+    w = tmp_path / "w"
+    with workdir_lock.WorkdirLock(w, "jaxgen sweep"):
+        t0 = time.perf_counter()
+        proc = cli("sweep", str(f), "--workdir", str(w), timeout=120)
+        assert time.perf_counter() - t0 < 30
+    assert_one_line(proc, 2, f"pid {os.getpid()}", "jaxgen sweep")
+    assert not (w / "optim.lr=0.001").exists()

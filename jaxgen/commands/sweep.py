@@ -63,11 +63,23 @@ def run(argv: list[str]) -> int:
 def guarded(fn):
     """A user mistake (``ValueError``, missing file) -> one line and exit 2, like ``common.run_guarded`` but
     without importing the trainer (the sweep process stays light; trials import JAX themselves)."""
+    from jaxgen.commands.common import disk_error
+
     try:
         return fn()
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        disk = disk_error(e)
+        if disk is not None:
+            print(f"jaxgen: error: {disk[0]}", file=sys.stderr)
+            return disk[1]
         print(f"jaxgen: error: {str(e).strip()}".replace("\n", " "), file=sys.stderr)
         return 2
+    except OSError as e:  # a full or read-only sweep folder
+        disk = disk_error(e)
+        if disk is None:
+            raise
+        print(f"jaxgen: error: {disk[0]}", file=sys.stderr)
+        return disk[1]
     except KeyboardInterrupt:
         print("jaxgen: interrupted", file=sys.stderr)
         return 130

@@ -2,8 +2,11 @@
 
 Trains the config's task (``config.task``: sr, sr_gan, ...) in W, resuming automatically when W has a
 checkpoint (a workdir of another task or architecture is refused; so is a workdir another trainer is
-using: W/.jaxgen.lock). SIGTERM and Ctrl-C checkpoint at the
-current step and exit; rerun the same command to resume.
+using: W/.jaxgen.lock). SIGTERM and Ctrl-C checkpoint at the current step and exit (no validation on the
+way out); rerun the same command to resume. Several processes
+(--config.distributed=true): the workdir must be shared storage; a process blocked in a collective exits 1
+JAXGEN_STOP_TIMEOUT_S (120) seconds after SIGTERM; SIGKILL of one process makes JAX abort the others after
+about a minute. Details: docs/multihost.md.
 """
 
 from __future__ import annotations
