@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgen import upscaling
+from jaxgen import inference
 from jaxgen.commands import upscale as upscale_cmd
 from jaxgen.progress import Heartbeat
 
 
-def nearest_model(scale: int = 2) -> upscaling.SRModel:
-    return upscaling.SRModel(lambda p, x: jnp.repeat(jnp.repeat(x, scale, 1), scale, 2), {}, scale, "nearest")
+def nearest_model(scale: int = 2) -> inference.SRModel:
+    return inference.SRModel(lambda p, x: jnp.repeat(jnp.repeat(x, scale, 1), scale, 2), {}, scale, "nearest")
 
 
 def run(argv, capsys) -> tuple[int, str, str]:
@@ -72,7 +72,7 @@ def xla_oom() -> Exception:
 def limit_device_memory(monkeypatch, max_pixels: int, error=xla_oom) -> list[tuple[int, ...]]:
     """The jitted forward raises XLA's out-of-memory error for inputs above ``max_pixels``."""
     seen = []
-    real = upscaling.Upscaler._batch
+    real = inference.Upscaler._batch
 
     def batch(self, x):
         seen.append(x.shape)
@@ -80,7 +80,7 @@ def limit_device_memory(monkeypatch, max_pixels: int, error=xla_oom) -> list[tup
             raise error()
         return real(self, x)
 
-    monkeypatch.setattr(upscaling.Upscaler, "_batch", batch)
+    monkeypatch.setattr(inference.Upscaler, "_batch", batch)
     return seen
 
 
@@ -108,7 +108,7 @@ def test_out_of_memory_with_tiles_is_one_line_suggesting_a_smaller_tile(tmp_path
 
 
 def test_scale_that_is_not_the_models_is_refused(tmp_path, capsys):
-    from jaxgen import zoo
+    from jaxgen.weights import zoo
 
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.png")
     assert zoo.ZOO["realesrgan-x4plus"].scale == 4
