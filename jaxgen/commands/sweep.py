@@ -20,6 +20,8 @@ import sys
 import threading
 from pathlib import Path
 
+from jaxgen.commands.common import disk_error
+
 
 def make_parser():
     import argparse
@@ -63,8 +65,6 @@ def run(argv: list[str]) -> int:
 def guarded(fn):
     """A user mistake (``ValueError``, missing file) -> one line and exit 2, like ``common.run_guarded`` but
     without importing the trainer (the sweep process stays light; trials import JAX themselves)."""
-    from jaxgen.commands.common import disk_error
-
     try:
         return fn()
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from jaxgen import workdir_lock
+
 
 def run(argv: list[str]) -> int:
     from jaxgen.commands import common
@@ -23,8 +25,6 @@ def run(argv: list[str]) -> int:
     args, overrides = common.parse_with_overrides(p, argv[1:])
     common.set_verbosity(args.verbose)
     if not any("distributed" in text for text in [args.config, *(k for k, _ in overrides)]):
-        from jaxgen import workdir_lock
-
         # a busy workdir is refused at once, before the seconds of importing JAX (the run itself holds the lock;
         # with several processes only process 0 takes it, so they do not probe here)
         common.run_guarded(lambda: workdir_lock.WorkdirLock(args.workdir, "jaxgen train").acquire().release())

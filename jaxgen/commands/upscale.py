@@ -27,6 +27,7 @@ from typing import Any
 
 from jaxgen import video
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen.progress import Heartbeat
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
 DEFAULT_WEIGHTS_SCALE = 4
@@ -176,7 +177,6 @@ def upscale(args: argparse.Namespace) -> tuple[list[Path], int]:
     from tqdm import tqdm
 
     from jaxgen import image, inference
-    from jaxgen.progress import Heartbeat
 
     is_video = video.is_video(args.inputs)
     files = [] if is_video else expand_image_inputs(args.inputs)
