@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib
 import os
 import sys
 
+from jaxgen import workdir_lock
 from jaxgen import xla_setup  # imports no JAX: its settings below must precede JAX's start
-from jaxgen.commands.common import set_verbosity
+from jaxgen.commands.common import run_guarded, set_verbosity
 
 COMMANDS = {
     "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
@@ -34,6 +36,31 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# XLA's C++ log lines at ERROR level and below ("Very slow compile? If you want to file a bug ...", "Constant
+# folding an instruction is taking > 1s") are alarms for XLA developers: hidden unless --verbose. Errors that
+# matter reach Python as exceptions (one jaxgen: error: line).
+NATIVE_LOG_ENV = "TF_CPP_MIN_LOG_LEVEL"
+NATIVE_LOG_QUIET = "3"  # FATAL only
+
+
+def quiet_native_logs(verbose: bool) -> None:
+    """Sets ``TF_CPP_MIN_LOG_LEVEL=3`` unless ``verbose`` or the user set it. Read when jaxlib loads: call it
+    before JAX is imported (``main`` does)."""
+    if not verbose:
+        os.environ.setdefault(NATIVE_LOG_ENV, NATIVE_LOG_QUIET)
+
+
+def refuse_busy_workdir(args: list[str]) -> None:
+    """``jaxgen train`` on a workdir another trainer holds is refused at once (one line, exit 2), before the
+    seconds of importing JAX and the task code. The run itself takes the lock; with several processes
+    (``distributed``) only process 0 holds it, so they do not probe here."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--workdir")
+    known, _ = parser.parse_known_args(args)
+    if known.workdir and not any("distributed" in a for a in args):
+        run_guarded(lambda: workdir_lock.WorkdirLock(known.workdir, "jaxgen train").acquire().release())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     no_cache = "--no-compile-cache" in argv[1:2]
@@ -47,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
+    verbose = any(a in ("-v", "--verbose") for a in argv[2:])
+    quiet_native_logs(verbose)
+    if argv[1] == "train":
+        refuse_busy_workdir(argv[2:])
     if no_cache:
         os.environ[xla_setup.CACHE_ENV] = "0"
     xla_setup.configure_compilation_cache()  # compiled programs reused by the next command (benchmarks/RESULTS.md)
@@ -55,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         # host slows single-image inference with Eigen convolutions (benchmarks/RESULTS.md).
         xla_setup.configure_process()
 
-    set_verbosity(any(a in ("-v", "--verbose") for a in argv[2:]))  # quiet library logs for every command
+    set_verbosity(verbose)  # quiet library logs for every command
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
 

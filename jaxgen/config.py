@@ -27,6 +27,7 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import json
+import math
 import os
 import re
 import sys
@@ -38,6 +39,7 @@ import ml_collections
 __all__ = [
     "ConfigError",
     "apply_override",
+    "check_finite",
     "check_run_config",
     "config_from_json",
     "exec_python_file",
@@ -66,26 +68,45 @@ def _cast(value: str, default: Any, what: str = "config arg") -> Any:
             return False
         raise ConfigError(f"{what} expects a boolean (true/false), got {value!r}")
     if default is None:
-        return parse_literal(value)
+        return _finite_literal(parse_literal(value), what)
     if isinstance(default, int):
         try:
             number = float(value) if re.fullmatch(r"[-+]?\d+(\.0*)?[eE][-+]?\d+", value) else None
-            return int(number) if number is not None and number == int(number) else int(value)
+            result = int(number) if number is not None and number == int(number) else int(value)
         except ValueError:
             raise ConfigError(f"{what} expects an integer, got {value!r}") from None
+        except OverflowError:  # 1e400 -> inf
+            raise ConfigError(f"{what} expects a finite integer, got {value!r}") from None
+        return check_finite(result, what)
     if isinstance(default, float):
         try:
-            return float(value)
-        except ValueError:
+            return check_finite(float(value), what)
+        except ValueError as e:
+            if isinstance(e, ConfigError):
+                raise
             raise ConfigError(f"{what} expects a number, got {value!r}") from None
     if isinstance(default, (tuple, list)):
         parsed = parse_literal(value)
         if isinstance(parsed, str):  # a bare comma list: "1,2,3"
             parsed = tuple(parse_literal(v.strip()) for v in value.split(",") if v.strip())
-        return tuple(parsed) if isinstance(parsed, (tuple, list)) else (parsed,)
+        return _finite_literal(tuple(parsed) if isinstance(parsed, (tuple, list)) else (parsed,), what)
     if isinstance(default, str):
         return value
     return type(default)(value)
+
+
+# Largest magnitude of a number given on the command line: beyond it a float32 run overflows at once (3.4e38)
+# and an integer is no count or size anyone means.
+OVERRIDE_MAX = 1e30
+
+
+def check_finite(number: Any, what: str) -> Any:
+    """``number`` itself when it is a finite number of magnitude <= :data:`OVERRIDE_MAX` (else ``ConfigError``)."""
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        return number
+    if not math.isfinite(number) or abs(number) > OVERRIDE_MAX:
+        raise ConfigError(f"{what}={number!r}: expected a finite number of magnitude <= {OVERRIDE_MAX:g}")
+    return number
 
 
 def parse_literal(value: str) -> Any:
@@ -259,7 +280,7 @@ def apply_override(config: ml_collections.ConfigDict, dotted: str, value: str) -
     if key not in node:
         if node.is_locked:
             raise ConfigError(f"{what}: {_unknown(node, key, '.'.join(parts[:-1]))}")
-        node[key] = parse_literal(value)
+        node[key] = _finite_literal(parse_literal(value), what)
         return
     current = node[key]
     if isinstance(current, ml_collections.ConfigDict):
@@ -268,6 +289,15 @@ def apply_override(config: ml_collections.ConfigDict, dotted: str, value: str) -
             return
         raise ConfigError(f"{what}: config.{dotted} is a section; set one of its keys ({', '.join(current.keys())})")
     node[key] = _cast(value, current, what)
+
+
+def _finite_literal(value: Any, what: str) -> Any:
+    """A parsed override with every number in it finite and in range (tuples checked item by item)."""
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            _finite_literal(item, what)
+        return value
+    return check_finite(value, what)
 
 
 def _is_weight_entry_scalar(node: ml_collections.ConfigDict, key: str) -> bool:
@@ -313,7 +343,13 @@ def load_config(spec: str, overrides: list[tuple[str, str]] | None = None) -> ml
     module = exec_python_file(path, "config", ConfigError)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path!r} has no get_config(arg) function")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except ConfigError:
+        raise
+    except Exception as e:  # a user's config file failing: one line naming it, not a traceback
+        raise ConfigError(f"config file {path!r}: get_config({arg or None!r}) failed: {type(e).__name__}: "
+                          f"{' '.join(str(e).split())}") from None
     if not isinstance(config, ml_collections.ConfigDict) or not isinstance(config.get("task"), str):
         raise ConfigError(f"config file {path!r}: get_config(arg) must return a ConfigDict with a 'task' key "
                           "(start from jaxgen.tasks.base_config(task))")

@@ -191,3 +191,11 @@ def test_open_sections_come_from_the_task_and_survive_json():
     del legacy["open_sections"]  # a config.json written before the tasks declared them: everything locked
     with pytest.raises(AttributeError):
         config_from_json(json.dumps(legacy)).losses.charbonnier = 1.0
+
+
+def test_a_failing_get_config_is_one_config_error(tmp_path):
+    """A user's config file whose get_config raises is named in one ConfigError line (no traceback)."""
+    path = tmp_path / "broken.py"
+    path.write_text("def get_config(arg=None):\n    return {}['missing']\n")
+    with pytest.raises(ConfigError, match=r"broken.py.*get_config\(None\) failed: KeyError"):
+        load_config(str(path))

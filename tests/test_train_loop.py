@@ -162,7 +162,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained, tmp_path):
 
 
 def test_nan_run_cli_exits_nonzero_with_message(trained, tmp_path):
-    proc = train_cli(tmp_path / "nan_cli", "--config.losses.l1=nan", "--config.log_every=1", check=False)
+    nan_file = tmp_path / "nan_edsr.py"  # the command line refuses non-finite numbers: NaN from a config file
+    nan_file.write_text("from jaxgen.config import exec_python_file\ndef get_config(arg=None):\n"
+                        f"    c = exec_python_file({str(REPO / 'configs' / 'edsr.py')!r}, 'config').get_config('x2,tiny')\n"
+                        "    c.losses.l1 = float('nan')\n    return c\n")
+    proc = cli("train", f"--config={nan_file}", f"--workdir={tmp_path / 'nan_cli'}", *QUIET, "--config.log_every=1",
+               check=False)
     assert proc.returncode == 1 and "non-finite loss at step 1" in proc.stderr and "Traceback" not in proc.stderr
 
 

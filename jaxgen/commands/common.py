@@ -9,6 +9,7 @@ by a non-finite loss exits 1; a second Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -80,26 +81,70 @@ def load_config_or_exit(spec: str, overrides: list[tuple[str, str]]) -> Any:
 
 
 def set_verbosity(verbose: bool) -> None:
-    """Quiet by default: Orbax's and absl's INFO lines only with ``--verbose``."""
-    absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.INFO if verbose else logging.ERROR)
+    """Quiet by default: Orbax's and absl's log lines only with ``--verbose``. Without it even their ERROR lines
+    are hidden: Orbax logs a failed background save (a full disk: hundreds of lines) and then raises it in the
+    main thread, where it becomes one ``jaxgen: error:`` line."""
+    absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.FATAL)
+    logging.getLogger("absl").setLevel(logging.INFO if verbose else logging.CRITICAL)
     logging.getLogger("jaxgen").setLevel(logging.INFO if verbose else logging.WARNING)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+# errno -> (what happened, exit status): a full disk is a run failure (1); a read-only or forbidden place is the
+# user's choice of path (2).
+DISK_ERRORS = {
+    errno.ENOSPC: ("no space left on the device", 1),
+    errno.EDQUOT: ("disk quota exceeded", 1),
+    errno.EROFS: ("read-only file system", 2),
+    errno.EACCES: ("permission denied", 2),
+    errno.EPERM: ("operation not permitted", 2),
+}
+# the same failures as text, for libraries that report them inside another exception (TensorStore, Orbax)
+DISK_ERROR_TEXTS = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+                    "Read-only file system": errno.EROFS, "Permission denied": errno.EACCES}
+
+
+def disk_error(error: BaseException) -> tuple[str, int] | None:
+    """``(one line, exit status)`` when ``error`` (or an exception it came from) is a file-system failure: a full
+    disk, a read-only or forbidden path. None otherwise."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = current.errno if isinstance(current, OSError) else None
+        if code not in DISK_ERRORS:
+            code = next((c for text, c in DISK_ERROR_TEXTS.items() if text in str(current)), None)
+        if code is not None:
+            what, status = DISK_ERRORS[code]
+            where = getattr(current, "filename", None)
+            where = f" writing {where}" if where else ""
+            todo = ("free some space (or use another --workdir), then rerun the same command: the last finished "
+                    "checkpoint is kept" if status == 1 else "give a --workdir / -o that this user can write")
+            return f"{what}{where}; {todo}", status
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def run_guarded(fn: Callable[[], T]) -> T:
-    """Runs ``fn``: a user mistake (``ValueError``, missing file) prints one line and exits 2; a non-finite loss
-    exits 1; Ctrl-C (a second one during training) exits 130."""
+    """Runs ``fn``: a user mistake (``ValueError``, missing file, a read-only path) prints one line and exits 2; a
+    non-finite loss or a full disk exits 1; Ctrl-C (a second one during training) exits 130."""
     try:
         return fn()
     except FloatingPointError as e:  # jaxgen.train.NonFiniteLossError (caught by its builtin base: no JAX import)
         print(f"jaxgen: error: {e}", file=sys.stderr)
         sys.exit(1)
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
-        message = str(e).strip().replace("\n", " ")
+        disk = disk_error(e)
+        message, status = disk if disk else (str(e).strip().replace("\n", " "), 2)
         print(f"jaxgen: error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(status)
+    except Exception as e:
+        disk = disk_error(e)
+        if disk is None:
+            raise
+        print(f"jaxgen: error: {disk[0]}", file=sys.stderr)
+        sys.exit(disk[1])
     except KeyboardInterrupt:
         print("jaxgen: interrupted", file=sys.stderr)
         sys.exit(130)

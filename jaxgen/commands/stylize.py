@@ -14,7 +14,9 @@ CONTENT and STYLE: image files or folders; CONTENT may instead be one video file
 frames streamed, audio and frame rate kept, resumable; --codec, --crf; jaxgen.video). --size: long side of the
 output (gatys default 512; fast/adain keep the input size unless given); --style-size: long side of the style images (gatys: --style-scale x --size;
 adain: 512, 0 = as they are). One content file and an -o with an image extension writes that file; otherwise
--o is a folder receiving <content>_<method>.png. Exit status 2 on bad input.
+-o is a folder receiving <content>_<method>.png. Several contents: one that cannot be read or stylised gets one
+error line and the others are done. Exit status 2 on bad input (one content), 1 when some contents failed or
+ran out of memory.
 """
 
 from __future__ import annotations
@@ -223,7 +225,7 @@ def _adain(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
     return run
 
 
-def stylize(args: argparse.Namespace) -> list[Path]:
+def stylize(args: argparse.Namespace) -> tuple[list[Path], int]:
     _positive("--size", args.size)
     if args.style_size not in (None, 0):
         _positive("--style-size", args.style_size)
@@ -246,20 +248,51 @@ def stylize(args: argparse.Namespace) -> list[Path]:
         out = video.transcode(args.contents[0], args.output, run, video.options_from_args(args),
                               label=repr(sorted(vars(args).items())), progress=not args.quiet)
         print(f"video stylised ({args.method}) -> {out}")
-        return [out]
-    written = []
+        return [out], 0
+    written, failed = [], 0
     for src, dst in tqdm(list(zip(contents, targets)), desc="stylize", unit="img",
                          disable=True if args.quiet or len(contents) == 1 else None):
-        written.append(image.write_image(dst, image.to_uint8(run(read_rgb(src)))))
-    print(f"{len(written)} image(s) stylised ({args.method}) -> {args.output}")
-    return written
+        try:
+            written.append(image.write_image(dst, image.to_uint8(stylize_one(run, read_rgb, src))))
+        except (ValueError, OSError) as e:
+            message = str(e) if str(src) in str(e) else f"{src}: {e}"
+            if len(contents) == 1:  # bad input: exit 2; out of memory, a full disk: exit 1
+                raise (ValueError if isinstance(e, ValueError) else RunFailure)(message) from None
+            failed += 1
+            print(f"jaxgen: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    done = f"{len(written)} image(s) stylised ({args.method}) -> {args.output}"
+    print(done + (f"; {failed} of {len(contents)} failed (see the errors above)" if failed else ""))
+    return written, failed
+
+
+class RunFailure(OSError):
+    """A content image that failed for another reason than bad input (out of memory, a full disk): exit 1."""
+
+
+def stylize_one(run: Callable[[np.ndarray], np.ndarray], read: Callable[[Path], np.ndarray], src: Path) -> np.ndarray:
+    """``run(read(src))``; out of memory (XLA RESOURCE_EXHAUSTED or ``MemoryError``) -> :class:`RunFailure`
+    saying what to lower."""
+    content = read(src)
+    try:
+        return run(content)
+    except (MemoryError, RuntimeError) as e:
+        if not (isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)):
+            raise
+        h, w = content.shape[:2]
+        raise RunFailure(f"{src}: out of memory stylising {w}x{h} pixels; give a smaller --size (gatys: or "
+                         "--multires with a smaller first size, --optimizer adam)") from None
 
 
 def run(argv: list[str]) -> int:
-    """Entry point of ``jaxgen stylize``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
+    """Entry point of ``jaxgen stylize``: 0 on success, 2 on bad input, 1 when some of several contents (or a
+    content that does not fit in memory) failed (``jaxgen: error: ...`` on stderr, one line each)."""
     args = _parser().parse_args(argv[1:])
-    run_guarded(lambda: stylize(args))
-    return 0
+    try:
+        _, failed = run_guarded(lambda: stylize(args))
+    except RunFailure as e:
+        print(f"jaxgen: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from jaxgen.sweeps.runner import LocalBackend
 from jaxgen.sweeps.sweep_file import load_sweep_file
 import argparse
 
+from jaxgen.commands.common import disk_error
+
 
 def make_parser():
     p = argparse.ArgumentParser(prog="jaxgen sweep", description=__doc__, formatter_class=HelpFormatter,
@@ -70,8 +72,18 @@ def guarded(fn):
     try:
         return fn()
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        disk = disk_error(e)
+        if disk is not None:
+            print(f"jaxgen: error: {disk[0]}", file=sys.stderr)
+            return disk[1]
         print(f"jaxgen: error: {str(e).strip()}".replace("\n", " "), file=sys.stderr)
         return 2
+    except OSError as e:  # a full or read-only sweep folder
+        disk = disk_error(e)
+        if disk is None:
+            raise
+        print(f"jaxgen: error: {disk[0]}", file=sys.stderr)
+        return disk[1]
     except KeyboardInterrupt:
         print("jaxgen: interrupted", file=sys.stderr)
         return 130

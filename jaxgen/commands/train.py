@@ -1,8 +1,12 @@
 """``jaxgen train --config configs/edsr.py:x2,tiny --workdir W [--config.key=value ...]``.
 
 Trains the config's task (``config.task``: sr, sr_gan, ...) in W, resuming automatically when W has a
-checkpoint (a workdir of another task or architecture is refused). SIGTERM and Ctrl-C checkpoint at the
-current step and exit; rerun the same command to resume.
+checkpoint (a workdir of another task or architecture is refused; so is a workdir another trainer is
+using: W/.jaxgen.lock). SIGTERM and Ctrl-C checkpoint at the current step and exit (no validation on the
+way out); rerun the same command to resume. Several processes
+(--config.distributed=true): the workdir must be shared storage; a process blocked in a collective exits 1
+JAXGEN_STOP_TIMEOUT_S (120) seconds after SIGTERM; SIGKILL of one process makes JAX abort the others after
+about a minute. Details: docs/multihost.md.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ def run(argv: list[str]) -> int:
     common.add_verbose(p)
     args, overrides = common.parse_with_overrides(p, argv[1:])
     common.set_verbosity(args.verbose)
+    # (a busy workdir was refused by jaxgen.cli before this module and JAX were imported; the run holds the lock)
     config = common.load_config_or_exit(args.config, overrides)
 
     def go():

@@ -11,12 +11,16 @@ the output file when it has an image extension; otherwise OUT is a folder receiv
 Or IN is one video file (.mp4, .mkv, .mov, ...) and OUT the output video: frames streamed, audio and frame rate
 kept, resumable after an interruption; --codec, --crf, --preset (jaxgen.video).
 Images come back as they came in (RGBA keeps alpha, 16-bit PNG stays 16-bit, gray stays gray, ICC kept, EXIF
-orientation applied). ``--tile`` bounds device memory for any image size. Exit status 2 on bad input.
+orientation applied). ``--tile`` bounds device memory for any image size; an image that runs out of memory whole
+is upscaled again in tiles (half its side, halved until it fits). Several inputs: a file that cannot be read or
+upscaled gets one error line and the others are done. Exit status 2 on bad input (one input), 1 when some
+inputs failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,11 +32,14 @@ from jaxgen import image, inference, video
 from jaxgen.config import parse_literal
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 from jaxgen.inference import ALPHA_UPSAMPLERS
+from jaxgen.progress import Heartbeat
 from jaxgen.tasks import restore_generator
-from jaxgen.weights import zoo
+from jaxgen.weights import zoo, zoo_sr_vulkan
 from jaxgen.weights.convert import load_pretrained
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
+DEFAULT_WEIGHTS_SCALE = 4
+SCALES = (1, 2, 3, 4, 8)  # tried to name the scale of --weights that do not load at --scale
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--weights", help="PyTorch state dict (.pth) of --arch")
     p.add_argument("--which", choices=["latest", "best"], default="latest", help="with --workdir")
     p.add_argument("--arch", help="with --weights: jaxgen model name (rrdbnet, srvgg_compact, ...)")
-    p.add_argument("--scale", type=int, default=4, help="with --weights: the network's scale (default 4)")
+    p.add_argument("--scale", type=int, default=None,
+                   help="with --weights: the network's scale (default 4); with another source it must be the "
+                        "model's own scale (--outscale for any other output size)")
     p.add_argument("--arch-kwargs", default="", help="with --weights: extra model kwargs, e.g. num_conv=32,act=prelu")
     p.add_argument("--outscale", type=float, default=None, help="final scale (any float; Lanczos after the model)")
     prec = p.add_mutually_exclusive_group()
@@ -83,6 +92,9 @@ def _load_model(args: argparse.Namespace) -> Any:
     """-> ``(SRModel, description)`` from whichever model source was given."""
     dtype = jnp.bfloat16 if args.bf16 else None
     if args.model:
+        entry = zoo.ZOO.get(args.model) or zoo_sr_vulkan.ENTRIES.get(args.model)
+        if entry is not None:  # an unknown name: zoo.load says which names exist
+            check_scale(args.scale, entry.scale, args.model)
         return zoo.load(args.model, compute_dtype=dtype), args.model
     if args.workdir or args.checkpoint:
         if args.checkpoint:
@@ -92,6 +104,7 @@ def _load_model(args: argparse.Namespace) -> Any:
             config, module, params, step = restore_generator(ckpt.parent.parent, step=int(ckpt.name))
         else:
             config, module, params, step = restore_generator(args.workdir, which=args.which)
+        check_scale(args.scale, int(config.scale), f"the checkpoint of step {step}")
         model = inference.model_from_module(module, params, int(config.scale), name=f"step {step}", compute_dtype=dtype)
         return model, f"the checkpoint of step {step}"
     if not args.arch:
@@ -101,11 +114,38 @@ def _load_model(args: argparse.Namespace) -> Any:
     path = Path(args.weights)
     if not path.is_file():
         raise ValueError(f"--weights {path}: no such file")
+    scale = DEFAULT_WEIGHTS_SCALE if args.scale is None else args.scale
     try:
-        module, params = load_pretrained(args.arch, str(path), scale=args.scale, **kwargs)
+        module, params = load_pretrained(args.arch, str(path), scale=scale, **kwargs)
     except TypeError as e:  # an unknown model kwarg
         raise ValueError(f"--arch {args.arch} --arch-kwargs {args.arch_kwargs!r}: {e}") from e
-    return inference.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
+    except ValueError:
+        actual = weights_scale(args.arch, str(path), scale, kwargs)
+        if actual is None:
+            raise
+        raise ValueError(f"--weights {path}: these weights are x{actual}, not x{scale}; use --scale {actual} "
+                         f"(and --outscale {scale} for a x{scale} result)") from None
+    return inference.model_from_module(module, params, scale, name=args.arch, compute_dtype=dtype), args.arch
+
+
+def check_scale(given: int | None, actual: int, what: str) -> None:
+    """``--scale`` given with a model source whose scale is fixed must be that scale."""
+    if given is not None and given != actual:
+        raise ValueError(f"--scale {given}: {what} is a x{actual} model; drop --scale, or use --outscale {given} "
+                         f"to resize its output to x{given}")
+
+
+def weights_scale(arch: str, path: str, tried: int, kwargs: dict[str, Any]) -> int | None:
+    """The scale that ``path`` loads with for ``arch`` (it did not with ``tried``), or None."""
+    for scale in SCALES:
+        if scale == tried:
+            continue
+        try:
+            load_pretrained(arch, path, scale=scale, **kwargs)
+        except (ValueError, TypeError):
+            continue
+        return scale
+    return None
 
 
 def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: str) -> list[Path]:
@@ -124,7 +164,9 @@ def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: 
     return targets
 
 
-def upscale(args: argparse.Namespace) -> list[Path]:
+def upscale(args: argparse.Namespace) -> tuple[list[Path], int]:
+    """Upscales every input; returns ``(written, failed)``. With several inputs a file that cannot be read or
+    upscaled gets one ``jaxgen: error:`` line and the others go on; with one input its error is raised."""
     is_video = video.is_video(args.inputs)
     files = [] if is_video else expand_image_inputs(args.inputs)
     model, what = _load_model(args)
@@ -138,31 +180,87 @@ def upscale(args: argparse.Namespace) -> list[Path]:
         out = video.transcode(args.inputs[0], args.output, lambda f: up.upscale(image.ImageData(f)).array,
                               video.options_from_args(args), label=repr(sorted(vars(args).items())))
         print(f"video x{scale:g} with {what} -> {out}")
-        return [out]
+        return [out], 0
     targets = _targets(args.inputs, files, Path(args.output), f"x{scale:g}", args.ext)
     folder_mode = targets[0] != Path(args.output)
-    written = []
-    for src, dst in tqdm(list(zip(files, targets)), desc="upscale", unit="img", disable=None):
-        data = image.read_image_full(src)
-        if folder_mode and data.alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
-            dst = dst.with_suffix(".png")  # as Real-ESRGAN: images with alpha are saved as PNG
-        written.append(image.write_image_full(dst, up.upscale(data)))
-    print(f"{len(written)} image(s) x{scale:g} with {what} -> {args.output}")
-    return written
+    written, failed = [], 0
+    beat = Heartbeat("upscale", len(files), unit="image")
+    for i, (src, dst) in enumerate(tqdm(list(zip(files, targets)), desc="upscale", unit="img", disable=None)):
+        beat.update(i)
+        try:
+            data = image.read_image_full(src)
+            if folder_mode and data.alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+                dst = dst.with_suffix(".png")  # as Real-ESRGAN: images with alpha are saved as PNG
+            written.append(image.write_image_full(dst, upscale_fitting(up, data, src)))
+        except (ValueError, OSError) as e:
+            message = str(e) if str(src) in str(e) else f"{src}: {e}"
+            if len(files) == 1:  # bad input: exit 2; out of memory, a full disk: exit 1
+                raise (ValueError if isinstance(e, ValueError) else RunFailure)(message) from None
+            failed += 1
+            print(f"jaxgen: error: {one_line(message)}", file=sys.stderr, flush=True)
+    done = f"{len(written)} image(s) x{scale:g} with {what} -> {args.output}"
+    print(done + (f"; {failed} of {len(files)} failed (see the errors above)" if failed else ""))
+    return written, failed
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A host ``MemoryError`` or XLA's RESOURCE_EXHAUSTED (device or host allocation failed)."""
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "RESOURCE_EXHAUSTED" in str(error))
+
+
+def upscale_fitting(up: Any, data: Any, src: Path) -> Any:
+    """``up.upscale(data)``; out of memory untiled -> again with tiles of half the image side, halved while it
+    does not fit (a note on stderr says which ``--tile`` worked). Out of memory with tiles -> ``MemoryError``
+    naming what to try."""
+    try:
+        return up.upscale(data)
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        if up.tile:
+            raise RunFailure(f"{src}: out of memory with --tile {up.tile}; use a smaller --tile (or --bf16)") from None
+    tile = max(data.array.shape[:2]) // 2
+    while tile > 2 * up.tile_overlap and tile >= 16:
+        tiled = copy.copy(up)
+        tiled.tile = tile
+        try:
+            out = tiled.upscale(data)
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            tile //= 2
+            continue
+        print(f"jaxgen: note: {src} did not fit in memory whole; upscaled with --tile {tile} "
+              f"(give --tile {tile} to skip the first try)", file=sys.stderr, flush=True)
+        return out
+    raise RunFailure(f"{src}: out of memory, even in tiles of {max(tile, 2 * up.tile_overlap + 1)} pixels; try "
+                      "--bf16, a smaller --tile-overlap, or a machine with more memory")
+
+
+class RunFailure(OSError):
+    """A file that failed for another reason than bad input: out of memory even in tiles, a full disk (exit 1)."""
+
+
+def one_line(message: str) -> str:
+    message = " ".join(message.split())
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]} ... ({len(message) - MAX_MESSAGE} more characters)"
+    return message
 
 
 def run(argv: list[str]) -> int:
-    """Entry point of ``jaxgen upscale``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
+    """Entry point of ``jaxgen upscale``: 0 on success, 2 on bad input, 1 when some of several inputs (or an
+    input that does not fit in memory) failed (``jaxgen: error: ...`` on stderr, one line each)."""
     if "--list" in argv[1:]:  # `jaxgen upscale --list`: the zoo's table; needs no other argument
         print(zoo.format_table())
         return 0
     args = _parser().parse_args(argv[1:])
     try:
-        upscale(args)
+        _, failed = upscale(args)
+    except RunFailure as e:
+        print(f"jaxgen: error: {one_line(str(e))}", file=sys.stderr)
+        return 1
     except ValueError as e:
-        message = " ".join(str(e).split())  # one line
-        if len(message) > MAX_MESSAGE:
-            message = f"{message[:MAX_MESSAGE]} ... ({len(message) - MAX_MESSAGE} more characters)"
-        print(f"jaxgen: error: {message}", file=sys.stderr)
+        print(f"jaxgen: error: {one_line(str(e))}", file=sys.stderr)
         return 2
-    return 0
+    return 1 if failed else 0

@@ -29,6 +29,7 @@ import optax
 
 from jaxgen.files import file_sha256
 from jaxgen.models import conv_vjp
+from jaxgen.progress import Heartbeat
 from jaxgen.weights.pretrained import load_vgg
 from jaxgen.style.colour import original_colors as luminance_transfer
 from jaxgen.image import as_float_rgb, resize_long_side
@@ -188,6 +189,7 @@ def stylize_gatys(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=desc, dynamic_ncols=True, disable=None)
+    beat = Heartbeat(desc, steps, unit="iteration") if progress else None  # log lines when stdout is no terminal
     compile_seconds = 0.0
     t0 = time.perf_counter()
     try:
@@ -206,6 +208,8 @@ def stylize_gatys(
                                     style=f"{row['style']:.3g}", tv=f"{row['tv']:.3g}")
             if bar is not None:
                 bar.update(1)
+            if beat is not None:
+                beat.update(i, loss=values[-1])
         jax.block_until_ready(z)
     finally:
         if bar is not None:

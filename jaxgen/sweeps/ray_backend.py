@@ -87,6 +87,7 @@ class RayBackend:
             status = trial_runner.read_status(trial_dir) or {"name": trial.name, "overrides": trial.overrides,
                                                             "index": trial.index, "attempts": 0, "wall_s": 0.0}
             if status.get("status") in (None, "running"):  # the task died without recording why
+                status = trial_runner.account_lost_attempt(status)
                 status.update(status="failed", error=f"Ray task failed: {type(e).__name__}: {str(e).splitlines()[0]}")
                 if trial_dir.is_dir():
                     trial_runner.write_status(trial_dir, status)

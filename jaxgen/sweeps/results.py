@@ -112,8 +112,15 @@ def inferred_status(trial_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
             "wall_s": 0.0, "attempts": 0, "inferred": True}
 
 
+def pending_status(trial: dict[str, Any]) -> dict[str, Any]:
+    """The status of a trial of the sweep that has not started (no folder, or nothing in it yet)."""
+    return {"name": trial["name"], "overrides": trial.get("overrides", {}), "index": trial.get("index", 0),
+            "status": "pending", "error": "", "final_step": None, "total_steps": None, "wall_s": 0.0, "attempts": 0}
+
+
 def collect(workdir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(rows, sweep)``: a row for every trial folder that has a status, in sweep order."""
+    """``(rows, sweep)``: a row for every trial of ``sweep.json`` (``pending`` when it has not started) and every
+    trial folder that has a status, in sweep order."""
     workdir = Path(workdir)
     sweep = read_sweep(workdir)
     known = {t["name"]: t for t in sweep.get("trials", [])}
@@ -124,6 +131,10 @@ def collect(workdir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             status = inferred_status(trial_dir, known[trial_dir.name])
         if status is not None:
             statuses.append((trial_dir, status))
+    seen = {status["name"] for _, status in statuses}
+    for name, trial in known.items():  # not started yet (e.g. --emit-commands trials nobody has run)
+        if name not in seen:
+            statuses.append((workdir / name, pending_status(trial)))
     swept: dict[str, None] = dict.fromkeys(sweep.get("swept_keys", []))
     for _, status in statuses:
         swept.update(dict.fromkeys(status.get("overrides", {})))

@@ -8,12 +8,11 @@ Sweep folder ``W``: ``sweep.json`` (the definition and trial list), ``W/<trial>/
 Resuming: a rerun of the same command skips finished (and pruned) trials, resumes interrupted or
 ``running`` ones from their checkpoints and, unless ``retry_failed``, leaves failed ones as recorded.
 SIGTERM or Ctrl-C: every running trial checkpoints and stops, no new trial starts, the results are written;
-a second Ctrl-C kills the trainers at once. One sweep at a time per folder (``W/.sweep.lock``).
+a second Ctrl-C kills the trainers at once. One sweep at a time per folder (``W/.jaxgen.lock``, :mod:`jaxgen.workdir_lock`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import fnmatch
 import json
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+from jaxgen import workdir_lock
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.sweeps import results as results_lib
 from jaxgen.sweeps import tb_hparams, trial_runner
@@ -167,12 +167,7 @@ class SweepFolder:
         """Creates/locks the folder; refuses a folder holding another sweep definition."""
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"--workdir {self.path} is a file, not a folder")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.path / ".sweep.lock", "w")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"another `jaxgen sweep` is running in {self.path}") from None
+        self._lock_file = workdir_lock.WorkdirLock(self.path, "jaxgen sweep").acquire()
         path = self.path / results_lib.SWEEP_FILE
         definition = self.sweep.definition()
         known: dict[str, Any] = {}
@@ -223,7 +218,7 @@ class SweepFolder:
 
     def close(self) -> None:
         if self._lock_file is not None:
-            self._lock_file.close()
+            self._lock_file.release()
             self._lock_file = None
 
 

@@ -1,8 +1,9 @@
 """TensorBoard HParams view of a sweep (tensorboardX's hparams protos; no TensorFlow).
 
 ``tensorboard --logdir W`` then shows every trial as a run ``<trial>/tensorboard`` (the trainer's scalars) with
-its session (hyper-parameters = the trial's overrides; status: success, failure or pruned/interrupted =
-aborted), and the sweep-level experiment in ``W/hparams_experiment`` (every swept key with its values, and the
+its session (hyper-parameters = the trial's overrides; status: finished = success, failed = failure,
+interrupted/running = running, pruned = unknown: tensorboard's ``Status`` has only UNKNOWN, SUCCESS, FAILURE and
+RUNNING, so a pruned trial cannot be "aborted"; its row in ``results.md`` says ``pruned``), and the sweep-level experiment in ``W/hparams_experiment`` (every swept key with its values, and the
 validation metrics as the view's metric columns, read from the trials' own scalars).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from jaxgen.sweeps import naming
 
-STATUS = {"finished": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "pruned": "STATUS_ABORTED",
+STATUS = {"finished": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "pruned": "STATUS_UNKNOWN",
           "interrupted": "STATUS_RUNNING", "running": "STATUS_RUNNING"}
 EXPERIMENT_DIR = "hparams_experiment"
 
@@ -33,7 +34,8 @@ def _summaries(hparams: dict[str, Any], metrics: list[str], status: str):
     from tensorboardX.summary import hparams as hparams_summary
 
     exp, ssi, _ = hparams_summary({k: hparam_value(v) for k, v in hparams.items()}, dict.fromkeys(metrics, 0.0))
-    sei = SessionEndInfo(status=Status.Value(STATUS.get(status, "STATUS_UNKNOWN")))
+    name = STATUS.get(status, "STATUS_UNKNOWN")
+    sei = SessionEndInfo(status=Status.Value(name if name in Status.keys() else "STATUS_UNKNOWN"))
     content = HParamsPluginData(session_end_info=sei, version=0)
     metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams",
                                                                         content=content.SerializeToString()))

@@ -6,7 +6,12 @@ trainer checkpoint at the current step and exit 0.
 
 Each attempt appends the trainer's output to ``W/<trial>/trial.log`` and rewrites ``W/<trial>/sweep_trial.json``::
 
-    {name, overrides, index, status, error, returncode, final_step, total_steps, wall_s, attempts, history}
+    {name, overrides, index, status, error, returncode, final_step, total_steps, wall_s, attempts, history,
+     start_time, alive_time}
+
+``wall_s`` sums every attempt: an attempt that died without recording its end (a lost Ray worker or node, a
+SIGKILL) counts up to its last heartbeat (``alive_time``, rewritten every ``HEARTBEAT_S``) and is listed in
+``history`` as ``lost``.
 
 Status: ``running`` (written at start: a sweep killed with SIGKILL leaves it, and a rerun resumes the trial),
 ``finished`` (latest checkpoint step == ``total_steps``, or the trainer stopped on its ``time_budget_s``),
@@ -42,6 +47,7 @@ LOG_FILE = "trial.log"
 STOP_FILE = "STOP"
 TERMINAL = ("finished", "failed", "pruned")
 POLL_S = 0.25
+HEARTBEAT_S = 10.0  # how often a running attempt records that it is alive (wall time of a lost attempt)
 
 
 @dataclass
@@ -187,7 +193,7 @@ def run_trial(
     trial_dir = Path(sweep_dir) / name
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / STOP_FILE).unlink(missing_ok=True)
-    previous = read_status(trial_dir) or {}
+    previous = account_lost_attempt(read_status(trial_dir) or {})
     status: dict[str, Any] = {
         "name": name, "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
         "index": index, "status": "running", "error": "", "returncode": None,
@@ -198,6 +204,7 @@ def run_trial(
                       "gpus": None if resources.gpus is None else list(resources.gpus)},
     }
     status.update(extra or {})
+    status.update(start_time=time.time(), alive_time=time.time())
     write_status(trial_dir, status)
     cmd = trial_command(base_config, dict(base_overrides or {}, **overrides), trial_dir)
     log_path = trial_dir / LOG_FILE
@@ -210,7 +217,7 @@ def run_trial(
                                 start_new_session=True, preexec_fn=lambda: _child_setup(resources.cpus))
         _RUNNING.add(proc)
         try:
-            stop_reason = _wait(proc, trial_dir, stop_event, monitor)
+            stop_reason = _wait(proc, trial_dir, stop_event, monitor, alive=lambda: _alive(trial_dir, status))
         finally:
             _RUNNING.discard(proc)
         t1 = time.time()
@@ -246,17 +253,45 @@ def _child_setup(cpus: tuple[int, ...]) -> None:
         _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def account_lost_attempt(previous: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` status with an attempt that died without recording its end (``running``: a Ray worker or
+    node lost, a SIGKILL) counted: its time up to its last heartbeat added to ``wall_s`` and a ``lost`` entry in
+    ``history``, so that the wall time sums every attempt."""
+    if previous.get("status") != "running" or not isinstance(previous.get("start_time"), (int, float)):
+        return previous
+    start = float(previous["start_time"])
+    end = float(previous.get("alive_time") or start)
+    history = list(previous.get("history", []))
+    if any(entry.get("start") == start for entry in history):
+        return previous  # already counted
+    history.append({"start": start, "end": end, "returncode": None, "status": "lost"})
+    return dict(previous, wall_s=float(previous.get("wall_s", 0.0)) + max(0.0, end - start), history=history)
+
+
+def _alive(trial_dir: Path, status: dict[str, Any]) -> None:
+    """Heartbeat of a running attempt in its status file (what a lost attempt is counted up to)."""
+    status["alive_time"] = time.time()
+    try:
+        write_status(trial_dir, status)
+    except OSError:
+        pass  # a full or unreachable disk: the attempt itself decides what happens
+
+
 def _wait(proc: subprocess.Popen, trial_dir: Path, stop_event: threading.Event | None,
-          monitor: Callable[[], str | None] | None) -> str | None:
-    """Waits for the trainer; forwards one SIGTERM when asked to stop. Returns the stop reason, if any."""
+          monitor: Callable[[], str | None] | None, alive: Callable[[], None] | None = None) -> str | None:
+    """Waits for the trainer; forwards one SIGTERM when asked to stop; calls ``alive`` every ``HEARTBEAT_S``.
+    Returns the stop reason, if any."""
     reason = None
-    last_monitor = time.monotonic()
+    last_monitor = last_alive = time.monotonic()
     while True:
         try:
             proc.wait(timeout=POLL_S)
             return reason
         except subprocess.TimeoutExpired:
             pass
+        if alive is not None and time.monotonic() - last_alive > HEARTBEAT_S:
+            last_alive = time.monotonic()
+            alive()
         if reason is None:
             stop_file = trial_dir / STOP_FILE
             if stop_file.exists():

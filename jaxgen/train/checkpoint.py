@@ -31,6 +31,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers as policies
 
 
@@ -54,6 +55,14 @@ def best_fn(metric: str, mode: str) -> Callable[[dict[str, float]], float]:
         return float(value) if value is not None and math.isfinite(float(value)) else worst
 
     return fn
+
+
+def as_path(path: Any) -> Any:
+    """A checkpoint folder as Orbax wants it: ``etils.epath.Path`` for a URL (``gs://b/run``: ``pathlib`` would
+    collapse it to ``gs:/b/run``), an absolute ``pathlib.Path`` otherwise."""
+    if "://" in str(path):
+        return epath.Path(str(path))
+    return Path(path).absolute()
 
 
 def open_manager(
@@ -87,7 +96,7 @@ def open_manager(
         "data": ocp.JsonCheckpointHandler(),
         "meta": ocp.JsonCheckpointHandler(),
     }
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_handlers=handlers)
+    return ocp.CheckpointManager(as_path(directory), options=options, item_handlers=handlers)
 
 
 def save(
@@ -106,6 +115,14 @@ def save(
         meta=ocp.args.JsonSave(dict(meta, step=int(step), metrics=metrics or {})),
     )
     manager.save(int(step), args=args, metrics=metrics or None, force=True)
+
+
+def last_good(manager: ocp.CheckpointManager) -> str:
+    """Where a stopped run can resume from, as a sentence for error messages."""
+    step = manager.latest_step()
+    if step is None:
+        return f"No checkpoint was saved yet in {manager.directory} (nothing to resume from)."
+    return f"The last good checkpoint is step {step} in {manager.directory}."
 
 
 def _key_name(entry: Any) -> str:
@@ -162,7 +179,7 @@ def read_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
 def restore_player(directory: str | Path, step: int, player: str) -> dict[str, Any]:
     """``{'params': ..., 'ema': ... or None}`` of one player at ``step`` as host numpy arrays, whatever the
     number of devices the checkpoint was written on (partial restore: nothing else is read)."""
-    path = Path(directory).absolute() / str(step) / "state"
+    path = as_path(directory) / str(step) / "state"
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
         metadata = checkpointer.metadata(path).item_metadata.tree
@@ -221,7 +238,7 @@ def restore_exported(workdir: str | Path, *, player: str, best_metric: str = "va
 def restore_numpy(directory: str | Path, step: int) -> Any:
     """The whole saved ``state`` tree at ``step`` as host numpy arrays (nested dicts), whatever the devices it was
     written on: for inspecting and comparing checkpoints (training restores with :func:`restore`)."""
-    path = Path(directory).absolute() / str(step) / "state"
+    path = as_path(directory) / str(step) / "state"
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
         tree = checkpointer.metadata(path).item_metadata.tree

@@ -31,10 +31,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from jaxgen import image, xla_setup
+from jaxgen import image, workdir_lock, xla_setup
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config, config_from_json
-from jaxgen.train import checkpoint, parallel
+from jaxgen.progress import Heartbeat
+from jaxgen.train import checkpoint, multihost, parallel
 from jaxgen.train.metric_writer import MetricWriter
 
 if TYPE_CHECKING:  # for the annotations only: the loop never imports a task at run time
@@ -47,6 +48,22 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN/Inf; the run stopped and its last good checkpoint is kept."""
 
 
+class EvaluationInterrupted(Exception):
+    """A stop signal arrived during an evaluation: it is abandoned, the step is checkpointed without metrics."""
+
+
+def evaluate_interruptibly(signals: "StopSignals", evaluate: Any, step: int, state: Any) -> dict[str, float] | None:
+    """``evaluate(step, state)``, or None when a stop signal arrives meanwhile (one process only: with several,
+    every process must run the evaluation's collectives, so they finish it and stop after it)."""
+    signals.evaluating = jax.process_count() == 1
+    try:
+        return evaluate(step, state)
+    except EvaluationInterrupted:
+        return None
+    finally:
+        signals.evaluating = False
+
+
 class StopSignals:
     """SIGTERM / SIGINT -> a flag the loop checks after each step (checkpoint, then exit 0). A second SIGINT
     raises ``KeyboardInterrupt`` at once."""
@@ -56,6 +73,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
+        self.evaluating = False  # single process: a signal during evaluation abandons it (EvaluationInterrupted)
 
     def __enter__(self) -> "StopSignals":
         for sig in self.SIGNALS:
@@ -71,6 +89,8 @@ class StopSignals:
         self.received = signal.Signals(signum).name
         print(f"\njaxgen: {self.received} received: checkpointing at the current step, then exiting "
               "(Ctrl-C again to stop at once)", flush=True)
+        if self.evaluating:
+            raise EvaluationInterrupted
 
     def __exit__(self, *exc: Any) -> None:
         for sig, previous in self._previous.items():
@@ -124,10 +144,43 @@ def _host_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) -> dict[str, Any]:
-    """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary."""
+    """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary. The workdir is
+    locked for the run (``jaxgen.workdir_lock``): a second trainer on it is refused."""
     check_run_config(config)
+    check_local_workdir(workdir)
     if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
+    # several processes: a SIGTERM never swallowed by a stalled collective, one shared workdir (docs/multihost.md)
+    with multihost.StopWatchdog(enabled=jax.process_count() > 1):
+        multihost.check_shared_workdir(workdir)
+        with lock_workdir(workdir):
+            return _train(config, workdir, task)
+
+
+def check_local_workdir(workdir: str | Path) -> None:
+    """A URL workdir (``gs://...``) is refused in one line: checkpoints go through Orbax/etils
+    (``checkpoint.as_path``), but the run's logs, images and config are still written with local file calls
+    (which would turn ``gs://b/run`` into a local folder ``gs:/b/run``)."""
+    if "://" in str(workdir):
+        raise ValueError(f"--workdir {workdir}: remote workdirs are not supported by the trainer yet (its logs and "
+                         "images are written as local files); train in a local or NFS-mounted folder (a bucket "
+                         "mounted with gcsfuse works) and copy it, see docs/multihost.md")
+
+
+def lock_workdir(workdir: str | Path) -> workdir_lock.WorkdirLock:
+    """The run's workdir lock, taken by process 0 (every process refuses when it is busy)."""
+    run_lock = workdir_lock.WorkdirLock(workdir, "jaxgen train", enabled=jax.process_index() == 0)
+    problem = None
+    try:
+        run_lock.acquire()
+    except workdir_lock.WorkdirBusyError as e:
+        problem = str(e)
+    if agree(problem is not None)[0]:
+        raise workdir_lock.WorkdirBusyError(problem or "process 0 found the workdir in use by another run")
+    return run_lock
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) -> dict[str, Any]:
     workdir = Path(workdir)
     check_workdir(workdir, config, task)
     is_main = jax.process_index() == 0
@@ -147,7 +200,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
     manager = checkpoint.open_manager(
         workdir / "checkpoints", keep=config.keep_ckpts, best_metric=task.best_metric, best_mode=task.best_mode
     )
-    start_step = manager.latest_step()
+    start_step = multihost.agree_on_step(manager.latest_step())  # every process restores the same step
     if start_step is not None:
         state, data_state, _ = checkpoint.restore(manager, start_step, abstract_state)
         if not is_main and isinstance(data_state, dict) and "pipeline" in data_state:
@@ -204,6 +257,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
     progress = None
     if is_main and config.progress_bar:
         progress = tqdm(total=config.total_steps, initial=start_step, desc="train", dynamic_ncols=True, disable=None)
+    # plain-text progress lines every JAXGEN_HEARTBEAT_S seconds when stdout is not a terminal (logs, sweeps)
+    beat = Heartbeat("train", config.total_steps, unit="step", start=start_step, enabled=None if is_main else False)
 
     t_start = time.perf_counter()
     t_last, steps_since = t_start, 0
@@ -221,14 +276,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
                 out_of_time = bool(config.time_budget_s) and time.perf_counter() - t_start > config.time_budget_s
                 signalled, out_of_time = agree(signals.received is not None, out_of_time)
                 stop = signalled or out_of_time
-                do_eval = last or stop or bool(config.eval_every and step % config.eval_every == 0)
-                do_save = do_eval or step % config.ckpt_every == 0
+                # stopped by a signal: checkpoint and leave without a validation (minutes on a busy CPU)
+                do_eval = (last or out_of_time or bool(config.eval_every and step % config.eval_every == 0)) \
+                    and not signalled
+                do_save = do_eval or stop or step % config.ckpt_every == 0
                 if do_save or step % config.log_every == 0:
                     host = _host_metrics(metrics)
                     if not host.pop("finite", 1.0):
                         raise NonFiniteLossError(
                             f"non-finite loss at step {step} (loss={host.get('loss')}); stopped without saving this "
-                            f"state. The last good checkpoint is step {manager.latest_step()} in {manager.directory}."
+                            f"state. {checkpoint.last_good(manager)}"
                         )
                     if steps_since:
                         elapsed = max(time.perf_counter() - t_last, 1e-9)
@@ -243,13 +300,19 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
                     summary["last_train"] = host
                     t_last, steps_since = time.perf_counter(), 0
                 if do_eval:
-                    val_metrics = evaluate_and_log(step, state)
+                    results = evaluate_interruptibly(signals, evaluate_and_log, step, state)
+                    if results is None:  # a signal during the evaluation: checkpoint without it, then stop
+                        do_eval, stop, signalled = False, True, True
+                    else:
+                        val_metrics = results
                 if do_save:
                     save(step, state, val_metrics if do_eval else None)
                 if do_eval or do_save:  # keep evaluation and checkpointing out of the throughput numbers
                     t_last, steps_since = time.perf_counter(), 0
                 if progress is not None:
                     progress.update(1)
+                beat.update(step, **({"loss": summary["last_train"]["loss"]} if "loss" in summary.get("last_train", {})
+                                     else {}))
                 if stop:
                     if signalled:
                         summary["preempted"] = signals.received or "a signal on another process"
