@@ -32,7 +32,7 @@ from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 from jaxgen.style.temporal import TemporalBlend
 
 METHODS = ("gatys", "fast", "adain")
-TEMPORAL_BLEND = 0.5  # measured on a pan clip: docs/video.md
+TEMPORAL_BLEND = 0.0  # off: on a 1 px/frame pan every a >= 0.1 cost >= 45% more style loss (docs/video.md)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     video.add_arguments(p)
     p.add_argument("--temporal-blend", type=float, default=TEMPORAL_BLEND, metavar="A",
                    help=f"video: blend each frame with the previous output where the input did not change, strength "
-                        f"A in [0,1) (0 = off; default {TEMPORAL_BLEND}; jaxgen.style.temporal)")
+                        f"A in [0,1) (default {TEMPORAL_BLEND} = off; 0.3-0.5 steadies pans at some cost in "
+                        f"style, see docs/video.md; jaxgen.style.temporal)")
     return p
 
 
