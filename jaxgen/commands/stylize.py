@@ -70,9 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     video.add_arguments(p)
     p.add_argument("--temporal-blend", type=float, default=TEMPORAL_BLEND, metavar="A",
-                   help=f"video: blend each frame with the previous output where the input did not change, strength "
-                        f"A in [0,1) (default {TEMPORAL_BLEND} = off; 0.3-0.5 steadies pans at some cost in "
-                        f"style, see docs/video.md; jaxgen.style.temporal)")
+                   help=f"video: blend each frame with the previous output where the input matches after the camera "
+                        f"motion, strength A in [0,1) (default {TEMPORAL_BLEND} = off; 0.3-0.5 steadies pans at some "
+                        f"cost in style, see docs/video.md; jaxgen.style.temporal)")
     return p
 
 
