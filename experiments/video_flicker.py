@@ -1,4 +1,4 @@
-"""Flicker of fast style transfer on a real clip, before / after previous-frame blending (docs/video.md).
+"""Flicker of fast style transfer (or AdaIN: ``--adain-workdir``) on a real clip, before / after previous-frame blending (docs/video.md).
 
 A slow pan across a built-in photo (``jaxgen.video.pan_clip``, x264 like any user clip, decoded back) is stylised
 frame by frame by a trained fast_style network; the outputs are then blended (``jaxgen.style.temporal``) with
@@ -9,7 +9,7 @@ to lower, so blending that only blurs would raise them), the mean absolute diffe
 the relative sharpness (mean gradient magnitude vs unblended). Writes ``--out`` (JSON).
 
     PYTHONPATH=. python experiments/video_flicker.py --workdir workdirs/fs_flicker \\
-        --out experiments/results/video_flicker_<date>.json
+        --out experiments/results/video_flicker_<date>.json   [--adain-workdir workdirs/adain_flicker]
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ import numpy as np
 
 from jaxgen import video
 from jaxgen.data.samples import load_sample
+from jaxgen.image import resize_to
 from jaxgen.inference import make_apply, restore_generator
 from jaxgen.metrics import frame_change, temporal_flicker
+from jaxgen.models.adain_net import AdaINEncoder
+from jaxgen.models.adain_ops import adain
 from jaxgen.style.temporal import ALPHA, blend_frames
 from jaxgen.tasks import get_task
 
@@ -47,7 +50,8 @@ def cpu_model() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workdir", required=True, help="a fast_style training run")
+    p.add_argument("--workdir", required=True, help="a fast_style training run (its VGG16 losses measure every method)")
+    p.add_argument("--adain-workdir", help="an adain training run: measure AdaIN (style: the fast run's style image)")
     p.add_argument("--photo", default="chelsea")
     p.add_argument("--size", default="96,128", help="frame h,w")
     p.add_argument("--frames", type=int, default=32)
@@ -61,10 +65,25 @@ def main() -> None:
     task = get_task("fast_style")(config)
     consts, sources = task.consts()
     apply = make_apply(module, "transformer_net")
+    stylise = lambda x: np.asarray(apply(params, jnp.asarray(x)[None]))[0]
+    method = "fast"
+    if args.adain_workdir:  # the decoder of a trained adain run, jaxgen stylize --method adain's steps (alpha 1)
+        a_config, _, dec_params, step = restore_generator(args.adain_workdir)
+        a_task = get_task("adain")(a_config)
+        decoder = a_task.decoder
+        encoder = AdaINEncoder(taps=("relu4_1",), input_conv=a_task.input_conv)
+        enc_params = a_task.consts()[0]["encoder"]
+        encode = jax.jit(lambda x: encoder.apply({"params": enc_params}, x)["relu4_1"])
+        decode = jax.jit(lambda t: decoder.apply({"params": dec_params}, t))
+        style_feat = encode(jnp.asarray(task.style_image())[None])
+        stylise = lambda x: resize_to(np.asarray(decode(adain(encode(jnp.asarray(x)[None]), style_feat)))[0], x.shape[:2])
+        method = f"adain ({a_config.model.features} decoder features)"
     losses = jax.jit(lambda y, x: task.losses(y, x, consts))
     photo = load_sample(args.photo)
     result = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "workdir": str(args.workdir), "step": step,
-              "network": f"transformer_net channels {config.model.channels}, res blocks {config.model.num_res_blocks}",
+              "method": method,
+              "fast_network": f"transformer_net channels {config.model.channels}, res blocks {config.model.num_res_blocks}",
+              "adain_workdir": args.adain_workdir,
               "style": sources["style"], "vgg": sources["vgg"], "mask_alpha": ALPHA, "clips": []}
     for speed in (int(s) for s in args.speeds.split(",")):
         strip_w = w + speed * (args.frames - 1)
@@ -73,7 +92,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             clip = video.pan_clip(Path(tmp) / "pan.mp4", strip, size=(h, w), frames=args.frames, fps=24, tone_hz=None)
             inp = decoded(clip)
-        outs = np.stack([np.clip(np.asarray(apply(params, jnp.asarray(x)[None]))[0], 0, 1) for x in inp])
+        outs = np.stack([np.clip(stylise(x), 0, 1) for x in inp])
         grad = lambda y: float(np.mean(np.abs(np.diff(y, axis=1))) + np.mean(np.abs(np.diff(y, axis=2))))
         rows = []
         settings = [(0.0, "none")] + [(float(v), m) for m in args.motions.split(",")
