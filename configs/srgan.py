@@ -15,7 +15,10 @@ Expected (paper Table 2, SRGAN-VGG54 x4): Set5 29.40 dB / Set14 26.02 dB (Y), MO
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_div2k
 
 
 def get_config(arg=None):

@@ -30,12 +30,12 @@ import numpy as np
 from jaxgen import video
 from jaxgen.data.samples import load_sample
 from jaxgen.image import resize_to
-from jaxgen.inference import make_apply, restore_generator
+from jaxgen.inference import make_apply
 from jaxgen.metrics import frame_change, temporal_flicker
 from jaxgen.models.adain_net import AdaINEncoder
 from jaxgen.models.adain_ops import adain
 from jaxgen.style.temporal import ALPHA, blend_frames
-from jaxgen.tasks import get_task
+from jaxgen.tasks import get_task, restore_generator
 
 
 def decoded(path: Path) -> np.ndarray:

@@ -15,6 +15,16 @@ import sys
 import time
 from pathlib import Path
 
+from jaxgen import evaluation, image, style, video
+from jaxgen.commands import common
+from jaxgen.commands.common import print_train_summary
+from jaxgen.data.samples import load_sample
+from jaxgen.inference import Upscaler
+from jaxgen.inference.demo import demo_side_by_side
+from jaxgen.tasks import get_task
+from jaxgen.train import train
+from jaxgen.weights import zoo
+
 
 def _summary_table(rows: list[tuple[str, float, float]]) -> str:
     lines = [f"{'held-out image':<22}{'bicubic':>10}{'model':>10}{'gain':>9}"]
@@ -25,11 +35,6 @@ def _summary_table(rows: list[tuple[str, float, float]]) -> str:
 def video_demo(out_dir: Path) -> tuple[Path, Path, float]:
     """A 24-frame 96x64 pan (12 fps, with a tone) over a built-in photo, upscaled x2 with realesr-animevideov3-x2
     (jaxgen.video): ``(clip, upscaled, seconds)``. ``ValueError`` without PyAV or the pretrained extra."""
-    from jaxgen import video
-    from jaxgen.data.samples import load_sample
-    from jaxgen.inference import Upscaler
-    from jaxgen.weights import zoo
-
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     clip = video.pan_clip(out_dir / "pan.mp4", load_sample("chelsea")[40:104, 180:322], size=(64, 96), frames=24,
@@ -40,11 +45,6 @@ def video_demo(out_dir: Path) -> tuple[Path, Path, float]:
 
 
 def demo(config, workdir: Path) -> None:
-    from jaxgen import evaluation, image
-    from jaxgen.commands.common import print_train_summary
-    from jaxgen.tasks import get_task
-    from jaxgen.train import train
-
     t0 = time.perf_counter()
     task = get_task(config.task)(config)
     summary = train(config, workdir, task)
@@ -67,15 +67,11 @@ def demo(config, workdir: Path) -> None:
         print(f"mean gain over bicubic: {mean_gain:+.2f} dB (Y channel, crop = {scale})")
     print(f"comparison grids (LR | bicubic | model | HR): {workdir / 'comparisons'}")
     try:
-        from jaxgen.inference.demo import demo_side_by_side
-
         path, seconds = demo_side_by_side(workdir / "realesrgan_x4plus_chelsea.png")
         print(f"pretrained Real-ESRGAN x4plus on a built-in photo (bicubic | Real-ESRGAN): {path} ({seconds:.0f} s)")
     except ValueError as e:  # the pretrained extra is not installed
         print(f"(skipped the pretrained Real-ESRGAN picture: {e})")
     try:
-        from jaxgen import style
-
         path, seconds = style.demo_picture(workdir / "gatys_chelsea.png")
         print(f"Gatys style transfer of a built-in photo with a style image jaxgen draws (content | style | result): "
               f"{path} ({seconds:.0f} s)")
@@ -92,8 +88,6 @@ def demo(config, workdir: Path) -> None:
 
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands import common
-
     p = common.make_parser("jaxgen demo", __doc__, config_default=f"{common.REPO_CONFIGS / 'edsr.py'}:x2,demo")
     p.add_argument("--workdir", default="workdirs/demo", help="run folder")
     common.add_verbose(p)
