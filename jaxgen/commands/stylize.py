@@ -11,7 +11,8 @@
          --alpha 1.0 [--preserve-color] [--mask MASK.png with two styles: foreground, background]
 
 CONTENT and STYLE: image files or folders; CONTENT may instead be one video file (fast / adain; -o OUT.mp4:
-frames streamed, audio and frame rate kept, resumable; --codec, --crf; jaxgen.video). --size: long side of the
+frames streamed, audio and frame rate kept, resumable; --codec, --crf; jaxgen.video; --temporal-blend A: less
+flicker, jaxgen.style.temporal, docs/video.md). --size: long side of the
 output (gatys default 512; fast/adain keep the input size unless given); --style-size: long side of the style images (gatys: --style-scale x --size;
 adain: 512, 0 = as they are). One content file and an -o with an image extension writes that file; otherwise
 -o is a folder receiving <content>_<method>.png. Several contents: one that cannot be read or stylised gets one
@@ -39,11 +40,13 @@ from jaxgen.models.adain_net import AdaINEncoder
 from jaxgen.models.adain_ops import adain_interpolate, masked_adain, mix_alpha
 from jaxgen.style import GatysObjective, gatys_consts, stylize_gatys, stylize_multires
 from jaxgen.style.colour import coral, original_colors
+from jaxgen.style.temporal import TemporalBlend
 from jaxgen.tasks import get_task, restore_generator
 from jaxgen.tasks.adain import load_encoder
 from jaxgen.weights.convert import load_pretrained
 
 METHODS = ("gatys", "fast", "adain")
+TEMPORAL_BLEND = 0.0  # off: on a 1 px/frame pan every a >= 0.1 cost >= 45% more style loss (docs/video.md)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--mask", help="foreground mask (white = first style, black = second)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     video.add_arguments(p)
+    p.add_argument("--temporal-blend", type=float, default=TEMPORAL_BLEND, metavar="A",
+                   help=f"video: blend each frame with the previous output where the input matches after the camera "
+                        f"motion, strength A in [0,1) (default {TEMPORAL_BLEND} = off; 0.3-0.5 steadies pans at some "
+                        f"cost in style, see docs/video.md; jaxgen.style.temporal)")
     return p
 
 
@@ -230,6 +237,8 @@ def stylize(args: argparse.Namespace) -> tuple[list[Path], int]:
     if args.style_size not in (None, 0):
         _positive("--style-size", args.style_size)
     is_video = video.is_video(args.contents)
+    if not 0.0 <= args.temporal_blend < 1.0:
+        raise ValueError(f"--temporal-blend {args.temporal_blend}: expected a strength in [0, 1) (0 = off)")
     if is_video and args.method == "gatys":
         raise ValueError("video input needs --method fast or adain (gatys optimises every frame for minutes)")
     contents = [] if is_video else expand_image_inputs(args.contents, "content")
@@ -245,7 +254,8 @@ def stylize(args: argparse.Namespace) -> tuple[list[Path], int]:
     run = {"gatys": lambda: _gatys(args, styles), "fast": lambda: _fast(args),
            "adain": lambda: _adain(args, styles)}[args.method]()
     if is_video:  # one video file: every frame through `run`, streamed and resumable (jaxgen.video)
-        out = video.transcode(args.contents[0], args.output, run, video.options_from_args(args),
+        frame_fn = TemporalBlend(run, args.temporal_blend)  # a = 0: `run` unchanged
+        out = video.transcode(args.contents[0], args.output, frame_fn, video.options_from_args(args),
                               label=repr(sorted(vars(args).items())), progress=not args.quiet)
         print(f"video stylised ({args.method}) -> {out}")
         return [out], 0
