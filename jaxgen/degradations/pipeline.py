@@ -15,8 +15,8 @@ patches ``[B,H,W,3]`` in ``[0,1]`` -> LR ``[B,H/s,W/s,3]`` (8-bit values, float3
 4. ``clamp(round(255 x), 0, 255) / 255``.
 
 Randomness as the official code: per image -- the kernels, noise strengths and gray choices, JPEG qualities;
-per batch (one draw per step, or per group, see ``groups``) -- resize direction, factor and mode, Gaussian vs
-Poisson, whether the second blur happens, the order of the final step. The changing image sizes run on fixed
+per group of the batch (``groups``, below) -- resize direction, factor and mode, Gaussian vs Poisson, whether the
+second blur happens, the order of the final step. The changing image sizes run on fixed
 canvases (``jaxgen.degradations.resize``), so the whole pipeline compiles once.
 
 Deviations: the official code degrades a 400x400 crop and then crops ``gt_size`` (256) from the result; here the
@@ -24,10 +24,20 @@ HR patch of the data pipeline (``gt_size``) is degraded as it is (the same proce
 context). Gray Gaussian noise is drawn per image (see ``noise``). ``jpeg_flavour='diffjpeg'`` (default) is
 BasicSR's DiffJPEG, as the official training; ``'libjpeg'`` models real JPEG files more closely.
 
-Data parallelism: BasicSR runs this per GPU on the GPU's own batch, each process drawing its own per-batch
-choices. Here the pipeline runs on the global batch (sharded over the ``data`` mesh axis); ``groups = G``
-splits the batch into ``G`` equal groups with independent per-batch draws (``G`` = the number of devices
-reproduces the per-GPU behaviour; the result depends on ``G``, not on the device count).
+Groups (``groups``, default 4 = the official run). What the official code draws where
+(``xinntao/Real-ESRGAN@a4abfb2979a7bbff3f69f58f58ae324608821e27``): ``RealESRGANDataset.__getitem__``
+(``realesrgan/data/realesrgan_dataset.py``) draws ``kernel1``, ``kernel2`` and the final sinc kernel per image;
+``RealESRGANModel.feed_data`` (``realesrgan/models/realesrgan_model.py``) draws per image the JPEG qualities
+(``new_zeros(b).uniform_``) and, inside BasicSR's ``random_add_gaussian_noise_pt`` / ``random_add_poisson_noise_pt``
+(``basicsr/data/degradations.py``), the noise strengths and gray choices; it draws once per call -- once per GPU
+batch, as every GPU runs its own ``feed_data`` on its 12 images -- the resize direction, factor and mode of each
+stage, Gaussian vs Poisson, whether the second blur happens, the order of the final step, and the crop
+(``paired_random_crop``). ``options/train_realesrgan_x4plus.yml`` trains on 4 GPUs x 12 images, so a global
+batch of 48 holds 4 independent sets of per-call draws. Here the pipeline runs on the global batch (sharded
+over the ``data`` mesh axis); ``groups = G`` splits it into ``G`` equal consecutive groups, each with its own
+per-call draws: ``G = 4`` (default) is the official run at any batch size divisible by 4 (per-call draws for
+``B/4`` images each, like one GPU's 12 of 48); ``G = B`` draws everything per image; ``G = 1`` one set for the
+whole batch. The result depends on ``G``, not on the device count.
 """
 
 from __future__ import annotations
@@ -72,7 +82,9 @@ def default_degradation_config() -> ml_collections.ConfigDict:
         # training-pair pool (queue) size; must divide by the global batch
         queue_size=180,
         jpeg_flavour="diffjpeg",  # diffjpeg (BasicSR, official) | libjpeg (closer to real JPEG files)
-        groups=1,  # independent per-batch draws per group of the global batch (module docstring)
+        # independent per-call draws per group of the global batch: 4 = the official 4 GPUs (module docstring);
+        # must divide config.batch_size; batch_size = per-image draws, 1 = one draw for the whole batch
+        groups=4,
     ))
 
 
@@ -100,7 +112,7 @@ class DegradationConfig:
     jpeg_range2: tuple[float, float]
     final_sinc_prob: float
     jpeg_flavour: str = "diffjpeg"
-    groups: int = 1
+    groups: int = 4
 
     @classmethod
     def from_config(cls, c: ml_collections.ConfigDict, scale: int, where: str = "config.degradation"
