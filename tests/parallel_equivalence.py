@@ -13,8 +13,7 @@ import ml_collections
 import numpy as np
 
 from jaxgen.config import optim_config
-from jaxgen.tasks import base_config
-from jaxgen.tasks import SRTask
+from jaxgen.tasks import SRTask, base_config
 from jaxgen.train import parallel
 
 

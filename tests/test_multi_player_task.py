@@ -18,8 +18,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxgen.config import lock, optim_config
-from jaxgen.tasks import base_config
-from jaxgen.tasks import TASKS
+from jaxgen.tasks import TASKS, base_config
 from jaxgen.train import train
 from jaxgen.train.checkpoint import open_manager
 from jaxgen.train.state import STREAM_NOISE, apply_gradients, init_key, new_player, new_state, step_key
