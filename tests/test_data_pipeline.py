@@ -115,6 +115,18 @@ def test_precompute_augmentation_keeps_lr_and_hr_aligned(folder):
     assert flips_only <= {0, 2, 4, 6} and len(flips_only) > 1  # identity, rot180, hflip, vflip
 
 
+def test_hflip_only_is_basicsr_use_hflip_without_rotation(folder):
+    """BasicSR ``augment(hflip=True, rotation=False)`` (``basicsr/data/transforms.py``@8d56e3a, Real-ESRGAN's
+    ``use_hflip: True, use_rot: False``): identity or a left-right flip, each about half the time; never vertical."""
+    root, images = folder
+    it = make(root, batch=8, augment_vflip=False, augment_rot90=False)
+    found = [locate_precomputed(lr, hr, images)[1] for lr, hr in samples(it, 4)]
+    assert set(found) == {0, 4}, found  # DIHEDRAL[4] = left-right flip; 2 (rot180) / 6 (up-down) never
+    assert 6 <= found.count(4) <= 26  # 32 fair coin flips: outside [6, 26] has probability < 1e-4
+    assert it.get_state()["pipeline"]["augment_vflip"] is False
+    assert "augment_vflip" not in make(root, batch=8).get_state()["pipeline"]  # old states still resume
+
+
 def test_on_the_fly_lr_is_exactly_imresize_of_the_augmented_hr_patch(folder):
     root, images = folder
     transforms = set()

@@ -178,7 +178,36 @@ def test_degrade_is_deterministic_per_key_and_8_bit(pipeline_runs):
     assert not np.array_equal(a, c)
     np.testing.assert_allclose(a * 255, np.round(a * 255), atol=1e-4)  # 8-bit values
     assert a.min() >= 0 and a.max() <= 1
-    assert all(v.shape[0] == 1 for v in jax.tree.leaves(info))
+    assert all(v.shape[0] == cfg.groups for v in jax.tree.leaves(info))
+
+
+def test_default_groups_are_the_official_four_gpu_batches():
+    """train_realesrgan_x4plus.yml: 4 GPUs x 12 images, each GPU's feed_data drawing its own resize/noise-type/
+    blur2/order choices (realesrgan_model.py@a4abfb2) -> 4 groups; each group draws its own."""
+    cfg = D.DegradationConfig.from_config(D.default_degradation_config(), 4)
+    assert cfg.groups == 4
+    gt = jnp.asarray(np.random.default_rng(6).random((8, 16, 16, 3), np.float32))
+    draws = [jax.jit(lambda k: D.degrade(k, gt, cfg, return_info=True)[1])(jax.random.key(s)) for s in range(3)]
+    assert all(v.shape[0] == 4 for d in draws for v in jax.tree.leaves(d))
+    factors = np.concatenate([np.asarray(d["factor1"]) for d in draws])
+    assert len(np.unique(factors)) > 6  # 12 group draws, mostly distinct (10% of them 'keep' = 1.0)
+    assert np.asarray(draws[0]["mode1"]).shape == (4,)  # per call: one per group
+    q = np.asarray(draws[0]["quality1"])  # per image: jpeg_p = out.new_zeros(out.size(0)).uniform_(...)
+    assert q.shape == (4, 2) and np.all(q[:, 0] != q[:, 1])
+
+
+def test_per_image_groups_draw_every_image_independently():
+    c = D.default_degradation_config()
+    c.groups = 8
+    cfg = D.DegradationConfig.from_config(c, 4)
+    gt = jnp.asarray(np.repeat(np.random.default_rng(7).random((1, 16, 16, 3), np.float32), 8, axis=0))
+    lq, info = jax.jit(lambda k: D.degrade(k, gt, cfg, return_info=True))(jax.random.key(0))
+    assert all(v.shape[0] == 8 for v in jax.tree.leaves(info))
+    lq = np.asarray(lq)
+    assert len({lq[i].tobytes() for i in range(8)}) == 8  # the same HR image, 8 different degradations
+    c.groups = 3
+    with pytest.raises(ValueError, match="groups=3"):
+        D.degrade(jax.random.key(0), gt, D.DegradationConfig.from_config(c, 4))
 
 
 def test_degrade_config_errors():

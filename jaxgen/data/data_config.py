@@ -24,7 +24,8 @@ def default_data_config() -> ml_collections.ConfigDict:
             cache_dir="",  # prepared folders/samples; '' = $JAXGEN_DATA_DIR or ~/.cache/jaxgen/tfds
             patch_size=48,  # LR patch side; HR patches are patch_size * scale
             lr_mode="precompute",  # precompute: stored LR of the whole image | on_the_fly: imresize each HR patch
-            augment_flip=True,  # random horizontal and vertical flips
+            augment_flip=True,  # random horizontal flips (and vertical ones with augment_vflip)
+            augment_vflip=True,  # with augment_flip: also random vertical flips (BasicSR's use_hflip alone: False)
             augment_rot90=True,  # random rotations by k * 90 degrees
             num_workers=0,  # grain worker processes; 0 = in-process (threads below)
             num_threads=4,  # threads computing batches in each process (record reads release the GIL)

@@ -6,6 +6,11 @@ seed and ``n``)::
     usable records -> this process's shard -> shuffle (reseeded each epoch) -> repeat forever
       -> random patch + flips/rot90 (rng from seed and element index) -> batch -> uint8 to float32
 
+Augmentation: ``augment_flip`` a random left-right flip, and with ``augment_vflip`` (default) an up-down flip;
+``augment_rot90`` a random multiple of 90 degrees. BasicSR's ``augment(hflip=True, rotation=False)``
+(``basicsr/data/transforms.py``, the ``use_hflip: True, use_rot: False`` of Real-ESRGAN's options) is
+``augment_flip=True, augment_vflip=False, augment_rot90=False``.
+
 Patches. Paired or precomputed LR (``lr_mode='precompute'``, the DIV2K/EDSR protocol): an LR crop at
 ``(y, x)`` of side ``p`` and the HR crop at ``(s*y, s*x)`` of side ``s*p``, then the same flips/rotation on
 both. ``lr_mode='on_the_fly'`` (HR-only sources): an HR crop of side ``s*p`` at any offset, flipped/rotated,
@@ -64,6 +69,7 @@ class PatchSpec:
     on_the_fly: bool
     flip: bool = True
     rot90: bool = True
+    vflip: bool = True  # with flip: vertical flips too (False: horizontal only, BasicSR's use_hflip)
 
     @property
     def hr_patch(self) -> int:
@@ -97,7 +103,7 @@ def sample_patch(record: dict[str, Any], rng: np.random.Generator, spec: PatchSp
         hr_patch, lr_patch = hr[s * y : s * y + hp, s * x : s * x + hp], lr[y : y + p, x : x + p]
     hflip, vflip = (bool(b) for b in rng.integers(0, 2, size=2))
     k = int(rng.integers(0, 4))
-    hflip, vflip, k = hflip and spec.flip, vflip and spec.flip, k if spec.rot90 else 0
+    hflip, vflip, k = hflip and spec.flip, vflip and spec.flip and spec.vflip, k if spec.rot90 else 0
     hr_patch = augment(hr_patch, hflip, vflip, k)
     if lr_patch is None:  # downscale after augmenting: LR is exactly imresize of the HR patch returned
         lr_patch = image.imresize(np.ascontiguousarray(hr_patch), output_shape=(p, p))  # = scale 1/s
@@ -340,8 +346,8 @@ def make_train_iterator(
 
     if source is None:
         source = open_train_source(cfg, scale=scale)
-    flip, rot90 = bool(cfg.augment_flip), bool(cfg.augment_rot90)
-    spec = PatchSpec(scale, patch_size, on_the_fly=not source.has_lr, flip=flip, rot90=rot90)
+    flip, rot90, vflip = bool(cfg.augment_flip), bool(cfg.augment_rot90), bool(cfg.augment_vflip)
+    spec = PatchSpec(scale, patch_size, on_the_fly=not source.has_lr, flip=flip, rot90=rot90, vflip=vflip)
     usable, unusable = usable_records(source.records, spec)
     if unusable:
         log.warning(
@@ -380,6 +386,7 @@ def make_train_iterator(
         "lr_mode": "on_the_fly" if spec.on_the_fly else "precompute",
         "augment_flip": spec.flip,
         "augment_rot90": spec.rot90,
+        **({"augment_vflip": False} if spec.flip and not spec.vflip else {}),  # absent = the former default
         "batch_size": batch_size,
         "process_index": process_index,
         "process_count": process_count,

@@ -11,6 +11,7 @@ from jaxgen.degradations.pipeline import (
     DegradationConfig,
     default_degradation_config,
     degrade,
+    paired_random_crop,
     pool_init,
     pool_update,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "filter2d",
     "filter2d_valid",
     "jpeg_compress",
+    "paired_random_crop",
     "pool_init",
     "pool_update",
     "quant_tables",

@@ -15,19 +15,33 @@ patches ``[B,H,W,3]`` in ``[0,1]`` -> LR ``[B,H/s,W/s,3]`` (8-bit values, float3
 4. ``clamp(round(255 x), 0, 255) / 255``.
 
 Randomness as the official code: per image -- the kernels, noise strengths and gray choices, JPEG qualities;
-per batch (one draw per step, or per group, see ``groups``) -- resize direction, factor and mode, Gaussian vs
-Poisson, whether the second blur happens, the order of the final step. The changing image sizes run on fixed
+per group of the batch (``groups``, below) -- resize direction, factor and mode, Gaussian vs Poisson, whether the
+second blur happens, the order of the final step. The changing image sizes run on fixed
 canvases (``jaxgen.degradations.resize``), so the whole pipeline compiles once.
 
-Deviations: the official code degrades a 400x400 crop and then crops ``gt_size`` (256) from the result; here the
-HR patch of the data pipeline (``gt_size``) is degraded as it is (the same process, without the 72-pixel border
-context). Gray Gaussian noise is drawn per image (see ``noise``). ``jpeg_flavour='diffjpeg'`` (default) is
+Context crop (``context_size``, default 400 as the official): ``RealESRGANDataset`` crops (or pads) each HR
+image to 400x400, ``feed_data`` degrades the whole 400 px and then takes ``paired_random_crop`` of ``gt_size``
+(256) from the degraded pair, one position per call. The SR tasks do the same (``jaxgen.tasks.sr_common``): the
+data pipeline delivers HR crops of ``context_size`` (rounded down to a multiple of the scale), this function
+degrades them whole, and :func:`paired_random_crop` cuts the training patch (one position per group).
+``context_size=0`` degrades the training patch itself (no border context). Deviation: images smaller than the
+context are skipped by the data pipeline (the official code reflect-pads them to 400). Gray Gaussian noise is drawn per image (see ``noise``). ``jpeg_flavour='diffjpeg'`` (default) is
 BasicSR's DiffJPEG, as the official training; ``'libjpeg'`` models real JPEG files more closely.
 
-Data parallelism: BasicSR runs this per GPU on the GPU's own batch, each process drawing its own per-batch
-choices. Here the pipeline runs on the global batch (sharded over the ``data`` mesh axis); ``groups = G``
-splits the batch into ``G`` equal groups with independent per-batch draws (``G`` = the number of devices
-reproduces the per-GPU behaviour; the result depends on ``G``, not on the device count).
+Groups (``groups``, default 4 = the official run). What the official code draws where
+(``xinntao/Real-ESRGAN@a4abfb2979a7bbff3f69f58f58ae324608821e27``): ``RealESRGANDataset.__getitem__``
+(``realesrgan/data/realesrgan_dataset.py``) draws ``kernel1``, ``kernel2`` and the final sinc kernel per image;
+``RealESRGANModel.feed_data`` (``realesrgan/models/realesrgan_model.py``) draws per image the JPEG qualities
+(``new_zeros(b).uniform_``) and, inside BasicSR's ``random_add_gaussian_noise_pt`` / ``random_add_poisson_noise_pt``
+(``basicsr/data/degradations.py``), the noise strengths and gray choices; it draws once per call -- once per GPU
+batch, as every GPU runs its own ``feed_data`` on its 12 images -- the resize direction, factor and mode of each
+stage, Gaussian vs Poisson, whether the second blur happens, the order of the final step, and the crop
+(``paired_random_crop``). ``options/train_realesrgan_x4plus.yml`` trains on 4 GPUs x 12 images, so a global
+batch of 48 holds 4 independent sets of per-call draws. Here the pipeline runs on the global batch (sharded
+over the ``data`` mesh axis); ``groups = G`` splits it into ``G`` equal consecutive groups, each with its own
+per-call draws: ``G = 4`` (default) is the official run at any batch size divisible by 4 (per-call draws for
+``B/4`` images each, like one GPU's 12 of 48); ``G = B`` draws everything per image; ``G = 1`` one set for the
+whole batch. The result depends on ``G``, not on the device count.
 """
 
 from __future__ import annotations
@@ -43,7 +57,8 @@ import numpy as np
 
 from jaxgen.degradations import filtering, jpeg as jpeg_lib, kernels, noise, resize
 
-__all__ = ["DegradationConfig", "default_degradation_config", "degrade", "pool_init", "pool_update"]
+__all__ = ["DegradationConfig", "default_degradation_config", "degrade", "paired_random_crop", "pool_init",
+           "pool_update"]
 
 
 def default_degradation_config() -> ml_collections.ConfigDict:
@@ -71,8 +86,13 @@ def default_degradation_config() -> ml_collections.ConfigDict:
         final_sinc_prob=0.8,
         # training-pair pool (queue) size; must divide by the global batch
         queue_size=180,
+        # HR crop (pixels a side) degraded whole before the training patch is cut from the pair (module
+        # docstring); rounded down to a multiple of the scale; 0 = degrade the training patch itself
+        context_size=400,
         jpeg_flavour="diffjpeg",  # diffjpeg (BasicSR, official) | libjpeg (closer to real JPEG files)
-        groups=1,  # independent per-batch draws per group of the global batch (module docstring)
+        # independent per-call draws per group of the global batch: 4 = the official 4 GPUs (module docstring);
+        # must divide config.batch_size; batch_size = per-image draws, 1 = one draw for the whole batch
+        groups=4,
     ))
 
 
@@ -100,7 +120,7 @@ class DegradationConfig:
     jpeg_range2: tuple[float, float]
     final_sinc_prob: float
     jpeg_flavour: str = "diffjpeg"
-    groups: int = 1
+    groups: int = 4
 
     @classmethod
     def from_config(cls, c: ml_collections.ConfigDict, scale: int, where: str = "config.degradation"
@@ -273,6 +293,35 @@ def degrade(key: jax.Array, gt: jax.Array, cfg: DegradationConfig, *, return_inf
         lq, info = jax.vmap(lambda k, x: _degrade_batch(k, x, cfg))(jax.random.split(key, g), grouped)
         lq = lq.reshape(b, *lq.shape[2:])
     return (lq, info) if return_info else lq
+
+
+def paired_random_crop(key: jax.Array, gts: list[jax.Array], lq: jax.Array, gt_size: int, scale: int,
+                       groups: int = 1) -> tuple[list[jax.Array], jax.Array]:
+    """BasicSR's ``paired_random_crop`` (``basicsr/data/transforms.py``@8d56e3a) on batches, as
+    ``RealESRGANModel.feed_data`` calls it: one random LQ position ``(top, left)`` per call -- here per group of
+    ``groups`` consecutive images -- ``top ~ U{0..h - gt_size/scale}``, the HR crops at ``scale`` x it.
+    ``gts``: HR batches ``[B,H,W,C]`` (``H = scale h``); ``lq``: ``[B,h,w,C]``. Returns ``(gt crops, lq crop)``."""
+    b, h, w, _ = lq.shape
+    if gt_size % scale:
+        raise ValueError(f"paired_random_crop: gt_size {gt_size} does not divide by the scale {scale}")
+    p = gt_size // scale
+    if h < p or w < p:
+        raise ValueError(f"paired_random_crop: LQ {h}x{w} is smaller than the patch {p}x{p}")
+    for g in gts:
+        if g.shape[1:3] != (h * scale, w * scale):
+            raise ValueError(f"paired_random_crop: GT {g.shape[1:3]} is not {scale}x the LQ {h}x{w}")
+    if b % groups:
+        raise ValueError(f"paired_random_crop: batch {b} does not divide into {groups} groups")
+    k_top, k_left = jax.random.split(key)
+    top = jnp.repeat(jax.random.randint(k_top, (groups,), 0, h - p + 1), b // groups)
+    left = jnp.repeat(jax.random.randint(k_left, (groups,), 0, w - p + 1), b // groups)
+
+    def crop(x, t, l, n):
+        return jax.lax.dynamic_slice(x, (t * n, l * n, 0), (p * n, p * n, x.shape[-1]))
+
+    lq_out = jax.vmap(lambda x, t, l: crop(x, t, l, 1))(lq, top, left)
+    gt_out = [jax.vmap(lambda x, t, l: crop(x, t, l, scale))(g, top, left) for g in gts]
+    return gt_out, lq_out
 
 
 # ------------------------------------------------------------------------------------------ pair pool

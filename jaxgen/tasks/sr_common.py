@@ -37,11 +37,13 @@ from jaxgen.data import default_data_config
 from jaxgen.metrics import default_lpips_params, lpips_fn
 from jaxgen.models.vgg import VGG_BLOCKS, vgg_layer_names
 from jaxgen.tasks.common import Batch, build_model, compute_dtype, section_kwargs
-from jaxgen.train.state import STREAM_DEGRADE, STREAM_POOL, Player, TrainState, init_key, new_player, step_key
+from jaxgen.train.state import (STREAM_AUGMENT, STREAM_DEGRADE, STREAM_POOL, Player, TrainState, init_key,
+                                new_player, step_key)
 from jaxgen.weights import pretrained
 from jaxgen.weights.init_from import describe, load_generator_params
 
 NON_PIXEL_LOSSES = ("gan", "perceptual")
+STREAM_CROP = STREAM_AUGMENT  # the training-patch crop from the degraded context (the SR tasks augment on the host)
 Pair = tuple[jax.Array, dict[str, jax.Array], dict[str, Any]]
 
 
@@ -69,6 +71,23 @@ def ema_decay(config: ml_collections.ConfigDict) -> float:
     if not 0.0 <= decay < 1.0:
         raise ConfigError(f"config.ema_decay={decay}: expected 0 (off) or a decay in (0, 1)")
     return decay
+
+
+def context_size(config: ml_collections.ConfigDict) -> int:
+    """The HR side the data pipeline crops for the Real-ESRGAN degradation (``degradation.context_size`` rounded
+    down to a multiple of the scale); 0 without a degradation section or context (the training patch itself)."""
+    deg = config.get("degradation")
+    if deg is None:
+        return 0
+    context = deg.get("context_size", 0)
+    if not isinstance(context, int) or isinstance(context, bool) or context < 0:
+        raise ConfigError(f"config.degradation.context_size={context!r}: expected 0 (none) or an HR side in pixels")
+    s, hr = int(config.scale), int(config.data.patch_size) * int(config.scale)
+    context -= context % s
+    if context and context < hr:
+        raise ConfigError(f"config.degradation.context_size={deg.context_size} is smaller than the HR training patch "
+                          f"{hr} (data.patch_size={config.data.patch_size} x scale {s}); use 0 (no context) or >= {hr}")
+    return context if context > hr else 0
 
 
 def example_shapes(config: ml_collections.ConfigDict) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -238,10 +257,13 @@ class PlainPairs:
 
 
 class RealESRGANPairs:
-    """The Real-ESRGAN input side (``RealESRGANModel.feed_data``): HR patches -> USM-sharpened GT -> second-order
-    degradation (per-step key ``STREAM_DEGRADE``) -> the training-pair pool in ``state.buffers['pool']``
-    (``STREAM_POOL``) -> re-sharpened GT. Targets: USM GT for the pixel/perceptual losses and the plain GT for the
-    discriminator (``l1_gt_usm``, ``percep_gt_usm``, ``gan_gt_usm``)."""
+    """The Real-ESRGAN input side (``RealESRGANModel.feed_data``): HR crops (``degradation.context_size``, 400 as
+    the official) -> USM-sharpened GT -> second-order degradation of the whole crop (per-step key
+    ``STREAM_DEGRADE``) -> ``paired_random_crop`` of the training patch from the pair (``STREAM_CROP``, one position
+    per degradation group) -> the training-pair pool in ``state.buffers['pool']`` (``STREAM_POOL``) ->
+    re-sharpened GT. HR batches of the training patch size itself are not cropped. Targets: USM GT for the
+    pixel/perceptual losses and the plain GT for the discriminator (``l1_gt_usm``, ``percep_gt_usm``,
+    ``gan_gt_usm``)."""
 
     def __init__(self, config: ml_collections.ConfigDict) -> None:
         c = config.degradation
@@ -258,6 +280,7 @@ class RealESRGANPairs:
         if b % self.degradation.groups:
             raise ConfigError(f"config.degradation.groups={self.degradation.groups} must divide config.batch_size={b}")
         self.shapes = example_shapes(config)
+        self.context = context_size(config)
 
     def buffers(self) -> dict[str, Any]:
         if not self.queue_size:
@@ -266,7 +289,13 @@ class RealESRGANPairs:
 
     def __call__(self, state: TrainState, batch: Batch) -> Pair:
         gt = batch["hr"].astype(jnp.float32)
+        hr_patch = self.shapes[1][1]
+        if gt.shape[1] < hr_patch or gt.shape[2] < hr_patch:
+            raise ValueError(f"Real-ESRGAN pairs: HR batch {gt.shape[1:3]} is smaller than the patch {hr_patch}")
         lq = degradations_lib.degrade(step_key(state, STREAM_DEGRADE), degradations_lib.usm_sharp(gt), self.degradation)
+        if gt.shape[1:3] != (hr_patch, hr_patch):  # the degraded context -> the training patch
+            (gt,), lq = degradations_lib.paired_random_crop(step_key(state, STREAM_CROP), [gt], lq, hr_patch,
+                                                            self.degradation.scale, self.degradation.groups)
         buffers = state.buffers
         if self.queue_size:
             pool, lq, gt = degradations_lib.pool_update(buffers["pool"], lq, gt, step_key(state, STREAM_POOL))
@@ -324,7 +353,13 @@ def init_generator(config: ml_collections.ConfigDict, generator: nn.Module, tx: 
 
 
 def make_sr_data(config: ml_collections.ConfigDict, process_index: int, process_count: int) -> Any:
-    return data_lib.make_train_iterator(config.data, scale=int(config.scale), global_batch_size=config.batch_size,
+    """The training batches; with a Real-ESRGAN context (:func:`context_size`) HR crops of the context size."""
+    data = config.data
+    context = context_size(config)
+    if context:
+        data = ml_collections.ConfigDict(data.to_dict())
+        data.patch_size = context // int(config.scale)
+    return data_lib.make_train_iterator(data, scale=int(config.scale), global_batch_size=config.batch_size,
                                         seed=config.seed, process_index=process_index, process_count=process_count)
 
 
