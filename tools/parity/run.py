@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402  (tools/parity is not a package)
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         t0 = time.time()
         trainer = common.load_trainer(name)
-        case = trainer.make_case(args.steps, args.seed)
+        case = {k: np.asarray(v) for k, v in trainer.make_case(args.steps, args.seed).items()}
         with tempfile.TemporaryDirectory() as tmp:
             folder = keep or Path(tmp)
             case_path, out_path = folder / f"{name}_case.npz", folder / f"{name}_torch.npz"
