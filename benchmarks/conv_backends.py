@@ -126,12 +126,7 @@ def forward_case(name: str, steps: int) -> dict:
     from jaxgen import models, xla_setup
 
     net, kwargs, side = FORWARD_CASES[name]
-    if net == "resnet":
-        from jaxgen.models.translation import build_translation_model
-
-        model = build_translation_model(net, **kwargs)
-    else:
-        model = models.build(net, **kwargs)
+    model = models.build(net, **kwargs)
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
     x = jnp.asarray(np.random.default_rng(0).random((1, side, side, 3), dtype=np.float32))
     fns, outs = {}, {}

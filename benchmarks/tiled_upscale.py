@@ -8,7 +8,7 @@ weights) is applied through ``jaxgen.inference.make_apply`` + ``make_sr_fn`` exa
 (``tile=0``: one call on the whole image). Reported: wall time of the second call (the first compiles), the
 process's peak RSS minus its RSS before the first call (CPU) or the allocator peak (accelerators), both over the
 parameter bytes, and the max abs difference to the untiled output (overlap below the receptive field shows as a
-small difference at tile seams; see ``jaxgen.tiling``).
+small difference at tile seams; see ``jaxgen.inference.tiling``).
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ def child(args: argparse.Namespace) -> None:
     import jax
     import numpy as np
 
-    from jaxgen import upscaling, zoo
+    from jaxgen import inference as upscaling
+    from jaxgen.weights import zoo
 
     lr = _input(args.size).astype(np.float32)
     model = zoo.load(args.model)
@@ -67,7 +68,8 @@ def child(args: argparse.Namespace) -> None:
 def prepad(models: list[str]) -> list[dict]:
     import numpy as np
 
-    from jaxgen import upscaling, zoo
+    from jaxgen import inference as upscaling
+    from jaxgen.weights import zoo
     from jaxgen.data.samples import load_sample
 
     rows = []

@@ -39,7 +39,7 @@ def main() -> None:
     from jaxgen import image
     from jaxgen.config import shared_data_dir
     from jaxgen.style import gatys_consts, stylize_gatys
-    from jaxgen.style.images import grid, read_rgb, resize_long_side
+    from jaxgen.image import grid, read_rgb, resize_long_side
     from jaxgen.style.objective import from_caffe, random_init
 
     shared = Path(shared_data_dir()) / "style"
@@ -90,7 +90,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "style_gatys_vs_torch.json").write_text(json.dumps(report, indent=1))
     if "lbfgs" in pictures:
-        image.write_image(RESULTS / "style_gatys_vs_torch.png", grid([content, style, *pictures["lbfgs"]]))
+        image.write_image(RESULTS / "style_gatys_vs_torch.png", grid([[content, style, *pictures["lbfgs"]]], gutter=8, height=content.shape[0]))
     write_markdown(report)
 
 

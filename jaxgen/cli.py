@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -21,13 +22,19 @@ TRAINING_COMMANDS = ("train", "demo", "sweep")
 
 
 def usage() -> str:
-    lines = ["usage: jaxgen COMMAND [options]   (jaxgen COMMAND -h for a command's options)", "", "commands:"]
+    lines = ["usage: jaxgen [--no-compile-cache] COMMAND [options]   (jaxgen COMMAND -h for a command's options)",
+             "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "--no-compile-cache: do not read or write the persistent XLA compilation cache "
+              "(~/.cache/jaxgen/xla; JAXGEN_COMPILATION_CACHE=0 does the same)"]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
+    no_cache = "--no-compile-cache" in argv[1:2]
+    if no_cache:
+        argv = argv[:1] + argv[2:]
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(usage())
         return 0
@@ -38,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
+    from jaxgen import xla_setup  # imports no JAX: the settings below must precede JAX's start
+
+    if no_cache:
+        os.environ[xla_setup.CACHE_ENV] = "0"
+    xla_setup.configure_compilation_cache()  # compiled programs reused by the next command (benchmarks/RESULTS.md)
     if argv[1] in TRAINING_COMMANDS:
-        from jaxgen import xla_setup
 
         # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off). Training only: a split
         # host slows single-image inference with Eigen convolutions (benchmarks/RESULTS.md).

@@ -1,4 +1,6 @@
-"""Benchmark evaluation for SR (training validation and ``jaxgen eval``): Y-PSNR/SSIM with crop = scale.
+"""Benchmark evaluation for SR, the one home for it: training validation (:func:`validate`), ``jaxgen eval``
+(:func:`evaluate_folders`, :func:`markdown_table`) and the comparison pictures (:func:`comparison_grid`) share
+the pair loading and :func:`evaluate_pairs`: Y-PSNR/SSIM with crop = scale.
 
 Protocol (reproduces the bicubic rows of EDSR Table 4 / the SRCNN-VDSR MATLAB scripts): HR cropped to a
 multiple of ``s``; LR = MATLAB ``imresize(HR, 1/s, 'bicubic')`` on uint8; the SR output is quantised to uint8
@@ -23,7 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from jaxgen import image, metrics
-from jaxgen.image_files import list_image_files
+from jaxgen.image import list_image_files
 
 _HR_LR = re.compile(r"^(?P<stem>.*)_(?P<kind>HR|LR)$")
 
@@ -199,6 +201,36 @@ def evaluate_bicubic(data_dir: str | Path, scale: int, **kwargs: Any) -> dict[st
     return evaluate_pairs(lambda lr: bicubic_upscale(lr, scale), pairs, scale, **kwargs)
 
 
+def evaluate_folders(
+    methods: dict[str, Callable[[np.ndarray], Any] | None], data_dirs: Sequence[str | Path], scale: int
+) -> dict[str, Any]:
+    """``{'scale', 'methods', 'datasets': {folder name: {method: evaluate_pairs(...)}}}`` for every benchmark
+    folder (:func:`load_sr_pairs`) and method (an ``sr_fn``; ``None`` = MATLAB bicubic)."""
+    results: dict[str, Any] = {"scale": scale, "methods": list(methods), "datasets": {}}
+    for directory in data_dirs:
+        pairs = load_sr_pairs(directory, scale)
+        per_method = {}
+        for name, fn in methods.items():
+            fn = fn or (lambda lr: bicubic_upscale(lr, scale))
+            per_method[name] = evaluate_pairs(fn, pairs, scale)
+        results["datasets"][Path(directory).name] = per_method
+    return results
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """``| method | <set> PSNR / SSIM | ...`` rows of :func:`evaluate_folders` results."""
+    sets = list(results["datasets"])
+    head = "| method | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " |"
+    rule = "|---|" + "---|" * len(sets)
+    rows = []
+    for method in results["methods"]:
+        cells = [f"{results['datasets'][s][method]['psnr']:.2f} / {results['datasets'][s][method]['ssim']:.4f}"
+                 for s in sets]
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    note = f"\nY channel (BT.601), border crop = {results['scale']}, x{results['scale']}.\n"
+    return "\n".join([head, rule, *rows]) + "\n" + note
+
+
 # --------------------------------------------------------------------------------------------- validation
 
 
@@ -238,4 +270,4 @@ def comparison_grid(
     bicubic = bicubic_upscale(lr_u8, scale)[:h, :w]
     srs = [sr] if isinstance(sr, np.ndarray) or hasattr(sr, "shape") else list(sr)
     cols = [near, bicubic] + [image.to_uint8(np.asarray(c))[:h, :w] for c in srs] + [hr_u8]
-    return np.concatenate([center_crop(c, crop, scale) for c in cols], axis=1)
+    return image.grid([[center_crop(c, crop, scale) for c in cols]], gutter=0)

@@ -1,4 +1,7 @@
-"""Image utilities for super-resolution: MATLAB-exact bicubic ``imresize``, BT.601 luma, uint8 <-> float, I/O.
+"""The one home for images: MATLAB-exact bicubic ``imresize``, BT.601 luma, uint8 <-> float (``to_uint8`` is the
+only float -> uint8 conversion: round half away from zero), reading / writing files, listing image folders,
+float-RGB helpers (``as_float_rgb``, ``read_rgb``, ``resize_to``, ``resize_long_side``) and the one picture-grid
+maker (``grid``).
 
 Layout conventions (every function here): ``[H,W]``, ``[H,W,C]`` or ``[B,H,W,C]``; a 3-D array is always
 ``[H,W,C]``. Float images are in ``[0,1]``; uint8 images in ``[0,255]``. Functions taking arrays accept numpy
@@ -12,7 +15,7 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Union
+from typing import Any, BinaryIO, Callable, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -555,3 +558,119 @@ def write_image_full(path: str | os.PathLike, data: ImageData) -> Path:
     if fmt == "WEBP":
         kwargs["lossless"] = True
     return write_atomic(path, lambda f: pil.save(f, format=fmt, **kwargs))
+
+
+# --------------------------------------------------------------------------------------------- image folders
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_image_files(folder: str | Path, what: str = "image folder") -> list[Path]:
+    """Image files directly in ``folder`` (by extension, case-insensitive; hidden files ignored), sorted by name.
+
+    A missing folder or one without image files is a ``ValueError`` naming it (``what`` says which folder).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{what} {folder} does not exist or is not a directory")
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    if not files:
+        raise ValueError(f"{what} {folder} has no image files (expected one of {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def expand_image_inputs(items: list[str], what: str = "input") -> list[Path]:
+    """Command-line inputs -> image files: a file stays itself, a folder gives its image files
+    (:func:`list_image_files`), in the given order. A missing path is a ``ValueError`` naming it."""
+    files: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            files += list_image_files(item, f"{what} folder")
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise ValueError(f"{what} {item}: no such file or folder")
+    return files
+
+
+# --------------------------------------------------------------------------------------------- float RGB
+
+def as_float_rgb(img: np.ndarray, what: str = "image") -> np.ndarray:
+    """uint8 or float ``[H,W,3]`` (gray ``[H,W]``/``[H,W,1]`` repeated; alpha dropped) -> float32 in ``[0,1]``."""
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{what}: expected an [H,W,3] RGB image; got shape {img.shape}")
+    img = img[..., :3] if img.shape[-1] == 4 else np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
+    if img.dtype == np.uint8:
+        return to_float(img)
+    if not np.issubdtype(img.dtype, np.floating):
+        raise ValueError(f"{what}: expected uint8 or float pixels; got {img.dtype}")
+    return img.astype(np.float32)
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file -> ``[H,W,3]`` float32 in ``[0,1]`` (:func:`read_image`; a missing file is a ``ValueError``
+    naming it)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"image file {path} not found")
+    return as_float_rgb(read_image(path), str(path))
+
+
+def resize_to(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Float ``[H,W,3]`` -> ``[h,w,3]`` float32 (MATLAB-exact antialiased bicubic, :func:`imresize`)."""
+    img = as_float_rgb(img)
+    if tuple(img.shape[:2]) == tuple(hw):
+        return img
+    return np.asarray(imresize(img.astype(np.float64), output_shape=(int(hw[0]), int(hw[1]))), np.float32)
+
+
+def resize_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
+    """Resize so that the longer side is ``long_side`` pixels (aspect kept, each side at least 1); float32 [0,1]."""
+    if not isinstance(long_side, (int, np.integer)) or long_side < 1:
+        raise ValueError(f"size must be a positive number of pixels; got {long_side!r}")
+    img = as_float_rgb(img)
+    h, w = img.shape[:2]
+    s = long_side / max(h, w)
+    return resize_to(img, (max(1, round(h * s)), max(1, round(w * s))))
+
+
+# --------------------------------------------------------------------------------------------- grid
+
+def grid(rows: Sequence[Sequence[Array]], *, gutter: int = 2, height: int = 0) -> np.ndarray:
+    """uint8 ``[H,W,3]`` picture: ``rows`` of images side by side, white gutters of ``gutter`` pixels between
+    images and between rows. Images are uint8 (kept) or float in ``[0,1]`` (:func:`to_uint8`); gray is repeated
+    to RGB, alpha dropped. ``height`` > 0 resizes every image to that height first (aspect kept,
+    :func:`resize_to`); otherwise the images of a row must share their height (rows may differ in width: each
+    row is padded with white on the right to the widest)."""
+    if not rows or any(len(r) == 0 for r in rows):
+        raise ValueError("grid: expected at least one row, each with at least one image")
+    lines = []
+    for row in rows:
+        cells = []
+        for img in row:
+            img = np.asarray(img)
+            if height:
+                img = as_float_rgb(img)
+                img = resize_to(img, (height, max(1, round(img.shape[1] * height / img.shape[0]))))
+            cells.append(as_rgb_uint8(to_uint8(img)))
+        if len({c.shape[0] for c in cells}) != 1:
+            raise ValueError(f"grid: the images of a row differ in height: {[c.shape[0] for c in cells]}")
+        gap = np.full((cells[0].shape[0], gutter, 3), 255, np.uint8)
+        lines.append(np.concatenate(sum(([c, gap] for c in cells), [])[:-1], axis=1))
+    width = max(line.shape[1] for line in lines)
+    lines = [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
+    gap = np.full((gutter, width, 3), 255, np.uint8)
+    return np.concatenate(sum(([line, gap] for line in lines), [])[:-1], axis=0)
+
+
+def as_rgb_uint8(img: np.ndarray) -> np.ndarray:
+    """uint8 ``[H,W]`` / ``[H,W,1]`` / ``[H,W,3]`` / ``[H,W,4]`` -> ``[H,W,3]`` (gray repeated, alpha dropped)."""
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected an [H,W,3] RGB image; got shape {img.shape}")
+    return img[..., :3] if img.shape[-1] == 4 else np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img

@@ -19,13 +19,24 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
   (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
   :func:`use_conv_vjp`.
 * Accelerators: nothing (XLA's GPU/TPU defaults).
+* Every command (:func:`configure_compilation_cache`, called by ``jaxgen.cli.main`` before JAX starts): JAX's
+  persistent compilation cache in ``~/.cache/jaxgen/xla/<jax version>-<CPU key>`` (``$XDG_CACHE_HOME`` honoured),
+  so a second process reuses the executables the first one compiled (RRDBNet x4's first train step, a second
+  ``jaxgen upscale``; numbers in ``benchmarks/RESULTS.md``). The CPU key hashes the processor model and its ISA
+  flags, so a cache folder shared between machines never hands one CPU code compiled for another.
+  ``JAXGEN_COMPILATION_CACHE=0`` (or ``jaxgen --no-compile-cache COMMAND``) turns it off, ``=PATH`` moves it; a
+  ``JAX_COMPILATION_CACHE_DIR`` the user set is left alone.
 
 ``JAXGEN_XLA_DEFAULTS=0`` in the environment turns all of it off (plain XLA defaults).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping
 
 __all__ = [
@@ -36,7 +47,11 @@ __all__ = [
     "CPU_TRAIN_OPTIONS",
     "CONV_VJP_MAX_BATCH",
     "OPT_OUT_ENV",
+    "CACHE_ENV",
+    "compilation_cache_dir",
+    "configure_compilation_cache",
     "configure_process",
+    "cpu_key",
     "cpu_device_count",
     "enabled",
     "inference_compiler_options",
@@ -48,6 +63,9 @@ __all__ = [
 ]
 
 OPT_OUT_ENV = "JAXGEN_XLA_DEFAULTS"
+CACHE_ENV = "JAXGEN_COMPILATION_CACHE"
+# Compiles shorter than this are not written to the persistent cache (JAX's default is 1 s).
+CACHE_MIN_COMPILE_S = "0.5"
 CPU_DEVICES_MAX = 2
 # Eigen instead of YNNPACK convolutions (YNNPACK keeps the dots) as a per-jit option: much faster for the style and
 # translation networks, slower for the SR networks (benchmarks/conv_backends.py), hence the per-network tables.
@@ -101,6 +119,58 @@ def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count
         n = cpu_device_count(cpu_count)
         if n > 1:
             changes["JAX_NUM_CPU_DEVICES"] = str(n)
+    environ.update(changes)
+    return changes
+
+
+def cpu_key(cpuinfo: str | None = None) -> str:
+    """A short hash of this processor's model name and ISA flags (``/proc/cpuinfo``; ``platform`` elsewhere).
+
+    XLA:CPU compiles for the host's instruction set, so executables cached on one CPU kind must never be loaded
+    on another (an AVX-512 kernel on a CPU without it dies with SIGILL): the cache folder is keyed by this."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "flags", "Features", "CPU implementer", "CPU part") and key not in fields:
+            fields[key] = " ".join(sorted(value.split())) if key in ("flags", "Features") else value.strip()
+    text = "|".join(f"{k}={fields[k]}" for k in sorted(fields)) or f"{platform.machine()}|{platform.processor()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def compilation_cache_dir(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where jaxgen keeps JAX's persistent compilation cache, or ``None`` when it is off (see the module doc)."""
+    environ = os.environ if environ is None else environ
+    setting = environ.get(CACHE_ENV, "").strip()
+    if setting.lower() in ("0", "false", "no", "off"):
+        return None
+    if setting and setting.lower() not in ("1", "true", "yes", "on"):
+        return setting
+    try:
+        jax_version = version("jaxlib")
+    except PackageNotFoundError:  # pragma: no cover - jaxlib is a dependency
+        jax_version = "unknown"
+    base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(base / "jaxgen" / "xla" / f"jaxlib-{jax_version}-{platform.machine()}-{cpu_key()}")
+
+
+def configure_compilation_cache(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Turns on JAX's persistent compilation cache for this process and its children (``environ``, default
+    ``os.environ``; before JAX is imported); returns what it set. Leaves a user's ``JAX_COMPILATION_CACHE_DIR``."""
+    environ = os.environ if environ is None else environ
+    if "JAX_COMPILATION_CACHE_DIR" in environ:
+        return {}
+    path = compilation_cache_dir(environ)
+    if path is None:
+        return {}
+    changes = {"JAX_COMPILATION_CACHE_DIR": path}
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in environ:
+        changes["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = CACHE_MIN_COMPILE_S
     environ.update(changes)
     return changes
 
@@ -168,7 +238,7 @@ def prepare_training(per_device_batch: int, backend: str | None = None, networks
     """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
     :func:`use_conv_vjp` and returns :func:`train_compiler_options` (for the step's ``networks``, model names)
     for the train step's ``jax.jit``."""
-    from jaxgen.models import conv_vjp
+    from jaxgen.models import conv_vjp  # here, not at the top: this module is imported before JAX (configure_process)
 
     conv_vjp.set_enabled(use_conv_vjp(per_device_batch, backend))
     return train_compiler_options(backend, networks=networks)

@@ -197,3 +197,20 @@ def test_comparison_grid_columns_and_central_crop():
     np.testing.assert_array_equal(grid[:, :16], np.repeat(np.repeat(lr[6:14, 8:16], 2, 0), 2, 1))
     assert (grid[:, 32:48] == 0).all() and (grid[:, 48:64] == 255).all()
     assert comparison_grid(lr, a, hr, 2).shape == (40, 4 * 48, 3)  # one SR output, whole image
+
+
+def test_evaluate_folders_and_markdown_table(tmp_path):
+    for d, seed in (("SetA", 0), ("SetB", 1)):
+        image.write_image(tmp_path / d / "x.png", _smooth_u8(seed, (24, 24, 3)))
+    nearest = lambda lr: np.repeat(np.repeat(lr, 2, axis=0), 2, axis=1)  # noqa: E731
+    results = evaluation.evaluate_folders({"nearest": nearest, "bicubic": None},
+                                          [tmp_path / "SetA", tmp_path / "SetB"], 2)
+    assert results["scale"] == 2 and results["methods"] == ["nearest", "bicubic"]
+    assert list(results["datasets"]) == ["SetA", "SetB"]
+    pairs = evaluation.load_sr_pairs(tmp_path / "SetB", 2)
+    assert results["datasets"]["SetB"]["nearest"] == evaluation.evaluate_pairs(nearest, pairs, 2)
+    assert results["datasets"]["SetB"]["bicubic"] == evaluation.evaluate_pairs(_bicubic(2), pairs, 2)
+    table = evaluation.markdown_table(results).splitlines()
+    assert table[0] == "| method | SetA PSNR / SSIM | SetB PSNR / SSIM |" and table[1] == "|---|---|---|"
+    a, b = results["datasets"]["SetA"]["bicubic"], results["datasets"]["SetB"]["bicubic"]
+    assert table[3] == f"| bicubic | {a['psnr']:.2f} / {a['ssim']:.4f} | {b['psnr']:.2f} / {b['ssim']:.4f} |"

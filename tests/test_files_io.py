@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jaxgen.atomic_file import write_atomic, write_text_atomic
-from jaxgen.image_files import expand_image_inputs, list_image_files
+from jaxgen.image import expand_image_inputs, list_image_files
 
 
 def test_list_and_expand_image_inputs(tmp_path):

@@ -29,7 +29,7 @@ def consts():
 @pytest.fixture(scope="module")
 def pictures():
     from jaxgen.data.samples import load_sample
-    from jaxgen.style.images import resize_to
+    from jaxgen.image import resize_to
 
     content = resize_to(load_sample("chelsea")[50:250, 100:300], (32, 32))
     return content, builtin_style(48)

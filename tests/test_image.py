@@ -415,3 +415,35 @@ def test_read_errors_name_the_file(tmp_path):
     for bad in (truncated, text, tmp_path / "missing.png", tmp_path / "folder.png"):
         with pytest.raises(ValueError, match=bad.name):
             image.read_image(bad)
+
+
+def test_to_uint8_rounds_half_away_from_zero_not_to_even():
+    # k + 0.5 in 255 units: np.rint would give the even neighbour (2, 2, 4); MATLAB im2uint8 rounds up (2, 3, 4)
+    x = np.array([1.5, 2.5, 3.5], np.float64) / 255.0
+    assert image.to_uint8(x).tolist() == [2, 3, 4]
+
+
+def test_grid_lays_out_rows_with_white_gutters():
+    red = np.zeros((2, 3, 3), np.float32)
+    red[..., 0] = 1.0
+    gray_u8 = np.full((2, 1), 7, np.uint8)  # gray -> 3 equal channels
+    wide = np.full((3, 5, 3), 2.5 / 255, np.float64)  # -> 3 (half away), where np.rint gives 2
+    g = image.grid([[red, gray_u8], [wide]], gutter=1)
+    assert g.dtype == np.uint8 and g.shape == (2 + 1 + 3, 5, 3)
+    np.testing.assert_array_equal(g[:2, :3], np.broadcast_to([255, 0, 0], (2, 3, 3)))
+    np.testing.assert_array_equal(g[:2, 3], 255)  # gutter between images
+    np.testing.assert_array_equal(g[:2, 4], 7)
+    np.testing.assert_array_equal(g[2], 255)  # gutter between rows
+    np.testing.assert_array_equal(g[3:], 3)
+    with pytest.raises(ValueError, match="differ in height"):
+        image.grid([[red, wide]])
+
+
+def test_grid_height_resizes_with_the_aspect_kept():
+    a = np.linspace(0, 1, 4 * 6 * 3, dtype=np.float32).reshape(4, 6, 3)
+    b = np.full((8, 8, 3), 100, np.uint8)
+    g = image.grid([[a, b]], gutter=8, height=4)
+    assert g.shape == (4, 6 + 8 + 4, 3)
+    np.testing.assert_array_equal(g[:, :6], image.to_uint8(a))  # already 4 high: unchanged
+    np.testing.assert_array_equal(g[:, 6:14], 255)
+    np.testing.assert_array_equal(g[:, 14:], image.to_uint8(image.resize_to(b, (4, 4))))

@@ -289,6 +289,32 @@ def test_bce_kinds_match_optax():
     np.testing.assert_allclose(float(gan_g_loss(f, kind="ragan", real_logits=r)), float(g_ra), rtol=1e-6)
 
 
+def _old_bce(x, y):
+    """The hand-written BCE that ``losses.adversarial`` used before optax's (kept as the reference)."""
+    if y == 1.0:
+        return jnp.mean(jax.nn.softplus(-x))
+    if y == 0.0:
+        return jnp.mean(jax.nn.softplus(x))
+    return jnp.mean(y * jax.nn.softplus(-x) + (1.0 - y) * jax.nn.softplus(x))
+
+
+@pytest.mark.parametrize("labels", [(1.0, 0.0), (0.9, 0.1)])
+def test_optax_bce_equals_the_old_hand_written_one(labels):
+    rl, fl = labels
+    r, f = _logits(4, scale=8.0), _logits(5, scale=8.0)
+    r[0, 0, 0, 0], f[0, 0, 0, 0] = 90.0, -90.0  # saturated logits: no overflow, no NaN
+    old_d = lambda r, f: _old_bce(r, rl) + _old_bce(f, fl)  # noqa: E731
+    old_g = lambda f: _old_bce(f, rl)  # noqa: E731
+    new_d = lambda r, f: gan_d_loss(r, f, real_label=rl, fake_label=fl)  # noqa: E731
+    new_g = lambda f: gan_g_loss(f, real_label=rl, fake_label=fl)  # noqa: E731
+    np.testing.assert_allclose(float(new_d(r, f)), float(old_d(r, f)), rtol=1e-6)
+    np.testing.assert_allclose(float(new_g(f)), float(old_g(f)), rtol=1e-6)
+    for got, want in zip(jax.grad(new_d, argnums=(0, 1))(r, f), jax.grad(old_d, argnums=(0, 1))(r, f)):
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(jax.grad(new_g)(f), jax.grad(old_g)(f), rtol=1e-5, atol=1e-9)
+
+
 def test_gan_closed_forms_at_simple_logits():
     z = np.zeros((2, 4), np.float32)
     log2 = np.log(2.0)

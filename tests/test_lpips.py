@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import pretrained
-from jaxgen.lpips_metric import _safe_norm, default_lpips_params, lpips_fn, lpips_per_layer
+from jaxgen.weights import pretrained
+from jaxgen.metrics.lpips_metric import _safe_norm, default_lpips_params, lpips_fn, lpips_per_layer
 from jaxgen.metrics import load_lpips_params, lpips
 
 GOLDEN = Path(__file__).parent / "goldens" / "lpips" / "lpips_set5.npz"

@@ -30,6 +30,9 @@ SCALES = {
     "rrdbnet": (1, 2, 4),
     "rcan": (2, 3, 4, 8),
     "srvgg_compact": (2, 3, 4),
+    "waifu2x_upconv7": (2,),
+    "waifu2x_cunet": (1, 2),
+    "realcugan": (2, 3, 4),
 }
 TINY = {
     "srcnn": dict(filters=(8, 4)),
@@ -41,6 +44,9 @@ TINY = {
     "rrdbnet": dict(num_feat=8, num_blocks=1, num_grow_ch=4),
     "rcan": dict(num_feat=8, num_groups=1, num_blocks=1, reduction=4),
     "srvgg_compact": dict(num_feat=8, num_conv=1),
+    "waifu2x_upconv7": {},  # fixed official widths (jaxgen.models.waifu2x / realcugan; tests/test_zoo_sr_vulkan.py)
+    "waifu2x_cunet": {},
+    "realcugan": {},
 }
 EDSR_FULL = dict(num_blocks=32, num_feat=256, res_scale=0.1)
 KEY = jax.random.key(0)
@@ -382,7 +388,8 @@ def test_kernel_counts_of_y_models_match_papers(name, kw, published):
 def test_registry_contains_generators_and_discriminators():
     from jaxgen.models.discriminators import DISCRIMINATORS
 
-    assert set(models.MODELS) == set(models.GENERATORS) | set(DISCRIMINATORS) | set(models.STYLE_NETS)
+    assert set(models.MODELS) == (set(models.GENERATORS) | set(DISCRIMINATORS) | set(models.STYLE_NETS)
+                                  | set(models.TRANSLATION_NETS))
     for name, cls in DISCRIMINATORS.items():
         assert isinstance(models.build(name), cls)
     assert isinstance(models.build("edsr", scale=2), models.EDSR)

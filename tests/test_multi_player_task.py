@@ -63,7 +63,6 @@ class UnpairedBatches:
 
 
 class TinyCycleTask:
-    NAME = "tiny_cycle"
     OPEN_SECTIONS: tuple[str, ...] = ()
     EXPORT_PLAYER = "g_ab"
     best_metric = "err_ab"

@@ -171,8 +171,8 @@ def test_read_rejects_int8_truncated_and_trailing_bytes(tmp_path):
         nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32")))  # bias missing
     with pytest.raises(ValueError, match="bytes left"):
         nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias, b"\0" * 8))
-    with pytest.raises(ValueError, match="Deconvolution"):
-        nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias, typ="Deconvolution"))
+    with pytest.raises(ValueError, match="ConvolutionDepthWise"):
+        nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias, typ="ConvolutionDepthWise"))
     layers = nc.read_ncnn(*_one_conv(tmp_path, _tagged(w, "fp32") + bias))  # the well-formed one reads
     assert layers[1].weights["weight"].shape == (2, 3, 3, 3)
     with pytest.raises(ValueError, match="neither an RRDBNet nor an SRVGGNetCompact"):
@@ -191,7 +191,7 @@ ZOO_FILES = {
 
 
 def _zoo_files(name: str) -> tuple[Path, Path]:
-    from jaxgen import zoo
+    from jaxgen.weights import zoo
 
     try:
         return zoo.find_files(name)
@@ -228,7 +228,7 @@ def test_official_pth_and_its_ncnn_twin_agree_up_to_fp16(shared_data, photo_crop
     """realesr-animevideov3.pth (official PyTorch file, read by jaxgen.weights) vs the packaged ncnn file: biases and
     PReLU slopes are bit-equal; every conv weight is the .pth weight cut to fp16 toward zero (ncnn's converter
     truncates; weights below the fp16 normal range 2^-14 are flushed to 0); outputs agree to 2e-3."""
-    from jaxgen.upscaling import Upscaler, model_from_module
+    from jaxgen.inference import Upscaler, model_from_module
     from jaxgen.weights.convert import load_pretrained
 
     pth = shared_data / "weights" / "realesr-animevideov3.pth"

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import pretrained
+from jaxgen.weights import pretrained
 from jaxgen.losses import gram_matrix, perceptual_loss, perceptual_terms, tv_loss
 from tests.test_vgg import random_vgg_state
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.tiling import tile_windows, upscale_tiled
+from jaxgen.inference.tiling import tile_windows, upscale_tiled
 
 SCALE = 2
 RADIUS = 3  # three 3x3 'SAME' convs
@@ -156,3 +156,26 @@ def test_argument_errors(net):
         upscale_tiled(sr_fn, lr, SCALE, tile=8.5, overlap=2)
     with pytest.raises(ValueError, match="scale must be >= 1"):
         upscale_tiled(sr_fn, lr, 0, tile=8, overlap=2)
+
+
+def test_fixed_shape_pads_small_sides_to_the_tile(net):
+    """``fixed_shape``: every call sees one ``[1, tile, tile, C]`` shape (one compile for every image size); the
+    kept output is the padded run's top-left corner, and a pointwise network (no receptive field beyond the pixel)
+    gives exactly the unpadded result."""
+    sr_fn, calls = net
+    for h, w in ((10, 7), (50, 7), (7, 40), (37, 23)):
+        lr = _image(h, w, seed=h * w)
+        calls.clear()
+        out = upscale_tiled(sr_fn, lr, SCALE, tile=16, overlap=4, fixed_shape=True)
+        assert set(calls) == {(1, 16, 16, 3)}
+        assert out.shape == (h * SCALE, w * SCALE, 3)
+        padded = np.pad(lr, ((0, max(0, 16 - h)), (0, max(0, 16 - w)), (0, 0)), mode="reflect")
+        expected = upscale_tiled(sr_fn, padded, SCALE, tile=16, overlap=4)[: h * SCALE, : w * SCALE]
+        np.testing.assert_array_equal(out, expected)
+
+    def pointwise(x):
+        return np.repeat(np.repeat(np.asarray(x) * 2.0, SCALE, axis=1), SCALE, axis=2)
+
+    lr = _image(9, 30, seed=3)
+    np.testing.assert_array_equal(upscale_tiled(pointwise, lr, SCALE, tile=16, overlap=4, fixed_shape=True),
+                                  pointwise(lr[None])[0])

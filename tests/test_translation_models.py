@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from jaxgen.models.discriminators import PatchGAN
-from jaxgen.models.translation import (BatchNormPatchGAN, ResnetGenerator, UnetGenerator, build_translation_model,
-                                       count_params)
+from jaxgen import models
+from jaxgen.models.translation import BatchNormPatchGAN, ResnetGenerator, UnetGenerator, count_params
 
 GOLDENS = np.load(Path(__file__).parent / "goldens" / "translation_nets.npz")
 
@@ -123,9 +123,12 @@ def test_bad_inputs_are_one_line_value_errors(module, shape, message):
         jax.eval_shape(module.init, jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
 
 
-def test_registry_names_unknown_models_and_kwargs():
-    assert isinstance(build_translation_model("resnet", n_blocks=6), ResnetGenerator)
-    with pytest.raises(ValueError, match="unknown translation model 'resnett'"):
-        build_translation_model("resnett")
-    with pytest.raises(ValueError, match=r"unknown kwargs \['nblocks'\]"):
-        build_translation_model("resnet", nblocks=6)
+def test_translation_nets_are_in_the_one_model_registry():
+    assert isinstance(models.build("resnet", n_blocks=6), ResnetGenerator)
+    assert isinstance(models.build("unet", num_downs=7), UnetGenerator)
+    assert isinstance(models.build("patchgan_bn"), BatchNormPatchGAN)
+    assert models.MODELS["patchgan"] is PatchGAN  # CycleGAN's instance-norm discriminator: one entry, not two
+    with pytest.raises(ValueError, match="unknown model 'resnett'"):
+        models.build("resnett")
+    with pytest.raises(TypeError, match=r"unknown kwargs \['nblocks'\]"):
+        models.build("resnet", nblocks=6)

@@ -1,4 +1,4 @@
-"""The upscale pipeline (``jaxgen.upscaling``) and the ``jaxgen upscale`` CLI.
+"""The upscale pipeline (``jaxgen.inference``) and the ``jaxgen upscale`` CLI.
 
 Truths: toy models whose output is known in closed form (nearest upsampling, channel mixing), symmetry (the x8
 ensemble of an equivariant model is the model), a larger-context run (pre-pad), the untiled run (tiling), and
@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 import jax
 import jax.numpy as jnp
 
-from jaxgen import image, upscaling
+from jaxgen import image, inference
 from jaxgen.commands import upscale as upscale_cmd
 from jaxgen.image import ImageData
 
@@ -24,11 +24,11 @@ def _nearest(x: np.ndarray, s: int) -> np.ndarray:
     return np.repeat(np.repeat(x, s, axis=0), s, axis=1)
 
 
-def nearest_model(scale: int = 2) -> upscaling.SRModel:
-    return upscaling.SRModel(lambda p, x: jnp.repeat(jnp.repeat(x, scale, 1), scale, 2), {}, scale, "nearest")
+def nearest_model(scale: int = 2) -> inference.SRModel:
+    return inference.SRModel(lambda p, x: jnp.repeat(jnp.repeat(x, scale, 1), scale, 2), {}, scale, "nearest")
 
 
-def conv_model(kernel: np.ndarray, bias: np.ndarray, scale: int = 2, shapes: list | None = None) -> upscaling.SRModel:
+def conv_model(kernel: np.ndarray, bias: np.ndarray, scale: int = 2, shapes: list | None = None) -> inference.SRModel:
     """``nearest(conv_kxk(x))``: zero-padded HWIO conv (a 1x1 kernel mixes channels), then nearest x``scale``.
     ``shapes`` collects the input shapes the jitted function is traced with (what reaches the device)."""
 
@@ -39,7 +39,7 @@ def conv_model(kernel: np.ndarray, bias: np.ndarray, scale: int = 2, shapes: lis
                                          precision="highest") + p["b"]
         return jnp.repeat(jnp.repeat(y, scale, 1), scale, 2)
 
-    return upscaling.SRModel(apply, {"k": jnp.asarray(kernel), "b": jnp.asarray(bias)}, scale, "conv")
+    return inference.SRModel(apply, {"k": jnp.asarray(kernel), "b": jnp.asarray(bias)}, scale, "conv")
 
 
 def _img(h, w, c=3, seed=0):
@@ -47,7 +47,7 @@ def _img(h, w, c=3, seed=0):
 
 
 def _zoo(name: str):
-    from jaxgen import zoo
+    from jaxgen.weights import zoo
 
     try:
         return zoo.load(name)
@@ -62,22 +62,22 @@ def test_ensemble_equals_plain_for_equivariant_model_and_differs_otherwise():
     rng = np.random.default_rng(1)
     mix = conv_model(rng.standard_normal((1, 1, 3, 3)).astype(np.float32) * 0.3, np.full(3, 0.2, np.float32))
     x = _img(9, 13)
-    plain = upscaling.Upscaler(mix).upscale_rgb(x)
-    np.testing.assert_allclose(upscaling.Upscaler(mix, ensemble=True).upscale_rgb(x), plain, atol=1e-6)
+    plain = inference.Upscaler(mix).upscale_rgb(x)
+    np.testing.assert_allclose(inference.Upscaler(mix, ensemble=True).upscale_rgb(x), plain, atol=1e-6)
     skew = conv_model(rng.standard_normal((3, 3, 3, 3)).astype(np.float32) * 0.05, np.full(3, 0.5, np.float32))
-    a, b = upscaling.Upscaler(skew).upscale_rgb(x), upscaling.Upscaler(skew, ensemble=True).upscale_rgb(x)
+    a, b = inference.Upscaler(skew).upscale_rgb(x), inference.Upscaler(skew, ensemble=True).upscale_rgb(x)
     assert 0.01 < a.min() and a.max() < 0.99  # nothing clipped: the comparison below is exact
     assert np.abs(a - b).max() > 0.05
     # the ensemble is the average of the 8 transformed runs, each transformed back
-    runs = [inv(upscaling.Upscaler(skew).upscale_rgb(np.ascontiguousarray(fwd(x)))) for fwd, inv in
-            upscaling.d4_transforms()]
+    runs = [inv(inference.Upscaler(skew).upscale_rgb(np.ascontiguousarray(fwd(x)))) for fwd, inv in
+            inference.d4_transforms()]
     np.testing.assert_allclose(b, np.mean(runs, axis=0), atol=1e-6)
 
 
 def test_d4_transforms_are_eight_distinct_inverse_pairs():
     x = np.arange(12).reshape(3, 4)
     outs = []
-    for fwd, inv in upscaling.d4_transforms():
+    for fwd, inv in inference.d4_transforms():
         np.testing.assert_array_equal(inv(fwd(x)), x)
         outs.append(fwd(x).tobytes() + bytes(fwd(x).shape))
     assert len(set(outs)) == 8
@@ -88,12 +88,12 @@ def test_pre_pad_removes_the_zero_padding_rim():
     same crop inside a larger image (closed form here: the flat value everywhere)."""
     blur = conv_model(np.eye(3, dtype=np.float32)[None, None].repeat(3, 0).repeat(3, 1) / 9, np.zeros(3, np.float32))
     big = np.full((20, 20, 3), 0.8, np.float32)
-    ref = upscaling.Upscaler(blur).upscale_rgb(big)[10:30, 10:30]  # crop [5:15] of the big run, x2
+    ref = inference.Upscaler(blur).upscale_rgb(big)[10:30, 10:30]  # crop [5:15] of the big run, x2
     small = big[5:15, 5:15]
-    rim = upscaling.Upscaler(blur, pre_pad=0).upscale_rgb(small)
+    rim = inference.Upscaler(blur, pre_pad=0).upscale_rgb(small)
     np.testing.assert_allclose(rim[:2, :2], 0.8 * 4 / 9, atol=1e-6)  # the corner: 4 of 9 taps inside
     np.testing.assert_allclose(rim[4:-4, 4:-4], ref[4:-4, 4:-4], atol=1e-6)
-    padded = upscaling.Upscaler(blur, pre_pad=2).upscale_rgb(small)
+    padded = inference.Upscaler(blur, pre_pad=2).upscale_rgb(small)
     assert padded.shape == rim.shape == (20, 20, 3)
     np.testing.assert_allclose(padded, ref, atol=1e-6)
 
@@ -102,16 +102,16 @@ def test_pre_pad_crops_back_to_the_exact_region():
     """With a nearest model the pre-padded output must be the plain nearest upsampling (no shift, no border)."""
     x = _img(7, 10)
     for p in (0, 1, 5):
-        np.testing.assert_array_equal(upscaling.Upscaler(nearest_model(3), pre_pad=p).upscale_rgb(x), _nearest(x, 3))
+        np.testing.assert_array_equal(inference.Upscaler(nearest_model(3), pre_pad=p).upscale_rgb(x), _nearest(x, 3))
 
 
 def test_tiles_equal_untiled_and_only_tiles_reach_the_device():
     rng = np.random.default_rng(2)
     k, b = rng.standard_normal((3, 3, 3, 3)).astype(np.float32) * 0.2, np.full(3, 0.4, np.float32)
     x = _img(37, 50, seed=3)
-    whole = upscaling.Upscaler(conv_model(k, b)).upscale_rgb(x)
+    whole = inference.Upscaler(conv_model(k, b)).upscale_rgb(x)
     shapes: list = []
-    tiled = upscaling.Upscaler(conv_model(k, b, shapes=shapes), tile=16, tile_overlap=1).upscale_rgb(x)
+    tiled = inference.Upscaler(conv_model(k, b, shapes=shapes), tile=16, tile_overlap=1).upscale_rgb(x)
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
     assert shapes == [(1, 16, 16, 3)]  # one compiled window shape; never the whole image
 
@@ -121,22 +121,22 @@ def test_tiles_equal_untiled_for_a_pretrained_model():
     from jaxgen.data.samples import load_sample
 
     x = image.to_float(load_sample("coffee")[100:140, 200:252])
-    whole = upscaling.Upscaler(model).upscale_rgb(x)
-    tiled = upscaling.Upscaler(model, tile=38, tile_overlap=18).upscale_rgb(x)
+    whole = inference.Upscaler(model).upscale_rgb(x)
+    tiled = inference.Upscaler(model, tile=38, tile_overlap=18).upscale_rgb(x)
     np.testing.assert_allclose(tiled, whole, atol=2e-5)
-    seams = upscaling.Upscaler(model, tile=20, tile_overlap=2).upscale_rgb(x)
+    seams = inference.Upscaler(model, tile=20, tile_overlap=2).upscale_rgb(x)
     assert np.abs(seams - whole).max() > 1e-3  # too little overlap shows: the check above can fail
 
 
 def test_outscale_sizes_and_resampling():
-    up = upscaling.Upscaler(nearest_model(2), outscale=3.5)
+    up = inference.Upscaler(nearest_model(2), outscale=3.5)
     out = up.upscale(ImageData(np.full((10, 13, 3), 0.25, np.float32)))
     assert out.array.shape == (35, 45, 3)  # int(10 * 3.5), int(13 * 3.5), as Real-ESRGAN
     np.testing.assert_allclose(out.array, 0.25, atol=1e-6)  # Lanczos keeps a flat image flat
-    down = upscaling.Upscaler(nearest_model(4), outscale=1.5).upscale(ImageData(_img(9, 8)))
+    down = inference.Upscaler(nearest_model(4), outscale=1.5).upscale(ImageData(_img(9, 8)))
     assert down.array.shape == (13, 12, 3)
     x = _img(6, 5)
-    same = upscaling.Upscaler(nearest_model(2), outscale=2.0).upscale(ImageData(x))
+    same = inference.Upscaler(nearest_model(2), outscale=2.0).upscale(ImageData(x))
     np.testing.assert_array_equal(same.array, _nearest(x, 2))  # outscale == scale: no resampling
 
 
@@ -144,7 +144,7 @@ def test_gray_in_gray_out_without_tint():
     """A model that tints (channel mixing) must not tint gray images: the output is the luma of its RGB output."""
     mix = conv_model(np.diag([1.1, 0.9, 0.7]).astype(np.float32)[None, None], np.zeros(3, np.float32))
     g = _img(6, 7, c=1)
-    out = upscaling.Upscaler(mix).upscale(ImageData(g, mode="L"))
+    out = inference.Upscaler(mix).upscale(ImageData(g, mode="L"))
     assert out.is_gray and out.array.shape == (12, 14, 1)
     rgb = np.clip(g * np.array([1.1, 0.9, 0.7], np.float32), 0, 1)  # the model's RGB output, clamped
     expected = _nearest(rgb @ np.array([0.299, 0.587, 0.114], np.float32), 2)
@@ -153,32 +153,32 @@ def test_gray_in_gray_out_without_tint():
 
 def test_alpha_upsamplers():
     x, a = _img(5, 6), _img(5, 6, c=1, seed=9)[..., 0]
-    out = upscaling.Upscaler(nearest_model(2)).upscale(ImageData(x, a))
+    out = inference.Upscaler(nearest_model(2)).upscale(ImageData(x, a))
     np.testing.assert_allclose(out.alpha, _nearest(a, 2), atol=1e-6)  # alpha through the model, luma of 3 equal
-    flat = upscaling.Upscaler(nearest_model(2), alpha_upsampler="bilinear").upscale(
+    flat = inference.Upscaler(nearest_model(2), alpha_upsampler="bilinear").upscale(
         ImageData(x, np.full((5, 6), 0.6, np.float32)))
     assert flat.alpha.shape == (10, 12)
     np.testing.assert_allclose(flat.alpha, 0.6, atol=1e-6)
     with pytest.raises(ValueError, match="alpha_upsampler"):
-        upscaling.Upscaler(nearest_model(2), alpha_upsampler="magic")
+        inference.Upscaler(nearest_model(2), alpha_upsampler="magic")
 
 
 def test_bad_options_are_value_errors():
     m = nearest_model(2)
     for kw in ({"tile": -5}, {"tile": 8, "tile_overlap": 4}, {"pre_pad": -1}, {"outscale": 0}, {"outscale": np.nan}):
         with pytest.raises(ValueError):
-            upscaling.Upscaler(m, **kw)
+            inference.Upscaler(m, **kw)
     with pytest.raises(ValueError, match=r"\[H,W,3\]"):
-        upscaling.Upscaler(m).upscale_rgb(np.zeros((4, 4, 2), np.float32))
+        inference.Upscaler(m).upscale_rgb(np.zeros((4, 4, 2), np.float32))
 
 
 def test_bf16_close_to_fp32():
-    from jaxgen import zoo
+    from jaxgen.weights import zoo
 
     fp32 = _zoo("realesr-animevideov3")
     bf16 = zoo.load("realesr-animevideov3", compute_dtype=jnp.bfloat16)
     x = _img(12, 12, seed=4)
-    a, b = upscaling.Upscaler(fp32).upscale_rgb(x), upscaling.Upscaler(bf16).upscale_rgb(x)
+    a, b = inference.Upscaler(fp32).upscale_rgb(x), inference.Upscaler(bf16).upscale_rgb(x)
     assert 0 < np.abs(a - b).max() < 0.05  # bf16 really computes in bf16, and stays close
 
 
@@ -186,7 +186,7 @@ def test_bf16_close_to_fp32():
 
 
 def test_file_rgba_and_16bit_round_trip_through_nearest_model(tmp_path):
-    up = upscaling.Upscaler(nearest_model(2))
+    up = inference.Upscaler(nearest_model(2))
     rgba = np.random.default_rng(5).integers(0, 256, (5, 7, 4), dtype=np.uint8)
     Image.fromarray(rgba).save(tmp_path / "a.png")
     up.upscale_file(tmp_path / "a.png", tmp_path / "a_out.png")
@@ -207,7 +207,7 @@ def test_file_exif_rotated_input(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     Image.fromarray(rgb).save(tmp_path / "r.png", exif=exif.tobytes())
-    upscaling.Upscaler(nearest_model(2)).upscale_file(tmp_path / "r.png", tmp_path / "r_out.png")
+    inference.Upscaler(nearest_model(2)).upscale_file(tmp_path / "r.png", tmp_path / "r_out.png")
     upright = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "r.png")))
     assert upright.shape == (9, 4, 3)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "r_out.png")), _nearest(upright, 2))
@@ -298,12 +298,12 @@ def test_pixel_unshuffle_model_odd_sizes_and_tiles():
     shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))["params"]
     rng = np.random.default_rng(12)  # random weights without compiling flax's init (slow on XLA:CPU)
     params = jax.tree.map(lambda s: jnp.asarray(0.2 * rng.standard_normal(s.shape), jnp.float32), shapes)
-    model = upscaling.model_from_module(net, params, 2)
+    model = inference.model_from_module(net, params, 2)
     assert model.size_multiple == 2
     x = _img(13, 97, seed=11)
-    whole = upscaling.Upscaler(model).upscale_rgb(x)
+    whole = inference.Upscaler(model).upscale_rgb(x)
     assert whole.shape == (26, 194, 3)
-    np.testing.assert_allclose(upscaling.Upscaler(model, tile=91, tile_overlap=41).upscale_rgb(x), whole, atol=1e-5)
+    np.testing.assert_allclose(inference.Upscaler(model, tile=91, tile_overlap=41).upscale_rgb(x), whole, atol=1e-5)
 
 
 def test_cli_computes_in_float32_unless_bf16_is_asked():

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import pretrained
+from jaxgen.weights import pretrained
 from jaxgen.models.alexnet import AlexNetFeatures, alexnet_layer_names
 from jaxgen.models.vgg import (
     CAFFE_BGR_MEAN,

@@ -1,4 +1,4 @@
-"""``jaxgen.pretrained``: the resolution order (path -> packages -> caches -> download only when allowed), hash
+"""``jaxgen.weights.pretrained``: the resolution order (path -> packages -> caches -> download only when allowed), hash
 checks, format conversions, and the error listing what was tried. Nothing touches the network: downloads are
 exercised with ``file://`` URLs."""
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxgen import pretrained
+from jaxgen.weights import pretrained
 from jaxgen.models.vgg import conv_layer_indices
-from jaxgen.pretrained import Asset, Candidate
+from jaxgen.weights.pretrained import Asset, Candidate
 from tests.test_vgg import random_vgg_state
 
 

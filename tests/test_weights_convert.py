@@ -21,9 +21,11 @@ from jaxgen.weights import ARCHS as ALL_ARCHS
 from jaxgen.weights import flax_to_torch, load_pretrained, load_state_dict, torch_to_flax
 from jaxgen.weights.convert import model_param_shapes
 
-# The style networks' maps (transformer_net, adain_*) have their own PyTorch goldens in tests/test_style_nets.py.
+# The style networks' maps (transformer_net, adain_*) have their own PyTorch goldens in tests/test_style_nets.py,
+# waifu2x / Real-CUGAN (full-size networks, seeded weights) in tests/test_zoo_sr_vulkan.py.
 STYLE_ARCHS = {"transformer_net", "adain_decoder", "adain_vgg"}
-ARCHS = sorted(set(ALL_ARCHS) - STYLE_ARCHS)
+UNET_ARCHS = {"waifu2x_upconv7", "waifu2x_cunet", "realcugan"}
+ARCHS = sorted(set(ALL_ARCHS) - STYLE_ARCHS - UNET_ARCHS)
 
 GOLDENS = Path(__file__).parent / "goldens" / "weights"
 ATOL = 1e-4

@@ -218,3 +218,64 @@ def test_eigen_convolutions_compute_the_style_network_gradient_of_the_default():
     for a, b in leaves:
         bound = 1e-4 * float(jnp.max(jnp.abs(a))) + 1e-6 * overall
         assert float(jnp.max(jnp.abs(a - b))) <= bound, (float(jnp.max(jnp.abs(a - b))), bound)
+
+
+def test_compilation_cache_dir_settings(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    default = xla_setup.compilation_cache_dir(env)
+    assert default.startswith(str(tmp_path / "jaxgen" / "xla")) and xla_setup.cpu_key() in default
+    for off in ("0", "off", "false", "no"):
+        assert xla_setup.compilation_cache_dir({xla_setup.CACHE_ENV: off}) is None
+    assert xla_setup.compilation_cache_dir({xla_setup.CACHE_ENV: str(tmp_path / "c")}) == str(tmp_path / "c")
+    assert xla_setup.compilation_cache_dir({**env, xla_setup.CACHE_ENV: "1"}) == default
+    user = {"JAX_COMPILATION_CACHE_DIR": "/mine"}
+    assert xla_setup.configure_compilation_cache(user) == {} and user == {"JAX_COMPILATION_CACHE_DIR": "/mine"}
+    assert xla_setup.configure_compilation_cache({xla_setup.CACHE_ENV: "0"}) == {}
+    set_ = xla_setup.configure_compilation_cache(dict(env))
+    assert set_["JAX_COMPILATION_CACHE_DIR"] == default
+
+
+def test_cpu_key_separates_instruction_sets():
+    """Executables compiled for one ISA must never be loaded on another: the cache folder's key follows the
+    processor model and its flags (in any order), nothing else."""
+    avx512 = "processor: 0\nmodel name: Intel Xeon\nflags: sse avx2 avx512f amx_bf16\nprocessor: 1\nflags: x\n"
+    reordered = "model name: Intel Xeon\nflags: amx_bf16 avx512f sse avx2\n"
+    zen = "model name: AMD EPYC 9R14\nflags: sse avx2 avx512f\n"
+    assert xla_setup.cpu_key(avx512) == xla_setup.cpu_key(reordered)
+    assert len({xla_setup.cpu_key(avx512), xla_setup.cpu_key(zen), xla_setup.cpu_key("model name: Intel Xeon\n"
+                                                                                      "flags: sse avx2\n")}) == 3
+
+
+def test_second_process_compiles_nothing(tmp_path):
+    """With the persistent cache on (as every jaxgen command sets it), a second process loads the first one's
+    executable instead of compiling it."""
+    script = (
+        "import jax, jax.numpy as jnp\n"
+        "hits = []\n"
+        "jax.monitoring.register_event_listener(lambda e, **k: hits.append(e) if 'cache_hits' in e else None)\n"
+        "f = jax.jit(lambda x: jnp.tanh(x @ x.T).sum() + jnp.sin(x).mean())\n"
+        "print(float(f(jnp.ones((32, 32)))), len(hits))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION")}
+    env.update({xla_setup.CACHE_ENV: str(tmp_path / "cache")})
+    xla_setup.configure_compilation_cache(env)
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    (v1, hits1), (v2, hits2) = (r.stdout.split() for r in runs)
+    assert v1 == v2 and int(hits1) == 0 and int(hits2) >= 1
+    assert any((tmp_path / "cache").iterdir())
+
+
+def test_cli_turns_the_cache_on_and_off(monkeypatch, tmp_path):
+    from jaxgen import cli
+
+    for argv, expect in ((["jaxgen", "upscale", "-h"], True), (["jaxgen", "--no-compile-cache", "upscale", "-h"], False)):
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        monkeypatch.delenv(xla_setup.CACHE_ENV, raising=False)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert ("JAX_COMPILATION_CACHE_DIR" in os.environ) == expect, argv
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)

@@ -49,9 +49,9 @@ def demo(config, workdir: Path) -> None:
         print(f"mean gain over bicubic: {mean_gain:+.2f} dB (Y channel, crop = {scale})")
     print(f"comparison grids (LR | bicubic | model | HR): {workdir / 'comparisons'}")
     try:
-        from jaxgen import upscaling
+        from jaxgen.inference.demo import demo_side_by_side
 
-        path, seconds = upscaling.demo_side_by_side(workdir / "realesrgan_x4plus_chelsea.png")
+        path, seconds = demo_side_by_side(workdir / "realesrgan_x4plus_chelsea.png")
         print(f"pretrained Real-ESRGAN x4plus on a built-in photo (bicubic | Real-ESRGAN): {path} ({seconds:.0f} s)")
     except ValueError as e:  # the pretrained extra is not installed
         print(f"(skipped the pretrained Real-ESRGAN picture: {e})")

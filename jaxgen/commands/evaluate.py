@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jaxgen import evaluation
+
 
 def _non_negative(text: str) -> int:
     try:
@@ -66,22 +68,7 @@ def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.nd
     return sr_fn, config.scale, info
 
 
-def markdown_table(results: dict[str, Any]) -> str:
-    """``| method | <set> PSNR / SSIM | ...`` rows for the model and the bicubic baseline."""
-    sets = list(results["datasets"])
-    head = "| method | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " |"
-    rule = "|---|" + "---|" * len(sets)
-    rows = []
-    for method in results["methods"]:
-        cells = [f"{results['datasets'][s][method]['psnr']:.2f} / {results['datasets'][s][method]['ssim']:.4f}" for s in sets]
-        rows.append(f"| {method} | " + " | ".join(cells) + " |")
-    note = f"\nY channel (BT.601), border crop = {results['scale']}, x{results['scale']}.\n"
-    return "\n".join([head, rule, *rows]) + "\n" + note
-
-
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from jaxgen import evaluation
-
     if args.model == "bicubic":
         if args.scale is None:
             raise ValueError("--model bicubic needs --scale")
@@ -90,15 +77,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     else:
         sr_fn, scale, info = _model_sr_fn(args)
         methods = {info["model"]: sr_fn, "bicubic": None}
-    results: dict[str, Any] = {"scale": scale, "source": info, "methods": list(methods), "datasets": {}}
-    for directory in args.data:
-        pairs = evaluation.load_sr_pairs(directory, scale)
-        per_method = {}
-        for name, fn in methods.items():
-            fn = fn or (lambda lr: evaluation.bicubic_upscale(lr, scale))
-            per_method[name] = evaluation.evaluate_pairs(fn, pairs, scale)
-        results["datasets"][Path(directory).name] = per_method
-    return results
+    results = evaluation.evaluate_folders(methods, args.data, scale)
+    return {"scale": scale, "source": info, "methods": results["methods"], "datasets": results["datasets"]}
 
 
 def run(argv: list[str]) -> int:
@@ -109,7 +89,7 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv[1:])
     set_verbosity(False)
     results = run_guarded(lambda: evaluate(args))
-    table = markdown_table(results)
+    table = evaluation.markdown_table(results)
     print(table)
     if args.out:
         out = Path(args.out)

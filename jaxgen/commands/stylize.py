@@ -10,8 +10,9 @@
          --encoder vgg_normalised.pth); --style S1 [S2 ...] [--style-weights ...] (interpolation)
          --alpha 1.0 [--preserve-color] [--mask MASK.png with two styles: foreground, background]
 
-CONTENT and STYLE: image files or folders. --size: long side of the output (gatys default 512; fast/adain keep
-the input size unless given); --style-size: long side of the style images (gatys: --style-scale x --size;
+CONTENT and STYLE: image files or folders; CONTENT may instead be one video file (fast / adain; -o OUT.mp4:
+frames streamed, audio and frame rate kept, resumable; --codec, --crf; jaxgen.video). --size: long side of the
+output (gatys default 512; fast/adain keep the input size unless given); --style-size: long side of the style images (gatys: --style-scale x --size;
 adain: 512, 0 = as they are). One content file and an -o with an image extension writes that file; otherwise
 -o is a folder receiving <content>_<method>.png. Exit status 2 on bad input.
 """
@@ -25,7 +26,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen import video
+from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 
 METHODS = ("gatys", "fast", "adain")
 
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--preserve-color", action="store_true", help="recolour the style to the content (CORAL)")
     a.add_argument("--mask", help="foreground mask (white = first style, black = second)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    video.add_arguments(p)
     return p
 
 
@@ -97,7 +100,7 @@ def _positive(name: str, value: int | None) -> None:
 
 def _gatys(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     from jaxgen.style import GatysObjective, gatys_consts, stylize_gatys, stylize_multires
-    from jaxgen.style.images import resize_long_side
+    from jaxgen.image import resize_long_side
 
     consts, _ = gatys_consts()
     objective = GatysObjective(content_weight=args.content_weight, style_weight=args.style_weight,
@@ -168,7 +171,7 @@ def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
 
     def run(content: np.ndarray) -> np.ndarray:
         from jaxgen.style.colour import original_colors
-        from jaxgen.style.images import resize_long_side
+        from jaxgen.image import resize_long_side
 
         x = resize_long_side(content, args.size) if args.size else content
         h, w = x.shape[:2]
@@ -185,9 +188,9 @@ def _adain(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
     import jax.numpy as jnp
 
     from jaxgen.models.adain_net import AdaINEncoder
-    from jaxgen.style.adain_ops import adain_interpolate, masked_adain, mix_alpha
+    from jaxgen.models.adain_ops import adain_interpolate, masked_adain, mix_alpha
     from jaxgen.style.colour import coral
-    from jaxgen.style.images import read_rgb, resize_long_side, resize_to
+    from jaxgen.image import read_rgb, resize_long_side, resize_to
 
     if args.decoder:
         from jaxgen.tasks.adain import load_encoder
@@ -240,12 +243,15 @@ def stylize(args: argparse.Namespace) -> list[Path]:
     from tqdm import tqdm
 
     from jaxgen import image
-    from jaxgen.style.images import read_rgb
+    from jaxgen.image import read_rgb
 
     _positive("--size", args.size)
     if args.style_size not in (None, 0):
         _positive("--style-size", args.style_size)
-    contents = expand_image_inputs(args.contents, "content")
+    is_video = video.is_video(args.contents)
+    if is_video and args.method == "gatys":
+        raise ValueError("video input needs --method fast or adain (gatys optimises every frame for minutes)")
+    contents = [] if is_video else expand_image_inputs(args.contents, "content")
     if args.method == "fast":
         if args.style:
             raise ValueError("--method fast takes no --style: the trained network is one style (see --workdir)")
@@ -254,9 +260,14 @@ def stylize(args: argparse.Namespace) -> list[Path]:
         if not args.style:
             raise ValueError(f"--method {args.method} needs --style STYLE [STYLE ...] (image files or folders)")
         styles = [read_rgb(f) for f in expand_image_inputs(args.style, "style")]
-    targets = _targets(args.contents, contents, Path(args.output), args.method)
+    targets = [] if is_video else _targets(args.contents, contents, Path(args.output), args.method)
     run = {"gatys": lambda: _gatys(args, styles), "fast": lambda: _fast(args),
            "adain": lambda: _adain(args, styles)}[args.method]()
+    if is_video:  # one video file: every frame through `run`, streamed and resumable (jaxgen.video)
+        out = video.transcode(args.contents[0], args.output, run, video.options_from_args(args),
+                              label=repr(sorted(vars(args).items())), progress=not args.quiet)
+        print(f"video stylised ({args.method}) -> {out}")
+        return [out]
     written = []
     for src, dst in tqdm(list(zip(contents, targets)), desc="stylize", unit="img",
                          disable=True if args.quiet or len(contents) == 1 else None):

@@ -1,12 +1,15 @@
 """``jaxgen upscale IN [IN ...] -o OUT`` with one model source:
 
   --model NAME                       a pretrained zoo model (realesrgan-x4plus, realesr-animevideov3-x2, ...)
+                                     (`jaxgen upscale --list` prints them all: scale, architecture, licence)
   --workdir W [--which latest|best]  a jaxgen training run's checkpoint
   --checkpoint W/checkpoints/STEP    one checkpoint step of a run
   --weights FILE.pth --arch NAME [--scale N] [--arch-kwargs k=v,...]   a PyTorch state dict
 
 IN: image files and/or folders (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files). With one input file, OUT is
 the output file when it has an image extension; otherwise OUT is a folder receiving ``<stem>_x<scale>.<ext>``.
+Or IN is one video file (.mp4, .mkv, .mov, ...) and OUT the output video: frames streamed, audio and frame rate
+kept, resumable after an interruption; --codec, --crf, --preset (jaxgen.video).
 Images come back as they came in (RGBA keeps alpha, 16-bit PNG stays 16-bit, gray stays gray, ICC kept, EXIF
 orientation applied). ``--tile`` bounds device memory for any image size. Exit status 2 on bad input.
 """
@@ -18,19 +21,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jaxgen.image_files import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen import video
+from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
 
 
 def _parser() -> argparse.ArgumentParser:
-    from jaxgen.upscaling import ALPHA_UPSAMPLERS
+    from jaxgen.inference import ALPHA_UPSAMPLERS
 
     p = argparse.ArgumentParser(prog="jaxgen upscale", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("inputs", nargs="+", help="input images or folders")
     p.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="pretrained model name (see jaxgen.zoo)")
+    src.add_argument("--model", help="pretrained model name (see jaxgen.weights.zoo)")
     src.add_argument("--workdir", help="jaxgen run folder with checkpoints")
     src.add_argument("--checkpoint", help="one checkpoint: W/checkpoints/STEP")
     src.add_argument("--weights", help="PyTorch state dict (.pth) of --arch")
@@ -45,10 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(bf16=False)  # argparse would take the first action's default (--fp32's store_false: True)
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations, averaged)")
     p.add_argument("--pre-pad", type=int, default=0, help="reflect padding of the input in pixels (default 0)")
-    p.add_argument("--tile", type=int, default=0, help="LR tile size (0 = whole image)")
+    p.add_argument("--tile", type=int, default=0,
+                   help="LR tile size (0 = whole image). Sides shorter than the tile are reflect-padded to it, so one "
+                        "compiled network serves every image size (--no-fixed-tiles: exact small sides, a compile "
+                        "per size)")
+    p.add_argument("--no-fixed-tiles", dest="fixed_tiles", action="store_false",
+                   help="with --tile: do not pad sides shorter than the tile")
     p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
     p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
     p.add_argument("--ext", default="png", help="output extension in folder mode: png (default), jpg, ... or auto")
+    video.add_arguments(p)
     return p
 
 
@@ -69,11 +79,11 @@ def _load_model(args: argparse.Namespace) -> Any:
     """-> ``(SRModel, description)`` from whichever model source was given."""
     import jax.numpy as jnp
 
-    from jaxgen import upscaling
+    from jaxgen import inference
 
     dtype = jnp.bfloat16 if args.bf16 else None
     if args.model:
-        from jaxgen import zoo
+        from jaxgen.weights import zoo
 
         return zoo.load(args.model, compute_dtype=dtype), args.model
     if args.workdir or args.checkpoint:
@@ -86,7 +96,7 @@ def _load_model(args: argparse.Namespace) -> Any:
             config, module, params, step = restore_generator(ckpt.parent.parent, step=int(ckpt.name))
         else:
             config, module, params, step = restore_generator(args.workdir, which=args.which)
-        model = upscaling.model_from_module(module, params, int(config.scale), name=f"step {step}", compute_dtype=dtype)
+        model = inference.model_from_module(module, params, int(config.scale), name=f"step {step}", compute_dtype=dtype)
         return model, f"the checkpoint of step {step}"
     if not args.arch:
         raise ValueError("--weights needs --arch NAME (e.g. rrdbnet, srvgg_compact)")
@@ -100,7 +110,7 @@ def _load_model(args: argparse.Namespace) -> Any:
         module, params = load_pretrained(args.arch, str(path), scale=args.scale, **kwargs)
     except TypeError as e:  # an unknown model kwarg
         raise ValueError(f"--arch {args.arch} --arch-kwargs {args.arch_kwargs!r}: {e}") from e
-    return upscaling.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
+    return inference.model_from_module(module, params, args.scale, name=args.arch, compute_dtype=dtype), args.arch
 
 
 def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: str) -> list[Path]:
@@ -122,15 +132,22 @@ def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: 
 def upscale(args: argparse.Namespace) -> list[Path]:
     from tqdm import tqdm
 
-    from jaxgen import image, upscaling
+    from jaxgen import image, inference
 
-    files = expand_image_inputs(args.inputs)
+    is_video = video.is_video(args.inputs)
+    files = [] if is_video else expand_image_inputs(args.inputs)
     model, what = _load_model(args)
-    up = upscaling.Upscaler(
+    up = inference.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,
         alpha_upsampler=args.alpha_upsampler, outscale=args.outscale,
+        fixed_tile_shape=args.fixed_tiles,
     )
     scale = args.outscale if args.outscale is not None else model.scale
+    if is_video:  # one video file: every frame through the same Upscaler, streamed and resumable (jaxgen.video)
+        out = video.transcode(args.inputs[0], args.output, lambda f: up.upscale(image.ImageData(f)).array,
+                              video.options_from_args(args), label=repr(sorted(vars(args).items())))
+        print(f"video x{scale:g} with {what} -> {out}")
+        return [out]
     targets = _targets(args.inputs, files, Path(args.output), f"x{scale:g}", args.ext)
     folder_mode = targets[0] != Path(args.output)
     written = []
@@ -145,6 +162,11 @@ def upscale(args: argparse.Namespace) -> list[Path]:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``jaxgen upscale``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
+    if "--list" in argv[1:]:  # `jaxgen upscale --list`: the zoo's table; needs no other argument
+        from jaxgen.weights import zoo
+
+        print(zoo.format_table())
+        return 0
     args = _parser().parse_args(argv[1:])
     try:
         upscale(args)

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxgen import image
-from jaxgen.image_files import list_image_files
+from jaxgen.image import list_image_files
 
 log = logging.getLogger(__name__)
 

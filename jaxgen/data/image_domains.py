@@ -21,6 +21,7 @@ Images are uint8 ``[H,W,3]`` here; batches become float32 in ``[0, 1]``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 import ml_collections
@@ -28,6 +29,10 @@ import numpy as np
 from PIL import Image
 
 from jaxgen import image
+from jaxgen.data.data_config import cache_root
+from jaxgen.data.samples import write_sample_images
+from jaxgen.data.sources import open_folder_source, open_tfds_source
+from jaxgen.image import list_image_files
 
 __all__ = [
     "PREPROCESS",
@@ -107,12 +112,9 @@ def open_domain(data: ml_collections.ConfigDict, domain: str) -> Any:
     """The training records of ``domain`` ('A' or 'B'): a random-access ``TrainSource`` whose ``src[i]['hr']``
     is a whole uint8 image. ``builtin``: the sample photos minus the held-out ones (both domains); ``folder``:
     ``dir_a`` / ``dir_b``; ``tfds``: split ``train{domain}`` of ``tfds_name``."""
-    from jaxgen.data import cache_root, samples
-    from jaxgen.data.sources import open_folder_source, open_tfds_source
-
     root = cache_root(data)
     if data.source == "builtin":
-        train_dir, _ = samples.write_sample_images(root / "samples", holdout=data.holdout)
+        train_dir, _ = write_sample_images(root / "samples", holdout=data.holdout)
         return open_folder_source(str(train_dir), "", scale=1, lr_mode="on_the_fly", cache_dir=root)
     if data.source == "folder":
         folder = data.dir_a if domain == "A" else data.dir_b
@@ -175,14 +177,9 @@ def center_square(x: np.ndarray, size: int) -> np.ndarray:
 def eval_images(data: ml_collections.ConfigDict, folder: str) -> list[np.ndarray]:
     """Up to ``num_eval`` evaluation images (central square at ``eval_size``, else ``crop_size``) from ``folder``;
     ``''`` means the held-out sample photos."""
-    from jaxgen.data import cache_root, samples
-    from jaxgen.data.folder_builder import list_image_files
-
     if not folder:
-        _, val_dir = samples.write_sample_images(cache_root(data) / "samples", holdout=data.holdout)
+        _, val_dir = write_sample_images(cache_root(data) / "samples", holdout=data.holdout)
         folder = str(val_dir)
-    from pathlib import Path
-
     files = list_image_files(Path(folder), "evaluation folder")[: int(data.num_eval)]
     return [center_square(image.read_image(f), eval_size(data)) for f in files]
 

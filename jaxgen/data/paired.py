@@ -23,8 +23,10 @@ import ml_collections
 import numpy as np
 
 from jaxgen import image
+from jaxgen.data.data_config import cache_root
 from jaxgen.data.image_domains import SYNTHETIC, crop_flip, open_domain, resize_for_crop
 from jaxgen.data.pipeline import TrainIterator
+from jaxgen.data.sources import open_folder_source
 from jaxgen.data.unpaired import derive_seed
 
 __all__ = ["PairRecords", "make_paired_iterator", "pair_records", "split_ab"]
@@ -63,9 +65,6 @@ class PairRecords:
 
 def pair_records(data: ml_collections.ConfigDict) -> PairRecords:
     """The training pairs of ``data`` (module doc)."""
-    from jaxgen.data import cache_root
-    from jaxgen.data.sources import open_folder_source
-
     if data.synthetic:
         if data.source not in ("builtin", "folder"):
             raise ValueError(f"config.data.synthetic needs source 'builtin' or 'folder' (dir_a); got {data.source!r}")

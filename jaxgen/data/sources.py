@@ -24,7 +24,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxgen.data import cache_root, default_data_config
+from jaxgen.data.data_config import cache_root, default_data_config
+from jaxgen.data.folder_builder import LR_MODES, prepare_folder
+from jaxgen.data.samples import write_sample_images
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +114,12 @@ def open_folder_source(
     train_dir: str, lr_dir: str, *, scale: int, lr_mode: str, cache_dir: Path
 ) -> TrainSource:
     """A local folder (paired with ``lr_dir`` unless empty), prepared/reused under ``cache_dir``."""
-    from jaxgen.data import folder_builder
-
     if lr_dir and lr_mode == "on_the_fly":
         raise ValueError(
             f"data.train_lr_dir={lr_dir!r} is set but lr_mode='on_the_fly' would ignore it; "
             "use lr_mode='precompute' for paired folders or set train_lr_dir=''"
         )
-    prepared = folder_builder.prepare_folder(
+    prepared = prepare_folder(
         train_dir, lr_dir=lr_dir or None, scale=scale, lr_mode=lr_mode, cache_dir=cache_dir
     )
     use_lr = prepared.has_lr and lr_mode == "precompute"
@@ -231,20 +231,18 @@ def open_tfds_source(name: str, split: str, data_dir: str, *, lr_mode: str) -> T
 
 def open_train_source(data_cfg: ml_collections.ConfigDict, *, scale: int) -> TrainSource:
     """Opens ``data_cfg.source`` (``'folder'``, ``'tfds'`` or ``'builtin'``) for training at ``scale``."""
-    from jaxgen.data import folder_builder, samples
-
     cfg = with_defaults(data_cfg)
     if not isinstance(scale, (int, np.integer)) or scale < 1:
         raise ValueError(f"scale must be a positive integer; got {scale!r}")
-    if cfg.lr_mode not in folder_builder.LR_MODES:
-        raise ValueError(f"data.lr_mode must be one of {folder_builder.LR_MODES}; got {cfg.lr_mode!r}")
+    if cfg.lr_mode not in LR_MODES:
+        raise ValueError(f"data.lr_mode must be one of {LR_MODES}; got {cfg.lr_mode!r}")
     root = cache_root(cfg)
     if cfg.source == "folder":
         if not cfg.train_dir:
             raise ValueError("data.source='folder' needs data.train_dir (or use data.source='builtin')")
         return open_folder_source(cfg.train_dir, cfg.train_lr_dir, scale=scale, lr_mode=cfg.lr_mode, cache_dir=root)
     if cfg.source == "builtin":
-        train_dir, _ = samples.write_sample_images(root / "samples", holdout=cfg.holdout)
+        train_dir, _ = write_sample_images(root / "samples", holdout=cfg.holdout)
         return open_folder_source(str(train_dir), "", scale=scale, lr_mode=cfg.lr_mode, cache_dir=root)
     if cfg.source == "tfds":
         return open_tfds_source(cfg.tfds_name, cfg.tfds_split, cfg.tfds_data_dir, lr_mode=cfg.lr_mode)

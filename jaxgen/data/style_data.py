@@ -13,25 +13,28 @@ the global batch. Preprocessing per image (decoded once, kept in a small cache):
   scaled up to fit); Pillow bicubic;
 * a ``crop x crop`` crop, centred (``CenterCrop``) or uniformly random (``RandomCrop``); optional left-right flip.
 
-Batches are ``{stream: float32 [b, crop, crop, 3]}`` in ``[0,1]``.
+Batches are ``{stream: float32 [b, crop, crop, 3]}`` in ``[0,1]``, computed by a grain pipeline
+(``MapDataset.range`` of batch numbers mapped to their batch, read ahead by ``num_threads`` threads), as
+``jaxgen.data.pipeline`` does for SR.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import zlib
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
+import grain
 import numpy as np
 from PIL import Image
 
-from jaxgen.image_files import list_image_files
+from jaxgen.image import list_image_files
 
-__all__ = ["STATE_FORMAT", "StreamSpec", "StyleBatches", "image_files"]
+__all__ = ["STATE_FORMAT", "StreamSpec", "StyleBatches", "image_files", "load_resized"]
 
 STATE_FORMAT = "jaxgen.data.StyleBatches/1"
 RESIZE_MODES = ("short", "square", "none")
@@ -68,7 +71,8 @@ def image_files(folder_or_files: str | Sequence[str], what: str) -> tuple[str, .
     return files
 
 
-def _load(path: str, resize: tuple[str, int], crop: int) -> np.ndarray:
+def load_resized(path: str, resize: tuple[str, int], crop: int) -> np.ndarray:
+    """uint8 ``[H,W,3]`` of ``path`` after the stream's ``resize`` (module doc), never smaller than ``crop``."""
     with Image.open(path) as im:
         im = im.convert("RGB")
         w, h = im.size
@@ -86,10 +90,13 @@ def _load(path: str, resize: tuple[str, int], crop: int) -> np.ndarray:
 
 
 class StyleBatches:
-    """Iterator of ``{name: float32 [global_batch // process_count, crop, crop, 3]}`` (module docstring)."""
+    """Iterator of ``{name: float32 [global_batch // process_count, crop, crop, 3]}`` (module docstring).
+
+    ``num_threads`` threads compute the next ``prefetch`` batches ahead (the batches do not depend on them)."""
 
     def __init__(self, streams: dict[str, StreamSpec], *, global_batch_size: int, seed: int,
-                 process_index: int = 0, process_count: int = 1, cache_size: int = 256) -> None:
+                 process_index: int = 0, process_count: int = 1, cache_size: int = 256, num_threads: int = 2,
+                 prefetch: int = 2) -> None:
         if global_batch_size < 1 or global_batch_size % process_count:
             raise ValueError(f"global batch size {global_batch_size} must be >= 1 and divisible by {process_count} "
                              "processes")
@@ -98,9 +105,12 @@ class StyleBatches:
         self.rows = range(process_index * (global_batch_size // process_count),
                           (process_index + 1) * (global_batch_size // process_count))
         self._next = 0
-        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._perms: dict[tuple[str, int], np.ndarray] = {}
+        self._iter: Any = None  # started lazily at self._next
+        # thread-safe caches (grain's reader threads share them): decoded images and epoch permutations
+        self._image = functools.lru_cache(maxsize=cache_size)(self._load_image)
+        self._permutation = functools.lru_cache(maxsize=64)(self._draw_permutation)
+        self._batches = grain.MapDataset.range(2**62).map(self.batch)
+        self._read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
         digest = hashlib.sha256(json.dumps(
             {k: [list(s.files), s.crop, list(s.resize), s.random_crop, s.flip] for k, s in sorted(streams.items())}
         ).encode()).hexdigest()[:16]
@@ -109,26 +119,19 @@ class StyleBatches:
     def _stream_id(self, name: str) -> int:
         return zlib.crc32(name.encode()) & 0x7FFFFFFF
 
-    def _image(self, name: str, path: str) -> np.ndarray:
-        key = (name, path)
-        if key not in self._cache:
-            spec = self.streams[name]
-            self._cache[key] = _load(path, spec.resize, spec.crop)
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return self._cache[key]
+    def _load_image(self, name: str, path: str) -> np.ndarray:
+        spec = self.streams[name]
+        return load_resized(path, spec.resize, spec.crop)
+
+    def _draw_permutation(self, name: str, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self._stream_id(name), epoch])
+        return rng.permutation(len(self.streams[name].files))
 
     def sample(self, name: str, k: int) -> np.ndarray:
         """Sample ``k`` (0-based over the run) of stream ``name``: uint8 ``[crop, crop, 3]``."""
         spec = self.streams[name]
-        n = len(spec.files)
-        epoch, pos = divmod(k, n)
-        if (name, epoch) not in self._perms:
-            if len(self._perms) > 64:
-                self._perms.clear()
-            rng = np.random.default_rng([self.seed, self._stream_id(name), epoch])
-            self._perms[(name, epoch)] = rng.permutation(n)
-        img = self._image(name, spec.files[int(self._perms[(name, epoch)][pos])])
+        epoch, pos = divmod(k, len(spec.files))
+        img = self._image(name, spec.files[int(self._permutation(name, epoch)[pos])])
         rng = np.random.default_rng([self.seed, self._stream_id(name), 1_000_003, k])
         h, w = img.shape[:2]
         if spec.random_crop:
@@ -140,13 +143,18 @@ class StyleBatches:
             out = out[:, ::-1]
         return out
 
+    def batch(self, n: int) -> dict[str, np.ndarray]:
+        """Batch ``n`` (0-based) of this process: a pure function of the seed, the streams and ``n``."""
+        return {name: np.stack([self.sample(name, n * self.global_batch_size + j) for j in self.rows])
+                .astype(np.float32) / 255.0 for name in self.streams}
+
     def __iter__(self) -> "StyleBatches":
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        n = self._next
-        batch = {name: np.stack([self.sample(name, n * self.global_batch_size + j) for j in self.rows])
-                 .astype(np.float32) / 255.0 for name in self.streams}
+        if self._iter is None:
+            self._iter = iter(self._batches[self._next:].to_iter_dataset(self._read_options))
+        batch = next(self._iter)
         self._next += 1
         return batch
 
@@ -165,7 +173,17 @@ class StyleBatches:
         n = state.get("next_batch")
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"style-data state has an invalid next_batch {n!r}")
+        self._stop()
         self._next = n
 
+    def _stop(self) -> None:
+        if self._iter is not None:
+            close = getattr(self._iter, "close", None)
+            if close is not None:
+                close()
+            self._iter = None
+
     def close(self) -> None:
-        self._cache.clear()
+        self._stop()
+        self._image.cache_clear()
+        self._permutation.cache_clear()

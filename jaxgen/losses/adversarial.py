@@ -60,6 +60,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 
 __all__ = ["GAN_KINDS", "gan_d_loss", "gan_g_loss", "gradient_penalty", "r1_penalty"]
 
@@ -74,12 +75,8 @@ def _logits(x: jax.Array, name: str) -> jax.Array:
 
 
 def _bce(x: jax.Array, y: float) -> jax.Array:
-    """``mean(BCE(sigmoid(x), y))`` for a (possibly soft) label ``y``: ``y softplus(-x) + (1 - y) softplus(x)``."""
-    if y == 1.0:
-        return jnp.mean(jax.nn.softplus(-x))
-    if y == 0.0:
-        return jnp.mean(jax.nn.softplus(x))
-    return jnp.mean(y * jax.nn.softplus(-x) + (1.0 - y) * jax.nn.softplus(x))
+    """``mean(BCE(sigmoid(x), y))`` for a (possibly soft) label ``y``, with optax's logit form."""
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(x, y))
 
 
 def _d_loss(kind: str, r: jax.Array, f: jax.Array, rl: float, fl: float) -> jax.Array:

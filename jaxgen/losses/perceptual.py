@@ -2,7 +2,7 @@
 
 Every loss is a pure function; the frozen VGG parameters are an explicit argument (``vgg_params``: the tree of
 ``jaxgen.models.vgg.VGGFeatures``, ``{'features_0': {'kernel', 'bias'}, ...}`` or wrapped as ``{'params': ...}``;
-``jaxgen.pretrained.load_vgg(...).params``). Jit them by closing over the keyword options, e.g.
+``jaxgen.weights.pretrained.load_vgg(...).params``). Jit them by closing over the keyword options, e.g.
 ``jax.jit(functools.partial(perceptual_loss, layer_weights={'conv5_4': 1.0}))(x, y, vgg_params)``. Pass the
 params (and the target) as arguments of the jitted function: closed over, they become constants and XLA
 constant-folds the target's forward pass (minutes of compilation).

@@ -23,6 +23,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from jaxgen.metrics import ssim
+
 Reduction = Literal["mean", "sum", "none"]
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 
@@ -127,8 +129,6 @@ def ssim_loss(
     if pred.ndim != 4:
         raise ValueError(f"ssim_loss expects [B,H,W,C] images; got shape {pred.shape}")
     _check_reduction(reduction)
-    from jaxgen.metrics import ssim  # lazy: keeps `jaxgen.losses` importable without `jaxgen.metrics`
-
     dtype = jnp.promote_types(pred.dtype, jnp.float32)
     s = ssim(pred.astype(dtype), target.astype(dtype), crop_border=crop_border, y_channel=y_channel, max_val=max_val)
     return _reduce(1.0 - jnp.asarray(s, dtype), weight, reduction)

@@ -15,10 +15,18 @@ name                class                   further kwargs (defaults = paper / o
 ``rcan``            ``RCAN``                num_feat=64, num_groups=10, num_blocks=20, reduction=16, res_scale,
                                             rgb_mean, img_range
 ``srvgg_compact``   ``SRVGGNetCompact``     num_feat=64, num_conv=16, act='prelu' | 'relu' | 'leakyrelu'
+``waifu2x_upconv7`` ``UpConv7``             (scale 2 only; valid convs, replicate pre-padding 7)
+``waifu2x_cunet``   ``CUNet``               scale 1 or 2 (replicate pre-padding 28 / 18)
+``realcugan``       ``UpCunet``             scale 2, 3 or 4; pro=False, alpha=1.0 (reflect pre-padding)
 ==================  ======================  =================================================================
 
 Discriminators come from ``jaxgen.models.discriminators.DISCRIMINATORS``; style-transfer networks (no ``scale``)
-from ``STYLE_NETS``: ``transformer_net`` (Johnson et al.), ``adain_decoder`` / ``adain_vgg`` (AdaIN).
+from ``STYLE_NETS``: ``transformer_net`` (Johnson et al.), ``adain_decoder`` / ``adain_vgg`` (AdaIN); the
+pix2pix / CycleGAN networks from ``TRANSLATION_NETS``: ``resnet``, ``unet`` and ``patchgan_bn`` (the
+instance-norm CycleGAN discriminator is ``patchgan`` above).
+
+This is the one model registry: every task builds its networks with ``build``. An unknown name is a
+``ValueError``; an unknown keyword argument a ``TypeError`` naming it.
 """
 
 from __future__ import annotations
@@ -34,14 +42,18 @@ from jaxgen.models.edsr import EDSR
 from jaxgen.models.espcn import ESPCN
 from jaxgen.models.fsrcnn import FSRCNN
 from jaxgen.models.rcan import RCAN
+from jaxgen.models.realcugan import UpCunet
 from jaxgen.models.rrdbnet import RRDBNet
 from jaxgen.models.srcnn import SRCNN
 from jaxgen.models.srresnet import MSRResNet
 from jaxgen.models.srvgg import SRVGGNetCompact
 from jaxgen.models.transformer_net import TransformerNet
+from jaxgen.models.translation import BatchNormPatchGAN, ResnetGenerator, UnetGenerator
 from jaxgen.models.vdsr import VDSR
+from jaxgen.models.waifu2x import CUNet, UpConv7
 
 __all__ = [
+    "CUNet",
     "DISCRIMINATORS",
     "EDSR",
     "ESPCN",
@@ -54,7 +66,10 @@ __all__ = [
     "SRCNN",
     "SRVGGNetCompact",
     "STYLE_NETS",
+    "TRANSLATION_NETS",
     "TransformerNet",
+    "UpConv7",
+    "UpCunet",
     "VDSR",
     "build",
 ]
@@ -69,6 +84,9 @@ GENERATORS: dict[str, type[nn.Module]] = {
     "rrdbnet": RRDBNet,
     "rcan": RCAN,
     "srvgg_compact": SRVGGNetCompact,
+    "waifu2x_upconv7": UpConv7,
+    "waifu2x_cunet": CUNet,
+    "realcugan": UpCunet,
 }
 
 STYLE_NETS: dict[str, type[nn.Module]] = {
@@ -77,9 +95,16 @@ STYLE_NETS: dict[str, type[nn.Module]] = {
     "adain_vgg": AdaINEncoder,
 }
 
-MODELS: dict[str, Callable[..., nn.Module]] = {**GENERATORS, **DISCRIMINATORS, **STYLE_NETS}
-if len(MODELS) != len(GENERATORS) + len(DISCRIMINATORS) + len(STYLE_NETS):
-    raise ImportError(f"generator and discriminator names collide: {sorted(set(GENERATORS) & set(DISCRIMINATORS))}")
+TRANSLATION_NETS: dict[str, type[nn.Module]] = {
+    "resnet": ResnetGenerator,
+    "unet": UnetGenerator,
+    "patchgan_bn": BatchNormPatchGAN,
+}
+
+_FAMILIES = (GENERATORS, DISCRIMINATORS, STYLE_NETS, TRANSLATION_NETS)
+MODELS: dict[str, Callable[..., nn.Module]] = {k: v for family in _FAMILIES for k, v in family.items()}
+if len(MODELS) != sum(len(family) for family in _FAMILIES):
+    raise ImportError("model names collide across GENERATORS, DISCRIMINATORS, STYLE_NETS and TRANSLATION_NETS")
 
 
 def _accepted_kwargs(factory: Callable[..., nn.Module]) -> set[str] | None:

@@ -3,7 +3,7 @@
 * :class:`AdaINEncoder` -- VGG19 up to ``relu4_1`` with *reflection* padding 1 before every 3x3 conv and 2x2
   max pooling with ``ceil_mode=True`` (the official ``vgg``), returning the taps ``relu1_1, relu2_1, relu3_1,
   relu4_1``. Its conv params are named like ``jaxgen.models.vgg`` (``features_N``, torchvision indices), so the
-  Caffe VGG19 of ``jaxgen.pretrained.load_vgg('vgg19', 'caffe')`` serves it with ``input_conv=False`` (Caffe
+  Caffe VGG19 of ``jaxgen.weights.pretrained.load_vgg('vgg19', 'caffe')`` serves it with ``input_conv=False`` (Caffe
   input normalisation of ``[0,1]`` RGB). ``input_conv=True`` is the official ``vgg_normalised.pth`` layout,
   whose first layer is a learned 1x1 conv (``input_conv``) applied to ``[0,1]`` RGB (arch ``adain_vgg`` in
   ``jaxgen.weights.convert``).
@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models.adain_ops import adain
 from jaxgen.models.layers import check_input, torch_init, upsample_nearest
 from jaxgen.models.vgg import normalize_input, vgg_layer_names
 
@@ -123,8 +124,6 @@ class AdaINStylizer(nn.Module):
 
     @nn.compact
     def __call__(self, content: jax.Array, style: jax.Array, alpha: float = 1.0) -> jax.Array:
-        from jaxgen.style.adain_ops import adain
-
         encoder = AdaINEncoder(taps=("relu4_1",), input_conv=self.input_conv, name="encoder")
         c = encoder(content)["relu4_1"]
         s = encoder(style)["relu4_1"]

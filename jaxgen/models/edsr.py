@@ -40,6 +40,7 @@ class EDSR(nn.Module):
     num_feat: int = 64
     num_blocks: int = 16
     res_scale: float = 1.0
+    scan_blocks: bool = True
     rgb_mean: tuple[float, ...] | None = blocks.DIV2K_RGB_MEAN
     img_range: float = 1.0
     dtype: Dtype = jnp.float32
@@ -56,9 +57,9 @@ class EDSR(nn.Module):
         f = self.num_feat
         x = blocks.sub_mean(x, self.rgb_mean, self.img_range).astype(self.dtype)
         x = blocks.conv(f, 3, self.num_in_ch, name="head_0", **kw)(x)
-        res = x
-        for i in range(self.num_blocks):
-            res = blocks.ResidualBlockNoBN(self.res_scale, "relu", blocks.torch_init, name=f"body_{i}", **kw)(res)
+        res = blocks.repeat_blocks(
+            self, lambda **k: blocks.ResidualBlockNoBN(self.res_scale, "relu", blocks.torch_init, **kw, **k),
+            [f"body_{i}" for i in range(self.num_blocks)], x, self.scan_blocks)
         res = blocks.conv(f, 3, f, name=f"body_{self.num_blocks}", **kw)(res) + x
         out = blocks.Upsampler(self.scale, name="tail_0", **kw)(res)
         out = blocks.conv(self.num_out_ch, 3, f, name="tail_1", **kw)(out)

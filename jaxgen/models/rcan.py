@@ -25,6 +25,7 @@ class ResidualGroup(nn.Module):
     num_blocks: int = 20
     reduction: int = 16
     res_scale: float = 1.0
+    scan_blocks: bool = True
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -32,9 +33,8 @@ class ResidualGroup(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         c = x.shape[-1]
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        res = x
-        for i in range(self.num_blocks):
-            res = blocks.RCAB(self.reduction, self.res_scale, name=f"body_{i}", **kw)(res)
+        res = blocks.repeat_blocks(self, lambda **k: blocks.RCAB(self.reduction, self.res_scale, **kw, **k),
+                                   [f"body_{i}" for i in range(self.num_blocks)], x, self.scan_blocks)
         return blocks.conv(c, 3, c, name=f"body_{self.num_blocks}", **kw)(res) + x
 
 
@@ -61,6 +61,7 @@ class RCAN(nn.Module):
     num_blocks: int = 20
     reduction: int = 16
     res_scale: float = 1.0
+    scan_blocks: bool = True
     rgb_mean: tuple[float, ...] | None = blocks.DIV2K_RGB_MEAN
     img_range: float = 1.0
     dtype: Dtype = jnp.float32
@@ -77,9 +78,9 @@ class RCAN(nn.Module):
         f = self.num_feat
         x = blocks.sub_mean(x, self.rgb_mean, self.img_range).astype(self.dtype)
         x = blocks.conv(f, 3, self.num_in_ch, name="head_0", **kw)(x)
-        res = x
-        for g in range(self.num_groups):
-            res = ResidualGroup(self.num_blocks, self.reduction, self.res_scale, name=f"body_{g}", **kw)(res)
+        res = blocks.repeat_blocks(
+            self, lambda **k: ResidualGroup(self.num_blocks, self.reduction, self.res_scale, self.scan_blocks, **kw, **k),
+            [f"body_{g}" for g in range(self.num_groups)], x, self.scan_blocks)
         res = blocks.conv(f, 3, f, name=f"body_{self.num_groups}", **kw)(res) + x
         out = blocks.Upsampler(self.scale, name="tail_0", **kw)(res)
         out = blocks.conv(self.num_out_ch, 3, f, name="tail_1", **kw)(out)

@@ -26,6 +26,8 @@ class RRDBNet(nn.Module):
     ``4 * num_in_ch`` / ``16 * num_in_ch`` channels; h, w must divide by 2 / 4), as Real-ESRGAN. Scales 1, 2, 4.
     Defaults: 23 RRDBs, 64 features, growth 32, residual scaling 0.2: 16,697,987 parameters at x4.
     Init as official: dense-block convs ``basicsr_init(0.1)``, trunk convs PyTorch default.
+    ``scan_blocks``: run the RRDBs as one ``lax.scan`` (``layers.repeat_blocks``; same parameters and
+    arithmetic, a fraction of the compile time).
 
     Names equal BasicSR's: ``conv_first``; ``body.i.rdb{1,2,3}.conv{1..5}`` -> ``body_i/rdb{1,2,3}/conv{1..5}``;
     ``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``.
@@ -37,6 +39,7 @@ class RRDBNet(nn.Module):
     num_feat: int = 64
     num_blocks: int = 23
     num_grow_ch: int = 32
+    scan_blocks: bool = True
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -53,9 +56,8 @@ class RRDBNet(nn.Module):
         if self.scale < 4:
             feat = blocks.pixel_unshuffle(feat, 4 // self.scale)
         feat = blocks.conv(f, 3, feat.shape[-1], name="conv_first", **kw)(feat)
-        body = feat
-        for i in range(self.num_blocks):
-            body = blocks.RRDB(self.num_grow_ch, name=f"body_{i}", **kw)(body)
+        body = blocks.repeat_blocks(self, lambda **k: blocks.RRDB(self.num_grow_ch, **kw, **k),
+                                    [f"body_{i}" for i in range(self.num_blocks)], feat, self.scan_blocks)
         feat = feat + blocks.conv(f, 3, f, name="conv_body", **kw)(body)
         for k in (1, 2):
             feat = blocks.upsample_nearest(feat, 2)

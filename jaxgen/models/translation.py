@@ -45,9 +45,7 @@ __all__ = [
     "BatchStatNorm",
     "NORMS",
     "ResnetGenerator",
-    "TRANSLATION_MODELS",
     "UnetGenerator",
-    "build_translation_model",
 ]
 
 Dtype = Any
@@ -253,26 +251,6 @@ class BatchNormPatchGAN(nn.Module):
             h = _conv(self.ndf * min(2**n, 8), 4, stride, 1, False, f"conv{n}", **kw)(h)
             h = nn.leaky_relu(BatchStatNorm(name=f"norm{n}", **kw)(h), 0.2)
         return _conv(1, 4, 1, 1, True, "conv_out", **kw)(h).astype(jnp.float32)
-
-
-TRANSLATION_MODELS: dict[str, type[nn.Module]] = {
-    "resnet": ResnetGenerator,
-    "unet": UnetGenerator,
-    "patchgan": PatchGAN,
-    "patchgan_bn": BatchNormPatchGAN,
-}
-
-
-def build_translation_model(name: str, **kwargs: Any) -> nn.Module:
-    """``TRANSLATION_MODELS[name](**kwargs)``; an unknown name or kwarg is a ``ValueError`` naming the choices."""
-    if name not in TRANSLATION_MODELS:
-        raise ValueError(f"unknown translation model {name!r}; available: {', '.join(sorted(TRANSLATION_MODELS))}")
-    factory = TRANSLATION_MODELS[name]
-    fields = {f for f in factory.__dataclass_fields__ if f not in ("parent", "name")}
-    unknown = sorted(set(kwargs) - fields)
-    if unknown:
-        raise ValueError(f"model {name!r} got unknown kwargs {unknown}; it accepts {sorted(fields)}")
-    return factory(**kwargs)
 
 
 def count_params(module: nn.Module, shape: tuple[int, ...]) -> int:

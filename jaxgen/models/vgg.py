@@ -9,7 +9,7 @@ torchvision's ``features`` Sequential, and the conv at index ``N`` is the Flax s
     torchvision  features.N.weight [O,I,3,3]  <->  params['features_N']['kernel'] [3,3,I,O]  (w.transpose(2,3,1,0))
     torchvision  features.N.bias   [O]        <->  params['features_N']['bias']   [O]
 
-so the same parameter tree holds torchvision weights and the Caffe/Keras VGG weights (see ``jaxgen.pretrained``).
+so the same parameter tree holds torchvision weights and the Caffe/Keras VGG weights (see ``jaxgen.weights.pretrained``).
 
 Input ``[B,H,W,3]`` RGB in ``[0,1]`` (``[-1,1]`` with ``range_norm=True``), then the weight source's convention
 (``input_norm``):

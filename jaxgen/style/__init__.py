@@ -2,7 +2,7 @@
 
 * :func:`stylize_gatys` / :func:`gatys_consts` (``gatys``), the objective (``objective``),
   :func:`stylize_multires` (``multires``);
-* :func:`adain`, :func:`calc_mean_std`, :func:`adain_interpolate`, :func:`masked_adain` (``adain_ops``);
+* :func:`adain`, :func:`calc_mean_std`, :func:`adain_interpolate`, :func:`masked_adain` (``jaxgen.models.adain_ops``);
 * :func:`original_colors` (luminance-only transfer), :func:`coral` (colour matching) (``colour``);
 * :func:`builtin_style` (a style image jaxgen draws) and :func:`demo_picture` (``make demo``) (``builtin``).
 
@@ -10,7 +10,7 @@ The trained stylisers (Johnson's TransformerNet, the AdaIN decoder) are tasks: `
 ``jaxgen.tasks.adain``; ``jaxgen stylize`` runs all three methods.
 """
 
-from jaxgen.style.adain_ops import adain, adain_interpolate, calc_mean_std, masked_adain, mix_alpha
+from jaxgen.models.adain_ops import adain, adain_interpolate, calc_mean_std, masked_adain, mix_alpha
 from jaxgen.style.builtin import builtin_style, demo_picture
 from jaxgen.style.colour import coral, original_colors, rgb_to_yuv, yuv_to_rgb
 from jaxgen.style.gatys import GatysResult, gatys_consts, stylize_gatys

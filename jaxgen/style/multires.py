@@ -9,7 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from jaxgen.style.gatys import GatysResult, stylize_gatys
-from jaxgen.style.images import as_float_rgb, resize_long_side, resize_to
+from jaxgen.style.objective import from_caffe
+from jaxgen.image import as_float_rgb, resize_long_side, resize_to
 
 __all__ = ["stylize_multires"]
 
@@ -41,6 +42,4 @@ def stylize_multires(content: np.ndarray, styles: Sequence[np.ndarray], consts: 
 
 
 def _unclipped(result: GatysResult) -> np.ndarray:
-    from jaxgen.style.objective import from_caffe
-
     return np.asarray(from_caffe(result.raw[0]))

@@ -33,7 +33,7 @@ import optax
 
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models.adain_net import ADAIN_TAPS, AdaINEncoder, AdaINStylizer
-from jaxgen.style.adain_ops import adain, calc_mean_std
+from jaxgen.models.adain_ops import adain, calc_mean_std
 from jaxgen.tasks.fast_style import file_sha256
 from jaxgen.tasks.sr import _kwargs, build_model, compute_dtype
 from jaxgen.train import optim
@@ -63,7 +63,7 @@ def load_encoder(spec: str, seed: int = 0) -> tuple[Any, str, bool]:
         params = jax.jit(enc.init)(jax.random.key(seed), jnp.zeros((1, 16, 16, 3)))["params"]
         return params, f"random init (seed {seed})", False
     if spec == "caffe":
-        from jaxgen.pretrained import load_vgg
+        from jaxgen.weights.pretrained import load_vgg
 
         vgg = load_vgg("vgg19", "caffe")
         keep = {k: v for k, v in vgg.params.items() if int(k.split("_")[1]) <= 19}  # up to conv4_1
@@ -100,7 +100,6 @@ def adain_losses(encoder: AdaINEncoder, enc_params: Any, decoder: nn.Module, dec
 class AdaINTask:
     """One player, ``decoder``; the encoder is a frozen constant."""
 
-    NAME = "adain"
     OPEN_SECTIONS: tuple[str, ...] = ("model",)
     EXPORT_PLAYER = "decoder"
     best_metric = "val_loss"
@@ -205,7 +204,7 @@ class AdaINTask:
     def prepare(self, workdir: Path) -> None:
         """Validation pairs: the validation contents with the validation styles (default: the first training
         styles), each resized to ``image_size`` square."""
-        from jaxgen.data.style_data import _load
+        from jaxgen.data.style_data import load_resized as _load
 
         d = self.config.data
         contents = self._content_files(d.val_content_dir, "val", "config.data.val_content_dir")
@@ -232,7 +231,7 @@ class AdaINTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style losses on the validation pairs (``val_loss`` their sum); the grid
         content | style | result of the first pair."""
-        from jaxgen.style.images import grid
+        from jaxgen.image import grid
 
         if not self.val_pairs:
             return {}, {}
@@ -254,7 +253,7 @@ class AdaINTask:
                 totals[f"val_{k}"] = totals.get(f"val_{k}", 0.0) + float(v) / len(self.val_pairs)
         totals["val_loss"] = sum(totals.values())
         c0, s0 = self.val_pairs[0]
-        return totals, {"content_style_result": grid([c0, s0, first])}
+        return totals, {"content_style_result": grid([[c0, s0, first]], gutter=8, height=c0.shape[0])}
 
     def export_module(self) -> nn.Module:
         """The stylizer ``AdaINStylizer``: ``(content, style, alpha)`` -> image; params

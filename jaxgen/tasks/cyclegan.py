@@ -57,7 +57,6 @@ GENERATORS, DISCRIMINATORS = ("G_A", "G_B"), ("D_A", "D_B")
 class CycleGANTask:
     """Unpaired A <-> B translation (module doc)."""
 
-    NAME = "cyclegan"
     OPEN_SECTIONS: tuple[str, ...] = ("model", "disc")
     EXPORT_PLAYER = "G_A"
     DIRECTION_PLAYERS = {"AtoB": "G_A", "BtoA": "G_B"}

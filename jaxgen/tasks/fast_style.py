@@ -84,12 +84,12 @@ def resolve_style_image(spec: str, cache_dir: str | Path | None = None) -> Path:
 
 def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0) -> tuple[Any, str]:
     """``(params, source)`` of a frozen VGG: ``'random'`` (initialised from ``seed``: tests only), the installed
-    pretrained weights of ``convention`` (``jaxgen.pretrained.load_vgg``), or a weight file path."""
+    pretrained weights of ``convention`` (``jaxgen.weights.pretrained.load_vgg``), or a weight file path."""
     if weights == "random":
         model = VGGFeatures(vgg_type=vgg_type, taps=("relu5_1",) if vgg_type == "vgg19" else ("relu4_3",))
         params = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
         return params, f"random init (seed {seed})"
-    from jaxgen.pretrained import load_vgg
+    from jaxgen.weights.pretrained import load_vgg
 
     vgg = load_vgg(vgg_type, convention, path=None if weights == convention else weights)
     return jax.tree.map(jnp.asarray, vgg.params), f"{vgg.path} sha256 {file_sha256(vgg.path)}"
@@ -98,7 +98,6 @@ def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0)
 class FastStyleTask:
     """``generator`` (TransformerNet) trained with VGG16 perceptual losses; ``discriminator`` when gan.weight > 0."""
 
-    NAME = "fast_style"
     OPEN_SECTIONS: tuple[str, ...] = ("model", "disc.kwargs")
     EXPORT_PLAYER = "generator"
     best_metric = "val_loss"
@@ -196,7 +195,7 @@ class FastStyleTask:
 
     def style_image(self) -> np.ndarray:
         """The style image as trained on: ``[h,w,3]`` float32 in [0,1] (long side ``style_size`` when set)."""
-        from jaxgen.style.images import read_rgb, resize_long_side
+        from jaxgen.image import read_rgb, resize_long_side
 
         img = read_rgb(self.style_path())
         return resize_long_side(img, int(self.config.style_size)) if self.config.style_size else img
@@ -284,7 +283,7 @@ class FastStyleTask:
     def prepare(self, workdir: Path) -> None:
         """Loads the validation photos (``data.val_dir`` or the held-out built-in photos), centre-cropped."""
         from jaxgen import data as data_lib
-        from jaxgen.data.style_data import _load, image_files
+        from jaxgen.data.style_data import image_files, load_resized as _load
 
         if self.config.data.val_dir:
             files = image_files(self.config.data.val_dir, "config.data.val_dir")
@@ -315,7 +314,7 @@ class FastStyleTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style/TV losses on the validation photos (``val_loss`` = their sum) and the grid
         content | style | result of the first."""
-        from jaxgen.style.images import grid
+        from jaxgen.image import grid
 
         if not self.val_images:
             return {}, {}
@@ -337,7 +336,8 @@ class FastStyleTask:
             for k, v in parts.items():
                 totals[f"val_{k}"] = totals.get(f"val_{k}", 0.0) + float(v) / len(self.val_images)
         totals["val_loss"] = sum(totals.values())
-        return totals, {"content_style_result": grid([self.val_images[0], self.style_image(), first])}
+        return totals, {"content_style_result": grid([[self.val_images[0], self.style_image(), first]], gutter=8,
+                                                         height=self.val_images[0].shape[0])}
 
     def export_module(self) -> nn.Module:
         """The TransformerNet: ``[B,H,W,3]`` in [0,1] -> stylised ``[B,H,W,3]`` (H, W multiples of 4)."""

@@ -49,7 +49,6 @@ Batch = dict[str, jax.Array]
 class Pix2PixTask:
     """Paired translation ``direction`` (module doc)."""
 
-    NAME = "pix2pix"
     OPEN_SECTIONS: tuple[str, ...] = ("model", "disc")
     EXPORT_PLAYER = "G"
     EXPORT_SCALE = 1
@@ -171,7 +170,7 @@ class Pix2PixTask:
             pairs = [(a, SYNTHETIC[data.synthetic](a)) for a in eval_images(data, data.val_dir_a)]
         elif data.source == "aligned" and data.val_dir_a:
             from jaxgen import image
-            from jaxgen.data.folder_builder import list_image_files
+            from jaxgen.image import list_image_files
 
             files = list_image_files(Path(data.val_dir_a), "evaluation folder")[: int(data.num_eval)]
             for f in files:

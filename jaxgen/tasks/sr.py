@@ -10,7 +10,7 @@ Config section (added by :meth:`SRTask.default_config`)::
     optim=optim_config()                                  # the generator's optimizer
     ema_decay=0.0                                         # 0 = no EMA; ESRGAN / Real-ESRGAN use 0.999
     data=default_data_config()                            # aligned LR/HR patches (jaxgen.data)
-    init_from=''                                          # generator weights to start from (tasks.pretrained_init)
+    init_from=''                                          # generator weights to start from (weights.init_from)
     eval_lpips=False                                      # validation also reports LPIPS (True for the GAN tasks)
     eval_lpips_crop=0                                     # LPIPS on the central crop of this HR side (0 = all)
     # sr_gan / real_sr_gan:
@@ -184,8 +184,8 @@ def perceptual_settings(losses: ml_collections.ConfigDict) -> dict[str, Any] | N
 
 def load_perceptual_vgg(p: dict[str, Any]) -> tuple[str, Any, str]:
     """``(convention, params, 'file sha256 ...')`` of the VGG the perceptual loss uses (module docstring)."""
-    from jaxgen import pretrained
-    from jaxgen.tasks.pretrained_init import describe
+    from jaxgen.weights import pretrained
+    from jaxgen.weights.init_from import describe
 
     want, vgg_type = str(p["weights"]), str(p["vgg_type"])
     if want in ("auto", "torchvision"):
@@ -230,7 +230,6 @@ def perceptual_parts(p: dict[str, Any] | None, sr: jax.Array, target: jax.Array,
 class SRTask:
     """PSNR-oriented super-resolution: one player, ``generator``, trained with pixel (and perceptual) losses."""
 
-    NAME = "sr"
     OPEN_SECTIONS: tuple[str, ...] = ("model", "losses")
     EXPORT_PLAYER = "generator"
     best_metric = "val_psnr"
@@ -292,7 +291,7 @@ class SRTask:
         if not self.init_from:
             return None
         if self._init_params is None:
-            from jaxgen.tasks.pretrained_init import load_generator_params
+            from jaxgen.weights.init_from import load_generator_params
 
             lr_shape, _ = self._example_shapes()
             abstract = jax.eval_shape(self.generator.init, jax.random.key(0), jnp.zeros(lr_shape))["params"]
@@ -394,8 +393,8 @@ class SRTask:
     def lpips_params(self) -> Any:
         """LPIPS (VGG, v0.1) params for validation, loaded once; ``None`` (and no LPIPS) when not installed."""
         if self._lpips is None:
-            from jaxgen import pretrained
-            from jaxgen.lpips_metric import default_lpips_params
+            from jaxgen.weights import pretrained
+            from jaxgen.metrics import default_lpips_params
 
             try:
                 self._lpips = default_lpips_params("vgg")
@@ -410,7 +409,7 @@ class SRTask:
         """``{'<set>/lpips', 'val_lpips'}``: mean LPIPS (VGG, v0.1; lower is better) of the 8-bit SR output vs HR
         (RGB, central crop ``eval_lpips_crop``), per validation set and over the sets."""
         from jaxgen import evaluation, image
-        from jaxgen.lpips_metric import lpips_fn
+        from jaxgen.metrics import lpips_fn
 
         params = self.lpips_params()
         if params is None or not self.val_sets:
@@ -457,7 +456,6 @@ class SRGANTask(SRTask):
     """Adversarial super-resolution: ``generator`` + ``discriminator`` (SRGAN, ESRGAN): content (pixel,
     perceptual) losses plus the adversarial term; validation by LPIPS (best checkpoint: lowest ``val_lpips``)."""
 
-    NAME = "sr_gan"
     OPEN_SECTIONS = ("model", "losses", "disc.kwargs")
     best_metric = "val_lpips"
     best_mode = "min"
@@ -645,7 +643,6 @@ class _RealDegradation:
 class RealESRNetTask(_RealDegradation, SRTask):
     """RealESRNet (Real-ESRGAN's PSNR-oriented stage): ``sr`` on pairs degraded on device."""
 
-    NAME = "real_sr"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
@@ -660,7 +657,6 @@ class RealESRNetTask(_RealDegradation, SRTask):
 class RealESRGANTask(_RealDegradation, SRGANTask):
     """RealESRGAN: ``sr_gan`` on pairs degraded on device (U-Net SN discriminator in its config)."""
 
-    NAME = "real_sr_gan"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:

@@ -20,7 +20,9 @@ import ml_collections
 import numpy as np
 
 from jaxgen.config import ConfigError
-from jaxgen.models.translation import build_translation_model
+from jaxgen.image import grid, to_uint8 as to_u8  # noqa: F401  (tb.grid, tb.to_u8)
+from jaxgen.inference.apply import make_apply
+from jaxgen.models import build as build_translation_model
 from jaxgen.tasks.sr import compute_dtype
 
 
@@ -61,7 +63,7 @@ def to_signed(x: jax.Array) -> jax.Array:
 
 def make_translate_fn(module: nn.Module) -> Callable[[Any, np.ndarray], np.ndarray]:
     """``(params, uint8 [h,w,3]) -> float32 [h,w,3] in [0,1]`` with the ``unit_range_io`` module jitted once."""
-    apply = jax.jit(lambda params, x: module.apply({"params": params}, x))
+    apply = make_apply(module)
 
     def translate(params: Any, img: np.ndarray) -> np.ndarray:
         return np.asarray(apply(params, (img.astype(np.float32) / 255.0)[None]))[0]
@@ -74,23 +76,6 @@ def mae(a: np.ndarray, b: np.ndarray) -> float:
     a = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
     b = b.astype(np.float64) / 255.0 if b.dtype == np.uint8 else b.astype(np.float64)
     return float(np.mean(np.abs(a - b)))
-
-
-def to_u8(x: np.ndarray) -> np.ndarray:
-    if x.dtype == np.uint8:
-        return x
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-
-
-def grid(rows: list[list[np.ndarray]]) -> np.ndarray:
-    """uint8 grid of equal-size images (rows of columns), 2 px white gutters."""
-    def hcat(images):
-        gap = np.full((images[0].shape[0], 2, 3), 255, np.uint8)
-        return np.concatenate(sum(([to_u8(im), gap] for im in images), [])[:-1], axis=1)
-
-    lines = [hcat(r) for r in rows]
-    gap = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
-    return np.concatenate(sum(([line, gap] for line in lines), [])[:-1], axis=0)
 
 
 def export_generator(generator: nn.Module) -> nn.Module:

@@ -34,6 +34,12 @@ Architectures (``ARCHS``; keys are the official PyTorch names):
                     ``model.{3n-1}`` <-> ``conv{n}``, ``model.{3L+2}`` <-> ``conv_out``
 ``transformer_net`` pytorch/examples fast_neural_style ``TransformerNet``: ``conv{i}.conv2d``, ``in{i}``
                     (``instance_norm``), ``res{i}.conv{j}.conv2d``, ``res{i}.in{j}``, ``deconv{i}.conv2d``
+``waifu2x_upconv7`` nunif ``UpConv7``: ``net.{i}`` <-> ``net_{i}`` (``net.12`` the ConvTranspose2d)
+``waifu2x_cunet``   nunif ``CUNet`` / ``UpCUNet``: ``unet{u}.conv{j}.conv.{k}`` <-> ``unet{u}/conv{j}/conv_{k}``,
+                    ``unet{u}.conv{j}.seblock.conv{k}``, ``unet{u}.conv{j}_down``, ``unet{u}.conv{j}_up``,
+                    ``unet{u}.conv{j}``, ``unet{u}.conv_bottom`` (flax ``/`` for ``.``)
+``realcugan``       bilibili/ailab ``UpCunet{2,3,4}x``: the same, plus ``conv_final`` (x4); the ``pro`` marker key
+                    of ``weights_pro`` files is dropped on reading (build the model with ``pro=True``)
 ``adain_decoder``   naoto0804/pytorch-AdaIN ``decoder`` (``decoder.pth``): ``{i}`` <-> ``layers_{i}``
 ``adain_vgg``       its ``vgg_normalised.pth`` up to ``relu4_1``: ``0`` <-> ``input_conv`` (1x1), the 3x3 convs
                     ``2, 5, 9, ..., 29`` <-> ``features_{0, 2, 5, ..., 19}``; the deeper convs are dropped
@@ -65,6 +71,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.models import MODELS, build
 from jaxgen.models.layers import DIV2K_RGB_MEAN
+from jaxgen.weights.state_dict_io import load_state_dict, save_state_dict
 
 __all__ = ["ARCHS", "Rule", "export_torch_weights", "flax_to_torch", "load_pretrained", "model_param_shapes",
            "torch_to_flax"]
@@ -149,6 +156,16 @@ def _static(*rules: Rule) -> Callable[[int | None], list[Rule]]:
 
 _MEAN_SHIFT = (Rule("sub_mean", "", "mean_shift"), Rule("add_mean", "", "mean_shift"))
 _TAIL = (Rule("tail.0.{2*k}", "tail_0/conv_{k}"), Rule("tail.1", "tail_1"), Rule("head.0", "head_0"))
+
+
+_CUNET = (  # the U-Nets of waifu2x CUNet and Real-CUGAN; ConvTranspose2d weights [in, out, k, k] map as convs
+    Rule("unet{u}.conv{j}.conv.{k}", "unet{u}/conv{j}/conv_{k}"),
+    Rule("unet{u}.conv{j}.seblock.conv{k}", "unet{u}/conv{j}/seblock/conv{k}"),
+    Rule("unet{u}.conv{j}_down", "unet{u}/conv{j}_down"),
+    Rule("unet{u}.conv{j}_up", "unet{u}/conv{j}_up"),
+    Rule("unet{u}.conv{j}", "unet{u}/conv{j}"),
+    Rule("unet{u}.conv_bottom", "unet{u}/conv_bottom"),
+)
 
 
 def _patchgan_rules(n_layers: int | None) -> list[Rule]:
@@ -236,6 +253,10 @@ ARCHS: dict[str, ArchSpec] = {
         ),
         lambda m: (1, 16, 16, 3),
     ),
+    # waifu2x (nagadomi/nunif waifu2x/models/upconv_7.py, cunet.py) and Real-CUGAN (bilibili/ailab upcunet_v3.py)
+    "waifu2x_upconv7": ArchSpec(_static(Rule("net.{i}", "net_{i}")), _generator_input),
+    "waifu2x_cunet": ArchSpec(_static(*_CUNET), _generator_input),
+    "realcugan": ArchSpec(_static(*_CUNET, Rule("conv_final", "conv_final"), Rule("", "", "drop")), _generator_input),
     "patchgan": ArchSpec(
         _patchgan_rules,
         lambda m: (1, 4 * 2**m.n_layers, 4 * 2**m.n_layers, m.num_in_ch),
@@ -497,8 +518,6 @@ def load_pretrained(arch: str, path: str, **model_kwargs: Any) -> tuple[nn.Modul
 
     E.g. ``load_pretrained('srvgg_compact', 'realesr-animevideov3.pth', scale=4)``.
     """
-    from jaxgen.weights.state_dict_io import load_state_dict
-
     model = build(arch, **model_kwargs)
     state = load_state_dict(path)
     try:
@@ -511,6 +530,4 @@ def load_pretrained(arch: str, path: str, **model_kwargs: Any) -> tuple[nn.Modul
 def export_torch_weights(arch: str, params: Mapping[str, Any], path: str, *, model: nn.Module | None = None) -> None:
     """``save_state_dict(path, flax_to_torch(arch, params, model=model))``: jaxgen params as an official PyTorch
     state dict in ``.safetensors``, ``.npz`` or (with PyTorch installed) ``.pth``."""
-    from jaxgen.weights.state_dict_io import save_state_dict
-
     save_state_dict(path, flax_to_torch(arch, params, model=model))

@@ -12,9 +12,12 @@ Format (ncnn ``src/paramdict.cpp``, ``src/modelbin.cpp``, ``docs/developer-guide
   ``0x01306B47`` = float16 (data padded to 4 bytes), ``0`` or ``0x0002C056`` = raw float32; ``0x000D4B38``
   (int8) and the 256-entry quantisation table (any other non-zero tag) are refused.
 
-Only the layer types of the Real-ESRGAN ncnn graphs are read (weight-free ``Input``, ``Split``, ``Concat``,
-``Eltwise``, ``BinaryOp``, ``Interp``, ``PixelShuffle``; weighted ``Convolution``, ``PReLU``); any other type is an
-error naming it, since its weight layout would be unknown.
+Only the layer types of the Real-ESRGAN, RealSR, waifu2x and Real-CUGAN ncnn graphs are read (weight-free
+``Input``, ``Split``, ``Concat``, ``Eltwise``, ``BinaryOp``, ``Interp``, ``PixelShuffle``, ``Pooling``, ``Crop``,
+``Scale`` with ``0=-233`` (scale from a second blob); weighted ``Convolution``, ``PReLU``, ``Deconvolution`` (stored
+as ``Convolution``), ``InnerProduct`` (weight ``[num_output, num_input]`` tagged, then a raw fp32 bias)); any other
+type is an error naming it, since its weight layout would be unknown. The waifu2x / Real-CUGAN graphs are mapped
+to jaxgen modules by :mod:`jaxgen.weights.ncnn_unet`.
 
 Converters (``convert_realesrgan``) recognise the two graphs the Real-ESRGAN ncnn release exports:
 
@@ -54,8 +57,8 @@ TAG_FP16 = 0x01306B47
 TAG_INT8 = 0x000D4B38
 TAG_FP32_SCALED = 0x0002C056
 
-_WEIGHTLESS = {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle"}
-_WEIGHTED = {"Convolution", "PReLU"}
+_WEIGHTLESS = {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle", "Pooling", "Crop"}
+_WEIGHTED = {"Convolution", "PReLU", "Deconvolution", "InnerProduct"}  # + "Scale" with 0=-233 (weight-free)
 
 Value = int | float | tuple[int | float, ...]
 
@@ -169,6 +172,19 @@ def _conv_weights(layer: NcnnLayer, rd: _BinReader) -> dict[str, np.ndarray]:
     return out
 
 
+def _inner_product_weights(layer: NcnnLayer, rd: _BinReader) -> dict[str, np.ndarray]:
+    """``InnerProduct``: weight ``[num_output, num_input]`` as a tagged blob, then (``1=1``) the raw fp32 bias."""
+    o, size = int(layer.get(0, 0)), int(layer.get(2, 0))
+    if o <= 0 or size % o:
+        raise ValueError(f"{rd.source}: InnerProduct {layer.name}: weight_data_size {size} does not divide by {o}")
+    if int(layer.get(8, 0)):
+        raise ValueError(f"{rd.source}: InnerProduct {layer.name} is int8-quantised (8=1); not supported")
+    out = {"weight": rd.tagged(size, f"InnerProduct {layer.name} weight").reshape(o, size // o)}
+    if int(layer.get(1, 0)):
+        out["bias"] = rd.raw_fp32(o, f"InnerProduct {layer.name} bias")
+    return out
+
+
 def read_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> list[NcnnLayer]:
     """Read an ncnn model -> layers with their weights as float32 arrays (fp16 weights are widened exactly).
 
@@ -188,7 +204,12 @@ def read_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> lis
             weights = _conv_weights(layer, rd)
         elif layer.type == "PReLU":
             weights = {"slope": rd.raw_fp32(int(layer.get(0, 1)), f"PReLU {layer.name} slope")}
-        elif layer.type in _WEIGHTLESS:
+        elif layer.type == "Deconvolution":  # same storage as Convolution: [O, I, kh, kw] tagged, then the bias
+            weights = _conv_weights(layer, rd)
+        elif layer.type == "InnerProduct":
+            weights = _inner_product_weights(layer, rd)
+        elif layer.type in _WEIGHTLESS or (layer.type == "Scale" and layer.get(0, 0) == -233):
+            # Scale 0=-233: the scale comes from a second input blob (waifu2x cunet's squeeze-excitation)
             weights = {}
         else:
             raise ValueError(

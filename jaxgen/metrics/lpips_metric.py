@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxgen.weights import pretrained
 from jaxgen.models.alexnet import AlexNetFeatures
 from jaxgen.models.vgg import VGGFeatures
 
@@ -55,9 +56,7 @@ Params = Mapping[str, Any]
 
 def load_lpips_params(net: str = "vgg", *, trunk_path: str | os.PathLike | None = None,
                       heads_path: str | os.PathLike | None = None, allow_download: bool = False) -> dict[str, Any]:
-    """The LPIPS v0.1 params of ``net`` ('vgg' | 'alex') as numpy arrays (``jaxgen.pretrained`` resolution)."""
-    from jaxgen import pretrained
-
+    """The LPIPS v0.1 params of ``net`` ('vgg' | 'alex') as numpy arrays (``jaxgen.weights.pretrained`` resolution)."""
     _check_net(net)
     if net == "vgg":
         trunk = pretrained.load_vgg("vgg16", "torchvision", path=trunk_path, allow_download=allow_download).params
@@ -135,7 +134,7 @@ def lpips(a: jax.Array, b: jax.Array, *, net: str = "vgg") -> jax.Array:
     """LPIPS v0.1 metric with the default pretrained weights (loaded once): ``[B,H,W,3]`` in ``[0,1]`` -> ``[B]``.
 
     Equal to ``lpips.LPIPS(net=net)(a, b, normalize=True)`` of the ``lpips`` package (NCHW there). Raises
-    ``jaxgen.pretrained.WeightsNotFoundError`` when the weight packages are not installed.
+    ``jaxgen.weights.pretrained.WeightsNotFoundError`` when the weight packages are not installed.
     """
     _check_net(net)
     return lpips_fn(default_lpips_params(net), a, b, net=net)

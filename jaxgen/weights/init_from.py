@@ -3,7 +3,7 @@ stage from a PSNR-oriented model (``pretrain_network_g`` in BasicSR's options).
 
 ``init_from`` is one of:
 
-* a model-zoo name (``jaxgen.zoo``, e.g. ``realesrgan-x4plus``): the official weights from the installed ncnn files;
+* a model-zoo name (``jaxgen.weights.zoo``, e.g. ``realesrgan-x4plus``): the official weights from the installed ncnn files;
 * an official PyTorch weight file (``.pth``/``.pt``/``.safetensors``/``.npz``; BasicSR's ``params_ema`` wrapper
   key first), converted by ``jaxgen.weights.load_pretrained`` for the config's generator;
 * a jaxgen workdir: its latest checkpoint's exported generator params (the EMA when it kept one).
@@ -14,7 +14,6 @@ and the first mismatches. :func:`describe` gives ``'source + sha256'`` for the r
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -22,35 +21,28 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxgen.files import file_sha256
+from jaxgen.inference.restore import restore_generator
+from jaxgen.weights import zoo
+from jaxgen.weights.convert import ARCHS, load_pretrained
+
 __all__ = ["describe", "load_generator_params"]
 
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".npz", ".ckpt")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def describe(source: str) -> str:
     """``'<source> sha256 <hex>'`` for a file, the zoo's files for a zoo name, ``'<workdir> (jaxgen run)'``."""
-    from jaxgen import zoo
-
     if source in zoo.ZOO:
         param, bin_ = zoo.find_files(source)
-        return f"zoo {source}: {bin_} sha256 {_sha256(bin_)}"
+        return f"zoo {source}: {bin_} sha256 {file_sha256(bin_)}"
     path = Path(source)
     if path.is_file():
-        return f"{path} sha256 {_sha256(path)}"
+        return f"{path} sha256 {file_sha256(path)}"
     return f"{path} (jaxgen workdir)"
 
 
 def _raw(source: str, config: ml_collections.ConfigDict) -> Any:
-    from jaxgen import zoo
-
     if source in zoo.ZOO:
         conv = zoo.read(source)
         if conv.arch != config.model.name or conv.scale != config.scale:
@@ -59,13 +51,9 @@ def _raw(source: str, config: ml_collections.ConfigDict) -> Any:
         return conv.params
     path = Path(source).expanduser()
     if path.is_dir():
-        from jaxgen.inference import restore_generator
-
         _, _, params, _ = restore_generator(path)
         return params
     if path.is_file() and path.suffix.lower() in _WEIGHT_SUFFIXES:
-        from jaxgen.weights import ARCHS, load_pretrained
-
         name = config.model.name
         if name not in ARCHS:
             raise ValueError(f"config.init_from={source!r}: no official weight converter for model {name!r} "

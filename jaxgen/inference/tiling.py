@@ -45,7 +45,8 @@ def _check_int(name: str, value: object) -> int:
     return int(value)
 
 
-def upscale_tiled(sr_fn: SRFn, lr: np.ndarray, scale: int, *, tile: int | None, overlap: int) -> np.ndarray:
+def upscale_tiled(sr_fn: SRFn, lr: np.ndarray, scale: int, *, tile: int | None, overlap: int,
+                  fixed_shape: bool = False) -> np.ndarray:
     """Super-resolves ``lr`` ``[H,W,C]`` (float) with ``sr_fn`` tile by tile -> float32 ``[H*scale, W*scale, C']``.
 
     ``sr_fn``: ``[1,h,w,C]`` float32 -> ``[1,h*scale,w*scale,C']`` (numpy or JAX array). ``tile``: window
@@ -53,6 +54,10 @@ def upscale_tiled(sr_fn: SRFn, lr: np.ndarray, scale: int, *, tile: int | None, 
     ``overlap``: LR pixels of context on each side of the kept part; needs ``0 <= overlap < tile / 2``
     (each window keeps at least ``tile - 2 * overlap`` pixels a side). Sides shorter than ``tile`` are
     not split (no padding), so an image smaller than a tile is one call on the whole image.
+    ``fixed_shape``: every call gets a ``[1, tile, tile, C]`` window -- a side shorter than ``tile`` is
+    reflect-padded at its bottom/right end (as Real-ESRGAN's ``pre_pad``/``mod_pad``) and the result cropped --
+    so one compiled ``sr_fn`` serves images of every size (``jaxgen upscale --tile``). Pixels within the
+    network's receptive field of such a padded end then differ slightly from the unpadded run.
     """
     lr = np.asarray(lr)
     if lr.ndim != 3:
@@ -82,6 +87,11 @@ def upscale_tiled(sr_fn: SRFn, lr: np.ndarray, scale: int, *, tile: int | None, 
     if overlap < 0 or 2 * overlap >= tile:
         raise ValueError(f"need 0 <= overlap < tile / 2; got tile={tile}, overlap={overlap}")
 
+    if fixed_shape and (h < tile or w < tile):
+        ph, pw = max(0, tile - h), max(0, tile - w)
+        padded = np.pad(lr, ((0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+        out = upscale_tiled(sr_fn, padded, scale, tile=tile, overlap=overlap)
+        return out[: h * scale, : w * scale]
     rows, cols = tile_windows(h, tile, overlap), tile_windows(w, tile, overlap)
     th, tw = min(tile, h), min(tile, w)
     result: np.ndarray | None = None

@@ -9,9 +9,6 @@ are used as they are (also with ``y_channel=True``).
 Precision: computed in ``promote_types(dtype, float32)`` -- float32 by default, float64 for float64 inputs
 when ``jax_enable_x64`` is on; the SSIM filter is plain multiply-adds (no TF32/bf16 convolution on
 accelerators). ``crop_border``, ``y_channel`` and ``max_val`` are static (Python numbers).
-
-LPIPS (``lpips``, ``lpips_fn``, ``load_lpips_params``) lives in ``jaxgen.lpips_metric`` and is re-exported here:
-``lpips(pred, target, net='vgg'|'alex') -> [B]`` with the pretrained v0.1 weights.
 """
 
 from __future__ import annotations
@@ -23,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.image import rgb_to_y
-from jaxgen.lpips_metric import load_lpips_params, lpips, lpips_fn  # noqa: F401  (re-exported)
+
+__all__ = ["SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_WINDOW", "psnr", "ssim"]
 
 SSIM_WINDOW = 11  # Wang et al. 2004: 11x11 circular-symmetric Gaussian, sigma 1.5
 SSIM_SIGMA = 1.5

@@ -1,46 +1,14 @@
-"""Super-resolving whole images with a generator and its params (used by validation, eval, upscale, demo)."""
+"""A trained generator back from a jaxgen workdir: ``restore_generator(workdir) -> (config, module, params, step)``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
-import jax
 import ml_collections
-import numpy as np
 
-from jaxgen import image, tiling
-
-ApplyFn = Callable[[Any, jax.Array], jax.Array]
-
-
-def make_apply(model: nn.Module, network: str | None = None) -> ApplyFn:
-    """``jit((params, x [1,h,w,C] float32 in [0,1]) -> [1,h*s,w*s,C])``; compiles once per input shape, so make
-    it once per run and reuse it across evaluations. ``network`` (the model's registry name) selects jaxgen's
-    measured per-network compile options (``xla_setup.inference_compiler_options``; none when ``None``)."""
-    from jaxgen import xla_setup
-
-    options = xla_setup.inference_compiler_options(network) if network else {}
-    return jax.jit(lambda params, x: model.apply({"params": params}, x), compiler_options=options or None)
-
-
-def make_sr_fn(
-    apply: ApplyFn, params: Any, scale: int, *, tile: int = 0, overlap: int = 16
-) -> Callable[[np.ndarray], np.ndarray]:
-    """``lr uint8 [h,w,C] -> sr float32 [h*s,w*s,C]`` (not clipped); tiled when ``tile > 0`` (see
-    :func:`jaxgen.tiling.upscale_tiled`: equal to the untiled output when ``overlap`` covers the receptive field)."""
-
-    def batch_fn(x: np.ndarray) -> np.ndarray:
-        return np.asarray(apply(params, x))
-
-    def sr_fn(lr_u8: np.ndarray) -> np.ndarray:
-        lr = image.to_float(lr_u8)
-        if tile:
-            return tiling.upscale_tiled(batch_fn, lr, scale, tile=tile, overlap=overlap)
-        return batch_fn(lr[None])[0]
-
-    return sr_fn
+__all__ = ["restore_generator"]
 
 
 def restore_generator(
