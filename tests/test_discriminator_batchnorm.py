@@ -74,3 +74,27 @@ def test_sr_gan_step_updates_running_stats_as_basicsr(kind, calls):
     assert int(stats["norm0_1"]["num_batches_tracked"]) == calls
     assert float(jnp.abs(stats["norm0_1"]["running_mean"]).sum()) > 0
     assert np.isfinite(float(metrics["d_loss"]))
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_srgan_basicsr_config_is_train_msrgan_x4_yml():
+    """configs/srgan.py:basicsr against BasicSR options/train/SRResNet_SRGAN/train_MSRGAN_x4.yml (8d56e3a)."""
+    from jaxgen.config import load_config
+
+    c = load_config(str(ROOT / "configs" / "srgan.py") + ":basicsr")
+    assert (c.task, c.scale, c.model.name, c.model.act, c.model.num_feat, c.model.num_blocks) == \
+        ("sr_gan", 4, "srresnet", "lrelu", 64, 16)
+    assert c.losses.l1 == 1e-2 and c.losses.gan.weight == 5e-3 and c.losses.gan.kind == "vanilla"
+    p = c.losses.perceptual
+    assert dict(p.layer_weights) == {"conv5_4": 1.0} and p.weight == 1.0 and p.criterion == "l1"
+    assert (c.disc.name, c.disc.kwargs.norm, c.disc.kwargs.num_feat, c.disc.kwargs.input_size) == \
+        ("vgg_style", "batch", 64, 128)
+    for o in (c.optim, c.disc.optim):
+        assert (o.lr, o.kwargs.b1, o.kwargs.b2, o.schedule, tuple(o.milestones), o.gamma) == \
+            (1e-4, 0.9, 0.99, "multistep", (50_000, 100_000, 200_000, 300_000), 0.5)
+    assert (c.total_steps, c.batch_size, c.data.patch_size * c.scale, c.ema_decay) == (400_000, 16, 128, 0.999)
+    esr = load_config(str(ROOT / "configs" / "esrgan.py") + ":basicsr")
+    assert esr.disc.kwargs.norm == "batch" and esr.losses.gan.kind == "ragan_basicsr"
+    assert load_config(str(ROOT / "configs" / "esrgan.py")).disc.kwargs.norm == "instance"  # the paper variant

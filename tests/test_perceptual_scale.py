@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import image, pretrained
+from jaxgen import image
+from jaxgen.weights import pretrained
 from jaxgen.losses import perceptual
 from jaxgen.losses.perceptual import CAFFE_TO_TORCHVISION, caffe_layer_scale, perceptual_terms, vgg_features
 from jaxgen.models.vgg import VGGFeatures
@@ -99,3 +100,17 @@ def test_caffe_distances_within_2x_of_torchvision_on_set5():
 
 def test_module_documents_the_factors():
     assert "tools/measure_caffe_vgg_scale.py" in perceptual.__doc__
+
+
+def test_sr_task_says_which_vgg_it_uses(capsys):
+    """One visible line at the task's constants: which VGG, and that the Caffe features are rescaled."""
+    from jaxgen.tasks.sr import load_perceptual_vgg
+
+    p = dict(weights="caffe", vgg_type="vgg19")
+    try:
+        convention, _, _ = load_perceptual_vgg(p)
+    except pretrained.WeightsNotFoundError as e:
+        pytest.skip(str(e))
+    out = capsys.readouterr().out
+    assert convention == "caffe"
+    assert out.count("\n") == 1 and "perceptual loss VGG: vgg19 caffe" in out and "rescaled" in out

@@ -26,7 +26,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxgen import image, pretrained
+from jaxgen import image
+from jaxgen.weights import pretrained
 from jaxgen.losses.perceptual import vgg_features
 
 OUT = Path(__file__).resolve().parent / "caffe_vgg19_scale.json"
