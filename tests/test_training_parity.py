@@ -62,5 +62,15 @@ def test_compare_catches_a_changed_loss_and_param():
     floor = {"l1": np.array([1e-5, 1e-2, 1e-3])}
     near = {"losses": {"l1": t["losses"]["l1"] * np.array([1, 1 + 2.9e-2, 1 + 2.9e-2])}, "params": dict(t["params"])}
     far = {"losses": {"l1": t["losses"]["l1"] * np.array([1 + 3.1e-4, 1, 1])}, "params": dict(t["params"])}
-    assert common.compare(t, near, floor_rel=floor, floor_param=0.0)["explained"]
-    assert not common.compare(t, far, floor_rel=floor, floor_param=0.0)["explained"]
+    assert common.compare(t, near, floor_rel=floor, floor_param={})["explained"]
+    assert not common.compare(t, far, floor_rel=floor, floor_param={})["explained"]
+    # params: each tensor against its own floor
+    moved = {"losses": dict(near["losses"]), "params": {"g/w": np.array([1.0, -2.0, 0.5 + 2e-3], np.float32)}}
+    assert common.compare(t, moved, floor_rel=floor, floor_param={"g/w": 1e-3})["explained"]  # 1e-3 <= 3e-3
+    assert not common.compare(t, moved, floor_rel=floor, floor_param={"g/w": 2e-4})["explained"]
+    # the allowance of a tensor is its player's largest floor (another player's does not count)
+    two = {"losses": dict(t["losses"]), "params": {**t["params"], "d/v": np.array([3.0], np.float32)}}
+    two_moved = {"losses": dict(near["losses"]), "params": {**moved["params"], "d/v": np.array([3.0], np.float32)}}
+    assert common.compare(two, two_moved, floor_rel=floor, floor_param={"g/w": 0.0, "g/u": 1e-3, "d/v": 0.0}
+                          )["explained"]
+    assert not common.compare(two, two_moved, floor_rel=floor, floor_param={"g/w": 0.0, "d/v": 1e-3})["explained"]

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if floor is not None:
             f = common.compare(torch_res, floor, common.initial_params(case))
             r = common.compare(torch_res, jax_res, common.initial_params(case), common.loss_rel(torch_res, floor),
-                               f["param"])
+                               common.param_rel(torch_res, floor))
         verdict = "yes" if r["ok"] else ("floor" if r["explained"] else "NO")
         all_ok &= r["ok"] or r["explained"]
         print(f"{name:<14}{args.steps:>6}  {r['loss']:>17.3e}  {r['loss_at']:<22}{r['param']:>18.3e}  "
