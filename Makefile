@@ -21,10 +21,11 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/jaxgen demo
 
-# The everyday suite (about 6 minutes on 2 cores); `make test-slow` runs the long end-to-end tests marked
+# The everyday suite on 2 workers, listing its 20 slowest tests (tests/conftest.py shares one persistent XLA
+# compilation cache with every worker and subprocess); `make test-slow` runs the long end-to-end tests marked
 # `slow` (multi-process training, tiny GAN configs, translation resume), which CI runs too.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=20 $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m slow $(PYTEST_ARGS)

@@ -141,7 +141,7 @@ class JaxWorker:
             mesh = parallel.make_mesh(jax.devices()[:1])
             repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
         if kind == "train" and net in ("edsr", "rrdbnet"):
-            from jaxgen.config import base_config
+            from jaxgen.tasks import base_configNone
             from jaxgen.tasks import get_task
 
             c = base_config("sr")

@@ -39,7 +39,8 @@ t0 = time.perf_counter()
 from jaxgen import xla_setup
 xla_setup.configure_process()
 import jax, ml_collections, numpy as np
-from jaxgen.config import base_config, optim_config
+from jaxgen.config import optim_config
+from jaxgen.tasks import base_config
 from jaxgen.tasks import get_task
 from jaxgen.train import parallel
 t_import = time.perf_counter() - t0

@@ -44,7 +44,8 @@ def main() -> None:
     import numpy as np
 
     from jaxgen import degradations as D
-    from jaxgen.config import base_config, optim_config
+    from jaxgen.config import optim_config
+    from jaxgen.tasks import base_config
     from jaxgen.tasks import get_task
     from jaxgen.train import parallel
 

@@ -32,7 +32,7 @@ def main() -> None:
     os.environ.setdefault("JAXGEN_DATA_DIR", tempfile.mkdtemp(prefix="jaxgen_loader_"))
     from jaxgen.config import load_config
     from jaxgen.tasks import get_task
-    from jaxgen.tasks.sr import resolve_data_config
+    from jaxgen.tasks.sr_common import resolve_data_config
 
     results = []
     for threads in [int(t) for t in args.threads.split(",")]:

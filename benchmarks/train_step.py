@@ -30,7 +30,8 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxgen.config import base_config, optim_config  # noqa: E402
+from jaxgen.config import optim_config  # noqa: E402
+from jaxgen.tasks import base_config
 from jaxgen.tasks import get_task  # noqa: E402
 from jaxgen.train import parallel  # noqa: E402
 

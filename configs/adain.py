@@ -5,7 +5,8 @@ decoder), ``tiny`` (tests: built-in photos and drawn styles, 32 px, random encod
 data with ``--config.data.content_dir=DIR --config.data.style_dir=DIR`` (the paper: MS-COCO and WikiArt).
 """
 
-from jaxgen.config import base_config, optim_config, parse_arg, shared_data_dir
+from jaxgen.config import optim_config, parse_arg, shared_data_dir
+from jaxgen.tasks import base_config
 
 
 def get_config(arg=None):

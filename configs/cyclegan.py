@@ -13,7 +13,8 @@ generators (instance norm, reflection padding), PatchGAN n_layers 3, LSGAN, lamb
 
 import ml_collections
 
-from jaxgen.config import base_config, optim_config, parse_arg
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
 
 
 def get_config(arg=None):

@@ -15,9 +15,12 @@ Time: a baseline x2 step (batch 16, 48x48) takes 5.6 s on 2 CPU cores (benchmark
 Demo: about 4 minutes on 2 CPU cores, +0.63 dB over bicubic on the held-out photos (README).
 """
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_builtin_photos, use_div2k
-
 import ml_collections
+
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_builtin_photos, use_div2k
 
 
 def get_config(arg=None):

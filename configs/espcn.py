@@ -8,7 +8,10 @@ lr 0.01 -> 0.0001). Validation Set5/Set14 (Y, crop = scale). Expected (paper, 91
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_t91
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_t91
 
 
 def get_config(arg=None):

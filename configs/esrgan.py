@@ -20,7 +20,10 @@ perceptual index well below the PSNR model's.
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_div2k
 
 
 def _rrdb(c):

@@ -6,7 +6,8 @@ random crops of the shared content photos, a 16-channel net), ``tiny`` (tests: b
 32 px, random VGG weights, 20 steps). E.g. ``jaxgen train --config configs/fast_style.py:style=candy``.
 """
 
-from jaxgen.config import base_config, optim_config, parse_arg, shared_data_dir
+from jaxgen.config import optim_config, parse_arg, shared_data_dir
+from jaxgen.tasks import base_config
 
 
 def get_config(arg=None):

@@ -12,7 +12,8 @@ B), U-Net-256 (batch norm, dropout 0.5), PatchGAN n_layers 3 with batch norm, va
 
 import ml_collections
 
-from jaxgen.config import base_config, optim_config, parse_arg, shared_data_dir
+from jaxgen.config import optim_config, parse_arg, shared_data_dir
+from jaxgen.tasks import base_config
 
 
 def get_config(arg=None):

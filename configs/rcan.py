@@ -8,7 +8,10 @@ Protocol (paper): DIV2K bicubic, 48x48 LR patches, batch 16, L1, Adam(0.9, 0.999
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_div2k
 
 
 def get_config(arg=None):

@@ -22,7 +22,10 @@ Validation: PSNR/SSIM/LPIPS on bicubic LR of the validation folders (the officia
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_div2k
 
 PERCEPTUAL_LAYERS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
 

@@ -11,7 +11,10 @@ Expected (ESRGAN paper, PSNR-oriented RRDB trained on DIV2K+Flickr2K): Set5 x4 3
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_div2k
 
 
 def get_config(arg=None):

@@ -16,7 +16,10 @@ recorded in experiments/results/srcnn_t91.md.
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_t91
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_t91
 
 
 def get_config(arg=None):

@@ -23,7 +23,10 @@ the ESRGAN loss; the SRGAN step differs only in the GAN kind).
 
 import ml_collections
 
-from jaxgen.config import base_config, make_tiny, optim_config, parse_arg, use_div2k
+from jaxgen.config import optim_config, parse_arg
+from jaxgen.tasks import base_config
+
+from .common import make_tiny, use_div2k
 
 
 def get_config(arg=None):

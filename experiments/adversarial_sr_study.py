@@ -33,8 +33,9 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxgen import evaluation, image  # noqa: E402
-from jaxgen.config import base_config, config_from_json, lock, optim_config, shared_data_dir  # noqa: E402
+from jaxgen.config import config_from_json, lock, optim_config, shared_data_dir  # noqa: E402
 from jaxgen.metrics import default_lpips_params, lpips_fn  # noqa: E402
+from jaxgen.tasks import base_config  # noqa: E402
 from jaxgen.tasks import get_task  # noqa: E402
 from jaxgen.evaluation import center_crop, comparison_grid  # noqa: E402
 from jaxgen.train import train  # noqa: E402

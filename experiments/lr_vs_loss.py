@@ -13,12 +13,13 @@ convergence. Results: experiments/results/lr_vs_loss.{md,csv,html}.
 
 from pathlib import Path
 
-from jaxgen.config import benchmark_val_dirs
+from jaxgen.config import shared_data_dir
 from jaxgen.sweeps import product, sweep
 
 BASE_CONFIG = "configs/edsr.py:x2,demo"
 BASE_OVERRIDES = {
-    "data.val_dirs": tuple(str(Path(d).resolve()) for d in benchmark_val_dirs()),
+    "data.val_dirs": tuple(str(Path(d).resolve()) for d in (f"{shared_data_dir()}/sr-benchmarks/Set5",
+                                                             f"{shared_data_dir()}/sr-benchmarks/Set14")),
     "eval_max_images": 0,
     "total_steps": 300,
     "eval_every": 100,

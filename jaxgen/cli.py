@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
+
+from jaxgen import xla_setup  # imports no JAX: its settings below must precede JAX's start
+from jaxgen.commands.common import set_verbosity
 
 COMMANDS = {
     "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
@@ -39,23 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[1] not in COMMANDS:
-        import difflib
-
         close = difflib.get_close_matches(argv[1], list(COMMANDS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
-    from jaxgen import xla_setup  # imports no JAX: the settings below must precede JAX's start
-
     if no_cache:
         os.environ[xla_setup.CACHE_ENV] = "0"
     xla_setup.configure_compilation_cache()  # compiled programs reused by the next command (benchmarks/RESULTS.md)
     if argv[1] in TRAINING_COMMANDS:
-
         # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off). Training only: a split
         # host slows single-image inference with Eigen convolutions (benchmarks/RESULTS.md).
         xla_setup.configure_process()
-    from jaxgen.commands.common import set_verbosity
 
     set_verbosity(any(a in ("-v", "--verbose") for a in argv[2:]))  # quiet library logs for every command
     module = importlib.import_module(COMMANDS[argv[1]][0])

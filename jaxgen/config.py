@@ -5,11 +5,14 @@ colon in ``--config configs/edsr.py:x2,tiny`` and is parsed big_vision-style by 
 comma-separated ``key`` (a boolean flag set to True), ``key=value`` (cast to the default's type) or ``xN``
 (shorthand for ``scale=N``).
 
-Layout: :func:`base_config` holds the run-level keys (seed, steps, batch, logging, checkpointing, ``task``);
-the task selected by ``config.task`` adds its own section (``jaxgen.tasks.TASKS[task].default_config``), e.g.
-the SR tasks' ``scale``, ``model``, ``losses``, ``optim``, ``data``. :func:`load_config` locks the result so a
-mistyped ``--config.key=value`` is an error naming the close match, except in the *open* sections the task
-declares (model kwargs, loss entries, optimizer kwargs, discriminator kwargs), which accept new keys.
+Layout: :func:`run_config` holds the run-level keys (seed, steps, batch, logging, checkpointing, ``task``);
+``jaxgen.tasks.base_config(task)`` adds the task's own section (``TASKS[task].default_config``), e.g. the SR
+tasks' ``scale``, ``model``, ``losses``, ``optim``, ``data``, and its ``open_sections``: the dotted paths (model
+kwargs, loss entries, discriminator kwargs) that accept new keys. :func:`load_config` locks the result so a
+mistyped ``--config.key=value`` is an error naming the close match, except in the open sections and every
+``optim.kwargs``. Recipes shared by the files in ``configs/`` (DIV2K, T91, ``tiny``) are in ``configs/common.py``.
+
+This module imports nothing of jaxgen: the task registry (``jaxgen.tasks``) builds on it, not the other way.
 
 Overrides: ``--config.a.b=value`` (:func:`apply_override`): the value is cast to the type of the existing
 key (``true/false/1/0`` for booleans; Python literals for tuples); a new key in an open section takes a
@@ -20,10 +23,13 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
+import importlib.machinery
 import importlib.util
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +38,15 @@ import ml_collections
 __all__ = [
     "ConfigError",
     "apply_override",
-    "base_config",
+    "check_run_config",
     "config_from_json",
+    "exec_python_file",
     "load_config",
+    "lock",
     "optim_config",
     "parse_arg",
     "parse_literal",
+    "run_config",
     "shared_data_dir",
 ]
 
@@ -139,8 +148,8 @@ def optim_config(**overrides: Any) -> ml_collections.ConfigDict:
     return cfg
 
 
-def base_config(task: str = "sr") -> ml_collections.ConfigDict:
-    """The run-level keys with defaults, plus ``task``'s own section (``TASKS[task].default_config``)."""
+def run_config(task: str) -> ml_collections.ConfigDict:
+    """The run-level keys with defaults (``jaxgen.tasks.base_config`` adds the task's section)."""
     c = ml_collections.ConfigDict()
     c.task = task
     c.seed = 0
@@ -155,9 +164,6 @@ def base_config(task: str = "sr") -> ml_collections.ConfigDict:
     c.time_budget_s = 0.0  # > 0: checkpoint and stop after this much training time (studies on a budget)
     c.distributed = False  # call jax.distributed.initialize() (multi-host; env/cluster auto-detection)
     c.progress_bar = True
-    from jaxgen.tasks import get_task
-
-    get_task(task).default_config(c)
     return c
 
 
@@ -186,11 +192,10 @@ def check_run_config(config: ml_collections.ConfigDict) -> None:
 
 
 def open_sections(config: ml_collections.ConfigDict) -> list[str]:
-    """Dotted paths of the sections that accept new keys: every ``optim``'s ``kwargs`` and the task's own."""
-    from jaxgen.tasks import get_task
-
+    """Dotted paths of the sections that accept new keys: every ``optim``'s ``kwargs`` and those the task's
+    ``default_config`` lists in ``config.open_sections`` (a config of an older jaxgen has none: all locked)."""
     paths = [p for p in _section_paths(config) if p == "optim.kwargs" or p.endswith(".optim.kwargs")]
-    return paths + [p for p in get_task(config.task).OPEN_SECTIONS if _get_path(config, p) is not None]
+    return paths + [p for p in config.get("open_sections", ()) if _get_path(config, p) is not None]
 
 
 def _section_paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
@@ -277,16 +282,27 @@ def _unknown(node: ml_collections.ConfigDict, key: str, parent: str) -> str:
 
 
 def exec_python_file(path: str, kind: str, error: type[Exception] = ValueError) -> Any:
-    """Runs the Python file ``path`` (a config or sweep file) as a fresh module and returns it; a missing file or a
-    syntax error raises ``error`` naming the ``kind`` of file, the path and the line."""
+    """Runs the Python file ``path`` (a config or sweep file) as a fresh module and returns it; a missing file, a
+    syntax error or a failed import raises ``error`` naming the ``kind`` of file, the path (and the line).
+
+    The file is loaded as a module of a package made for its folder, so it imports its siblings relatively:
+    ``from .common import make_tiny`` in ``configs/edsr.py`` is ``configs/common.py``."""
     if not Path(path).is_file():
         raise error(f"{kind} file {path!r} not found")
-    module_spec = importlib.util.spec_from_file_location(f"jaxgen_{kind}_{Path(path).stem}", path)
+    folder = Path(path).resolve().parent
+    package = f"jaxgen_{kind}_dir_{hashlib.sha1(str(folder).encode()).hexdigest()[:12]}"
+    if package not in sys.modules:
+        package_spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        package_spec.submodule_search_locations = [str(folder)]
+        sys.modules[package] = importlib.util.module_from_spec(package_spec)
+    module_spec = importlib.util.spec_from_file_location(f"{package}.{Path(path).stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
     except SyntaxError as e:
         raise error(f"{kind} file {path!r} has a syntax error at line {e.lineno}: {e.msg}") from None
+    except ImportError as e:
+        raise error(f"{kind} file {path!r}: {e}") from None
     return module
 
 
@@ -298,18 +314,13 @@ def load_config(spec: str, overrides: list[tuple[str, str]] | None = None) -> ml
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path!r} has no get_config(arg) function")
     config = module.get_config(arg or None)
-    _check_task(config, path)
+    if not isinstance(config, ml_collections.ConfigDict) or not isinstance(config.get("task"), str):
+        raise ConfigError(f"config file {path!r}: get_config(arg) must return a ConfigDict with a 'task' key "
+                          "(start from jaxgen.tasks.base_config(task))")
     lock(config)
     for dotted, value in overrides or []:
         apply_override(config, dotted, value)
     return config
-
-
-def _check_task(config: ml_collections.ConfigDict, where: str) -> None:
-    from jaxgen.tasks import TASKS
-
-    if config.get("task") not in TASKS:
-        raise ConfigError(f"{where}: config.task={config.get('task')!r}; expected one of {sorted(TASKS)}")
 
 
 def _tuples(value: Any) -> Any:
@@ -328,50 +339,9 @@ def config_from_json(text: str, where: str = "config.json") -> ml_collections.Co
     except json.JSONDecodeError as e:
         raise ConfigError(f"{where}: not valid JSON ({e})") from None
     raw.setdefault("task", "sr_gan" if (raw.get("disc") or {}).get("name") else "sr")
-    config = ml_collections.ConfigDict(_tuples(raw))
-    _check_task(config, where)
-    return lock(config)
+    return lock(ml_collections.ConfigDict(_tuples(raw)))
 
 
 def shared_data_dir() -> str:
     """Public benchmark data: ``$JAXGEN_SHARED_DATA`` or ``../shared/data`` (relative to the working dir)."""
     return os.environ.get("JAXGEN_SHARED_DATA", "../shared/data")
-
-
-def benchmark_val_dirs() -> tuple[str, ...]:
-    """Set5 and Set14 under :func:`shared_data_dir` (validation: Y-PSNR/SSIM, crop = scale)."""
-    shared = shared_data_dir()
-    return (f"{shared}/sr-benchmarks/Set5", f"{shared}/sr-benchmarks/Set14")
-
-
-def use_builtin_photos(c: ml_collections.ConfigDict) -> None:
-    """Train on the scikit-image sample photos (``data.train_dir=''``), validate on the two held out."""
-    c.data.source, c.data.train_dir, c.data.train_lr_dir, c.data.val_dirs = "folder", "", "", ()
-
-
-def make_tiny(c: ml_collections.ConfigDict) -> None:
-    """The ``tiny`` variant's run settings (tests): built-in photos, global batch 8 (runs unchanged on 8
-    devices), 16 px LR patches, 20 steps, checkpoints and evaluation every 10. Shrinking the model is left
-    to each config."""
-    use_builtin_photos(c)
-    c.batch_size, c.data.patch_size = 8, 16
-    c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20, 5, 10, 10
-    c.optim = optim_config(lr=5e-4)
-    c.eval_max_images = 1
-
-
-def use_div2k(c: ml_collections.ConfigDict, patch_size: int) -> None:
-    """The DIV2K protocol of EDSR/RCAN/ESRGAN: TFDS ``div2k/bicubic_x{scale}`` (prepare it yourself), LR
-    patches of ``patch_size``, validation on Set5/Set14, logs every 100 steps, eval + checkpoint every 5000.
-    Without TFDS: ``--config.data.source=folder --config.data.train_dir=.../DIV2K_train_HR`` (README)."""
-    c.data.source, c.data.tfds_name = "tfds", f"div2k/bicubic_x{c.scale}"
-    c.data.patch_size, c.data.val_dirs = patch_size, benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 5000
-
-
-def use_t91(c: ml_collections.ConfigDict, patch_size: int) -> None:
-    """The 91-image protocol of SRCNN/ESPCN/FSRCNN: ``sr-train/T91`` under :func:`shared_data_dir` (LR by
-    MATLAB-exact bicubic), LR patches of ``patch_size``, validation on Set5/Set14, eval every 2000 steps."""
-    c.data.source, c.data.train_dir = "folder", f"{shared_data_dir()}/sr-train/T91"
-    c.data.patch_size, c.data.val_dirs = patch_size, benchmark_val_dirs()
-    c.log_every, c.eval_every, c.ckpt_every = 100, 2000, 2000

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import math
 import os
 from pathlib import Path
@@ -510,9 +511,7 @@ def _iccp_chunk(profile: bytes) -> tuple[bytes, bytes]:
 
 
 def _write_png16(f: BinaryIO, planes: np.ndarray, gray: bool, has_alpha: bool, icc: bytes | None) -> None:
-    import io
-
-    import png
+    import png  # pypng: 16-bit PNG files only
 
     h, w, c = planes.shape
     buf = io.BytesIO()

@@ -12,8 +12,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgen.config import base_config, optim_config
-from jaxgen.tasks import SRTask
+from jaxgen.config import optim_config
+from jaxgen.tasks import SRTask, base_config
 from jaxgen.train import parallel
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -9,8 +12,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxgen.config import ConfigError, apply_override, base_config, config_from_json, load_config, parse_arg
-from jaxgen.tasks import TASKS, get_task
+from jaxgen.config import ConfigError, apply_override, config_from_json, load_config, parse_arg
+from jaxgen.tasks import TASKS, base_config, get_task
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = f"{CONFIGS / 'edsr.py'}:x2,tiny"
@@ -125,6 +128,8 @@ def test_base_config_has_run_keys_and_the_task_section():
 def _all_config_specs() -> list[str]:
     specs = []
     for path in sorted(CONFIGS.glob("*.py")):
+        if path.name == "common.py":  # the recipes the config files share, not a config
+            continue
         for variant in ("", "tiny"):
             specs.append(f"{path}:{variant}" if variant else str(path))
     return specs
@@ -147,3 +152,42 @@ def test_every_config_builds_its_task_and_state_shapes(spec):
     out = jax.eval_shape(lambda p, *x: model.apply({"params": p}, *x), params, *inputs)
     assert out.shape == expected
     assert isinstance(config, ml_collections.ConfigDict)
+
+
+def test_config_module_imports_no_other_jaxgen_module():
+    code = ("import sys, jaxgen.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('jaxgen') and m not in ('jaxgen', 'jaxgen.config')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
+
+
+def _config_folder(folder: Path, steps: int) -> Path:
+    folder.mkdir()
+    (folder / "common.py").write_text(f"def set_steps(c):\n    c.total_steps = {steps}\n")
+    (folder / "mine.py").write_text("from jaxgen.tasks import base_config\n\nfrom .common import set_steps\n\n\n"
+                                    "def get_config(arg=None):\n    c = base_config('sr')\n    set_steps(c)\n    return c\n")
+    return folder / "mine.py"
+
+
+def test_a_config_file_imports_its_siblings(tmp_path):
+    # two folders with their own common.py: each config gets its own sibling (no module cache mix-up)
+    assert load_config(str(_config_folder(tmp_path / "a", 7))).total_steps == 7
+    assert load_config(str(_config_folder(tmp_path / "b", 9))).total_steps == 9
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "bad.py").write_text("from .nope import x\n")
+    with pytest.raises(ConfigError, match=r"config file .*bad.py.*nope"):
+        load_config(str(tmp_path / "c" / "bad.py"))
+
+
+def test_open_sections_come_from_the_task_and_survive_json():
+    config = load_config(TINY)
+    assert tuple(config.open_sections) == ("model", "losses")
+    back = config_from_json(config.to_json())
+    back.losses.charbonnier = 1.0  # open
+    with pytest.raises(AttributeError):
+        back.data.new_key = 1  # locked
+    legacy = json.loads(config.to_json())
+    del legacy["open_sections"]  # a config.json written before the tasks declared them: everything locked
+    with pytest.raises(AttributeError):
+        config_from_json(json.dumps(legacy)).losses.charbonnier = 1.0

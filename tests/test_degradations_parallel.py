@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
 import json, jax, jax.numpy as jnp, numpy as np, ml_collections
 from jaxgen import degradations as D
-from jaxgen.config import base_config, optim_config
-from jaxgen.tasks import get_task
+from jaxgen.config import optim_config
+from jaxgen.tasks import base_config, get_task
 from jaxgen.train import parallel
 mesh = parallel.make_mesh()
 repl, sh = parallel.replicated(mesh), parallel.batch_sharding(mesh)

@@ -17,8 +17,8 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxgen.config import base_config, lock, optim_config
-from jaxgen.tasks import TASKS
+from jaxgen.config import lock, optim_config
+from jaxgen.tasks import TASKS, base_config
 from jaxgen.train import train
 from jaxgen.train.checkpoint import open_manager
 from jaxgen.train.state import STREAM_NOISE, apply_gradients, init_key, new_player, new_state, step_key
@@ -63,13 +63,13 @@ class UnpairedBatches:
 
 
 class TinyCycleTask:
-    OPEN_SECTIONS: tuple[str, ...] = ()
     EXPORT_PLAYER = "g_ab"
     best_metric = "err_ab"
     best_mode = "min"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
+        c.open_sections = ()
         c.optim = optim_config(lr=1e-2)
         c.cycle_weight = 10.0
 

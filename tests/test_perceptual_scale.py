@@ -104,7 +104,7 @@ def test_module_documents_the_factors():
 
 def test_sr_task_says_which_vgg_it_uses(capsys):
     """One visible line at the task's constants: which VGG, and that the Caffe features are rescaled."""
-    from jaxgen.tasks.sr import load_perceptual_vgg
+    from jaxgen.tasks.sr_common import load_perceptual_vgg
 
     p = dict(weights="caffe", vgg_type="vgg19")
     try:

@@ -17,7 +17,7 @@ import pytest
 
 from jaxgen import image
 from jaxgen.config import load_config
-from jaxgen.inference import restore_generator
+from jaxgen.tasks import restore_generator
 from jaxgen.tasks import get_task
 from jaxgen.train import NonFiniteLossError, train
 from jaxgen.train.checkpoint import open_manager, restore_numpy

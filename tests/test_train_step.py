@@ -12,8 +12,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgen.config import ConfigError, base_config, optim_config
-from jaxgen.tasks import SRGANTask, SRTask
+from jaxgen.config import ConfigError, optim_config
+from jaxgen.tasks import SRGANTask, SRTask, base_config, get_task
+from jaxgen.tasks.sr_common import PlainPairs, RealESRGANPairs
 from jaxgen.train import optim
 
 
@@ -312,3 +313,15 @@ def test_sr_gan_needs_a_gan_entry_and_a_known_kind():
     config = _tiny_config("sr_gan", kind="nope")
     with pytest.raises(ConfigError, match="losses.gan.kind"):
         SRGANTask(config)
+
+
+def test_real_sr_tasks_are_the_sr_tasks_with_a_degradation_section():
+    for plain_name, real_name, cls in (("sr", "real_sr", SRTask), ("sr_gan", "real_sr_gan", SRGANTask)):
+        plain, real = base_config(plain_name), base_config(real_name)
+        assert set(real) - set(plain) == {"degradation"} and set(plain) <= set(real)
+        real.degradation.queue_size = 0  # the default pool (180) is not a multiple of the default batch (16)
+        real_task, plain_task = get_task(real_name)(real), get_task(plain_name)(plain)
+        assert type(real_task) is type(plain_task) is cls
+        assert isinstance(real_task.pairs, RealESRGANPairs) and isinstance(plain_task.pairs, PlainPairs)
+        plain.degradation = real.degradation  # the section, not the registry name, picks the pairs
+        assert isinstance(cls(plain).pairs, RealESRGANPairs)

@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+from absl import logging as absl_logging
+from jaxgen.config import load_config
 
 T = TypeVar("T")
 
@@ -35,7 +37,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def config_epilog() -> str:
     lines = [OVERRIDES_HELP.rstrip("\n")]
-    for path in sorted(REPO_CONFIGS.glob("*.py")):
+    for path in sorted(p for p in REPO_CONFIGS.glob("*.py") if p.name != "common.py"):  # common.py: shared recipes
         doc = (path.read_text().split('"""')[1:2] or [""])[0].strip().splitlines()
         lines.append(f"  configs/{path.name:<16} {doc[0] if doc else ''}")
     return "\n".join(lines)
@@ -74,15 +76,11 @@ def parse_with_overrides(p: argparse.ArgumentParser, argv: list[str]) -> tuple[a
 
 
 def load_config_or_exit(spec: str, overrides: list[tuple[str, str]]) -> Any:
-    from jaxgen.config import load_config
-
     return run_guarded(lambda: load_config(spec, overrides))
 
 
 def set_verbosity(verbose: bool) -> None:
     """Quiet by default: Orbax's and absl's INFO lines only with ``--verbose``."""
-    from absl import logging as absl_logging
-
     absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
     logging.getLogger("absl").setLevel(logging.INFO if verbose else logging.ERROR)
     logging.getLogger("jaxgen").setLevel(logging.INFO if verbose else logging.WARNING)

@@ -14,6 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+from jaxgen import evaluation, image, style
+from jaxgen.commands import common
+from jaxgen.commands.common import print_train_summary
+from jaxgen.inference.demo import demo_side_by_side
+from jaxgen.tasks import get_task
+from jaxgen.train import train
+
 
 def _summary_table(rows: list[tuple[str, float, float]]) -> str:
     lines = [f"{'held-out image':<22}{'bicubic':>10}{'model':>10}{'gain':>9}"]
@@ -22,11 +29,6 @@ def _summary_table(rows: list[tuple[str, float, float]]) -> str:
 
 
 def demo(config, workdir: Path) -> None:
-    from jaxgen import evaluation, image
-    from jaxgen.commands.common import print_train_summary
-    from jaxgen.tasks import get_task
-    from jaxgen.train import train
-
     t0 = time.perf_counter()
     task = get_task(config.task)(config)
     summary = train(config, workdir, task)
@@ -49,15 +51,11 @@ def demo(config, workdir: Path) -> None:
         print(f"mean gain over bicubic: {mean_gain:+.2f} dB (Y channel, crop = {scale})")
     print(f"comparison grids (LR | bicubic | model | HR): {workdir / 'comparisons'}")
     try:
-        from jaxgen.inference.demo import demo_side_by_side
-
         path, seconds = demo_side_by_side(workdir / "realesrgan_x4plus_chelsea.png")
         print(f"pretrained Real-ESRGAN x4plus on a built-in photo (bicubic | Real-ESRGAN): {path} ({seconds:.0f} s)")
     except ValueError as e:  # the pretrained extra is not installed
         print(f"(skipped the pretrained Real-ESRGAN picture: {e})")
     try:
-        from jaxgen import style
-
         path, seconds = style.demo_picture(workdir / "gatys_chelsea.png")
         print(f"Gatys style transfer of a built-in photo with a style image jaxgen draws (content | style | result): "
               f"{path} ({seconds:.0f} s)")
@@ -68,8 +66,6 @@ def demo(config, workdir: Path) -> None:
 
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands import common
-
     p = common.make_parser("jaxgen demo", __doc__, config_default=f"{common.REPO_CONFIGS / 'edsr.py'}:x2,demo")
     p.add_argument("--workdir", default="workdirs/demo", help="run folder")
     common.add_verbose(p)

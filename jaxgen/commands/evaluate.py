@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from jaxgen import evaluation, inference
+from jaxgen.commands.common import HelpFormatter, run_guarded, set_verbosity
+from jaxgen.tasks import restore_generator
 
 from jaxgen import evaluation
 
@@ -30,8 +33,6 @@ def _non_negative(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from jaxgen.commands.common import HelpFormatter
-
     p = argparse.ArgumentParser(prog="jaxgen eval", description=__doc__, formatter_class=HelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--workdir", help="run folder; evaluates its latest (or --which best) checkpoint")
@@ -48,9 +49,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], int, dict[str, Any]]:
-    from jaxgen import inference
-    from jaxgen.inference import restore_generator
-
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
         if not ckpt.name.isdigit():
@@ -82,10 +80,6 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands.common import run_guarded
-
-    from jaxgen.commands.common import set_verbosity
-
     args = _parser().parse_args(argv[1:])
     set_verbosity(False)
     results = run_guarded(lambda: evaluate(args))

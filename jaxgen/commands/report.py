@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from jaxgen.commands import common
+from jaxgen.commands.sweep import guarded
+from jaxgen.sweeps.report import write_report
+from pathlib import Path
 
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands import common
-
     p = argparse.ArgumentParser(prog="jaxgen report", description=__doc__, formatter_class=common.HelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("workdir", metavar="W", help="a sweep folder (made by `jaxgen sweep FILE --workdir W`)")
     args = p.parse_args(argv[1:])
 
     def go():
-        from pathlib import Path
-
-        from jaxgen.sweeps.report import write_report
-
         if not Path(args.workdir).is_dir():
             raise ValueError(f"{args.workdir}: no such folder")
         return write_report(args.workdir)
-
-    from jaxgen.commands.sweep import guarded
 
     path = guarded(go)
     if isinstance(path, int):

@@ -24,10 +24,22 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
-from jaxgen import video
-from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen import image, inference, video
+from jaxgen.commands.common import run_guarded
+from jaxgen.config import config_from_json
+from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs, read_rgb, resize_long_side, resize_to
+from jaxgen.models.adain_net import AdaINEncoder
+from jaxgen.models.adain_ops import adain_interpolate, masked_adain, mix_alpha
+from jaxgen.style import GatysObjective, gatys_consts, stylize_gatys, stylize_multires
+from jaxgen.style.colour import coral, original_colors
+from jaxgen.tasks import get_task, restore_generator
+from jaxgen.tasks.adain import load_encoder
+from jaxgen.weights.convert import load_pretrained
 
 METHODS = ("gatys", "fast", "adain")
 
@@ -99,9 +111,6 @@ def _positive(name: str, value: int | None) -> None:
 
 
 def _gatys(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    from jaxgen.style import GatysObjective, gatys_consts, stylize_gatys, stylize_multires
-    from jaxgen.image import resize_long_side
-
     consts, _ = gatys_consts()
     objective = GatysObjective(content_weight=args.content_weight, style_weight=args.style_weight,
                                tv_weight=args.tv_weight)
@@ -132,9 +141,6 @@ def _gatys(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
 
 
 def _restore(args: argparse.Namespace, task_name: str, method: str) -> tuple[Any, Any, Any, int]:
-    from jaxgen.config import config_from_json
-    from jaxgen.inference import restore_generator
-
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
         if not ckpt.name.isdigit() or ckpt.parent.name != "checkpoints":
@@ -153,13 +159,7 @@ def _restore(args: argparse.Namespace, task_name: str, method: str) -> tuple[Any
 
 
 def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
-    import jax.numpy as jnp
-
-    from jaxgen import inference
-
     if args.weights:
-        from jaxgen.weights.convert import load_pretrained
-
         if not Path(args.weights).is_file():
             raise ValueError(f"--weights {args.weights}: no such file")
         module, params = load_pretrained("transformer_net", args.weights)
@@ -170,9 +170,6 @@ def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
     apply = inference.make_apply(module, "transformer_net")
 
     def run(content: np.ndarray) -> np.ndarray:
-        from jaxgen.style.colour import original_colors
-        from jaxgen.image import resize_long_side
-
         x = resize_long_side(content, args.size) if args.size else content
         h, w = x.shape[:2]
         ph, pw = (-h) % 4, (-w) % 4  # the network keeps sizes that are multiples of 4
@@ -184,25 +181,12 @@ def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _adain(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    import jax
-    import jax.numpy as jnp
-
-    from jaxgen.models.adain_net import AdaINEncoder
-    from jaxgen.models.adain_ops import adain_interpolate, masked_adain, mix_alpha
-    from jaxgen.style.colour import coral
-    from jaxgen.image import read_rgb, resize_long_side, resize_to
-
     if args.decoder:
-        from jaxgen.tasks.adain import load_encoder
-        from jaxgen.weights.convert import load_pretrained
-
         if not Path(args.decoder).is_file():
             raise ValueError(f"--decoder {args.decoder}: no such file")
         decoder, dec_params = load_pretrained("adain_decoder", args.decoder)
         enc_params, _, input_conv = load_encoder(args.encoder or "caffe")
     elif args.workdir or args.checkpoint:
-        from jaxgen.tasks import get_task
-
         config, module, dec_params, _ = _restore(args, "adain", "adain")
         task = get_task("adain")(config)
         decoder, enc_params, input_conv = task.decoder, task.consts()[0]["encoder"], task.input_conv
@@ -240,11 +224,6 @@ def _adain(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
 
 
 def stylize(args: argparse.Namespace) -> list[Path]:
-    from tqdm import tqdm
-
-    from jaxgen import image
-    from jaxgen.image import read_rgb
-
     _positive("--size", args.size)
     if args.style_size not in (None, 0):
         _positive("--style-size", args.style_size)
@@ -278,8 +257,6 @@ def stylize(args: argparse.Namespace) -> list[Path]:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``jaxgen stylize``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
-    from jaxgen.commands.common import run_guarded
-
     args = _parser().parse_args(argv[1:])
     run_guarded(lambda: stylize(args))
     return 0

@@ -19,13 +19,17 @@ import shlex
 import sys
 import threading
 from pathlib import Path
+from jaxgen.commands.common import HelpFormatter
+from jaxgen.sweeps import runner, trial_runner
+from jaxgen.sweeps.optuna_search import OptunaSource
+from jaxgen.sweeps.ray_backend import RayBackend
+from jaxgen.sweeps.report import write_report
+from jaxgen.sweeps.runner import LocalBackend
+from jaxgen.sweeps.sweep_file import load_sweep_file
+import argparse
 
 
 def make_parser():
-    import argparse
-
-    from jaxgen.commands.common import HelpFormatter
-
     p = argparse.ArgumentParser(prog="jaxgen sweep", description=__doc__, formatter_class=HelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("sweep_file", metavar="FILE[:ARG]", help="sweep file, e.g. experiments/lr_vs_loss.py")
@@ -74,9 +78,6 @@ def guarded(fn):
 
 
 def sweep(args) -> int:
-    from jaxgen.sweeps import runner
-    from jaxgen.sweeps.sweep_file import load_sweep_file
-
     spec = load_sweep_file(args.sweep_file)
     workdir = Path(args.workdir)
     gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None
@@ -102,8 +103,6 @@ def sweep(args) -> int:
             source = runner.GridSource(trials, workdir, retry_failed=args.retry_failed)
             todo = len(source.todo)
         else:
-            from jaxgen.sweeps.optuna_search import OptunaSource
-
             source = OptunaSource(spec, workdir, n_trials=args.n_trials, seed=args.seed)
             todo = source.remaining()
         print(f"jaxgen sweep: {todo} trial(s) to run in {workdir} ({args.backend} backend)", flush=True)
@@ -118,8 +117,6 @@ def sweep(args) -> int:
             source.close()
         folder.close()
     if not args.no_report:
-        from jaxgen.sweeps.report import write_report
-
         try:
             print(f"jaxgen sweep: wrote {write_report(workdir)}")
         except ValueError as e:  # matplotlib missing: the results are written, the report is not
@@ -135,19 +132,14 @@ def sweep(args) -> int:
 
 def make_backend(args, spec, workdir: Path, gpus, todo: int):
     if args.backend == "local":
-        from jaxgen.sweeps.runner import LocalBackend
-
         return LocalBackend(spec, workdir, parallel=args.parallel or 1, cpus_per_trial=args.cpus_per_trial,
                             gpus=gpus, retries=args.retries)
-    from jaxgen.sweeps.ray_backend import RayBackend
 
     return RayBackend(spec, workdir, address=args.address, parallel=args.parallel or min(max(1, todo), 64),
                       cpus_per_trial=args.cpus_per_trial or 1, gpus_per_trial=args.gpus_per_trial, retries=args.retries)
 
 
 def emit_commands(spec, workdir: Path, trials, args) -> int:
-    from jaxgen.sweeps import trial_runner
-
     if args.search != "grid":
         raise ValueError("--emit-commands needs a grid sweep (Optuna proposes trials one at a time)")
     lines = [shlex.join(trial_runner.trial_command(spec.base_config, dict(spec.base_overrides, **t.overrides),
@@ -159,8 +151,6 @@ def emit_commands(spec, workdir: Path, trials, args) -> int:
 
 
 def dry_run(spec, workdir: Path, trials, args) -> int:
-    from jaxgen.sweeps import runner, trial_runner
-
     if args.search == "optuna":
         space = spec.search_space()
         print(f"optuna search over {len(space)} key(s), {args.n_trials} trials, metric {spec.metric} ({spec.mode}):")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sys
 
+from jaxgen.commands import common
+from jaxgen.tasks import check_task, get_task
+from jaxgen.train import train
+
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands import common
-
     p = common.make_parser("jaxgen train", __doc__)
     p.add_argument("--workdir", required=True, help="run folder (checkpoints, logs); resumed if it has checkpoints")
     common.add_verbose(p)
@@ -21,9 +23,7 @@ def run(argv: list[str]) -> int:
     config = common.load_config_or_exit(args.config, overrides)
 
     def go():
-        from jaxgen.tasks import get_task
-        from jaxgen.train import train
-
+        check_task(config, args.config.partition(":")[0])
         return train(config, args.workdir, get_task(config.task)(config))
 
     summary = common.run_guarded(go)

@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jaxgen import image, inference
+from jaxgen.commands.common import run_guarded, set_verbosity
+from jaxgen.config import config_from_json
+from jaxgen.tasks import get_task
+from jaxgen.tasks.translation_base import size_multiple
+from jaxgen.train import checkpoint
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,11 +43,6 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
 
 def load_translator(workdir: str | Path, direction: str, which: str = "latest") -> tuple[Any, Any, Any, int, int]:
     """``(config, inference module, params, step, size multiple)`` of the generator that translates ``direction``."""
-    from jaxgen.config import config_from_json
-    from jaxgen.tasks import get_task
-    from jaxgen.tasks.translation_base import size_multiple
-    from jaxgen.train import checkpoint
-
     workdir = Path(workdir)
     config_path = workdir / "config.json"
     if not config_path.is_file():
@@ -68,8 +69,6 @@ def load_translator(workdir: str | Path, direction: str, which: str = "latest") 
 
 
 def translate(args: argparse.Namespace) -> list[Path]:
-    from jaxgen import image, inference
-
     config, module, params, step, multiple = load_translator(args.workdir, args.direction, args.which)
     apply = inference.make_apply(module, str(config.model.name))
     out = Path(args.output)
@@ -86,8 +85,6 @@ def translate(args: argparse.Namespace) -> list[Path]:
 
 
 def run(argv: list[str]) -> int:
-    from jaxgen.commands.common import run_guarded, set_verbosity
-
     args = _parser().parse_args(argv[1:])
     set_verbosity(False)
     run_guarded(lambda: translate(args))

@@ -21,15 +21,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jaxgen import video
+import jax.numpy as jnp
+from tqdm import tqdm
+
+from jaxgen import image, inference, video
+from jaxgen.config import parse_literal
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
+from jaxgen.inference import ALPHA_UPSAMPLERS
+from jaxgen.tasks import restore_generator
+from jaxgen.weights import zoo
+from jaxgen.weights.convert import load_pretrained
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
 
 
 def _parser() -> argparse.ArgumentParser:
-    from jaxgen.inference import ALPHA_UPSAMPLERS
-
     p = argparse.ArgumentParser(prog="jaxgen upscale", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("inputs", nargs="+", help="input images or folders")
     p.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
@@ -64,8 +70,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _parse_kwargs(text: str) -> dict[str, Any]:
     """``"a=1,b=x,c=0.5,d=true"`` -> ``{'a': 1, 'b': 'x', 'c': 0.5, 'd': True}`` (Python literals, else strings)."""
-    from jaxgen.config import parse_literal
-
     out: dict[str, Any] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, sep, val = item.partition("=")
@@ -77,18 +81,10 @@ def _parse_kwargs(text: str) -> dict[str, Any]:
 
 def _load_model(args: argparse.Namespace) -> Any:
     """-> ``(SRModel, description)`` from whichever model source was given."""
-    import jax.numpy as jnp
-
-    from jaxgen import inference
-
     dtype = jnp.bfloat16 if args.bf16 else None
     if args.model:
-        from jaxgen.weights import zoo
-
         return zoo.load(args.model, compute_dtype=dtype), args.model
     if args.workdir or args.checkpoint:
-        from jaxgen.inference import restore_generator
-
         if args.checkpoint:
             ckpt = Path(args.checkpoint)
             if not ckpt.name.isdigit() or ckpt.parent.name != "checkpoints":
@@ -100,7 +96,6 @@ def _load_model(args: argparse.Namespace) -> Any:
         return model, f"the checkpoint of step {step}"
     if not args.arch:
         raise ValueError("--weights needs --arch NAME (e.g. rrdbnet, srvgg_compact)")
-    from jaxgen.weights.convert import load_pretrained
 
     kwargs = _parse_kwargs(args.arch_kwargs)
     path = Path(args.weights)
@@ -130,10 +125,6 @@ def _targets(inputs: list[str], files: list[Path], output: Path, tag: str, ext: 
 
 
 def upscale(args: argparse.Namespace) -> list[Path]:
-    from tqdm import tqdm
-
-    from jaxgen import image, inference
-
     is_video = video.is_video(args.inputs)
     files = [] if is_video else expand_image_inputs(args.inputs)
     model, what = _load_model(args)
@@ -163,8 +154,6 @@ def upscale(args: argparse.Namespace) -> list[Path]:
 def run(argv: list[str]) -> int:
     """Entry point of ``jaxgen upscale``: 0 on success, 2 on bad input (``jaxgen: error: ...`` on stderr)."""
     if "--list" in argv[1:]:  # `jaxgen upscale --list`: the zoo's table; needs no other argument
-        from jaxgen.weights import zoo
-
         print(zoo.format_table())
         return 0
     args = _parser().parse_args(argv[1:])

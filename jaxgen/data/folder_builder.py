@@ -24,8 +24,10 @@ are not deleted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -82,9 +84,6 @@ class _NoUsableImages(Exception):
 
 def _quiet_prepare(builder: Any) -> None:
     """``builder.download_and_prepare()`` without TFDS's progress bars and banner unless INFO logging is on."""
-    import contextlib
-    import io
-
     if log.isEnabledFor(logging.INFO):
         builder.download_and_prepare()
         return

@@ -5,13 +5,12 @@
 * ``Upscaler`` / ``SRModel`` / ``model_from_module`` (``upscaler``): Real-ESRGAN-style upscaling of whole image
   files (tiles, self-ensemble, alpha, 16-bit, outscale).
 * ``upscale_tiled`` / ``tile_windows`` (``tiling``): windowed inference assembled on the host.
-* ``restore_generator`` (``restore``): a trained generator back from a workdir.
 
 ``jaxgen.inference.demo`` (a zoo model beside bicubic) is imported on its own: it reads ``jaxgen.weights.zoo``.
+A workdir's trained generator: ``jaxgen.tasks.restore_generator`` (the task builds the exported module).
 """
 
 from jaxgen.inference.apply import ApplyFn, make_apply, make_sr_fn
-from jaxgen.inference.restore import restore_generator
 from jaxgen.inference.tiling import tile_windows, upscale_tiled
 from jaxgen.inference.upscaler import (
     ALPHA_UPSAMPLERS,
@@ -32,7 +31,6 @@ __all__ = [
     "make_sr_fn",
     "model_from_module",
     "resize_lanczos",
-    "restore_generator",
     "tile_windows",
     "upscale_tiled",
 ]

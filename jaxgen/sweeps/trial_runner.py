@@ -20,6 +20,7 @@ host): write the reason (``interrupted`` or ``pruned``) to ``W/<trial>/STOP``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -227,8 +228,6 @@ def run_trial(
 def _load_libc() -> Any:
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes
-
     try:
         return ctypes.CDLL(None)
     except OSError:

@@ -34,19 +34,23 @@ import optax
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models.adain_net import ADAIN_TAPS, AdaINEncoder, AdaINStylizer
 from jaxgen.models.adain_ops import adain, calc_mean_std
-from jaxgen.tasks.fast_style import file_sha256
-from jaxgen.tasks.sr import _kwargs, build_model, compute_dtype
+from jaxgen.tasks.common import build_model, compute_dtype, section_kwargs
 from jaxgen.train import optim
 from jaxgen.train.state import TrainState, apply_gradients, init_key, new_player, new_state
+from jaxgen import data as data_lib, image
+from jaxgen.data import cache_root
+from jaxgen.data.style_data import StreamSpec, StyleBatches, image_files, load_resized
+from jaxgen.files import file_sha256
+from jaxgen.image import grid
+from jaxgen.style.builtin import builtin_style
+from jaxgen.weights.convert import load_pretrained
+from jaxgen.weights.pretrained import load_vgg
 
 __all__ = ["AdaINTask", "adain_losses", "load_encoder", "write_builtin_styles"]
 
 
 def write_builtin_styles(folder: Path, n: int = 4) -> Path:
     """``n`` of jaxgen's drawn style images (seeds 0..n-1) as PNGs in ``folder`` (written once)."""
-    from jaxgen import image
-    from jaxgen.style.builtin import builtin_style
-
     folder.mkdir(parents=True, exist_ok=True)
     for seed in range(n):
         path = folder / f"swirls_{seed}.png"
@@ -63,15 +67,12 @@ def load_encoder(spec: str, seed: int = 0) -> tuple[Any, str, bool]:
         params = jax.jit(enc.init)(jax.random.key(seed), jnp.zeros((1, 16, 16, 3)))["params"]
         return params, f"random init (seed {seed})", False
     if spec == "caffe":
-        from jaxgen.weights.pretrained import load_vgg
-
         vgg = load_vgg("vgg19", "caffe")
         keep = {k: v for k, v in vgg.params.items() if int(k.split("_")[1]) <= 19}  # up to conv4_1
         return jax.tree.map(jnp.asarray, keep), f"{vgg.path} sha256 {file_sha256(vgg.path)}", False
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"config.encoder={spec!r}: expected 'caffe', 'random' or an existing vgg_normalised .pth file")
-    from jaxgen.weights.convert import load_pretrained
 
     try:
         _, params = load_pretrained("adain_vgg", str(path), input_conv=True)
@@ -100,13 +101,13 @@ def adain_losses(encoder: AdaINEncoder, enc_params: Any, decoder: nn.Module, dec
 class AdaINTask:
     """One player, ``decoder``; the encoder is a frozen constant."""
 
-    OPEN_SECTIONS: tuple[str, ...] = ("model",)
     EXPORT_PLAYER = "decoder"
     best_metric = "val_loss"
     best_mode = "min"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
+        c.open_sections = ("model",)  # sections that accept new keys (jaxgen.config.lock)
         c.batch_size, c.total_steps = 8, 160000  # official: batch 8, 160k iterations
         c.log_every, c.eval_every, c.ckpt_every = 100, 5000, 10000
         c.eval_max_images = 2
@@ -131,7 +132,7 @@ class AdaINTask:
             raise ConfigError("config.losses.content/style must be >= 0 and not both 0")
         if config.lr_decay < 0:
             raise ConfigError(f"config.lr_decay={config.lr_decay}: expected >= 0")
-        self.decoder = build_model(config.model.name, dict(_kwargs(config.model, "model"), dtype=compute_dtype(config)),
+        self.decoder = build_model(config.model.name, dict(section_kwargs(config.model, "model"), dtype=compute_dtype(config)),
                                    "model")
         base = optim.make_optimizer(config.optim, config.total_steps)
         decay = float(config.lr_decay)
@@ -174,28 +175,21 @@ class AdaINTask:
         p = apply_gradients(p, grads, self.tx)
         norm = optax.tree.norm(grads)
         lr = self.config.optim.lr / (1.0 + float(self.config.lr_decay) * state.step)
-        metrics = {"loss": loss, "grad_norm": norm, "lr": jnp.asarray(lr, jnp.float32),
+        metrics = {"loss": loss, "g_grad_norm": norm, "lr": jnp.asarray(lr, jnp.float32),
                    **{f"loss_{k}": v for k, v in parts.items()}, "finite": jnp.isfinite(loss) & jnp.isfinite(norm)}
         return state.replace(step=state.step + 1, players={**state.players, "decoder": p}), metrics
 
     # ------------------------------------------------------------------------------------------ host side
 
     def _cache_root(self) -> Path:
-        from jaxgen.data import cache_root
-
         return cache_root(self.config.data)
 
     def _style_files(self, spec: str, what: str) -> tuple[str, ...]:
-        from jaxgen.data.style_data import image_files
-
         if spec == "builtin":
             return image_files(str(write_builtin_styles(self._cache_root() / "style" / "builtin_styles")), what)
         return image_files(spec, what)
 
     def _content_files(self, spec: str, split: str, what: str) -> tuple[str, ...]:
-        from jaxgen import data as data_lib
-        from jaxgen.data.style_data import image_files
-
         if spec:
             return image_files(spec, what)
         train, val = data_lib.write_sample_images(self._cache_root() / "samples", holdout=self.config.data.holdout)
@@ -204,20 +198,16 @@ class AdaINTask:
     def prepare(self, workdir: Path) -> None:
         """Validation pairs: the validation contents with the validation styles (default: the first training
         styles), each resized to ``image_size`` square."""
-        from jaxgen.data.style_data import load_resized as _load
-
         d = self.config.data
         contents = self._content_files(d.val_content_dir, "val", "config.data.val_content_dir")
         styles = self._style_files(d.val_style_dir or d.style_dir, "config.data.val_style_dir")
         n = self.config.eval_max_images or len(contents)
         s = int(d.image_size)
-        self.val_pairs = [(_load(c, ("square", s), s).astype(np.float32) / 255.0,
-                           _load(styles[i % len(styles)], ("square", s), s).astype(np.float32) / 255.0)
+        self.val_pairs = [(load_resized(c, ("square", s), s).astype(np.float32) / 255.0,
+                           load_resized(styles[i % len(styles)], ("square", s), s).astype(np.float32) / 255.0)
                           for i, c in enumerate(contents[:n])]
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen.data.style_data import StreamSpec, StyleBatches
-
         d = self.config.data
         s, r = int(d.image_size), int(d.resize)
         streams = {
@@ -231,8 +221,6 @@ class AdaINTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style losses on the validation pairs (``val_loss`` their sum); the grid
         content | style | result of the first pair."""
-        from jaxgen.image import grid
-
         if not self.val_pairs:
             return {}, {}
         consts, _ = self.consts()

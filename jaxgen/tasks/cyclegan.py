@@ -44,11 +44,14 @@ import optax
 
 from jaxgen import losses as losses_lib
 from jaxgen.config import ConfigError, optim_config
+from jaxgen.image import grid, to_uint8
 from jaxgen.train import optim
 from jaxgen.train.state import (STREAM_DROPOUT, STREAM_POOL, TrainState, apply_gradients, init_key, new_player,
                                 new_state, step_key)
 from jaxgen.tasks import translation_base as tb
 from jaxgen.tasks.image_pool import new_pool, query_pool
+from jaxgen.data.image_domains import check_data_config, eval_images, SYNTHETIC, translation_data_config
+from jaxgen.data.unpaired import make_unpaired_iterator
 
 Batch = dict[str, jax.Array]
 GENERATORS, DISCRIMINATORS = ("G_A", "G_B"), ("D_A", "D_B")
@@ -57,7 +60,6 @@ GENERATORS, DISCRIMINATORS = ("G_A", "G_B"), ("D_A", "D_B")
 class CycleGANTask:
     """Unpaired A <-> B translation (module doc)."""
 
-    OPEN_SECTIONS: tuple[str, ...] = ("model", "disc")
     EXPORT_PLAYER = "G_A"
     DIRECTION_PLAYERS = {"AtoB": "G_A", "BtoA": "G_B"}
     EXPORT_SCALE = 1
@@ -66,7 +68,7 @@ class CycleGANTask:
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
-        from jaxgen.data.image_domains import translation_data_config
+        c.open_sections = ("model", "disc")  # sections that accept new keys (jaxgen.config.lock)
 
         c.batch_size = 1
         c.model = ml_collections.ConfigDict(dict(name="resnet", ngf=64, n_blocks=9, norm="instance", use_dropout=False))
@@ -77,8 +79,6 @@ class CycleGANTask:
         c.data = translation_data_config()
 
     def __init__(self, config: ml_collections.ConfigDict) -> None:
-        from jaxgen.data.image_domains import check_data_config
-
         self.config = config
         self.generator = tb.build_section_model(config, "model")
         self.discriminator = tb.build_section_model(config, "disc")
@@ -200,8 +200,6 @@ class CycleGANTask:
     def prepare(self, workdir: Path) -> None:
         """Loads the evaluation images: A from ``data.val_dir_a`` (held-out photos if empty); B = the synthetic
         transform of A when ``data.synthetic``, else ``data.val_dir_b`` (none if empty)."""
-        from jaxgen.data.image_domains import SYNTHETIC, eval_images
-
         data = self.config.data
         if data.source == "builtin" or data.val_dir_a:
             self.eval_a = eval_images(data, data.val_dir_a)
@@ -211,8 +209,6 @@ class CycleGANTask:
             self.eval_b = eval_images(data, data.val_dir_b)
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen.data.unpaired import make_unpaired_iterator
-
         return make_unpaired_iterator(self.config.data, global_batch_size=self.config.batch_size, seed=self.config.seed,
                                       process_index=process_index, process_count=process_count)
 
@@ -231,23 +227,23 @@ class CycleGANTask:
             rows, errs, base = [], [], []
             for i, a in enumerate(self.eval_a):
                 fake_b = tr(p_a, a)
-                rec_a = tr(p_b, tb.to_u8(fake_b))
+                rec_a = tr(p_b, to_uint8(fake_b))
                 row = [a, fake_b] + ([self.eval_b[i]] if synthetic else []) + [rec_a]
                 rows.append(row)
                 if synthetic:
                     errs.append(tb.mae(fake_b, self.eval_b[i]))
                     base.append(tb.mae(a, self.eval_b[i]))
-            grids["AtoB"] = tb.grid(rows)
+            grids["AtoB"] = grid(rows)
             if synthetic:
                 scalars.update(val_mae_AtoB=float(np.mean(errs)), val_mae_identity_AtoB=float(np.mean(base)))
         if self.eval_b:
             rows, errs = [], []
             for i, b in enumerate(self.eval_b):
                 fake_a = tr(p_b, b)
-                rows.append([b, fake_a] + ([self.eval_a[i]] if synthetic else []) + [tr(p_a, tb.to_u8(fake_a))])
+                rows.append([b, fake_a] + ([self.eval_a[i]] if synthetic else []) + [tr(p_a, to_uint8(fake_a))])
                 if synthetic:
                     errs.append(tb.mae(fake_a, self.eval_a[i]))
-            grids["BtoA"] = tb.grid(rows)
+            grids["BtoA"] = grid(rows)
             if synthetic:
                 scalars.update(val_mae_BtoA=float(np.mean(errs)), val_mae_identity_BtoA=scalars["val_mae_identity_AtoB"])
         return scalars, grids

@@ -28,7 +28,6 @@ outputs (gradient stopped).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +38,23 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgen import losses as losses_lib
+from jaxgen import data as data_lib, image, losses as losses_lib, xla_setup
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.style.objective import tv_squared
-from jaxgen.tasks.sr import _kwargs, build_model, compute_dtype
+from jaxgen.tasks.common import build_model, compute_dtype, section_kwargs
 from jaxgen.train import optim
 from jaxgen.train.state import TrainState, apply_gradients, init_key, new_player, new_state
+from jaxgen.data import cache_root
+from jaxgen.data.style_data import StreamSpec, StyleBatches, image_files, load_resized
+from jaxgen.files import file_sha256
+from jaxgen.image import grid, read_rgb, resize_long_side
+from jaxgen.style.builtin import builtin_style
+from jaxgen.weights.pretrained import load_vgg
 
-__all__ = ["FastStyleTask", "file_sha256", "load_frozen_vgg", "resolve_style_image"]
+__all__ = ["FastStyleTask", "load_frozen_vgg", "resolve_style_image"]
 
 STYLE_EXTS = (".jpg", ".jpeg", ".png")
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def resolve_style_image(spec: str, cache_dir: str | Path | None = None) -> Path:
@@ -62,10 +63,6 @@ def resolve_style_image(spec: str, cache_dir: str | Path | None = None) -> Path:
     if not spec:
         raise ValueError("config.style is empty: give a style image (a path, a shared style name, or 'builtin')")
     if spec == "builtin":
-        from jaxgen import image
-        from jaxgen.data import cache_root
-        from jaxgen.style.builtin import builtin_style
-
         path = Path(cache_dir or cache_root()) / "style" / "builtin_swirls_256.png"
         if not path.is_file():
             image.write_image(path, image.to_uint8(builtin_style(256)))
@@ -89,7 +86,6 @@ def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0)
         model = VGGFeatures(vgg_type=vgg_type, taps=("relu5_1",) if vgg_type == "vgg19" else ("relu4_3",))
         params = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
         return params, f"random init (seed {seed})"
-    from jaxgen.weights.pretrained import load_vgg
 
     vgg = load_vgg(vgg_type, convention, path=None if weights == convention else weights)
     return jax.tree.map(jnp.asarray, vgg.params), f"{vgg.path} sha256 {file_sha256(vgg.path)}"
@@ -98,13 +94,13 @@ def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0)
 class FastStyleTask:
     """``generator`` (TransformerNet) trained with VGG16 perceptual losses; ``discriminator`` when gan.weight > 0."""
 
-    OPEN_SECTIONS: tuple[str, ...] = ("model", "disc.kwargs")
     EXPORT_PLAYER = "generator"
     best_metric = "val_loss"
     best_mode = "min"
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
+        c.open_sections = ("model", "disc.kwargs")  # sections that accept new keys (jaxgen.config.lock)
         c.batch_size, c.total_steps = 4, 40000  # pytorch/examples: batch 4, 2 epochs of COCO 2014 train
         c.log_every, c.eval_every, c.ckpt_every = 100, 2000, 2000
         c.eval_max_images = 2
@@ -144,13 +140,13 @@ class FastStyleTask:
             raise ConfigError(f"config.losses.gan.kind={self.gan_kind!r}; expected one of {sorted(losses_lib.GAN_KINDS)}")
         if min(self.w_content, self.w_style, self.w_tv, self.gan_weight) < 0:
             raise ConfigError("config.losses weights must be >= 0")
-        self.generator = build_model(config.model.name, dict(_kwargs(config.model, "model"),
+        self.generator = build_model(config.model.name, dict(section_kwargs(config.model, "model"),
                                                              dtype=compute_dtype(config)), "model")
         self.g_tx = optim.make_optimizer(config.optim, config.total_steps)
         self.g_schedule = optim.make_schedule(config.optim, config.total_steps)
         self.adversarial = self.gan_weight > 0
         if self.adversarial:
-            self.discriminator = build_model(config.disc.name, dict(_kwargs(config.disc.kwargs, "disc.kwargs", skip=()),
+            self.discriminator = build_model(config.disc.name, dict(section_kwargs(config.disc.kwargs, "disc.kwargs", skip=()),
                                                                     dtype=compute_dtype(config)), "disc")
             self.d_tx = optim.make_optimizer(config.disc.optim, config.total_steps)
         self._consts: Any = None
@@ -195,8 +191,6 @@ class FastStyleTask:
 
     def style_image(self) -> np.ndarray:
         """The style image as trained on: ``[h,w,3]`` float32 in [0,1] (long side ``style_size`` when set)."""
-        from jaxgen.image import read_rgb, resize_long_side
-
         img = read_rgb(self.style_path())
         return resize_long_side(img, int(self.config.style_size)) if self.config.style_size else img
 
@@ -267,24 +261,16 @@ class FastStyleTask:
     # ------------------------------------------------------------------------------------------ host side
 
     def _train_files(self) -> tuple[str, ...]:
-        from jaxgen import data as data_lib
-        from jaxgen.data.style_data import image_files
-
         if self.config.data.train_dir:
             return image_files(self.config.data.train_dir, "config.data.train_dir")
         train, _ = data_lib.write_sample_images(self._cache_root() / "samples", holdout=self.config.data.holdout)
         return image_files(str(train), "built-in photos")
 
     def _cache_root(self) -> Path:
-        from jaxgen.data import cache_root
-
         return cache_root(self.config.data)
 
     def prepare(self, workdir: Path) -> None:
         """Loads the validation photos (``data.val_dir`` or the held-out built-in photos), centre-cropped."""
-        from jaxgen import data as data_lib
-        from jaxgen.data.style_data import image_files, load_resized as _load
-
         if self.config.data.val_dir:
             files = image_files(self.config.data.val_dir, "config.data.val_dir")
         else:
@@ -295,13 +281,11 @@ class FastStyleTask:
         s = int(self.config.data.image_size)
         self.val_images = []
         for f in files:
-            img = _load(f, ("short", s), s)
+            img = load_resized(f, ("short", s), s)
             y, x = (img.shape[0] - s) // 2, (img.shape[1] - s) // 2
             self.val_images.append(img[y : y + s, x : x + s].astype(np.float32) / 255.0)
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen.data.style_data import StreamSpec, StyleBatches
-
         s = int(self.config.data.image_size)
         streams = {"content": StreamSpec(self._train_files(), s, ("short", s), self.config.data.crop == "random")}
         if self.adversarial:
@@ -314,8 +298,6 @@ class FastStyleTask:
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Mean weighted content/style/TV losses on the validation photos (``val_loss`` = their sum) and the grid
         content | style | result of the first."""
-        from jaxgen.image import grid
-
         if not self.val_images:
             return {}, {}
         consts, _ = self.consts()
@@ -323,8 +305,6 @@ class FastStyleTask:
             def fn(params, x, consts):
                 y = self.generator.apply({"params": params}, x).astype(jnp.float32)
                 return y, self.losses(y, x, consts)
-
-            from jaxgen import xla_setup
 
             self._eval_fn = jax.jit(fn, compiler_options=xla_setup.inference_compiler_options("transformer_net") or None)
         params = state.players[self.EXPORT_PLAYER].eval_params

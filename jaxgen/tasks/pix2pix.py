@@ -37,11 +37,14 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgen import losses as losses_lib
+from jaxgen import image, losses as losses_lib
+from jaxgen.image import grid, list_image_files
 from jaxgen.config import ConfigError, optim_config
 from jaxgen.train import optim
 from jaxgen.train.state import STREAM_DROPOUT, TrainState, apply_gradients, init_key, new_player, new_state, step_key
 from jaxgen.tasks import translation_base as tb
+from jaxgen.data.image_domains import (center_square, check_data_config, eval_images, eval_size, SYNTHETIC, translation_data_config)
+from jaxgen.data.paired import make_paired_iterator, split_ab
 
 Batch = dict[str, jax.Array]
 
@@ -49,7 +52,6 @@ Batch = dict[str, jax.Array]
 class Pix2PixTask:
     """Paired translation ``direction`` (module doc)."""
 
-    OPEN_SECTIONS: tuple[str, ...] = ("model", "disc")
     EXPORT_PLAYER = "G"
     EXPORT_SCALE = 1
     best_metric = "val_mae"
@@ -57,7 +59,7 @@ class Pix2PixTask:
 
     @staticmethod
     def default_config(c: ml_collections.ConfigDict) -> None:
-        from jaxgen.data.image_domains import translation_data_config
+        c.open_sections = ("model", "disc")  # sections that accept new keys (jaxgen.config.lock)
 
         c.batch_size = 1
         c.direction = "AtoB"
@@ -68,8 +70,6 @@ class Pix2PixTask:
         c.data = translation_data_config()
 
     def __init__(self, config: ml_collections.ConfigDict) -> None:
-        from jaxgen.data.image_domains import check_data_config
-
         self.config = config
         if config.direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"config.direction={config.direction!r}; expected 'AtoB' or 'BtoA'")
@@ -161,17 +161,11 @@ class Pix2PixTask:
         """Evaluation pairs ``(input, target)`` uint8 at ``crop_size``: synthetic -> (photo, transform(photo)) of the
         held-out photos (or ``val_dir_a``); ``aligned`` -> the AB images of ``val_dir_a``; ``folder`` ->
         ``val_dir_a`` / ``val_dir_b`` in file-name order."""
-        from jaxgen.data.image_domains import SYNTHETIC, center_square, eval_images, eval_size
-        from jaxgen.data.paired import split_ab
-
         data = self.config.data
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
         if data.synthetic:
             pairs = [(a, SYNTHETIC[data.synthetic](a)) for a in eval_images(data, data.val_dir_a)]
         elif data.source == "aligned" and data.val_dir_a:
-            from jaxgen import image
-            from jaxgen.image import list_image_files
-
             files = list_image_files(Path(data.val_dir_a), "evaluation folder")[: int(data.num_eval)]
             for f in files:
                 a, b = split_ab(image.read_image(f))
@@ -183,8 +177,6 @@ class Pix2PixTask:
         self.eval_pairs = pairs
 
     def make_data(self, process_index: int, process_count: int) -> Any:
-        from jaxgen.data.paired import make_paired_iterator
-
         return make_paired_iterator(self.config.data, global_batch_size=self.config.batch_size, seed=self.config.seed,
                                     process_index=process_index, process_count=process_count)
 
@@ -203,7 +195,7 @@ class Pix2PixTask:
             errs.append(tb.mae(out, y))
             base.append(tb.mae(x, y))
         scalars = {"val_mae": float(np.mean(errs)), "val_mae_identity": float(np.mean(base))}
-        return scalars, {self.config.direction: tb.grid(rows)}
+        return scalars, {self.config.direction: grid(rows)}
 
     def export_module(self) -> nn.Module:
         """``G`` on ``[B,H,W,3]`` in [0, 1] -> [0, 1] (dropout off; batch norm with the input batch's statistics);

@@ -20,21 +20,10 @@ import ml_collections
 import numpy as np
 
 from jaxgen.config import ConfigError
-from jaxgen.image import grid, to_uint8 as to_u8  # noqa: F401  (tb.grid, tb.to_u8)
+from jaxgen.image import grid, to_uint8
 from jaxgen.inference.apply import make_apply
 from jaxgen.models import build as build_translation_model
-from jaxgen.tasks.sr import compute_dtype
-
-
-def section_kwargs(section: ml_collections.ConfigDict) -> dict[str, Any]:
-    """A model section's keys except ``name`` (JSON lists back to tuples)."""
-    out = {}
-    for key, value in section.items():
-        if key == "name":
-            continue
-        value = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
-        out[key] = tuple(value) if isinstance(value, list) else value
-    return out
+from jaxgen.tasks.common import compute_dtype, section_kwargs
 
 
 def build_section_model(config: ml_collections.ConfigDict, where: str, **extra: Any) -> nn.Module:
@@ -42,7 +31,7 @@ def build_section_model(config: ml_collections.ConfigDict, where: str, **extra: 
     one-line ``ConfigError``s naming ``config.<where>``."""
     section = config[where]
     try:
-        return build_translation_model(section.name, **section_kwargs(section), **extra, dtype=compute_dtype(config))
+        return build_translation_model(section.name, **section_kwargs(section, where), **extra, dtype=compute_dtype(config))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config.{where}: {e}") from None
 

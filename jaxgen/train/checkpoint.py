@@ -6,6 +6,11 @@
 - ``meta``: JSON with the step, the validation metrics, the config, the git revision and where the frozen
   constants came from.
 
+Beside them the loop writes ``W/task.json`` once (:func:`task_record`): the task's name, its architecture summary
+(what must match for a resume), the exported player and the best-checkpoint metric, so that resuming and
+restoring for inference need no task code. Workdirs written before it existed have no ``task.json``; the loop
+then compares with the saved config's architecture, and readers take their task's values.
+
 Saves are asynchronous and atomic (Orbax writes to a temporary folder and renames it when complete), so a
 killed run always keeps its last finished checkpoint. The latest ``keep`` checkpoints are kept, plus the best
 by the task's metric (Orbax ``best_fn``/``best_mode``; ``manager.best_step()``).
@@ -17,6 +22,7 @@ the exported player's params (and EMA) as host arrays (:func:`restore_player`).
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 from pathlib import Path
@@ -173,6 +179,43 @@ def restore_player(directory: str | Path, step: int, player: str) -> dict[str, A
     )
     out = restored["players"][player]
     return {"params": out["params"], "ema": out.get("ema")}
+
+
+TASK_FILE = "task.json"
+
+
+def task_record(task_name: str, architecture: dict[str, Any], export_player: str, best_metric: str,
+                best_mode: str) -> dict[str, Any]:
+    """The content of ``W/task.json``."""
+    return {"task": task_name, "architecture": architecture, "export_player": export_player,
+            "best_metric": best_metric, "best_mode": best_mode}
+
+
+def read_task_record(workdir: str | Path) -> dict[str, Any] | None:
+    """``W/task.json`` as a dict; ``None`` for a workdir written before it existed (or no workdir)."""
+    path = Path(workdir) / TASK_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); restore it from a copy or use a new --workdir") from None
+
+
+def restore_exported(workdir: str | Path, *, player: str, best_metric: str = "val_psnr", best_mode: str = "max",
+                     step: int | None = None, which: str = "latest") -> tuple[Any, int]:
+    """``(params, step)``: the eval params (the EMA when the run kept one) of ``player`` at ``step``, or at the
+    ``latest`` / ``best`` (by ``best_metric``/``best_mode``) checkpoint of ``W/checkpoints``, as host arrays."""
+    directory = Path(workdir) / "checkpoints"
+    manager = open_manager(directory, read_only=True, best_metric=best_metric, best_mode=best_mode)
+    if step is None:
+        step = manager.best_step() if which == "best" else manager.latest_step()
+    elif step not in manager.all_steps():
+        raise ValueError(f"no checkpoint at step {step} in {directory} (have {list(manager.all_steps())})")
+    if step is None:
+        raise ValueError(f"no checkpoint in {directory}")
+    saved = restore_player(directory, step, player)
+    return (saved["ema"] if saved["ema"] is not None else saved["params"]), step
 
 
 def restore_numpy(directory: str | Path, step: int) -> Any:

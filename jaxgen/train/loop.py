@@ -6,7 +6,8 @@ evaluation. The loop builds the mesh, the state's shapes, restores the latest ch
 one, then steps, logs, evaluates and checkpoints until ``total_steps``.
 
 Workdir layout: ``config.json``, ``checkpoints/<step>/`` (Orbax), ``metrics.jsonl``, ``tensorboard/``,
-``images/<grid>_<step>.png``, ``summary.json`` (how the last run ended: ``final_step``, ``total_steps``,
+``images/<grid>_<step>.png``, ``task.json`` (the task's architecture, exported player and best metric;
+``jaxgen.train.checkpoint.task_record``), ``summary.json`` (how the last run ended: ``final_step``, ``total_steps``,
 ``stopped_by`` = ``SIGTERM``/``SIGINT``/``time_budget``/null, ``finished``).
 
 Stopping: SIGTERM and SIGINT (Ctrl-C) checkpoint at the current step and exit 0; a second Ctrl-C stops at
@@ -21,16 +22,23 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import ml_collections
 import numpy as np
 
+from jax.experimental import multihost_utils
+from tqdm.auto import tqdm
+
+from jaxgen import image, xla_setup
 from jaxgen.atomic_file import write_text_atomic
-from jaxgen.config import check_run_config
+from jaxgen.config import check_run_config, config_from_json
 from jaxgen.train import checkpoint, parallel
 from jaxgen.train.metric_writer import MetricWriter
+
+if TYPE_CHECKING:  # for the annotations only: the loop never imports a task at run time
+    from jaxgen.tasks.common import Task
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +81,28 @@ def agree(*flags: bool) -> tuple[bool, ...]:
     """Each flag set on any process -> set on every process (one all-gather; a no-op with one process)."""
     if jax.process_count() == 1:
         return tuple(bool(f) for f in flags)
-    from jax.experimental import multihost_utils
-
     gathered = np.asarray(multihost_utils.process_allgather(np.asarray(flags, np.int32)))
     return tuple(bool(v) for v in gathered.reshape(-1, len(flags)).max(axis=0))
 
 
-def check_workdir(workdir: Path, config: ml_collections.ConfigDict, task: Any) -> None:
-    """A workdir that is a file, or one holding a run of another task/architecture, is refused with what to do."""
+def check_workdir(workdir: Path, config: ml_collections.ConfigDict, task: Task) -> None:
+    """A workdir that is a file, or one holding a run of another task/architecture, is refused with what to do.
+
+    The saved architecture is ``W/task.json``'s; a workdir written before that file existed is compared through
+    its ``config.json`` (same task, so ``task.architecture`` reads it)."""
     if workdir.exists() and not workdir.is_dir():
         raise ValueError(f"--workdir {workdir} is a file, not a folder")
     saved_path = workdir / "config.json"
     if not saved_path.is_file():
         return
-    from jaxgen.config import config_from_json
-
     saved = config_from_json(saved_path.read_text(), str(saved_path))
     if saved.task != config.task:
         raise ValueError(f"{workdir} holds a run of task {saved.task!r}, the config is task {config.task!r}; "
                          "use a new --workdir")
-    from jaxgen.tasks import get_task
-
-    saved_arch = get_task(saved.task).architecture(saved)
-    arch = type(task).architecture(config)
+    record = checkpoint.read_task_record(workdir)
+    saved_arch = record["architecture"] if record is not None else task.architecture(saved)
+    arch = json.loads(json.dumps(task.architecture(config)))  # as task.json holds it: tuples as lists
+    saved_arch = json.loads(json.dumps(saved_arch))
     for player, spec in arch.items():
         if saved_arch.get(player) != spec:
             raise ValueError(
@@ -116,7 +123,7 @@ def _host_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in parallel.to_host(metrics).items()}
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> dict[str, Any]:
+def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) -> dict[str, Any]:
     """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary."""
     check_run_config(config)
     if config.distributed and not jax.distributed.is_initialized():
@@ -160,9 +167,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
     if is_main:  # after a successful restore, so a mismatched config never overwrites the run's own
         workdir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(workdir / "config.json", config.to_json(indent=2))
+        if not (workdir / checkpoint.TASK_FILE).is_file():  # the first save (or a workdir of before task.json)
+            record = checkpoint.task_record(config.task, task.architecture(config), task.EXPORT_PLAYER,
+                                            task.best_metric, task.best_mode)
+            write_text_atomic(workdir / checkpoint.TASK_FILE, json.dumps(record, indent=2))
     n_params = {name: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(p.params)) for name, p in state.players.items()}
-
-    from jaxgen import xla_setup
 
     # Per-backend train-step choices (conv weight-gradient rewrite at small per-device batches on CPU, compile
     # options, Eigen convolutions for the networks measured faster with them): decided before the step is first
@@ -182,8 +191,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
         writer.write_scalars(step, results)
         for name, grid in grids.items():
             if is_main:
-                from jaxgen import image
-
                 image.write_image(workdir / "images" / f"{name}_{step:07d}.png", grid)
             writer.write_image(step, f"val/{name}", grid)
         return results
@@ -196,8 +203,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Any) -> 
     val_metrics: dict[str, float] = {}
     progress = None
     if is_main and config.progress_bar:
-        from tqdm.auto import tqdm
-
         progress = tqdm(total=config.total_steps, initial=start_step, desc="train", dynamic_ncols=True, disable=None)
 
     t_start = time.perf_counter()

@@ -2,7 +2,8 @@
 
 * ``load_state_dict(path)`` / ``save_state_dict(path, sd)``: weight files <-> flat ``{name: np.ndarray}``
   (``state_dict_io``). Pickled files are read without PyTorch and without executing pickled code
-  (``torch_checkpoint``, ``safe_pickle``; a forbidden global raises ``UnsafePickleError``).
+  (``torch_checkpoint``, ``safe_pickle``; a forbidden global raises ``UnsafePickleError``). Every reader
+  bounds its work by the file and fails with a one-line ``WeightsError`` (a ``ValueError``) naming it.
 * ``read_torch_checkpoint(path)``: the raw object of a ``torch.save`` file (nested dicts, tensors as arrays).
 * ``load_pickle(path)``: a plain pickle of numpy arrays, read safely.
 * ``torch_to_flax`` / ``flax_to_torch`` / ``load_pretrained`` / ``export_torch_weights``: official PyTorch names
@@ -34,7 +35,7 @@ from jaxgen.weights.pretrained import (
     load_vgg,
     resolve_weights,
 )
-from jaxgen.weights.safe_pickle import UnsafePickleError, load_pickle
+from jaxgen.weights.safe_pickle import UnsafePickleError, WeightsError, load_pickle
 from jaxgen.weights.stablehlo_export import export_stablehlo, load_stablehlo
 from jaxgen.weights.state_dict_io import load_state_dict, save_state_dict
 from jaxgen.weights.torch_checkpoint import read_torch_checkpoint
@@ -52,6 +53,7 @@ __all__ = [
     "load_vgg",
     "resolve_weights",
     "UnsafePickleError",
+    "WeightsError",
     "export_stablehlo",
     "export_torch_weights",
     "flax_to_torch",

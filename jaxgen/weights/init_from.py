@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from jaxgen.files import file_sha256
-from jaxgen.inference.restore import restore_generator
+from jaxgen.train import checkpoint
 from jaxgen.weights import zoo
 from jaxgen.weights.convert import ARCHS, load_pretrained
 
@@ -51,7 +51,10 @@ def _raw(source: str, config: ml_collections.ConfigDict) -> Any:
         return conv.params
     path = Path(source).expanduser()
     if path.is_dir():
-        _, _, params, _ = restore_generator(path)
+        if not (path / "config.json").is_file():
+            raise ValueError(f"config.init_from={source!r}: a folder without config.json is not a jaxgen workdir")
+        record = checkpoint.read_task_record(path)  # workdirs of before task.json: SR runs export the generator
+        params, _ = checkpoint.restore_exported(path, player=record["export_player"] if record else "generator")
         return params
     if path.is_file() and path.suffix.lower() in _WEIGHT_SUFFIXES:
         name = config.model.name

@@ -12,6 +12,11 @@ Format (ncnn ``src/paramdict.cpp``, ``src/modelbin.cpp``, ``docs/developer-guide
   ``0x01306B47`` = float16 (data padded to 4 bytes), ``0`` or ``0x0002C056`` = raw float32; ``0x000D4B38``
   (int8) and the 256-entry quantisation table (any other non-zero tag) are refused.
 
+Hostile or malformed files: every count and size is checked as an integer in range before use (a non-integer
+array count, a negative conv weight size or PReLU count is an error naming the ``.param`` file and line), the
+``.bin`` reader only moves forward and never past the end, and every error is a one-line ``WeightsError`` (a
+``ValueError``).
+
 Only the layer types of the Real-ESRGAN, RealSR, waifu2x and Real-CUGAN ncnn graphs are read (weight-free
 ``Input``, ``Split``, ``Concat``, ``Eltwise``, ``BinaryOp``, ``Interp``, ``PixelShuffle``, ``Pooling``, ``Crop``,
 ``Scale`` with ``0=-233`` (scale from a second blob); weighted ``Convolution``, ``PReLU``, ``Deconvolution`` (stored
@@ -42,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jaxgen.weights.safe_pickle import WeightsError, one_line
 
 __all__ = [
     "NcnnConversion",
@@ -75,6 +82,7 @@ class NcnnLayer:
     outputs: tuple[str, ...]
     params: dict[int, Value]
     weights: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    line: int = 0  # line number in the .param file (1-based; 0: unknown)
 
     def get(self, key: int, default: Value) -> Value:
         return self.params.get(key, default)
@@ -83,46 +91,69 @@ class NcnnLayer:
 def _number(token: str, where: str) -> int | float:
     try:
         return float(token) if re.search(r"[.eE]", token) else int(token)
-    except ValueError as e:
-        raise ValueError(f"{where}: bad number {token!r}") from e
+    except ValueError:
+        raise WeightsError(f"{where}: bad number {token!r:.40}") from None
+
+
+def _integer(token: str, where: str, what: str, minimum: int = 0) -> int:
+    try:
+        value = int(token)
+    except ValueError:
+        raise WeightsError(f"{where}: {what} must be an integer, got {token!r:.40}") from None
+    if value < minimum:
+        raise WeightsError(f"{where}: {what} must be >= {minimum}, got {value}")
+    return value
+
+
+def _int_param(layer: NcnnLayer, key: int, default: int, where: str, minimum: int) -> int:
+    """Layer param ``key`` as an int >= ``minimum`` (an array or a float there is an error naming ``where``)."""
+    value = layer.params.get(key, default)
+    if type(value) is not int:
+        raise WeightsError(f"{where}: {layer.type} {layer.name}: param {key} must be an integer, got {value!r:.40}")
+    if value < minimum:
+        raise WeightsError(f"{where}: {layer.type} {layer.name}: param {key} must be >= {minimum}, got {value}")
+    return value
 
 
 def parse_param(text: str, *, source: str = "<param>") -> list[NcnnLayer]:
-    """Parse a text ``.param`` file's content -> layers (no weights). Malformed text -> ``ValueError`` naming
-    ``source`` and the line."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines or lines[0].strip() != str(PARAM_MAGIC):
-        raise ValueError(f"{source}: not an ncnn text .param file (first line must be {PARAM_MAGIC})")
-    try:
-        layer_count, _ = (int(t) for t in lines[1].split())
-    except (IndexError, ValueError) as e:
-        raise ValueError(f"{source}: line 2 must be 'layer_count blob_count'") from e
-    if len(lines) - 2 != layer_count:
-        raise ValueError(f"{source}: header says {layer_count} layers, file has {len(lines) - 2} layer lines")
+    """Parse a text ``.param`` file's content -> layers (no weights). Malformed text -> ``WeightsError`` naming
+    ``source`` and the line (line numbers count every line of the file, blank ones included)."""
+    numbered = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not numbered or numbered[0][1].strip() != str(PARAM_MAGIC):
+        raise WeightsError(f"{source}: not an ncnn text .param file (first line must be {PARAM_MAGIC})")
+    if len(numbered) < 2 or len(numbered[1][1].split()) != 2:
+        raise WeightsError(f"{source}: line 2 must be 'layer_count blob_count'")
+    where2 = f"{source}:{numbered[1][0]}"
+    layer_count = _integer(numbered[1][1].split()[0], where2, "layer_count")
+    _integer(numbered[1][1].split()[1], where2, "blob_count")
+    if len(numbered) - 2 != layer_count:
+        raise WeightsError(f"{source}: header says {layer_count} layers, file has {len(numbered) - 2} layer lines")
     layers = []
-    for lineno, line in enumerate(lines[2:], start=3):
+    for lineno, line in numbered[2:]:
         where = f"{source}:{lineno}"
         tok = line.split()
         if len(tok) < 4:
-            raise ValueError(f"{where}: expected 'Type name n_in n_out ...'; got {line.strip()!r}")
+            raise WeightsError(f"{where}: expected 'Type name n_in n_out ...'; got {line.strip()!r:.80}")
         typ, name = tok[0], tok[1]
-        n_in, n_out = int(tok[2]), int(tok[3])
+        n_in, n_out = _integer(tok[2], where, "n_in"), _integer(tok[3], where, "n_out")
         blobs = tok[4 : 4 + n_in + n_out]
         if len(blobs) != n_in + n_out:
-            raise ValueError(f"{where}: layer {name} lists fewer than {n_in + n_out} blobs")
+            raise WeightsError(f"{where}: layer {name} lists fewer than {n_in + n_out} blobs")
         params: dict[int, Value] = {}
         for kv in tok[4 + n_in + n_out :]:
-            key_s, _, val = kv.partition("=")
-            key = int(key_s)
+            key_s, eq, val = kv.partition("=")
+            if not eq:
+                raise WeightsError(f"{where}: expected key=value, got {kv!r:.40}")
+            key = _integer(key_s, where, "param key", minimum=-(2**31))
             if key <= -23300:
                 items = val.split(",")
-                count = int(items[0])
+                count = _integer(items[0], where, f"the value count of array {key_s}")
                 if len(items) - 1 != count:
-                    raise ValueError(f"{where}: array {kv!r} announces {count} values")
+                    raise WeightsError(f"{where}: array {kv!r:.60} announces {count} values")
                 params[-23300 - key] = tuple(_number(v, where) for v in items[1:])
             else:
                 params[key] = _number(val, where)
-        layers.append(NcnnLayer(typ, name, tuple(blobs[:n_in]), tuple(blobs[n_in:]), params))
+        layers.append(NcnnLayer(typ, name, tuple(blobs[:n_in]), tuple(blobs[n_in:]), params, line=lineno))
     return layers
 
 
@@ -131,8 +162,10 @@ class _BinReader:
         self.data, self.pos, self.source = data, 0, source
 
     def _take(self, nbytes: int, what: str) -> bytes:
+        if nbytes < 0:  # callers check sizes first; never move backwards
+            raise WeightsError(f"{self.source}: negative size {nbytes} while reading {what}")
         if self.pos + nbytes > len(self.data):
-            raise ValueError(f"{self.source}: file ends at byte {len(self.data)} while reading {what}")
+            raise WeightsError(f"{self.source}: file ends at byte {len(self.data)} while reading {what}")
         out = self.data[self.pos : self.pos + nbytes]
         self.pos += nbytes
         return out
@@ -148,77 +181,80 @@ class _BinReader:
         if tag in (0, TAG_FP32_SCALED):
             return self.raw_fp32(n, what)
         kind = "int8" if tag == TAG_INT8 else "table-quantised"
-        raise ValueError(
+        raise WeightsError(
             f"{self.source}: {what} is stored as {kind} (tag 0x{tag:08X}); only float32 and float16 are supported"
         )
 
 
-def _conv_weights(layer: NcnnLayer, rd: _BinReader) -> dict[str, np.ndarray]:
-    p = layer.params
-    o, kw = int(p.get(0, 0)), int(p.get(1, 0))
-    kh = int(p.get(11, kw))
-    size = int(p.get(6, 0))
-    if o <= 0 or kw <= 0 or size % (o * kh * kw):
-        raise ValueError(
-            f"{rd.source}: Convolution {layer.name}: weight_data_size {size} does not divide into "
-            f"{o} x C x {kh} x {kw}"
-        )
-    if int(p.get(8, 0)):
-        raise ValueError(f"{rd.source}: Convolution {layer.name} is int8-quantised (8=1); not supported")
-    w = rd.tagged(size, f"Convolution {layer.name} weight").reshape(o, size // (o * kh * kw), kh, kw)
+def _conv_weights(layer: NcnnLayer, rd: _BinReader, where: str) -> dict[str, np.ndarray]:
+    o = _int_param(layer, 0, 0, where, 1)
+    kw = _int_param(layer, 1, 0, where, 1)
+    kh = _int_param(layer, 11, kw, where, 1)
+    size = _int_param(layer, 6, 0, where, 1)
+    if size % (o * kh * kw):
+        raise WeightsError(
+            f"{where}: Convolution {layer.name}: weight_data_size {size} does not divide into {o} x C x {kh} x {kw}")
+    if _int_param(layer, 8, 0, where, 0):
+        raise WeightsError(f"{where}: Convolution {layer.name} is int8-quantised (8=1); not supported")
+    w = rd.tagged(size, f"Convolution {layer.name} weight ({where})").reshape(o, size // (o * kh * kw), kh, kw)
     out = {"weight": w}
-    if int(p.get(5, 0)):
-        out["bias"] = rd.raw_fp32(o, f"Convolution {layer.name} bias")
+    if _int_param(layer, 5, 0, where, 0):
+        out["bias"] = rd.raw_fp32(o, f"Convolution {layer.name} bias ({where})")
     return out
 
 
-def _inner_product_weights(layer: NcnnLayer, rd: _BinReader) -> dict[str, np.ndarray]:
+def _inner_product_weights(layer: NcnnLayer, rd: _BinReader, where: str) -> dict[str, np.ndarray]:
     """``InnerProduct``: weight ``[num_output, num_input]`` as a tagged blob, then (``1=1``) the raw fp32 bias."""
-    o, size = int(layer.get(0, 0)), int(layer.get(2, 0))
-    if o <= 0 or size % o:
-        raise ValueError(f"{rd.source}: InnerProduct {layer.name}: weight_data_size {size} does not divide by {o}")
-    if int(layer.get(8, 0)):
-        raise ValueError(f"{rd.source}: InnerProduct {layer.name} is int8-quantised (8=1); not supported")
-    out = {"weight": rd.tagged(size, f"InnerProduct {layer.name} weight").reshape(o, size // o)}
-    if int(layer.get(1, 0)):
-        out["bias"] = rd.raw_fp32(o, f"InnerProduct {layer.name} bias")
+    o = _int_param(layer, 0, 0, where, 1)
+    size = _int_param(layer, 2, 0, where, 1)
+    if size % o:
+        raise WeightsError(f"{where}: InnerProduct {layer.name}: weight_data_size {size} does not divide by {o}")
+    if _int_param(layer, 8, 0, where, 0):
+        raise WeightsError(f"{where}: InnerProduct {layer.name} is int8-quantised (8=1); not supported")
+    out = {"weight": rd.tagged(size, f"InnerProduct {layer.name} weight ({where})").reshape(o, size // o)}
+    if _int_param(layer, 1, 0, where, 0):
+        out["bias"] = rd.raw_fp32(o, f"InnerProduct {layer.name} bias ({where})")
     return out
 
 
 def read_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> list[NcnnLayer]:
     """Read an ncnn model -> layers with their weights as float32 arrays (fp16 weights are widened exactly).
 
-    Unknown layer types, non-float weight storage, a short or over-long ``.bin`` -> ``ValueError`` naming the file.
+    Unknown layer types, non-float weight storage, a bad count or size, a short or over-long ``.bin`` ->
+    ``WeightsError`` naming the file (and the ``.param`` line of the layer).
     """
     param_path, bin_path = Path(param_path), Path(bin_path)
     try:
         text = param_path.read_text()
         data = bin_path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read ncnn model ({e})") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise WeightsError(f"cannot read ncnn model {param_path} / {bin_path} ({one_line(e)})") from None
     layers = parse_param(text, source=str(param_path))
     rd = _BinReader(data, str(bin_path))
     out = []
     for layer in layers:
+        where = f"{param_path}:{layer.line}"
         if layer.type == "Convolution":
-            weights = _conv_weights(layer, rd)
+            weights = _conv_weights(layer, rd, where)
         elif layer.type == "PReLU":
-            weights = {"slope": rd.raw_fp32(int(layer.get(0, 1)), f"PReLU {layer.name} slope")}
+            count = _int_param(layer, 0, 1, where, 1)
+            weights = {"slope": rd.raw_fp32(count, f"PReLU {layer.name} slope ({where})")}
         elif layer.type == "Deconvolution":  # same storage as Convolution: [O, I, kh, kw] tagged, then the bias
-            weights = _conv_weights(layer, rd)
+            weights = _conv_weights(layer, rd, where)
         elif layer.type == "InnerProduct":
-            weights = _inner_product_weights(layer, rd)
+            weights = _inner_product_weights(layer, rd, where)
         elif layer.type in _WEIGHTLESS or (layer.type == "Scale" and layer.get(0, 0) == -233):
             # Scale 0=-233: the scale comes from a second input blob (waifu2x cunet's squeeze-excitation)
             weights = {}
         else:
-            raise ValueError(
-                f"{param_path}: layer {layer.name} has type {layer.type}, whose weights this reader does not know "
+            raise WeightsError(
+                f"{where}: layer {layer.name} has type {layer.type}, whose weights this reader does not know "
                 f"(supported: {sorted(_WEIGHTLESS | _WEIGHTED)})"
             )
         out.append(dataclasses.replace(layer, weights=weights))
     if rd.pos != len(data):
-        raise ValueError(f"{bin_path}: {len(data) - rd.pos} bytes left after the last layer; wrong .bin for this .param?")
+        raise WeightsError(
+            f"{bin_path}: {len(data) - rd.pos} bytes left after the last layer; wrong .bin for this .param?")
     return out
 
 
@@ -273,17 +309,18 @@ class NcnnConversion:
     scale: int
 
 
-def _conv_param(layer: NcnnLayer) -> dict[str, np.ndarray]:
+def _conv_param(layer: NcnnLayer, source: str) -> dict[str, np.ndarray]:
     w = layer.weights["weight"]
     if w.shape[2:] != (3, 3):
-        raise ValueError(f"Convolution {layer.name}: expected a 3x3 kernel; got {w.shape[2:]}")
+        raise WeightsError(f"{source}: Convolution {layer.name}: expected a 3x3 kernel; got {w.shape[2:]}")
     p = layer.params
     pad = p.get(4, 0)
     pads = (pad, p.get(14, pad), p.get(15, pad), p.get(16, p.get(14, pad)))
     if (p.get(2, 1), p.get(12, 1), p.get(3, 1), p.get(13, 1), pads) != (1, 1, 1, 1, (1, 1, 1, 1)):
-        raise ValueError(f"Convolution {layer.name}: expected dilation 1, stride 1, padding 1; got params {p}")
+        raise WeightsError(f"{source}: Convolution {layer.name}: expected dilation 1, stride 1, padding 1; got params "
+                           f"{p}")
     if "bias" not in layer.weights:
-        raise ValueError(f"Convolution {layer.name}: expected a bias")
+        raise WeightsError(f"{source}: Convolution {layer.name}: expected a bias")
     return {"kernel": np.ascontiguousarray(w.transpose(2, 3, 1, 0)), "bias": layer.weights["bias"]}
 
 
@@ -298,7 +335,7 @@ def _act(layer: NcnnLayer) -> str:
 
 def _expect(cond: bool, source: str, what: str) -> None:
     if not cond:
-        raise ValueError(f"{source}: not a Real-ESRGAN graph jaxgen knows: {what}")
+        raise WeightsError(f"{source}: not a Real-ESRGAN graph jaxgen knows: {what}")
 
 
 def _convert_rrdbnet(layers: list[NcnnLayer], source: str) -> NcnnConversion:
@@ -308,7 +345,7 @@ def _convert_rrdbnet(layers: list[NcnnLayer], source: str) -> NcnnConversion:
     feat = convs[0].weights["weight"].shape[0]
     grow = convs[1].weights["weight"].shape[0]
     in_ch = convs[0].weights["weight"].shape[1]
-    params: dict[str, Any] = {"conv_first": _conv_param(convs[0])}
+    params: dict[str, Any] = {"conv_first": _conv_param(convs[0], source)}
     _expect(_act(convs[0]) == "none", source, "conv_first has a fused activation")
     i = 1
     for b in range(n_blocks):
@@ -323,14 +360,14 @@ def _convert_rrdbnet(layers: list[NcnnLayer], source: str) -> NcnnConversion:
                 _expect(c.weights["weight"].shape == shape, source,
                         f"{c.name} (block {b} rdb{r} conv{k}) weight {c.weights['weight'].shape}, expected {shape}")
                 _expect(_act(c) == ("none" if k == 5 else "lrelu0.2"), source, f"{c.name} activation {_act(c)}")
-                rdb[f"conv{k}"] = _conv_param(c)
+                rdb[f"conv{k}"] = _conv_param(c, source)
             block[f"rdb{r}"] = rdb
         params[f"body_{b}"] = block
     tail = ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
     acts = ["none", "lrelu0.2", "lrelu0.2", "lrelu0.2", "none"]
     for name, act, c in zip(tail, acts, convs[i:]):
         _expect(_act(c) == act, source, f"{c.name} ({name}) activation {_act(c)}, expected {act}")
-        params[name] = _conv_param(c)
+        params[name] = _conv_param(c, source)
     out_ch = convs[-1].weights["weight"].shape[0]
     # the residual sums: 3 per RRDB (dense blocks) + 1 per RRDB, each 0.2 * branch + 1 * skip
     sums = [ly for ly in layers if ly.type == "Eltwise"]
@@ -361,7 +398,7 @@ def _convert_srvgg(layers: list[NcnnLayer], source: str) -> NcnnConversion:
     for j, ly in enumerate(compute):
         if ly.type == "Convolution":
             _expect(_act(ly) == "none", source, f"{ly.name} has a fused activation")
-            params[f"body_{j}"] = _conv_param(ly)
+            params[f"body_{j}"] = _conv_param(ly, source)
         else:
             params[f"body_{j}"] = {"weight": ly.weights["slope"]}
     feat, in_ch = convs[0].weights["weight"].shape[:2]
@@ -393,11 +430,15 @@ def convert_realesrgan(layers: list[NcnnLayer], *, source: str = "<ncnn>") -> Nc
     """Map a Real-ESRGAN ncnn graph (from :func:`read_ncnn`) to a jaxgen ``rrdbnet`` or ``srvgg_compact``.
 
     Checks the structure (conv shapes and order, fused activations, residual coefficients, resampling layers)
-    and raises ``ValueError`` naming ``source`` and the first mismatch for any other graph.
+    and raises ``WeightsError`` (a ``ValueError``) naming ``source`` and the first mismatch for any other graph.
     """
     types = {ly.type for ly in layers}
-    if "PReLU" in types:
-        return _convert_srvgg(layers, source)
-    if "Concat" in types and "Eltwise" in types:
-        return _convert_rrdbnet(layers, source)
-    raise ValueError(f"{source}: neither an RRDBNet nor an SRVGGNetCompact ncnn graph (layer types {sorted(types)})")
+    try:
+        if "PReLU" in types:
+            return _convert_srvgg(layers, source)
+        if "Concat" in types and "Eltwise" in types:
+            return _convert_rrdbnet(layers, source)
+    except (TypeError, IndexError, KeyError) as e:  # a param of the wrong kind (an array where a number belongs)
+        raise WeightsError(f"{source}: not a Real-ESRGAN graph jaxgen knows ({type(e).__name__}: {one_line(e)})"
+                           ) from None
+    raise WeightsError(f"{source}: neither an RRDBNet nor an SRVGGNetCompact ncnn graph (layer types {sorted(types)})")

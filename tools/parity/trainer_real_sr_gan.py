@@ -7,7 +7,7 @@ The degradation is bypassed: both sides get the same pre-made LR batch (``batch/
 degradation has its own goldens) and no training-pair pool (``queue_size=0``); the USM sharpening stays on both
 sides (jaxgen's ``usm_sharp`` vs the official ``USMSharp``). Small: RRDBNet 8 features, 1 block, growth 4, x4,
 batch 2 of 8 px LR (32 px HR), D 8 features; lr 1e-4 halved at step 10; EMA 0.9; frozen VGG19 random (as
-``trainer_sr_gan``). jaxgen's ``task.training_pair`` is replaced on the instance by the bypass (feed_data's
+``trainer_sr_gan``). jaxgen's ``task.pairs`` is replaced on the instance by the bypass (feed_data's
 non-degrading branch: ``lq = data['lq']``, ``gt_usm = usm_sharp(gt)``). Torch side: ``torch_real_sr_gan.py``.
 
 Spectral norm: torch's ``weight_v`` is not compared: a training-mode forward recomputes ``v`` from ``u`` before
@@ -101,6 +101,20 @@ def disc_from_torch(task: Any, sd: dict[str, np.ndarray]) -> tuple[Any, Any]:
     return params, {"spectral": spectral}
 
 
+class BypassPairs:
+    """``RealESRGANModel.feed_data`` without the degradation (and no pool): the batch's own LR, USM GT targets
+    as the task's ``usm_targets`` say; replaces the task's ``pairs`` on the instance."""
+
+    def __init__(self, pairs: Any) -> None:
+        self.usm_targets = pairs.usm_targets
+        self.buffers = pairs.buffers
+
+    def __call__(self, state: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array], Any]:
+        gt = batch["hr"].astype(jnp.float32)
+        gt_usm = degradations_lib.usm_sharp(gt)
+        return batch["lr"], {k: gt_usm if use else gt for k, use in self.usm_targets.items()}, state.buffers
+
+
 def make_case(steps: int, seed: int) -> dict[str, Any]:
     c = config(steps, seed)
     task = get_task("real_sr_gan")(c)
@@ -120,12 +134,7 @@ def run_jax(case: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     steps = int(srp.hp(case, "steps"))
     task = get_task("real_sr_gan")(config(steps))
 
-    def bypass(state, batch):  # RealESRGANModel.feed_data without the degradation (and no pool)
-        gt = batch["hr"].astype(jnp.float32)
-        gt_usm = degradations_lib.usm_sharp(gt)
-        return batch["lr"], {k: gt_usm if use else gt for k, use in task.usm_targets.items()}, state.buffers
-
-    task.training_pair = bypass
+    task.pairs = BypassPairs(task.pairs)
     state = gan.init_state(task, case, lambda sd: convert.torch_to_flax("rrdbnet", sd), disc_from_torch)
     state, losses = srp.run_steps(task, state, case, gan.vgg_consts(case), {"lr": "batch/lr", "hr": "batch/hr"},
                                   gan.GAN_METRICS)
