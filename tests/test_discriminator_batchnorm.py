@@ -12,7 +12,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxgen.config import base_config, optim_config
+from jaxgen.config import optim_config
+from jaxgen.tasks import base_config
 from jaxgen.models.discriminators import BATCH_STATS_COLLECTION, TorchBatchNorm, VGGStyleDiscriminator, is_stateful
 from jaxgen.tasks import get_task
 from jaxgen.weights import convert

@@ -25,7 +25,8 @@ import ml_collections
 import numpy as np
 
 from jaxgen import degradations as degradations_lib
-from jaxgen.config import base_config, optim_config
+from jaxgen.config import optim_config
+from jaxgen.tasks import base_config
 from jaxgen.tasks import get_task
 from jaxgen.weights import convert
 

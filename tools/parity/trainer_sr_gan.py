@@ -19,7 +19,8 @@ import ml_collections
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from jaxgen.config import base_config, optim_config
+from jaxgen.config import optim_config
+from jaxgen.tasks import base_config
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.tasks import get_task
 from jaxgen.train.state import new_player
