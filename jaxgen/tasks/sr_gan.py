@@ -27,7 +27,7 @@ import optax
 
 from jaxgen import losses as losses_lib
 from jaxgen.config import ConfigError, optim_config
-from jaxgen.models.discriminators import SPECTRAL_COLLECTION, STATEFUL
+from jaxgen.models.discriminators import is_stateful
 from jaxgen.tasks.common import Batch
 from jaxgen.tasks.sr_common import (ContentLoss, InitWeights, SRValidation, add_degradation, build_discriminator,
                                     build_generator, ema_decay, example_shapes, init_generator, make_pairs,
@@ -94,7 +94,7 @@ class SRGANTask:
         if self.content.empty and not self.gan_weight:
             raise ConfigError("config.losses has no non-zero weight: nothing to train")
         self.discriminator = build_discriminator(config)
-        self.d_stateful = config.disc.name in STATEFUL
+        self.d_stateful = is_stateful(config.disc.name, config.disc.kwargs.to_dict())
         self.d_tx = optim.make_optimizer(config.disc.optim, config.total_steps)
         self.pairs = make_pairs(config)
         self.init_weights = InitWeights(config, self.generator)
@@ -130,7 +130,7 @@ class SRGANTask:
         if self.d_stateful:
             variables = {"params": d_params, **collections}
             if update:
-                out, new = self.discriminator.apply(variables, x, update_stats=True, mutable=[SPECTRAL_COLLECTION])
+                out, new = self.discriminator.apply(variables, x, update_stats=True, mutable=list(collections))
                 collections = {**collections, **new}
             else:
                 out = self.discriminator.apply(variables, x, update_stats=False)
@@ -166,7 +166,10 @@ class SRGANTask:
         gp_key = step_key(state, STREAM_GP)
 
         def d_loss_fn(d_params):
-            real, c = self.d_apply(d_params, coll, real_img)
+            c = coll
+            if kind == "ragan_basicsr" and self.d_stateful:  # BasicSR ESRGANModel's extra D(fake) call first:
+                c = self.d_apply(d_params, c, sr)[1]  # it only moves the running statistics (same logits)
+            real, c = self.d_apply(d_params, c, real_img)
             fake, c = self.d_apply(d_params, c, sr)
             loss = losses_lib.gan_d_loss(real, fake, kind=kind, **self.labels)
             extra = {}
