@@ -1,0 +1,244 @@
+"""Training-parity harness: the plug-in interface, the comparison and the goldens (issue 17).
+
+A trainer ``NAME`` is two files in ``tools/parity/``, discovered by ``run.py`` (nothing else to register):
+
+``trainer_NAME.py`` (runs in jaxgen's venv; never imports torch) exposes
+
+* ``make_case(steps: int, seed: int) -> dict[str, np.ndarray | scalar]``: everything both sides need, as a flat
+  ``{key: array}`` map saved as one ``.npz`` (keys use ``/``; scalars become 0-d arrays). Conventions:
+
+  - ``hp/<name>``: hyper-parameters (learning rates, loss weights, betas, milestones as an int array, ...);
+  - ``init/<player>/<torch state-dict key>``: the initial weights, made by jaxgen (``task.init()``) and exported
+    in the official PyTorch module's naming and layout (OIHW convs, ``[out, in]`` linears, BatchNorm running
+    stats included), so ``load_state_dict(strict=True)`` takes them;
+  - ``batch/<name>``: ``[steps, B, H, W, C]`` float32 NHWC, one slice per step (the torch side transposes);
+  - ``frozen/<...>``: frozen networks (e.g. the perceptual VGG); big ones may be left out of the goldens (below).
+
+* ``run_jax(case) -> {"losses": {term: np.ndarray[steps]}, "params": {name: np.ndarray}}``: runs jaxgen's task
+  (``jaxgen.tasks.get_task(name)(config)``, ``.init()`` with the case's weights put in, ``.step``) for ``steps``
+  steps on the case's batches; ``losses`` are the per-step values of every loss term (the names the torch side
+  uses), ``params`` the final weights exported to the torch naming, prefixed ``<player>/`` (e.g.
+  ``generator/conv_first.weight``, ``generator_ema/...``, ``discriminator/bn0_1.running_mean``).
+
+* optional ``GOLDEN_DROP: tuple[str, ...]`` (case-key prefixes not stored in the golden, e.g. ``('frozen/',)``)
+  and ``restore_case(case) -> case`` (re-creates them deterministically from what is stored).
+
+``torch_NAME.py --case CASE.npz --out OUT.npz`` (runs with ``--torch-python``; imports only torch, torchvision,
+numpy and the standard library) re-creates the OFFICIAL training step from the official files (repository, file
+and commit named in its docstring), loads ``init/...`` with ``strict=True``, runs ``steps`` steps on
+``batch/...`` and writes ``losses/<term>`` ([steps] float64) and ``params/<name>`` -- the same structure as
+``run_jax``'s result, flattened with :func:`save_flat`.
+
+Comparison (:func:`compare`), in float32 on both sides:
+
+* loss: for every term of the torch side and every step, ``|jax - torch| / max(|torch|, LOSS_FLOOR)``; a term
+  the jax side lacks is a failure; the row reports the max (tolerance ``LOSS_RTOL = 1e-4``);
+* params: per tensor, ``max|jax - torch| / max|torch|`` (relative to the tensor's scale, so near-zero entries do
+  not blow up); the row reports the max over tensors (tolerance ``PARAM_RTOL = 1e-4``). Also reported, for
+  information: the same measure on the *update* ``final - init`` (``upd``), which is much stricter because 20
+  small steps move weights little.
+
+Goldens (``run.py --write-goldens``): ``tests/goldens/parity/NAME.npz`` holds ``case/<key>`` (the case minus
+``GOLDEN_DROP``), ``torch/losses/<term>``, ``torch/params/<name>`` (every tensor when the total is small, else
+``SUBSET`` evenly spaced entries per tensor at ``torch/index/<name>`` plus ``torch/absmax/<name>``), so
+``tests/test_training_parity.py`` checks jaxgen against them without torch, with the same tolerances.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Mapping
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+GOLDEN_DIR = ROOT / "tests" / "goldens" / "parity"
+
+LOSS_RTOL = 1e-4
+PARAM_RTOL = 1e-4
+LOSS_FLOOR = 1e-8  # |torch| below this counts as this (a loss term that is exactly 0 on both sides passes)
+FULL_PARAMS_MAX = 300_000  # goldens store every final param when the total is at most this many numbers
+SUBSET = 64
+
+__all__ = ["FULL_PARAMS_MAX", "GOLDEN_DIR", "LOSS_RTOL", "PARAM_RTOL", "compare", "discover", "golden_case",
+           "golden_reference", "load_flat", "load_trainer", "save_flat", "write_golden"]
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def save_flat(path: str | Path, flat: Mapping[str, Any]) -> None:
+    """``{key: array | scalar}`` -> ``.npz`` (compressed)."""
+    np.savez_compressed(path, **{k: np.asarray(v) for k, v in flat.items()})
+
+
+def load_flat(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def flatten_result(result: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """``{"losses": {...}, "params": {...}}`` -> ``{"losses/<term>": ..., "params/<name>": ...}``."""
+    out = {}
+    for group in ("losses", "params"):
+        for k, v in result[group].items():
+            out[f"{group}/{k}"] = np.asarray(v)
+    return out
+
+
+def unflatten_result(flat: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    out: dict[str, dict[str, np.ndarray]] = {"losses": {}, "params": {}}
+    for k, v in flat.items():
+        group, _, name = k.partition("/")
+        if group in out:
+            out[group][name] = v
+    return out
+
+
+# ------------------------------------------------------------------------------------------ plug-ins
+
+
+def discover() -> list[str]:
+    """Trainer names with both ``trainer_NAME.py`` and ``torch_NAME.py`` in ``tools/parity``."""
+    names = sorted(p.stem[len("trainer_"):] for p in HERE.glob("trainer_*.py"))
+    return [n for n in names if (HERE / f"torch_{n}.py").exists()]
+
+
+def load_trainer(name: str) -> ModuleType:
+    """Imports ``tools/parity/trainer_NAME.py`` (``tools`` is not a package)."""
+    path = HERE / f"trainer_{name}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"no trainer plug-in {path}")
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))  # plug-ins may import sibling helper modules
+    spec = importlib.util.spec_from_file_location(f"parity_trainer_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------------------ comparison
+
+
+def _param_rel(j: np.ndarray, t: np.ndarray) -> float:
+    scale = float(np.max(np.abs(t))) if t.size else 0.0
+    diff = float(np.max(np.abs(j.astype(np.float64) - t.astype(np.float64)))) if t.size else 0.0
+    if scale == 0.0:
+        return 0.0 if diff == 0.0 else float("inf")
+    return diff / scale
+
+
+def compare(torch_res: Mapping[str, Mapping[str, np.ndarray]], jax_res: Mapping[str, Mapping[str, np.ndarray]],
+            init: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Max relative loss / param differences (module docstring). ``init``: ``{<player>/<name>: initial}`` for
+    the update measure (optional). Returns ``{'loss', 'loss_at', 'param', 'param_at', 'update', 'update_at',
+    'problems', 'ok'}``."""
+    problems: list[str] = []
+    loss, loss_at = 0.0, ""
+    for term, t in torch_res["losses"].items():
+        if term not in jax_res["losses"]:
+            problems.append(f"jax side has no loss term {term!r}")
+            continue
+        t = np.asarray(t, np.float64).ravel()
+        j = np.asarray(jax_res["losses"][term], np.float64).ravel()
+        if j.shape != t.shape:
+            problems.append(f"loss {term}: {j.shape[0]} steps vs torch {t.shape[0]}")
+            continue
+        rel = np.abs(j - t) / np.maximum(np.abs(t), LOSS_FLOOR)
+        k = int(np.argmax(rel)) if rel.size else 0
+        if rel.size and (rel[k] > loss or not np.isfinite(rel[k])):
+            loss, loss_at = float(rel[k]), f"{term}@{k}"
+    param, param_at, update, update_at = 0.0, "", 0.0, ""
+    for name, t in torch_res["params"].items():
+        if name not in jax_res["params"]:
+            problems.append(f"jax side has no param {name!r}")
+            continue
+        j = np.asarray(jax_res["params"][name])
+        t = np.asarray(t)
+        if j.shape != t.shape:
+            problems.append(f"param {name}: shape {j.shape} vs torch {t.shape}")
+            continue
+        rel = _param_rel(j, t)
+        if rel > param or not np.isfinite(rel):
+            param, param_at = rel, name
+        if init is not None and name in init and np.issubdtype(t.dtype, np.floating):
+            i = np.asarray(init[name], np.float64)
+            urel = _param_rel(j - i, t - i)
+            if urel > update:
+                update, update_at = urel, name
+    ok = not problems and loss <= LOSS_RTOL and param <= PARAM_RTOL
+    return dict(loss=loss, loss_at=loss_at, param=param, param_at=param_at, update=update, update_at=update_at,
+                problems=problems, ok=ok)
+
+
+def initial_params(case: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{<player>/<name>: array}`` from the case's ``init/`` keys."""
+    return {k[len("init/"):]: v for k, v in case.items() if k.startswith("init/")}
+
+
+# ------------------------------------------------------------------------------------------ goldens
+
+
+def write_golden(name: str, case: Mapping[str, np.ndarray], torch_res: Mapping[str, Mapping[str, np.ndarray]],
+                 drop: tuple[str, ...] = ()) -> Path:
+    """``tests/goldens/parity/NAME.npz`` (module docstring); returns its path."""
+    out: dict[str, np.ndarray] = {}
+    for k, v in case.items():
+        if not any(k.startswith(p) for p in drop):
+            out[f"case/{k}"] = np.asarray(v)
+    for term, v in torch_res["losses"].items():
+        out[f"torch/losses/{term}"] = np.asarray(v, np.float64)
+    params = {k: np.asarray(v) for k, v in torch_res["params"].items()}
+    full = sum(v.size for v in params.values()) <= FULL_PARAMS_MAX
+    for k, v in params.items():
+        if full or v.size <= SUBSET:
+            out[f"torch/params/{k}"] = v
+        else:
+            idx = np.unique(np.linspace(0, v.size - 1, SUBSET).astype(np.int64))
+            out[f"torch/params/{k}"] = v.ravel()[idx]
+            out[f"torch/index/{k}"] = idx
+            out[f"torch/absmax/{k}"] = np.asarray(np.max(np.abs(v)), v.dtype)
+    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+    path = GOLDEN_DIR / f"{name}.npz"
+    save_flat(path, out)
+    return path
+
+
+def golden_case(golden: Mapping[str, np.ndarray], trainer: ModuleType) -> dict[str, np.ndarray]:
+    """The case stored in a golden, with the dropped parts re-created by ``trainer.restore_case``."""
+    case = {k[len("case/"):]: v for k, v in golden.items() if k.startswith("case/")}
+    restore = getattr(trainer, "restore_case", None)
+    return restore(case) if restore is not None else case
+
+
+def golden_reference(golden: Mapping[str, np.ndarray], jax_res: Mapping[str, Mapping[str, np.ndarray]]
+                     ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
+    """``(torch_res, jax_res)`` restricted to what the golden stores (subset entries picked from the jax side;
+    a subset's relative measure uses the stored full-tensor ``absmax``), ready for :func:`compare`."""
+    torch_res: dict[str, dict[str, np.ndarray]] = {"losses": {}, "params": {}}
+    jax_sel: dict[str, dict[str, np.ndarray]] = {"losses": dict(jax_res["losses"]), "params": {}}
+    for k, v in golden.items():
+        if k.startswith("torch/losses/"):
+            torch_res["losses"][k[len("torch/losses/"):]] = v
+    for k, v in golden.items():
+        if not k.startswith("torch/params/"):
+            continue
+        name = k[len("torch/params/"):]
+        if name not in jax_res["params"]:
+            torch_res["params"][name] = v
+            continue
+        j = np.asarray(jax_res["params"][name])
+        if f"torch/index/{name}" in golden:
+            idx = golden[f"torch/index/{name}"]
+            absmax = golden[f"torch/absmax/{name}"]
+            # append the full tensor's absmax to both so the per-tensor scale is the full tensor's
+            torch_res["params"][name] = np.concatenate([v, np.asarray(absmax).reshape(1)])
+            jax_sel["params"][name] = np.concatenate([j.ravel()[idx], np.asarray(absmax, j.dtype).reshape(1)])
+        else:
+            torch_res["params"][name] = v
+            jax_sel["params"][name] = j
+    return torch_res, jax_sel
