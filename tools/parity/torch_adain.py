@@ -189,18 +189,18 @@ def main() -> None:
     torch.set_default_dtype(getattr(torch, args.dtype))
     torch.use_deterministic_algorithms(True)
     case = {k: v.astype(args.dtype) if v.dtype == np.float32 else v for k, v in np.load(args.case).items()}
-    init = {k[len("init/"):]: torch.from_numpy(v) for k, v in case.items() if k.startswith("init/")}
+    init = {k[len("init/decoder/"):]: torch.from_numpy(v) for k, v in case.items() if k.startswith("init/decoder/")}
     decoder = make_decoder(tuple(init[f"{i}.weight"].shape[0] for i in (1, 14, 21)))
-    decoder.load_state_dict(init)
+    decoder.load_state_dict(init, strict=True)
     vgg.to(getattr(torch, args.dtype)).load_state_dict(
-        {k[len("vgg/"):]: torch.from_numpy(v) for k, v in case.items() if k.startswith("vgg/")})
+        {k[len("frozen/vgg/"):]: torch.from_numpy(v) for k, v in case.items() if k.startswith("frozen/vgg/")}, strict=True)
     network = Net(vgg, decoder)
     network.train()
-    lr, lr_decay = float(case["lr"]), float(case["lr_decay"])
-    content_weight, style_weight = float(case["content_weight"]), float(case["style_weight"])
+    lr, lr_decay = float(case["hp/lr"]), float(case["hp/lr_decay"])
+    content_weight, style_weight = float(case["hp/content_weight"]), float(case["hp/style_weight"])
     optimizer = torch.optim.Adam(network.decoder.parameters(), lr=lr)
     losses = {"content": [], "style": []}
-    for i, (content, style) in enumerate(zip(case["content"], case["style"])):
+    for i, (content, style) in enumerate(zip(case["batch/content"], case["batch/style"])):
         for param_group in optimizer.param_groups:  # adjust_learning_rate(optimizer, iteration_count=i)
             param_group['lr'] = lr / (1.0 + lr_decay * i)
         loss_c, loss_s = network(nchw(content), nchw(style))
@@ -214,7 +214,7 @@ def main() -> None:
         losses["content"].append(loss_c.item())
         losses["style"].append(loss_s.item())
     out = {f"losses/{k}": np.asarray(v, np.float64) for k, v in losses.items()}
-    out.update({f"params/{k}": v.detach().numpy() for k, v in decoder.state_dict().items()})
+    out.update({f"params/decoder/{k}": v.detach().numpy() for k, v in decoder.state_dict().items()})
     np.savez(args.out, **out)
 
 

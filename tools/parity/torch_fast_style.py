@@ -15,7 +15,7 @@ Official code: pytorch/examples, commit 77f55b912142e11fcfdf5b530231fb9c52f181e8
   official pipeline's ``ToTensor() * 255`` is applied here.
 
 Run: ``/work/torchvenv/bin/python tools/parity/torch_fast_style.py --case CASE.npz --out OUT.npz``; writes
-``losses/content``, ``losses/style`` (``[steps]``) and ``params/<official key>`` (final TransformerNet weights).
+``losses/content``, ``losses/style`` (``[steps]``) and ``params/generator/<official key>`` (final TransformerNet weights).
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ def vgg16_features_to_relu4_3(case) -> torch.nn.Sequential:
         if block < 3:
             layers.append(torch.nn.MaxPool2d(2, 2))
     seq = torch.nn.Sequential(*layers)
-    seq.load_state_dict({k[len("vgg/features."):]: torch.from_numpy(v) for k, v in case.items()
-                         if k.startswith("vgg/")})
+    seq.load_state_dict({k[len("frozen/vgg/features."):]: torch.from_numpy(v) for k, v in case.items()
+                         if k.startswith("frozen/vgg/")}, strict=True)
     return seq
 
 
@@ -190,20 +190,20 @@ def main() -> None:
     case = {k: v.astype(args.dtype) if v.dtype == np.float32 else v for k, v in np.load(args.case).items()}
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
-    batches = case["batches"]
+    batches = case["batch/content"]
     batch_size = batches.shape[1]
 
-    transformer = TransformerNet(int(case["channels"]), int(case["num_res_blocks"]))
-    transformer.load_state_dict({k[len("init/"):]: torch.from_numpy(v) for k, v in case.items()
-                                 if k.startswith("init/")})
-    optimizer = torch.optim.Adam(transformer.parameters(), float(case["lr"]))
+    transformer = TransformerNet(int(case["hp/channels"]), int(case["hp/num_res_blocks"]))
+    transformer.load_state_dict({k[len("init/generator/"):]: torch.from_numpy(v) for k, v in case.items()
+                                 if k.startswith("init/generator/")}, strict=True)
+    optimizer = torch.optim.Adam(transformer.parameters(), float(case["hp/lr"]))
     mse_loss = torch.nn.MSELoss()
     vgg = Vgg16(vgg16_features_to_relu4_3(case), requires_grad=False)
-    style = to_tensor_255(case["style"][None])
+    style = to_tensor_255(case["frozen/style"][None])
     style = style.repeat(batch_size, 1, 1, 1)
     features_style = vgg(normalize_batch(style))
     gram_style = [gram_matrix(y) for y in features_style]
-    content_weight, style_weight = float(case["content_weight"]), float(case["style_weight"])
+    content_weight, style_weight = float(case["hp/content_weight"]), float(case["hp/style_weight"])
 
     losses = {"content": [], "style": []}
     transformer.train()
@@ -237,8 +237,8 @@ def main() -> None:
         losses["style"].append(style_loss.item())
 
     out = {f"losses/{k}": np.asarray(v, np.float64) for k, v in losses.items()}
-    out.update({f"params/{k}": v.detach().numpy() for k, v in transformer.state_dict().items()})
-    out.update({f"grads0/{k}": v for k, v in grads.items()})
+    out.update({f"params/generator/{k}": v.detach().numpy() for k, v in transformer.state_dict().items()})
+    out.update({f"grads0/generator/{k}": v for k, v in grads.items()})
     np.savez(args.out, **out)
 
 

@@ -3,15 +3,15 @@
 
 Case (numpy, official names):
 
-* ``init/<i>.{weight,bias}``: jaxgen's initial decoder (``AdaINTask.init``, PyTorch init; tiny widths
+* ``init/decoder/<i>.{weight,bias}``: jaxgen's initial decoder (``AdaINTask.init``, PyTorch init; tiny widths
   ``features=(8, 8, 8)`` instead of ``(256, 128, 64)``) exported with ``flax_to_torch('adain_decoder', ...)`` --
   the official ``decoder`` Sequential indices;
-* ``vgg/<i>.{weight,bias}``: the official ``vgg`` (``vgg_normalised.pth`` layout: a 1x1 input conv, then the VGG19
+* ``frozen/vgg/<i>.{weight,bias}``: the official ``vgg`` (``vgg_normalised.pth`` layout: a 1x1 input conv, then the VGG19
   convs with reflection padding) up to ``relu4_1`` (index 30), He-normal weights from numpy ``default_rng(seed +
-  1)`` (not the released ``vgg_normalised.pth``: 80 MB, not in the shared data), identical on both sides; jaxgen
+  1)`` (not the released ``vgg_normalised.pth``: 80 MB, not in the shared data), identical on both sides, re-made from ``hp/seed`` by ``restore_case`` (not in the golden); jaxgen
   reads them with ``torch_to_flax('adain_vgg', ...)`` (``encoder=<file>``, ``input_conv=True``);
-* ``content``, ``style``: ``[steps,B,S,S,3]`` float32 in [0,1] (uint8 / 255, what ``ToTensor`` gives);
-* ``lr`` 1e-4, ``lr_decay`` 5e-5, ``content_weight`` 1, ``style_weight`` 10 (official defaults).
+* ``batch/content``, ``batch/style``: ``[steps,B,S,S,3]`` float32 in [0,1] (uint8 / 255, what ``ToTensor`` gives);
+* ``hp/``: ``lr`` 1e-4, ``lr_decay`` 5e-5, ``content_weight`` 1, ``style_weight`` 10 (official defaults).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ def _config(case: dict | None = None):
     c = load_config(f"{REPO}/configs/adain.py:tiny")
     c.batch_size, c.data.image_size, c.data.resize = BATCH, SIZE, SIZE
     c.model.features = FEATURES
-    c.optim.lr = 1e-4 if case is None else float(case["lr"])
+    c.optim.lr = 1e-4 if case is None else float(case["hp/lr"])
     if case is not None:
-        c.lr_decay = float(case["lr_decay"])
-        c.losses.content, c.losses.style = float(case["content_weight"]), float(case["style_weight"])
+        c.lr_decay = float(case["hp/lr_decay"])
+        c.losses.content, c.losses.style = float(case["hp/content_weight"]), float(case["hp/style_weight"])
     return c
 
 
@@ -67,17 +67,25 @@ def make_case(steps: int, seed: int) -> dict:
     task = get_task(NAME)(_config())
     params = jax.device_get(task.init().players["decoder"].params)
     rng = np.random.default_rng(seed)
-    case = {f"init/{k}": v for k, v in flax_to_torch("adain_decoder", params, model=task.decoder).items()}
-    case.update({f"vgg/{k}": v for k, v in _vgg_weights(seed).items()})
-    case["content"] = _images(rng, (steps, BATCH, SIZE, SIZE, 3))
-    case["style"] = _images(rng, (steps, BATCH, SIZE, SIZE, 3))
-    case.update(lr=np.float32(1e-4), lr_decay=np.float32(5e-5), content_weight=np.float32(1.0),
-                style_weight=np.float32(10.0), steps=np.int64(steps))
+    case = {f"init/decoder/{k}": v for k, v in flax_to_torch("adain_decoder", params, model=task.decoder).items()}
+    case.update(restore_case({"hp/seed": np.int64(seed)}))
+    case["batch/content"] = _images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["batch/style"] = _images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case.update({"hp/lr": np.float32(1e-4), "hp/lr_decay": np.float32(5e-5), "hp/content_weight": np.float32(1.0),
+                 "hp/style_weight": np.float32(10.0)})
     return case
 
 
+GOLDEN_DROP = ("frozen/vgg/",)
+
+
+def restore_case(case: dict) -> dict:
+    """Adds the ``frozen/vgg/`` encoder weights (left out of the golden: 14 MB) from ``hp/seed``."""
+    return {**case, **{f"frozen/vgg/{k}": v for k, v in _vgg_weights(int(case["hp/seed"])).items()}}
+
+
 def _encoder_params(case: dict, model) -> dict:
-    state = {k[len("vgg/"):]: v for k, v in case.items() if k.startswith("vgg/")}
+    state = {k[len("frozen/vgg/"):]: v for k, v in case.items() if k.startswith("frozen/vgg/")}
     return jax.tree.map(jnp.asarray, torch_to_flax("adain_vgg", state, model=model))
 
 
@@ -86,16 +94,17 @@ def run_jax(case: dict) -> dict:
     config.encoder = str(REPO / "configs" / "adain.py")  # any existing file: input_conv=True (the .pth layout)
     task = get_task(NAME)(config)
     consts = {"encoder": _encoder_params(case, task.encoder)}
-    init = {k[len("init/"):]: v for k, v in case.items() if k.startswith("init/")}
+    init = {k[len("init/decoder/"):]: v for k, v in case.items() if k.startswith("init/decoder/")}
     params = jax.tree.map(jnp.asarray, torch_to_flax("adain_decoder", init, model=task.decoder))
     state = task.init()
     p = state.players["decoder"]
     state = state.replace(players={"decoder": p.replace(params=params, opt_state=task.tx.init(params))})
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
-    for content, style in zip(case["content"], case["style"]):
+    for content, style in zip(case["batch/content"], case["batch/style"]):
         state, metrics = step(state, {"content": jnp.asarray(content), "style": jnp.asarray(style)}, consts)
         for t in TERMS:
             losses[t].append(float(metrics[f"loss_{t}"]))
     final = flax_to_torch("adain_decoder", jax.device_get(state.players["decoder"].params), model=task.decoder)
-    return {"losses": {t: np.asarray(v, np.float64) for t, v in losses.items()}, "params": final}
+    return {"losses": {t: np.asarray(v, np.float64) for t, v in losses.items()},
+            "params": {f"decoder/{k}": v for k, v in final.items()}}
