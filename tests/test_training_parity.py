@@ -4,7 +4,8 @@
 One test per ``tests/goldens/parity/NAME.npz``: the stored case (jaxgen's initial weights in PyTorch naming,
 the batches, the hyper-parameters) goes through ``tools/parity/trainer_NAME.py``'s ``run_jax``; every loss term
 at every step and the final params must agree with the torch side within ``LOSS_RTOL``/``PARAM_RTOL`` (1e-4
-relative, float32; definitions in ``tools/parity/common.py``).
+relative, float32; definitions in ``tools/parity/common.py``), or, for a golden that stores the measured float32
+noise floor of the official code (a chaotic case), within ``FLOOR_FACTOR`` x that floor.
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ def test_trainer_matches_official_golden(golden_path):
     jax_res = trainer.run_jax(case)
     torch_res, jax_sel = common.golden_reference(golden, jax_res)
     assert torch_res["losses"], "golden has no loss terms"
-    r = common.compare(torch_res, jax_sel)
+    floor_rel, floor_param = common.golden_floor(golden)
+    r = common.compare(torch_res, jax_sel, floor_rel=floor_rel, floor_param=floor_param)
     assert not r["problems"], r["problems"]
+    if floor_rel is not None and not r["ok"]:  # a measured float32-chaotic case (common.py): the official spread
+        assert r["explained"], (f"beyond {common.FLOOR_FACTOR}x the official code's own float32 spread (worst "
+                                f"{r['worst_excess']:.2f}x): loss {r['loss']:.3e} at {r['loss_at']}, param "
+                                f"{r['param']:.3e} at {r['param_at']}")
+        return
     assert r["loss"] <= common.LOSS_RTOL, f"loss differs by {r['loss']:.3e} relative at {r['loss_at']}"
     assert r["param"] <= common.PARAM_RTOL, f"final param {r['param_at']} differs by {r['param']:.3e} relative"
 
@@ -51,3 +58,9 @@ def test_compare_catches_a_changed_loss_and_param():
     assert not bad_param["ok"] and bad_param["param_at"] == "g/w"
     missing = common.compare(t, {"losses": {}, "params": dict(t["params"])})
     assert not missing["ok"] and missing["problems"]
+    # the noise-floor rule: allowed = max(1e-4, 3 x running max of the floor); 2.9x passes, 3.1x fails
+    floor = {"l1": np.array([1e-5, 1e-2, 1e-3])}
+    near = {"losses": {"l1": t["losses"]["l1"] * np.array([1, 1 + 2.9e-2, 1 + 2.9e-2])}, "params": dict(t["params"])}
+    far = {"losses": {"l1": t["losses"]["l1"] * np.array([1 + 3.1e-4, 1, 1])}, "params": dict(t["params"])}
+    assert common.compare(t, near, floor_rel=floor, floor_param=0.0)["explained"]
+    assert not common.compare(t, far, floor_rel=floor, floor_param=0.0)["explained"]

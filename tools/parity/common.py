@@ -38,6 +38,16 @@ Comparison (:func:`compare`), in float32 on both sides:
   information: the same measure on the *update* ``final - init`` (``upd``), which is much stricter because 20
   small steps move weights little.
 
+Measured exception (the float32 noise floor): some official steps are chaotic in float32 -- a perturbation of
+the initial weights by 1e-7 relative (rounding size) grows to 1e-3..1 within 20 steps of the *official code
+itself* (measured: a BatchNorm discriminator updated by Adam, whose first steps are ~``lr * sign(g)``). Then no
+implementation can match to 1e-4, and the measure of parity is the official code's own spread: ``run.py`` runs
+the torch side a second time on the weights times ``1 + 1e-7 N(0,1)`` (``--noise-floor``; automatic when a
+trainer is out of tolerance) and a trainer is *explained* (row ``floor``) when, for every term and step, the
+jax-vs-torch difference is at most ``FLOOR_FACTOR`` x the torch-vs-torch difference's running maximum up to that
+step (and at most ``LOSS_RTOL`` wherever that is larger), and likewise for the params. The goldens store that
+measured floor (``floor/losses/<term>``, ``floor/param``) and the test applies the same rule.
+
 Goldens (``run.py --write-goldens``): ``tests/goldens/parity/NAME.npz`` holds ``case/<key>`` (the case minus
 ``GOLDEN_DROP``), ``torch/losses/<term>``, ``torch/params/<name>`` (every tensor when the total is small, else
 ``SUBSET`` evenly spaced entries per tensor at ``torch/index/<name>`` plus ``torch/absmax/<name>``), so
@@ -63,9 +73,11 @@ PARAM_RTOL = 1e-4
 LOSS_FLOOR = 1e-8  # |torch| below this counts as this (a loss term that is exactly 0 on both sides passes)
 FULL_PARAMS_MAX = 300_000  # goldens store every final param when the total is at most this many numbers
 SUBSET = 64
+FLOOR_FACTOR = 3.0  # margin over one sample of the torch-vs-torch float32 spread (its running max over steps)
 
-__all__ = ["FULL_PARAMS_MAX", "GOLDEN_DIR", "LOSS_RTOL", "PARAM_RTOL", "compare", "discover", "golden_case",
-           "golden_reference", "load_flat", "load_trainer", "save_flat", "write_golden"]
+__all__ = ["FLOOR_FACTOR", "FULL_PARAMS_MAX", "GOLDEN_DIR", "LOSS_RTOL", "PARAM_RTOL", "compare", "discover",
+           "floor_allowance", "golden_case", "golden_floor", "golden_reference", "load_flat", "load_trainer",
+           "loss_rel", "save_flat", "write_golden"]
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -132,11 +144,35 @@ def _param_rel(j: np.ndarray, t: np.ndarray) -> float:
     return diff / scale
 
 
+def loss_rel(torch_res: Mapping[str, Mapping[str, np.ndarray]], other: Mapping[str, Mapping[str, np.ndarray]]
+             ) -> dict[str, np.ndarray]:
+    """``{term: per-step relative difference}`` of ``other``'s losses from ``torch_res``'s (terms both have)."""
+    out = {}
+    for term, t in torch_res["losses"].items():
+        if term in other["losses"]:
+            t = np.asarray(t, np.float64).ravel()
+            o = np.asarray(other["losses"][term], np.float64).ravel()
+            if o.shape == t.shape:
+                out[term] = np.abs(o - t) / np.maximum(np.abs(t), LOSS_FLOOR)
+    return out
+
+
+def floor_allowance(floor_rel: Mapping[str, np.ndarray], floor_param: float
+                    ) -> tuple[dict[str, np.ndarray], float]:
+    """Per-term per-step loss allowance and the param allowance from a measured torch-vs-torch floor."""
+    loss = {k: np.maximum(LOSS_RTOL, FLOOR_FACTOR * np.maximum.accumulate(np.asarray(v, np.float64)))
+            for k, v in floor_rel.items()}
+    return loss, max(PARAM_RTOL, FLOOR_FACTOR * float(floor_param))
+
+
 def compare(torch_res: Mapping[str, Mapping[str, np.ndarray]], jax_res: Mapping[str, Mapping[str, np.ndarray]],
-            init: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+            init: Mapping[str, np.ndarray] | None = None, floor_rel: Mapping[str, np.ndarray] | None = None,
+            floor_param: float | None = None) -> dict[str, Any]:
     """Max relative loss / param differences (module docstring). ``init``: ``{<player>/<name>: initial}`` for
-    the update measure (optional). Returns ``{'loss', 'loss_at', 'param', 'param_at', 'update', 'update_at',
-    'problems', 'ok'}``."""
+    the update measure (optional). ``floor_rel``/``floor_param``: a measured torch-vs-torch noise floor (per
+    term per step; max param measure): then ``explained`` says whether every difference is within it. Returns
+    ``{'loss', 'loss_at', 'param', 'param_at', 'update', 'update_at', 'problems', 'ok', 'explained',
+    'worst_excess'}``."""
     problems: list[str] = []
     loss, loss_at = 0.0, ""
     for term, t in torch_res["losses"].items():
@@ -171,8 +207,15 @@ def compare(torch_res: Mapping[str, Mapping[str, np.ndarray]], jax_res: Mapping[
             if urel > update:
                 update, update_at = urel, name
     ok = not problems and loss <= LOSS_RTOL and param <= PARAM_RTOL
+    explained, worst_excess = False, 0.0
+    if not ok and not problems and floor_rel is not None and floor_param is not None:
+        allow_loss, allow_param = floor_allowance(floor_rel, floor_param)
+        rel = loss_rel(torch_res, jax_res)
+        excess = [float(np.max(rel[k] / allow_loss[k])) if k in allow_loss else float("inf") for k in rel]
+        worst_excess = max(excess + [param / allow_param])
+        explained = worst_excess <= 1.0
     return dict(loss=loss, loss_at=loss_at, param=param, param_at=param_at, update=update, update_at=update_at,
-                problems=problems, ok=ok)
+                problems=problems, ok=ok, explained=explained, worst_excess=worst_excess)
 
 
 def initial_params(case: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -184,9 +227,14 @@ def initial_params(case: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def write_golden(name: str, case: Mapping[str, np.ndarray], torch_res: Mapping[str, Mapping[str, np.ndarray]],
-                 drop: tuple[str, ...] = ()) -> Path:
-    """``tests/goldens/parity/NAME.npz`` (module docstring); returns its path."""
+                 drop: tuple[str, ...] = (), floor: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Path:
+    """``tests/goldens/parity/NAME.npz`` (module docstring); ``floor``: the torch side's result on perturbed
+    weights (stored as the measured noise floor); returns its path."""
     out: dict[str, np.ndarray] = {}
+    if floor is not None:
+        for term, v in loss_rel(torch_res, floor).items():
+            out[f"floor/losses/{term}"] = v
+        out["floor/param"] = np.float64(compare(torch_res, floor)["param"])
     for k, v in case.items():
         if not any(k.startswith(p) for p in drop):
             out[f"case/{k}"] = np.asarray(v)
@@ -213,6 +261,14 @@ def golden_case(golden: Mapping[str, np.ndarray], trainer: ModuleType) -> dict[s
     case = {k[len("case/"):]: v for k, v in golden.items() if k.startswith("case/")}
     restore = getattr(trainer, "restore_case", None)
     return restore(case) if restore is not None else case
+
+
+def golden_floor(golden: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray] | None, float | None]:
+    """The measured noise floor stored in a golden (``(None, None)`` when it has none)."""
+    rel = {k[len("floor/losses/"):]: v for k, v in golden.items() if k.startswith("floor/losses/")}
+    if not rel:
+        return None, None
+    return rel, float(golden["floor/param"])
 
 
 def golden_reference(golden: Mapping[str, np.ndarray], jax_res: Mapping[str, Mapping[str, np.ndarray]]
