@@ -23,7 +23,7 @@ import pytest
 
 from jaxgen.config import load_config
 from jaxgen.models.vgg import VGGFeatures
-from jaxgen.style.adain_ops import adain, calc_mean_std
+from jaxgen.style import adain, calc_mean_std
 from jaxgen.style.objective import GatysObjective, gatys_loss
 from jaxgen.tasks import get_task
 from jaxgen.train.state import STREAM_DROPOUT, STREAM_POOL, step_key
