@@ -21,7 +21,10 @@ A trainer ``NAME`` is two files in ``tools/parity/``, discovered by ``run.py`` (
   ``generator/conv_first.weight``, ``generator_ema/...``, ``discriminator/bn0_1.running_mean``).
 
 * optional ``GOLDEN_DROP: tuple[str, ...]`` (case-key prefixes not stored in the golden, e.g. ``('frozen/',)``)
-  and ``restore_case(case) -> case`` (re-creates them deterministically from what is stored).
+  and ``restore_case(case) -> case`` (re-creates them deterministically from what is stored);
+  optional ``NOISE_FLOOR = 'float64'``: measure the floor (below) as the torch side in float64 on the same case
+  (its script takes ``--dtype float64``) instead of the 1e-7 weight perturbation -- the official code's own
+  float32 error, for a case where that perturbation starts diverging later than float32 rounding does.
 
 ``torch_NAME.py --case CASE.npz --out OUT.npz`` (runs with ``--torch-python``; imports only torch, torchvision,
 numpy and the standard library) re-creates the OFFICIAL training step from the official files (repository, file

@@ -32,14 +32,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (tools/parity is not a package)
 
 
-def noise_floor(torch_python: str, script: Path, case: dict, folder: Path, name: str, seed: int) -> dict | None:
-    """The torch side again with every initial float weight times ``1 + 1e-7 N(0,1)``; ``None`` if it fails."""
-    rng = np.random.default_rng(seed + 12345)
-    noisy = {k: (v * (1 + 1e-7 * rng.standard_normal(v.shape))).astype(v.dtype)
-             if k.startswith("init/") and np.issubdtype(v.dtype, np.floating) else v for k, v in case.items()}
+def noise_floor(torch_python: str, script: Path, case: dict, folder: Path, name: str, seed: int,
+                kind: str = "perturb") -> dict | None:
+    """The torch side again with every initial float weight times ``1 + 1e-7 N(0,1)`` (``kind='perturb'``), or on
+    the same case in float64 (``kind='float64'``: a plug-in's ``NOISE_FLOOR``, for torch scripts with ``--dtype``;
+    the official code's own float32 error); ``None`` if it fails."""
+    extra: list[str] = []
+    if kind == "float64":
+        noisy, extra = case, ["--dtype", "float64"]
+    else:
+        rng = np.random.default_rng(seed + 12345)
+        noisy = {k: (v * (1 + 1e-7 * rng.standard_normal(v.shape))).astype(v.dtype)
+                 if k.startswith("init/") and np.issubdtype(v.dtype, np.floating) else v for k, v in case.items()}
     case_path, out_path = folder / f"{name}_case_noisy.npz", folder / f"{name}_torch_noisy.npz"
     common.save_flat(case_path, noisy)
-    proc = subprocess.run([torch_python, str(script), "--case", str(case_path), "--out", str(out_path)],
+    proc = subprocess.run([torch_python, str(script), "--case", str(case_path), "--out", str(out_path), *extra],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"    noise-floor run failed: {proc.stderr[-500:]}", flush=True)
@@ -99,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             r = common.compare(torch_res, jax_res, common.initial_params(case))
             floor = None
             if args.noise_floor or not r["ok"]:  # measure the official code's own float32 spread
-                floor = noise_floor(args.torch_python, script, case, folder, name, args.seed)
+                floor = noise_floor(args.torch_python, script, case, folder, name, args.seed,
+                                    getattr(trainer, "NOISE_FLOOR", "perturb"))
         if keep:
             common.save_flat(keep / f"{name}_jax.npz", common.flatten_result(jax_res))
         f = None
@@ -115,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {p}", flush=True)
         if f is not None:
             print(f"  {'noise floor':<12}{args.steps:>6}  {f['loss']:>17.3e}  {f['loss_at']:<22}{f['param']:>18.3e}  "
-                  f"{f['param_at'][:33]:<34}{f['update']:>9.2e}  (torch vs torch, init x (1 + 1e-7 N)); jax/allowed "
+                  f"{f['param_at'][:33]:<34}{f['update']:>9.2e}  (torch vs torch, "
+                  f"{'float64' if getattr(trainer, 'NOISE_FLOOR', '') == 'float64' else 'init x (1 + 1e-7 N)'}); jax/allowed "
                   f"max {r['worst_excess']:.2f}", flush=True)
         if args.write_goldens:
             path = common.write_golden(name, case, torch_res, tuple(getattr(trainer, "GOLDEN_DROP", ())),
