@@ -453,7 +453,7 @@ print("RESULT", json.dumps(out), flush=True)
 
 def test_each_hostile_file_peaks_under_400_mb(corpus):
     """One subprocess loads every corpus file in turn; its peak RSS (VmHWM, reset before each file) stays under
-    400 MB for each, and the process's overall peak (its own ``ru_maxrss`` from ``os.wait4``) too."""
+    400 MB for each."""
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("needs Linux /proc")
     cases = [[name, case.reader, [str(p) for p in case.paths]] for name, case in sorted(corpus.items())]
@@ -462,8 +462,7 @@ def test_each_hostile_file_peaks_under_400_mb(corpus):
     proc = subprocess.Popen([sys.executable, "-c", _PEAK_SCRIPT, json.dumps(cases)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
     output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not that of other tests' children
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait()
     assert "WATCHDOG" not in output, output
     assert proc.returncode == 0, output
     result = json.loads(output.split("RESULT ", 1)[1])
@@ -472,7 +471,8 @@ def test_each_hostile_file_peaks_under_400_mb(corpus):
         peak, outcome = result[name]
         assert outcome == ("loaded" if case.match is None else "refused"), (name, outcome)
         assert peak < PEAK_LIMIT_MB, (name, peak)
-    assert usage.ru_maxrss / 1024 < PEAK_LIMIT_MB, usage.ru_maxrss / 1024
+    # (The child's ru_maxrss is no measure here: Linux carries the parent's peak RSS over fork/vfork + exec, and a
+    # pytest worker that ran many tests is past 2 GB. VmHWM, reset before each file, is the child's own peak.)
 
 
 # --------------------------------------------------------------------------------------------- entry points

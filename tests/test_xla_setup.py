@@ -84,7 +84,7 @@ import numpy as np
 from jaxgen import xla_setup
 changes = xla_setup.configure_process(cpu_count=2)
 import jax, jax.numpy as jnp
-from jaxgen.tasks import base_configNone
+from jaxgen.tasks import base_config
 from jaxgen.models import conv_vjp
 from jaxgen.tasks import get_task
 from jaxgen.train import parallel

@@ -58,6 +58,7 @@ def config(steps: int, seed: int = 0) -> ml_collections.ConfigDict:
     c.batch_size, c.data.patch_size = HP["batch"], HP["lr_patch"]
     c.ema_decay = HP["ema_decay"]
     c.degradation.queue_size = 0
+    c.degradation.groups = 1  # the degradation is bypassed (no draws); the default 4 groups need batch % 4 == 0
     c.degradation.l1_gt_usm, c.degradation.percep_gt_usm, c.degradation.gan_gt_usm = True, True, False
     opt = dict(b1=HP["beta1"], b2=HP["beta2"], eps=HP["eps"], schedule="multistep", milestones=MILESTONES,
                gamma=HP["gamma"])
