@@ -72,12 +72,13 @@ def test_simple_case_uses_the_custom_gradient():
 def test_layers_conv_option_switches_the_gradient_only():
     """The switch is read when ``conv`` builds the layer (inside a model's compact ``__call__``, i.e. at trace time)."""
     x = jnp.asarray(np.random.default_rng(2).random((2, 9, 9, 4), np.float32))
-    plain = conv(6, 3, 4)
-    params = plain.init(jax.random.key(0), x)
-    with conv_vjp.use(True):
-        assert conv_vjp.enabled()
-        custom = conv(6, 3, 4)
-    assert not conv_vjp.enabled()
+    with conv_vjp.use(False):  # whatever an earlier in-process training run of this worker switched on
+        plain = conv(6, 3, 4)
+        params = plain.init(jax.random.key(0), x)
+        with conv_vjp.use(True):
+            assert conv_vjp.enabled()
+            custom = conv(6, 3, 4)
+        assert not conv_vjp.enabled()
     assert "custom_vjp_call" not in str(jax.make_jaxpr(plain.apply)(params, x))
     assert "custom_vjp_call" in str(jax.make_jaxpr(custom.apply)(params, x))
     np.testing.assert_array_equal(custom.apply(params, x), plain.apply(params, x))

@@ -279,7 +279,7 @@ import sys
 from jaxgen import cli
 cli.quiet_native_logs(verbose=sys.argv[1] == "1")  # as jaxgen.cli.main does: before JAX is imported
 import numpy as np, jax, jax.numpy as jnp
-c = np.random.default_rng(0).random(6000).astype(np.float32)
+c = np.random.default_rng(0).random(30000).astype(np.float32)  # ~4 s of folding on an idle 2-core CPU
 print(jax.jit(lambda: jnp.sort(jnp.asarray(c))[:2])())  # XLA constant-folds the sort: > 1 s -> an alarm
 """
 
@@ -287,8 +287,10 @@ print(jax.jit(lambda: jnp.sort(jnp.asarray(c))[:2])())  # XLA constant-folds the
 def test_xla_slow_operation_alarms_are_hidden_unless_verbose():
     """XLA's slow_operation_alarm ('Very slow compile? ...', 'Constant folding an instruction is taking > 1s')
     logs at ERROR level from C++; the CLI hides it unless --verbose (a user's own TF_CPP_MIN_LOG_LEVEL wins)."""
-    # no persistent compilation cache (the test session's): the second run must compile, and so fold, again
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL" and not k.startswith("JAX_COMPILATION")}
+    # A clean environment: no persistent compilation cache (the second run must compile, and so fold, again) and
+    # no logging or XLA variables another test of this worker left behind.
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     quiet = subprocess.run([sys.executable, "-c", SLOW_FOLD, "0"], capture_output=True, text=True, env=env,
                            timeout=300, cwd=REPO)
     loud = subprocess.run([sys.executable, "-c", SLOW_FOLD, "1"], capture_output=True, text=True, env=env,
