@@ -173,7 +173,8 @@ def _encode_segment(parts: Path, first: int, frames: Iterator[np.ndarray], rate:
                         raise ValueError(f"--codec {opts.codec}: not an encoder this FFmpeg has ({e})") from None
                     stream.width, stream.height = rgb.shape[1], rgb.shape[0]
                     stream.pix_fmt = opts.pix_fmt
-                    stream.time_base = 1 / rate
+                    time_base = 1 / fractions.Fraction(rate)  # the frames' own: the muxer changes the stream's
+                    stream.time_base = time_base
                     options = {}
                     if opts.crf is not None and opts.codec not in ("ffv1", "mpeg4"):
                         options["crf"] = str(opts.crf)
@@ -184,7 +185,9 @@ def _encode_segment(parts: Path, first: int, frames: Iterator[np.ndarray], rate:
                     stream.options = options
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 frame.pts = n
-                frame.time_base = stream.time_base
+                # Not stream.time_base: after the first packet the mp4 muxer sets it to its own (1/15360), and
+                # frame numbers read in that unit collapse to equal timestamps (libx264: EINVAL after ~40 frames).
+                frame.time_base = time_base
                 for packet in stream.encode(frame):
                     out.mux(packet)
                 n += 1

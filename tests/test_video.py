@@ -191,3 +191,13 @@ def test_audio_the_container_cannot_hold_is_reencoded(clip, tmp_path):
     (got, codec), (want, _) = seconds(out), seconds(clip)
     assert codec == "opus" and abs(got - want) < 0.03
     assert video.probe(out).frames == FRAMES
+
+
+def test_a_clip_longer_than_the_encoder_delay_encodes(tmp_path):
+    """Frames after the first muxed packet keep their own time base: the mp4 muxer changes the stream's to
+    1/15360, and frame numbers read in it collapsed to equal timestamps (libx264 EINVAL after ~40 frames; the
+    10-second acceptance clip failed while the 4-frame test clips passed)."""
+    src = video.pan_clip(tmp_path / "in.mp4", load_sample("chelsea"), size=(16, 24), frames=90, fps=30)
+    out = video.transcode(src, tmp_path / "out.mp4", lambda f: f, video.VideoOptions(), label="identity")
+    a, b = video.probe(src), video.probe(out)
+    assert b.frames == a.frames == 90 and b.rate == a.rate
