@@ -246,3 +246,18 @@ def test_official_pytorch_names_and_outputs(golden):
     assert set(back) == set(state)
     for k, v in state.items():
         np.testing.assert_array_equal(back[k], v)
+
+
+def test_realesrgan_zoo_search_names_every_place_tried(monkeypatch, tmp_path):
+    """``zoo.find_files`` (the Real-ESRGAN package) and the sr-vulkan entries share one search
+    (``zoo_sr_vulkan.find_param_bin``): a missing model names each place tried and its own pip command."""
+    monkeypatch.setenv(zoo.ENV_DIR, str(tmp_path))
+    monkeypatch.setattr(zoo, "_search_dirs", lambda: [(f"${zoo.ENV_DIR}", tmp_path), (f"package {zoo.PACKAGE}", None)])
+    with pytest.raises(ValueError) as e:
+        zoo.find_files("realesrgan-x4plus")
+    message = str(e.value)
+    assert f"{tmp_path} (no " in message and f"package {zoo.PACKAGE} (not installed)" in message
+    assert f"pip install {zoo.PIP_NAME}" in message
+    (tmp_path / f"{zoo.ZOO['realesrgan-x4plus'].stem}.param").write_text("")
+    (tmp_path / f"{zoo.ZOO['realesrgan-x4plus'].stem}.bin").write_bytes(b"")
+    assert zoo.find_files("realesrgan-x4plus")[0].parent == tmp_path

