@@ -352,7 +352,8 @@ def write_image(path: str | os.PathLike, img: Array, **save_kwargs: Any) -> Path
     """Write uint8 ``[H,W,3|1]`` / ``[H,W]`` or float in ``[0,1]`` (via ``to_uint8``) to ``path``.
 
     The format follows the extension (png, jpg/jpeg, bmp, tif/tiff, webp). Parent folders are created; the file
-    is written to a temporary name in the same folder and renamed into place (atomic on POSIX). Returns the path.
+    is written to a temporary name in the same folder and renamed into place (atomic on POSIX; a gs:// URL: one
+    upload, jaxgen.atomic_file). Returns the path.
     """
     path = storage.as_path(path)  # a gs:// URL stays one (jaxgen.storage)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
