@@ -168,6 +168,31 @@ def test_train_resume_evaluate_and_upscale_on_a_gs_workdir(gcs, tmp_path):
     assert results["remote"]["datasets"] == results["local"]["datasets"]
 
 
+WRITER = """
+import json, sys
+from etils import epath
+from jaxgen.train.metric_writer import MetricWriter
+W = epath.Path(sys.argv[1])
+(W / "metrics.jsonl").write_text('{"step": 1, "time": 0.0, "loss": 1.0}\\n')  # an earlier run's line
+writer = MetricWriter(sys.argv[1], sync_every_s=0)  # every write uploads
+writer.write_scalars(2, {"loss": 0.5})
+during = (W / "metrics.jsonl").read_text().splitlines()  # uploaded during the run, not only at close
+writer.write_image(2, "val/grid", [[[0, 0, 0]]])
+staging = writer._staging
+writer.close()
+print(json.dumps({"during": [json.loads(x)["step"] for x in during],
+                  "events": [p.name[:20] for p in (W / "tensorboard").iterdir()],
+                  "staging_left": staging.exists()}))
+"""
+
+
+def test_metric_writer_uploads_logs_during_the_run_and_keeps_earlier_lines(gcs):
+    proc = run(gcs, "-c", WRITER, f"gs://{BUCKET}/runs/writer", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"during": [1, 2], "events": ["events.out.tfevents."], "staging_left": False}
+
+
 # ------------------------------------------------------------------------------------------ the lock object
 
 HOLD = ("import sys, time\n"

@@ -80,7 +80,7 @@ class MetricWriter:
             return
         for path in sorted(p for p in self._staging.rglob("*") if p.is_file()):
             size = path.stat().st_size
-            if self._uploaded.get(path) != size:
+            if self._uploaded.get(path) != size:  # grew (or is new) since its last upload
                 (self._remote / path.relative_to(self._staging).as_posix()).write_bytes(path.read_bytes())
                 self._uploaded[path] = size
         self._last_sync = time.monotonic()
