@@ -315,6 +315,19 @@ def test_url_without_a_file_system_is_one_line_and_creates_no_local_folder(tmp_p
         assert not (tmp_path / "s3:").exists()
 
 
+def test_stylize_reads_a_gs_workdirs_config(gcs, tmp_path):
+    """``stylize --workdir gs://...`` reads the run's config.json from the bucket: an SR run is refused by its
+    task, with the URL intact (``pathlib`` would read a local ``gs:/...`` and say "no config.json")."""
+    workdir = f"gs://{BUCKET}/runs/an_sr_run"
+    put = run(gcs, "-c", "import sys\nfrom etils import epath\n"
+                          "(epath.Path(sys.argv[1]) / 'config.json').write_text('{\"task\": \"sr\"}')\n", workdir)
+    assert put.returncode == 0, put.stderr[-3000:]
+    image.write_image(tmp_path / "c.png", np.zeros((8, 8, 3), np.uint8))
+    proc = cli(gcs, "stylize", "--method", "fast", "--workdir", workdir, str(tmp_path / "c.png"), "-o",
+               str(tmp_path / "out.png"), check=False, timeout=120)
+    one_error_line(proc, 2, f"wrong checkpoint kind: {workdir} is a 'sr' run")
+
+
 def test_sweep_folder_must_be_local(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "jaxgen.cli", "sweep", str(tmp_path / "grid.py"), "--workdir",
                            f"gs://{BUCKET}/sweep"], capture_output=True, text=True, timeout=120, cwd=REPO,
