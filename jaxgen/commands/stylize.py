@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxgen import image, inference, video
+from jaxgen import image, inference, storage, video
 from jaxgen.commands.common import run_guarded
 from jaxgen.config import config_from_json
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs, read_rgb, resize_long_side, resize_to
@@ -151,12 +151,12 @@ def _gatys(args: argparse.Namespace, styles: list[np.ndarray]) -> Callable[[np.n
 
 def _restore(args: argparse.Namespace, task_name: str, method: str) -> tuple[Any, Any, Any, int]:
     if args.checkpoint:
-        ckpt = Path(args.checkpoint)
+        ckpt = storage.as_path(args.checkpoint)
         if not ckpt.name.isdigit() or ckpt.parent.name != "checkpoints":
             raise ValueError(f"--checkpoint {ckpt}: expected WORKDIR/checkpoints/STEP")
         workdir, step = ckpt.parent.parent, int(ckpt.name)
     else:
-        workdir, step = Path(args.workdir), None
+        workdir, step = storage.as_path(args.workdir), None
     config_path = workdir / "config.json"
     if not config_path.is_file():
         raise ValueError(f"{workdir} is not a jaxgen run (no config.json)")

@@ -19,6 +19,7 @@ import shlex
 import sys
 import threading
 from pathlib import Path
+from jaxgen import storage
 from jaxgen.commands.common import HelpFormatter
 from jaxgen.sweeps import runner, trial_runner
 from jaxgen.sweeps.optuna_search import OptunaSource
@@ -90,6 +91,9 @@ def guarded(fn):
 
 
 def sweep(args) -> int:
+    if storage.is_remote(args.workdir):  # the study, trial logs and subprocess trainers need a local folder
+        raise ValueError(f"--workdir {args.workdir}: a sweep folder must be local or a mounted bucket (gcsfuse): "
+                         "the Optuna study is SQLite and trial logs are appended; copy it to the bucket afterwards")
     spec = load_sweep_file(args.sweep_file)
     workdir = Path(args.workdir)
     gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None

@@ -28,7 +28,7 @@ from typing import Any
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from jaxgen import image, inference, video
+from jaxgen import image, inference, storage, video
 from jaxgen.config import parse_literal
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 from jaxgen.inference import ALPHA_UPSAMPLERS
@@ -98,7 +98,7 @@ def _load_model(args: argparse.Namespace) -> Any:
         return zoo.load(args.model, compute_dtype=dtype), args.model
     if args.workdir or args.checkpoint:
         if args.checkpoint:
-            ckpt = Path(args.checkpoint)
+            ckpt = storage.as_path(args.checkpoint)
             if not ckpt.name.isdigit() or ckpt.parent.name != "checkpoints":
                 raise ValueError(f"--checkpoint {ckpt}: expected WORKDIR/checkpoints/STEP")
             config, module, params, step = restore_generator(ckpt.parent.parent, step=int(ckpt.name))

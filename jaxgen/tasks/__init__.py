@@ -35,6 +35,7 @@ from typing import Any
 import flax.linen as nn
 import ml_collections
 
+from jaxgen import storage
 from jaxgen.config import ConfigError, config_from_json, run_config
 from jaxgen.tasks.adain import AdaINTask
 from jaxgen.tasks.cyclegan import CycleGANTask
@@ -86,7 +87,7 @@ def restore_generator(
 
     ``which``: ``latest`` or ``best`` (by the task's validation metric and direction); an explicit ``step`` wins.
     """
-    workdir = Path(workdir)
+    workdir = storage.as_path(workdir)  # a local folder or a URL (gs://...)
     if not workdir.is_dir():
         raise ValueError(f"--workdir {workdir}: no such folder")
     config_path = workdir / "config.json"

@@ -34,6 +34,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint import checkpoint_managers as policies
 
+from jaxgen import storage
+
 
 def git_revision() -> str:
     """The current git commit of the jaxgen checkout ('' outside a git checkout)."""
@@ -210,7 +212,7 @@ def task_record(task_name: str, architecture: dict[str, Any], export_player: str
 
 def read_task_record(workdir: str | Path) -> dict[str, Any] | None:
     """``W/task.json`` as a dict; ``None`` for a workdir written before it existed (or no workdir)."""
-    path = Path(workdir) / TASK_FILE
+    path = storage.as_path(workdir) / TASK_FILE
     if not path.is_file():
         return None
     try:
@@ -223,7 +225,7 @@ def restore_exported(workdir: str | Path, *, player: str, best_metric: str = "va
                      step: int | None = None, which: str = "latest") -> tuple[Any, int]:
     """``(params, step)``: the eval params (the EMA when the run kept one) of ``player`` at ``step``, or at the
     ``latest`` / ``best`` (by ``best_metric``/``best_mode``) checkpoint of ``W/checkpoints``, as host arrays."""
-    directory = Path(workdir) / "checkpoints"
+    directory = storage.as_path(workdir) / "checkpoints"
     manager = open_manager(directory, read_only=True, best_metric=best_metric, best_mode=best_mode)
     if step is None:
         step = manager.best_step() if which == "best" else manager.latest_step()

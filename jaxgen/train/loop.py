@@ -8,7 +8,9 @@ one, then steps, logs, evaluates and checkpoints until ``total_steps``.
 Workdir layout: ``config.json``, ``checkpoints/<step>/`` (Orbax), ``metrics.jsonl``, ``tensorboard/``,
 ``images/<grid>_<step>.png``, ``task.json`` (the task's architecture, exported player and best metric;
 ``jaxgen.train.checkpoint.task_record``), ``summary.json`` (how the last run ended: ``final_step``, ``total_steps``,
-``stopped_by`` = ``SIGTERM``/``SIGINT``/``time_budget``/null, ``finished``).
+``stopped_by`` = ``SIGTERM``/``SIGINT``/``time_budget``/null, ``finished``). The workdir may be a URL
+(``gs://bucket/run``): every file goes through ``jaxgen.storage`` / etils.epath, checkpoints through Orbax
+(see ``docs/training.md``, "Remote workdirs").
 
 Stopping: SIGTERM and SIGINT (Ctrl-C) checkpoint at the current step and exit 0; a second Ctrl-C stops at
 once. With several processes the decision to stop (a signal on any process, the time budget) is agreed on
@@ -31,7 +33,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from jaxgen import image, workdir_lock, xla_setup
+from jaxgen import image, storage, workdir_lock, xla_setup
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config, config_from_json
 from jaxgen.progress import Heartbeat
@@ -147,7 +149,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
     """Trains (or resumes) ``task`` (built from ``config``) in ``workdir``; returns a summary. The workdir is
     locked for the run (``jaxgen.workdir_lock``): a second trainer on it is refused."""
     check_run_config(config)
-    check_local_workdir(workdir)
+    workdir = storage.as_path(workdir)  # a local folder, or a URL (gs://...) written through etils.epath
     if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
     # several processes: a SIGTERM never swallowed by a stalled collective, one shared workdir (docs/multihost.md)
@@ -155,16 +157,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
         multihost.check_shared_workdir(workdir)
         with lock_workdir(workdir):
             return _train(config, workdir, task)
-
-
-def check_local_workdir(workdir: str | Path) -> None:
-    """A URL workdir (``gs://...``) is refused in one line: checkpoints go through Orbax/etils
-    (``checkpoint.as_path``), but the run's logs, images and config are still written with local file calls
-    (which would turn ``gs://b/run`` into a local folder ``gs:/b/run``)."""
-    if "://" in str(workdir):
-        raise ValueError(f"--workdir {workdir}: remote workdirs are not supported by the trainer yet (its logs and "
-                         "images are written as local files); train in a local or NFS-mounted folder (a bucket "
-                         "mounted with gcsfuse works) and copy it, see docs/multihost.md")
 
 
 def lock_workdir(workdir: str | Path) -> workdir_lock.WorkdirLock:
@@ -180,8 +172,7 @@ def lock_workdir(workdir: str | Path) -> workdir_lock.WorkdirLock:
     return run_lock
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) -> dict[str, Any]:
-    workdir = Path(workdir)
+def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[str, Any]:
     check_workdir(workdir, config, task)
     is_main = jax.process_index() == 0
     task.prepare(workdir)
