@@ -10,7 +10,7 @@ import sys
 
 from jaxgen import workdir_lock
 from jaxgen import xla_setup  # imports no JAX: its settings below must precede JAX's start
-from jaxgen.commands.common import run_guarded, set_verbosity
+from jaxgen.commands.common import close_stderr_after_error, run_guarded, set_verbosity
 
 COMMANDS = {
     "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         xla_setup.configure_process()
 
     set_verbosity(verbose)  # quiet library logs for every command
+    close_stderr_after_error(not verbose)  # nothing after the one error line (library threads at shutdown)
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
 

@@ -485,3 +485,24 @@ def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path):
         assert time.perf_counter() - t0 < 30
     assert_one_line(proc, 2, f"pid {os.getpid()}", "jaxgen sweep")
     assert not (w / "optim.lr=0.001").exists()
+
+
+LATE_NOISE = """
+import atexit, sys
+atexit.register(lambda: print("Traceback (most recent call last): late noise from a library thread", file=sys.stderr))
+from jaxgen import cli
+sys.exit(cli.main(["jaxgen", "train", "--config", sys.argv[1], "--workdir", sys.argv[2]] + sys.argv[3:]))
+"""
+
+
+def test_nothing_follows_the_error_line_unless_verbose(tmp_path):
+    """What library threads print while the process shuts down after a failure (TensorStore's "Event loop is
+    closed" after a full disk) does not follow the one error line; with --verbose it does."""
+    missing, out = str(tmp_path / "missing.py"), str(tmp_path / "w")
+    quiet = subprocess.run([sys.executable, "-c", LATE_NOISE, missing, out], cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    assert quiet.returncode == 2 and quiet.stderr.startswith("jaxgen: error:"), quiet.stderr
+    assert len(quiet.stderr.splitlines()) == 1, quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", LATE_NOISE, missing, out, "--verbose"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 2 and "late noise" in loud.stderr, loud.stderr

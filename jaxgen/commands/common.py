@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -80,6 +81,15 @@ def load_config_or_exit(spec: str, overrides: list[tuple[str, str]]) -> Any:
     return run_guarded(lambda: load_config(spec, overrides))
 
 
+# Set by the ``jaxgen`` command's process (``jaxgen.cli.main``), never by an in-process caller (a test, a notebook):
+# after the one error line, stderr is closed to what library threads print while the interpreter shuts down.
+_CLOSE_STDERR_AFTER_ERROR = [False]
+
+
+def close_stderr_after_error(on: bool) -> None:
+    _CLOSE_STDERR_AFTER_ERROR[0] = on
+
+
 def set_verbosity(verbose: bool) -> None:
     """Quiet by default: Orbax's and absl's log lines only with ``--verbose``. Without it even their ERROR lines
     are hidden: Orbax logs a failed background save (a full disk: hundreds of lines) and then raises it in the
@@ -132,22 +142,31 @@ def run_guarded(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except FloatingPointError as e:  # jaxgen.train.NonFiniteLossError (caught by its builtin base: no JAX import)
-        print(f"jaxgen: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        fail(str(e), 1)
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
         disk = disk_error(e)
-        message, status = disk if disk else (str(e).strip().replace("\n", " "), 2)
-        print(f"jaxgen: error: {message}", file=sys.stderr)
-        sys.exit(status)
+        fail(*(disk if disk else (str(e).strip().replace("\n", " "), 2)))
     except Exception as e:
         disk = disk_error(e)
         if disk is None:
             raise
-        print(f"jaxgen: error: {disk[0]}", file=sys.stderr)
-        sys.exit(disk[1])
+        fail(*disk)
     except KeyboardInterrupt:
         print("jaxgen: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def fail(message: str, status: int) -> None:
+    """Prints the one ``jaxgen: error:`` line and exits with ``status``. What library threads print while the
+    interpreter shuts down after a failed run (TensorStore's/Orbax's background save reporting "Event loop is
+    closed" after a full disk) would follow that line as a traceback: in the ``jaxgen`` process without
+    ``--verbose``, stderr is closed to it (``close_stderr_after_error``). What the run wrote was flushed before."""
+    print(f"jaxgen: error: {message}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _CLOSE_STDERR_AFTER_ERROR[0]:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+    sys.exit(status)
 
 
 def print_train_summary(summary: dict[str, Any]) -> None:
