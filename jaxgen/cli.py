@@ -62,6 +62,7 @@ def refuse_busy_workdir(args: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv if argv is None else argv)
     no_cache = "--no-compile-cache" in argv[1:2]
     if no_cache:
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         xla_setup.configure_process()
 
     set_verbosity(verbose)  # quiet library logs for every command
-    close_stderr_after_error(not verbose)  # nothing after the one error line (library threads at shutdown)
+    # the jaxgen process itself (argv from the command line, not an in-process caller's list): nothing after the
+    # one error line (what library threads print at shutdown)
+    close_stderr_after_error(from_command_line and not verbose)
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
 

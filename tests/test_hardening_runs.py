@@ -491,7 +491,8 @@ LATE_NOISE = """
 import atexit, sys
 atexit.register(lambda: print("Traceback (most recent call last): late noise from a library thread", file=sys.stderr))
 from jaxgen import cli
-sys.exit(cli.main(["jaxgen", "train", "--config", sys.argv[1], "--workdir", sys.argv[2]] + sys.argv[3:]))
+sys.argv = ["jaxgen", "train", "--config", sys.argv[1], "--workdir", sys.argv[2]] + sys.argv[3:]
+sys.exit(cli.main())
 """
 
 

@@ -165,7 +165,7 @@ def fail(message: str, status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if _CLOSE_STDERR_AFTER_ERROR[0]:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     sys.exit(status)
 
 
