@@ -12,7 +12,7 @@ from jaxgen.tasks import base_config
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, style="candy", tiny=False, gan=False, gan_weight=1e4, study=False)
+    a = parse_arg(arg, style="candy", tiny=False, gan=False, gan_weight=1e4, study=False, long=False)
     c = base_config("fast_style")
     c.style = a.style
     if a.gan:
@@ -26,6 +26,13 @@ def get_config(arg=None):
         # the style term outweighed content 2.5-4x more than in the official setting (issue 17 measurement).
         c.style_size = 512
         c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20000, 10, 100, 200
+    if a.long:  # the shipped CPU model (experiments/fast_style_long.py): study net, more content photos, held-out val
+        c.data.train_dir = f"{shared_data_dir()}/style/contents"  # experiments/fast_style_long.py: + BSD200
+        c.data.image_size, c.data.crop = 128, "random"
+        c.model.channels, c.model.num_res_blocks = 16, 3
+        c.style_size = 512
+        c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 20000, 25, 100, 100
+        c.eval_max_images = 8
     if a.tiny:
         c.style = "builtin" if a.style == "candy" else a.style
         c.vgg = "random"
