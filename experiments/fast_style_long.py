@@ -10,8 +10,8 @@ BSD training photos (short side resized to 128), candy at 512 px (the official 2
 Held-out photos (never trained on): scikit-image's astronaut, chelsea, coffee, rocket and Set14's baboon,
 coastguard, monarch, zebra; short side resized to 256, centre square. Distances are the unweighted terms:
 ``content = mean (F_relu2_2(y) - F_relu2_2(x))^2``, ``style = sum_l mean (G_l(y) - G_l(candy))^2``, with the
-identity (y = x) and black (y = 0) outputs as reference points, and ``edge_corr``: the correlation of the Sobel
-magnitudes of the grey output and the grey input (content structure kept: 1 for the identity, ~0 for noise).
+identity (y = x) and black (y = 0) outputs as reference points, and ``edge_corr``: the correlation of the gradient
+magnitudes (central differences) of the grey output and the grey input (content structure kept: 1 for the identity, ~0 for noise).
 
 Run (workdirs under /work/runs/faststyle, outside git; ``nice -n 5``)::
 
@@ -95,7 +95,7 @@ def heldout_images(size: int = EVAL_SIZE) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _sobel(g: np.ndarray) -> np.ndarray:
+def _gradient_magnitude(g: np.ndarray) -> np.ndarray:
     gx = g[1:-1, 2:] - g[1:-1, :-2]
     gy = g[2:, 1:-1] - g[:-2, 1:-1]
     return np.hypot(gx, gy)
@@ -103,18 +103,19 @@ def _sobel(g: np.ndarray) -> np.ndarray:
 
 def edge_corr(y: np.ndarray, x: np.ndarray) -> float:
     """Pearson correlation of the gradient magnitudes (central differences) of the grey images."""
-    a, b = _sobel(y.mean(-1)).ravel(), _sobel(x.mean(-1)).ravel()
-    return float(np.corrcoef(a, b)[0, 1])
+    a, b = _gradient_magnitude(y.mean(-1)).ravel(), _gradient_magnitude(x.mean(-1)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):  # a flat (black) output: no edges, nan
+        return float(np.corrcoef(a, b)[0, 1])
 
 
 class Judge:
     """Unweighted content/style distances of outputs on the held-out photos, as the training objective defines
     them (the task's VGG16 and candy Grams)."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, size: int = EVAL_SIZE) -> None:
         self.task = get_task("fast_style")(config)
         self.consts, _ = self.task.consts()
-        self.images = heldout_images()
+        self.images = heldout_images(size)
         vgg, layers, k = self.task.vgg, tuple(config.style_layers), config.content_layer
 
         def dist(y, x, consts):
@@ -186,6 +187,8 @@ def main() -> None:
     c.add_argument("out", help="image file under experiments/results (.jpg keeps it small)")
     c.add_argument("workdirs", nargs="+")
     c.add_argument("--height", type=int, default=160)
+    v = sub.add_parser("curve", help="the run's held-out validation (128 px, every eval_every steps), unweighted")
+    v.add_argument("workdir")
     e = sub.add_parser("eval")
     e.add_argument("workdir")
     e.add_argument("--curve", action="store_true", help="every kept checkpoint, not only the latest")
@@ -216,6 +219,20 @@ def main() -> None:
         image.write_image(args.out, image.grid(rows, gutter=4, height=args.height))
         return
     workdir = Path(args.workdir)
+    if args.cmd == "curve":
+        from jaxgen.config import config_from_json
+
+        config = config_from_json((workdir / "config.json").read_text(), str(workdir / "config.json"))
+        wc, ws = float(config.losses.content), float(config.losses.style)
+        ref = Judge(config, size=int(config.data.image_size)).references()
+        print("| step | content (relu2_2 MSE) | style (sum of Gram MSEs) |\n|---:|---:|---:|")
+        for k in ("identity", "black"):
+            print(f"| {k} output | {ref[k]['content']:.3f} | {ref[k]['style']:.3e} |")
+        for line in (workdir / "metrics.jsonl").read_text().splitlines():
+            m = json.loads(line) if line.strip() else {}
+            if "val_content" in m:
+                print(f"| {m['step']} | {m['val_content'] / wc:.3f} | {m['val_style'] / ws:.3e} |")
+        return
     if args.cmd == "export":
         _, module, params, step = restore_generator(workdir, step=args.step)
         export_torch_weights("transformer_net", jax.device_get(params), args.out, model=module)
