@@ -84,3 +84,12 @@ def test_model_errors_are_one_line(tmp_path, capsys, extra, message):
         stylize.run(["jaxgen stylize", "--method", "fast", str(photo), "-o", str(tmp_path / "o.png"), *extra])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("jaxgen: error: ") and message in err
+
+
+def test_model_needs_method_fast(tmp_path, capsys):
+    photo = image.write_image(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(SystemExit) as e:
+        stylize.run(["jaxgen stylize", "--method", "adain", str(photo), "--style", str(photo), "--model", NAME,
+                     "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--model names a fast-style network: it needs --method fast, not adain" in err
