@@ -4,8 +4,9 @@
          --style S1 [S2 ...] [--style-weights 0.7,0.3] --steps 1000 --optimizer lbfgs|adam --init random|image
          --style-scale 1.0 --content-weight 5 --style-weight 100 --tv-weight 1e-3 [--original-colors]
          [--multires 256,512 --steps 400,100]  (coarse-to-fine for large outputs)
-  fast   a trained fast_style run (--workdir W [--which best] | --checkpoint W/checkpoints/STEP) or an official
-         pytorch/examples .pth (--weights FILE.pth); the style is in the network (no --style)
+  fast   a network shipped with jaxgen (--model NAME: candy-small), a trained fast_style run (--workdir W
+         [--which best] | --checkpoint W/checkpoints/STEP) or an official pytorch/examples .pth (--weights
+         FILE.pth); the style is in the network (no --style)
   adain  a trained adain run (--workdir/--checkpoint) or official weights (--decoder decoder.pth
          --encoder vgg_normalised.pth); --style S1 [S2 ...] [--style-weights ...] (interpolation)
          --alpha 1.0 [--preserve-color] [--mask MASK.png with two styles: foreground, background]
@@ -43,6 +44,7 @@ from jaxgen.style.colour import coral, original_colors
 from jaxgen.style.temporal import TemporalBlend
 from jaxgen.tasks import get_task, restore_generator
 from jaxgen.tasks.adain import load_encoder
+from jaxgen.weights import zoo
 from jaxgen.weights.convert import load_pretrained
 
 METHODS = ("gatys", "fast", "adain")
@@ -75,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--which", choices=("latest", "best"), default="latest")
     m.add_argument("--checkpoint", help="one checkpoint: W/checkpoints/STEP")
     m.add_argument("--weights", help="fast: official pytorch/examples TransformerNet .pth")
+    m.add_argument("--model", help=f"fast: a network shipped with jaxgen ({', '.join(zoo.fast_style_names())})")
     m.add_argument("--decoder", help="adain: official decoder .pth")
     m.add_argument("--encoder", help="adain with --decoder: official vgg_normalised .pth (default: the Caffe VGG19)")
     a = p.add_argument_group("adain")
@@ -168,14 +171,21 @@ def _restore(args: argparse.Namespace, task_name: str, method: str) -> tuple[Any
 
 
 def _fast(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
-    if args.weights:
+    if args.model:
+        given = [f for f, v in (("--workdir", args.workdir), ("--checkpoint", args.checkpoint),
+                                ("--weights", args.weights)) if v]
+        if given:
+            raise ValueError(f"--model and {'/'.join(given)} both name a network: give one of --model, --workdir, "
+                             "--checkpoint or --weights")
+        module, params = zoo.load_fast_style(args.model)
+    elif args.weights:
         if not Path(args.weights).is_file():
             raise ValueError(f"--weights {args.weights}: no such file")
         module, params = load_pretrained("transformer_net", args.weights)
     elif args.workdir or args.checkpoint:
         _, module, params, _ = _restore(args, "fast_style", "fast")
     else:
-        raise ValueError("--method fast needs --workdir, --checkpoint or --weights")
+        raise ValueError("--method fast needs --model, --workdir, --checkpoint or --weights")
     apply = inference.make_apply(module, "transformer_net")
 
     def run(content: np.ndarray) -> np.ndarray:
@@ -241,6 +251,8 @@ def stylize(args: argparse.Namespace) -> tuple[list[Path], int]:
         raise ValueError(f"--temporal-blend {args.temporal_blend}: expected a strength in [0, 1) (0 = off)")
     if is_video and args.method == "gatys":
         raise ValueError("video input needs --method fast or adain (gatys optimises every frame for minutes)")
+    if args.model and args.method != "fast":
+        raise ValueError(f"--model names a fast-style network: it needs --method fast, not {args.method}")
     contents = [] if is_video else expand_image_inputs(args.contents, "content")
     if args.method == "fast":
         if args.style:

