@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -44,7 +43,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxgen import models
+from jaxgen import files, models
 from jaxgen.inference.upscaler import SRModel, model_from_module
 from jaxgen.weights import ncnn, zoo_sr_vulkan
 from jaxgen.weights.convert import load_pretrained
@@ -117,7 +116,7 @@ def load_fast_style(name: str) -> tuple[Any, Any]:
     path = FILES_DIR / entry.file
     if not path.is_file():
         raise ValueError(f"fast-style model {name!r}: {path} is missing from this jaxgen install (reinstall jaxgen)")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = files.file_sha256(path)
     if digest != entry.sha256:
         raise ValueError(f"fast-style model {name!r}: {path} has sha256 {digest}, expected {entry.sha256} "
                          "(a damaged or replaced file: reinstall jaxgen)")

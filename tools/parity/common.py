@@ -89,6 +89,16 @@ __all__ = ["FLOOR_FACTOR", "FULL_PARAMS_MAX", "GOLDEN_DIR", "LOSS_RTOL", "PARAM_
 # ------------------------------------------------------------------------------------------ files
 
 
+def images(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Test batches ``shape = (..., H, W, C)`` (H, W multiples of 8) of uint8-valued images in [0,1], float32, with
+    some spatial structure: a coarse uniform field (1/8 resolution, 0-255) upsampled by repetition, plus Gaussian
+    noise (std 20), rounded and clipped."""
+    *lead, h, w, c = shape
+    coarse = rng.uniform(0, 255, (*lead, h // 8, w // 8, c))
+    img = np.repeat(np.repeat(coarse, 8, axis=-3), 8, axis=-2) + rng.normal(0, 20, shape)
+    return (np.clip(np.rint(img), 0, 255) / 255.0).astype(np.float32)
+
+
 def save_flat(path: str | Path, flat: Mapping[str, Any]) -> None:
     """``{key: array | scalar}`` -> ``.npz`` (compressed)."""
     np.savez_compressed(path, **{k: np.asarray(v) for k, v in flat.items()})

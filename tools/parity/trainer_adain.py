@@ -26,6 +26,8 @@ from jaxgen.config import load_config
 from jaxgen.tasks import get_task
 from jaxgen.weights.convert import flax_to_torch, torch_to_flax
 
+import common  # tools/parity is not a package: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parents[2]
 NAME = "adain"
 BATCH, SIZE, FEATURES = 2, 32, (8, 8, 8)
@@ -46,13 +48,6 @@ def _config(case: dict | None = None):
     return c
 
 
-def _images(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    *lead, h, w, c = shape
-    coarse = rng.uniform(0, 255, (*lead, h // 8, w // 8, c))
-    img = np.repeat(np.repeat(coarse, 8, axis=-3), 8, axis=-2) + rng.normal(0, 20, shape)
-    return (np.clip(np.rint(img), 0, 255) / 255.0).astype(np.float32)
-
-
 def _vgg_weights(seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed + 1)
     out = {}
@@ -69,8 +64,8 @@ def make_case(steps: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     case = {f"init/decoder/{k}": v for k, v in flax_to_torch("adain_decoder", params, model=task.decoder).items()}
     case.update(restore_case({"hp/seed": np.int64(seed)}))
-    case["batch/content"] = _images(rng, (steps, BATCH, SIZE, SIZE, 3))
-    case["batch/style"] = _images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["batch/content"] = common.images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["batch/style"] = common.images(rng, (steps, BATCH, SIZE, SIZE, 3))
     case.update({"hp/lr": np.float32(1e-4), "hp/lr_decay": np.float32(5e-5), "hp/content_weight": np.float32(1.0),
                  "hp/style_weight": np.float32(10.0)})
     return case

@@ -39,6 +39,8 @@ from jaxgen.config import load_config, optim_config
 from jaxgen.tasks import get_task
 from jaxgen.train.state import STREAM_POOL, step_key
 
+import common  # tools/parity is not a package: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parents[2]
 NAME = "cyclegan"
 BATCH, SIZE, POOL = 2, 32, 3
@@ -74,13 +76,6 @@ def to_flax(state: dict[str, np.ndarray]) -> dict:
         else:
             flat[path + (leaf,)] = jnp.asarray(v)
     return unflatten_dict(flat)
-
-
-def images(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    *lead, h, w, c = shape
-    coarse = rng.uniform(0, 255, (*lead, h // 8, w // 8, c))
-    img = np.repeat(np.repeat(coarse, 8, axis=-3), 8, axis=-2) + rng.normal(0, 20, shape)
-    return (np.clip(np.rint(img), 0, 255) / 255.0).astype(np.float32)
 
 
 def put_params(task, state, case: dict, players) -> object:
@@ -127,8 +122,8 @@ def make_case(steps: int, seed: int) -> dict:
     state = task.init()
     case = {f"init/{p}/{k}": v for p in PLAYERS for k, v in to_torch(state.players[p].params).items()}
     rng = np.random.default_rng(seed)
-    case["batch/A"] = images(rng, (steps, BATCH, SIZE, SIZE, 3))
-    case["batch/B"] = images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["batch/A"] = common.images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["batch/B"] = common.images(rng, (steps, BATCH, SIZE, SIZE, 3))
     case.update({f"hp/{k}": np.float32(v) for k, v in hp.items()})
     case["hp/pool_size"] = np.int64(POOL)
     case.update(pool_draws(state, steps, BATCH, POOL))

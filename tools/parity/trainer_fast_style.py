@@ -30,6 +30,8 @@ from jaxgen.losses import gram_matrix
 from jaxgen.tasks import get_task
 from jaxgen.weights.convert import flax_to_torch, torch_to_flax
 
+import common  # tools/parity is not a package: its folder is on sys.path
+
 REPO = Path(__file__).resolve().parents[2]
 NAME = "fast_style"
 BATCH, SIZE, CHANNELS, BLOCKS = 2, 32, 8, 1
@@ -46,14 +48,6 @@ def _config(case: dict | None = None):
         c.optim.lr = float(case["hp/lr"])
         c.losses.content, c.losses.style = float(case["hp/content_weight"]), float(case["hp/style_weight"])
     return c
-
-
-def _images(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """uint8-valued images in [0,1] with some spatial structure (a coarse random field upsampled + noise)."""
-    *lead, h, w, c = shape
-    coarse = rng.uniform(0, 255, (*lead, h // 8, w // 8, c))
-    img = np.repeat(np.repeat(coarse, 8, axis=-3), 8, axis=-2) + rng.normal(0, 20, shape)
-    return (np.clip(np.rint(img), 0, 255) / 255.0).astype(np.float32)
 
 
 def _vgg_weights(seed: int) -> dict[str, np.ndarray]:
@@ -86,8 +80,8 @@ def make_case(steps: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     case = {f"init/generator/{k}": v for k, v in flax_to_torch("transformer_net", params, model=task.generator).items()}
     case.update(restore_case({"hp/seed": np.int64(seed)}))
-    case["frozen/style"] = _images(rng, (48, 40, 3))
-    case["batch/content"] = _images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["frozen/style"] = common.images(rng, (48, 40, 3))
+    case["batch/content"] = common.images(rng, (steps, BATCH, SIZE, SIZE, 3))
     case.update({"hp/lr": np.float32(1e-3), "hp/content_weight": np.float32(1e5), "hp/style_weight": np.float32(1e10),
                  "hp/channels": np.int64(CHANNELS), "hp/num_res_blocks": np.int64(BLOCKS)})
     return case

@@ -23,7 +23,9 @@ import numpy as np
 
 from jaxgen.config import load_config, optim_config
 from jaxgen.tasks import get_task
-from trainer_cyclegan import images, put_params, to_torch
+
+import common  # tools/parity is not a package: its folder is on sys.path
+from trainer_cyclegan import put_params, to_torch
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "pix2pix"
@@ -50,8 +52,8 @@ def make_case(steps: int, seed: int) -> dict:
     state = task.init()
     case = {f"init/{p}/{k}": v for p in PLAYERS for k, v in to_torch(state.players[p].params).items()}
     rng = np.random.default_rng(seed)
-    case["batch/A"] = images(rng, (steps, BATCH, SIZE, SIZE, 3))
-    case["batch/B"] = images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["batch/A"] = common.images(rng, (steps, BATCH, SIZE, SIZE, 3))
+    case["batch/B"] = common.images(rng, (steps, BATCH, SIZE, SIZE, 3))
     case.update({f"hp/{k}": np.float32(v) for k, v in hp.items()})
     return case
 
