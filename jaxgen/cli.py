@@ -10,7 +10,7 @@ import sys
 
 from jaxgen import workdir_lock
 from jaxgen import xla_setup  # imports no JAX: its settings below must precede JAX's start
-from jaxgen.commands.common import close_stderr_after_error, run_guarded, set_verbosity
+from jaxgen.commands.common import close_stderr_after_error, quiet_closed_loop_callbacks, run_guarded, set_verbosity
 
 COMMANDS = {
     "train": ("jaxgen.commands.train", "train or resume a config in a workdir"),
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     # the jaxgen process itself (argv from the command line, not an in-process caller's list): nothing after the
     # one error line (what library threads print at shutdown)
     close_stderr_after_error(from_command_line and not verbose)
+    if from_command_line:
+        quiet_closed_loop_callbacks(verbose)  # a failed background save's echoes (see there)
     module = importlib.import_module(COMMANDS[argv[1]][0])
     return module.run([f"jaxgen {argv[1]}"] + argv[2:]) or 0
 

@@ -507,3 +507,29 @@ def test_nothing_follows_the_error_line_unless_verbose(tmp_path):
     loud = subprocess.run([sys.executable, "-c", LATE_NOISE, missing, out, "--verbose"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert loud.returncode == 2 and "late noise" in loud.stderr, loud.stderr
+
+
+def test_closed_event_loop_echoes_of_a_failed_save_are_logged_and_other_unraisables_kept(monkeypatch, caplog):
+    """The flaky full-disk traceback: TensorStore threads report Orbax's closed event loop as unraisable
+    ``RuntimeError: Event loop is closed`` before the save's error reaches the main thread."""
+    import types
+
+    from jaxgen.commands.common import quiet_closed_loop_callbacks
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    quiet_closed_loop_callbacks(verbose=True)
+    assert sys.unraisablehook == seen.append  # --verbose: Python's report
+    quiet_closed_loop_callbacks(verbose=False)
+
+    def unraisable(error):
+        return types.SimpleNamespace(exc_type=type(error), exc_value=error, exc_traceback=None, err_msg=None,
+                                     object=None)
+
+    with caplog.at_level("DEBUG", logger="jaxgen"):
+        sys.unraisablehook(unraisable(RuntimeError("Event loop is closed")))
+    assert seen == [] and "Event loop is closed" in caplog.text
+    other = unraisable(RuntimeError("something else"))
+    sys.unraisablehook(other)
+    sys.unraisablehook(unraisable(ValueError("Event loop is closed")))
+    assert [u.exc_value.args[0] for u in seen] == ["something else", "Event loop is closed"]

@@ -90,6 +90,30 @@ def close_stderr_after_error(on: bool) -> None:
     _CLOSE_STDERR_AFTER_ERROR[0] = on
 
 
+def _is_closed_loop_callback(unraisable: Any) -> bool:
+    value = unraisable.exc_value
+    return isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
+
+
+def quiet_closed_loop_callbacks(verbose: bool) -> None:
+    """Without ``verbose``, what a failing Orbax background save reports as "unraisable" -- TensorStore's native
+    threads calling ``loop.call_soon_threadsafe`` on the event loop Orbax already closed (a full disk: dozens of
+    ``RuntimeError: Event loop is closed`` tracebacks, before the save's own error reaches the main thread and
+    becomes one ``jaxgen: error:`` line) -- goes to the ``jaxgen`` logger at DEBUG; every other unraisable
+    exception keeps Python's default report. With ``verbose`` nothing changes."""
+    if verbose:
+        return
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if _is_closed_loop_callback(unraisable):
+            logging.getLogger("jaxgen").debug("ignored in a library thread: %r", unraisable.exc_value)
+        else:
+            default(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def set_verbosity(verbose: bool) -> None:
     """Quiet by default: Orbax's and absl's log lines only with ``--verbose``. Without it even their ERROR lines
     are hidden: Orbax logs a failed background save (a full disk: hundreds of lines) and then raises it in the
