@@ -24,7 +24,10 @@ from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
+import jax.extend.core as jex
 import jax.numpy as jnp
+import numpy as np
+from flax.core.scope import LazyRng
 
 from jaxgen.image import imresize
 from jaxgen.models import conv_vjp
@@ -375,24 +378,94 @@ class MeanShift(nn.Module):
 # --------------------------------------------------------------------------------------------- blocks
 
 
+_TRACING_STACKED_INIT = [False]  # inside _init_stacked's traces: nested repeated blocks (RCAN's) init unrolled
+
+
+def _fold_in_messages(closed: jex.ClosedJaxpr) -> list[Any]:
+    """The static data of every top-level ``random_fold_in`` in ``closed`` (Flax's hashed scope paths), in order."""
+    consts = dict(zip(closed.jaxpr.constvars, closed.consts))
+    return [np.asarray(e.invars[1].val if isinstance(e.invars[1], jex.Literal) else consts[e.invars[1]])
+            for e in closed.jaxpr.eqns if e.primitive.name == "random_fold_in"]
+
+
+def _eval_with_messages(closed: jex.ClosedJaxpr, messages: jax.Array, *args: Any) -> list[Any]:
+    """Evaluates ``closed`` on ``args`` with its ``random_fold_in`` messages replaced by ``messages`` (in order)."""
+    env: dict[Any, Any] = dict(zip(closed.jaxpr.constvars, closed.consts))
+    env.update(zip(closed.jaxpr.invars, args))
+
+    def read(v: Any) -> Any:
+        return v.val if isinstance(v, jex.Literal) else env[v]
+
+    k = 0
+    for eqn in closed.jaxpr.eqns:
+        values = [read(v) for v in eqn.invars]
+        if eqn.primitive.name == "random_fold_in":
+            values[1], k = messages[k], k + 1
+        out = eqn.primitive.bind(*values, **eqn.primitive.get_bind_params(eqn.params))
+        env.update(zip(eqn.outvars, out if eqn.primitive.multiple_results else [out]))
+    return [read(v) for v in closed.jaxpr.outvars]
+
+
+def _init_stacked(parent: nn.Module, block: nn.Module, names: Sequence[str], x: jax.Array) -> Any:
+    """The parameters ``parent``'s children ``names`` get at init, stacked on a leading axis, as one program.
+
+    Flax draws a parameter with the key ``fold_in(root, hash(scope path, counter))`` (``flax.core.scope``:
+    ``Scope.push``, ``make_rng``, ``LazyRng``/``_fold_in_static``, flax 0.12.8): identical blocks differ only in
+    those hashed messages. Each block's init is traced with the key it has as the bound child (``LazyRng``
+    folded with its name: the same values, a test checks bitwise), the per-block messages are read off the
+    traces, and block 0's trace is evaluated under ``vmap`` with them -- one random-number kernel per parameter
+    of a block instead of one per parameter of every block. Repeated blocks inside the blocks (RCAN's groups of
+    RCABs) init unrolled within the traced block: their messages are not literals of its trace."""
+    lazy = LazyRng.create(parent.scope.rngs["params"])
+
+    def init(name: str) -> Callable[[Any, jax.Array], Any]:
+        return lambda key, h: block.init({"params": LazyRng.create(LazyRng(key, lazy.suffix), name)}, h)["params"]
+
+    key = jax.ShapeDtypeStruct(lazy.rng.shape, lazy.rng.dtype)
+    _TRACING_STACKED_INIT[0] = True
+    try:
+        traced = [jax.make_jaxpr(init(n), return_shape=True)(key, jax.ShapeDtypeStruct(x.shape, x.dtype))
+                  for n in names]
+    finally:
+        _TRACING_STACKED_INIT[0] = False
+    closed, shapes = traced[0]
+    messages = [_fold_in_messages(c) for c, _ in traced]
+    if any(len(m) != len(messages[0]) or len(c.jaxpr.eqns) != len(closed.jaxpr.eqns) for (c, _), m in
+           zip(traced, messages)):
+        raise ValueError(f"repeat_blocks: blocks {list(names)} are not identical at init")
+    stacked = jax.vmap(lambda m: _eval_with_messages(closed, m, lazy.rng, x))(jnp.asarray(np.stack(messages)))
+    return jax.tree.unflatten(jax.tree.structure(shapes), stacked)
+
+
 def repeat_blocks(parent: nn.Module, make: Callable[..., nn.Module], names: Sequence[str], x: jax.Array,
                   scan: bool = True) -> jax.Array:
     """Apply the identical blocks ``make(name=n)`` for ``n`` in ``names`` in sequence: ``x -> b_n(...b_1(x))``.
 
     Parameters stay where the official names put them (``parent``'s children ``names[i]``, so weight import and
-    export are unchanged). With ``scan`` (and outside ``init``) the blocks run as one ``jax.lax.scan`` over
-    their stacked parameters: XLA compiles one block body instead of ``len(names)`` copies (RRDBNet x4: 23
-    RRDBs), which shortens compiles and shrinks the HLO; the arithmetic is the same block for block (a test
-    compares outputs and gradients with the unrolled form). ``make`` must accept ``name=`` and ``parent=``; the
+    export are unchanged). With ``scan`` the blocks run as one ``jax.lax.scan`` over their stacked parameters:
+    XLA compiles one block body instead of ``len(names)`` copies (RRDBNet x4: 23 RRDBs), which shortens compiles
+    and shrinks the HLO; the arithmetic is the same block for block (a test compares outputs and gradients with
+    the unrolled form). At ``init`` the blocks' parameters are drawn as one ``vmap`` over the keys Flax gives each
+    child (:func:`_init_stacked`; bitwise the unrolled init's values): RRDBNet x4's 345 kernel draws were 58% of
+    a cold first training step (benchmarks/RESULTS.md). ``make`` must accept ``name=`` and ``parent=``; the
     blocks may hold ``params`` only.
     """
-    if not scan or len(names) < 2 or parent.is_initializing() or parent.is_mutable_collection("intermediates"):
+    if not scan or len(names) < 2 or parent.is_mutable_collection("intermediates"):
         for n in names:
             x = make(name=n)(x)
         return x
-    params = parent.variables["params"]
-    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[params[n] for n in names])
     block = make(name=None, parent=None)  # an unbound copy, applied to each block's slice of ``stacked``
+    if parent.is_initializing() and _TRACING_STACKED_INIT[0]:
+        for n in names:
+            x = make(name=n)(x)
+        return x
+    if parent.is_initializing():
+        stacked = _init_stacked(parent, block, names, x)
+        for i, n in enumerate(names):
+            parent.put_variable("params", n, jax.tree.map(lambda a, i=i: a[i], stacked))
+    else:
+        params = parent.variables["params"]
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[params[n] for n in names])
 
     def body(h: jax.Array, p: Any) -> tuple[jax.Array, None]:
         return block.apply({"params": p}, h), None
