@@ -5,8 +5,6 @@ validation values the trainer logs."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,18 +15,22 @@ optuna = pytest.importorskip("optuna")
 from jaxgen.sweeps import naming  # noqa: E402
 from jaxgen.sweeps.optuna_search import OptunaSource  # noqa: E402
 from jaxgen.sweeps.sweep_file import load_sweep_file  # noqa: E402
+from tests.cli_runs import cli_in_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def sweep_file(tmp_path: Path) -> Path:
+    """A categorical and a continuous key. The learning rates are the tiny config's and test_sweep_local's (a
+    learning rate is a constant of the compiled train step: these are compiled once for all of them); the time
+    budget (never reached by a 2-step run) changes no program."""
     path = tmp_path / "search.py"
     path.write_text(textwrap.dedent(f"""
         from jaxgen.sweeps import choice, log_uniform
         BASE_CONFIG = "{REPO / 'configs' / 'edsr.py'}:x2,tiny"
         BASE_OVERRIDES = {{"total_steps": 2, "eval_every": 0, "log_every": 1, "ckpt_every": 2}}
         def get_search_space(arg=None):
-            return {{"optim.lr": log_uniform(1e-4, 3e-3), "model.num_feat": choice([8, 16])}}
+            return {{"optim.lr": choice([5e-4, 1e-3]), "time_budget_s": log_uniform(1e3, 1e4)}}
     """))
     return path
 
@@ -37,17 +39,18 @@ def load_study(w: Path):
     return optuna.load_study(study_name="jaxgen", storage=f"sqlite:///{w / 'optuna.db'}")
 
 
-def test_optuna_study_resumes_across_runs(tmp_path):
+def test_optuna_study_resumes_across_runs(tmp_path, capsys):
     f, w = sweep_file(tmp_path), tmp_path / "w"
-    run = [sys.executable, "-m", "jaxgen.cli", "sweep", str(f), "--workdir", str(w), "--search", "optuna", "--no-report"]
-    first = subprocess.run(run + ["--n-trials", "1"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    run = ["sweep", str(f), "--workdir", str(w), "--search", "optuna", "--no-report"]  # in-process; trials: subprocesses
+    first = cli_in_process(capsys, *run, "--n-trials", "1")
     assert first.returncode == 0, first.stdout + first.stderr
     study = load_study(w)
     done = study.get_trials()
     assert [t.state for t in done] == [optuna.trial.TrialState.COMPLETE]
     folders = {}
     for t in done:
-        name = naming.trial_name({"optim.lr": float(f"{t.params['optim.lr']:.4g}"), "model.num_feat": t.params["model.num_feat"]})
+        name = naming.trial_name({"optim.lr": t.params["optim.lr"],
+                                  "time_budget_s": float(f"{t.params['time_budget_s']:.4g}")})
         status = json.loads((w / name / "sweep_trial.json").read_text())
         assert status["optuna_number"] == t.number and status["status"] == "finished"
         # The study's objective is the trial's last validation value, as the trainer logged it.
@@ -55,7 +58,7 @@ def test_optuna_study_resumes_across_runs(tmp_path):
         assert t.value == pytest.approx(evals[-1]["val_psnr"], abs=1e-9)
         folders[name] = status["attempts"]
 
-    again = subprocess.run(run + ["--n-trials", "2"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    again = cli_in_process(capsys, *run, "--n-trials", "2")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 trial(s) to run" in again.stdout
     trials = load_study(w).get_trials()

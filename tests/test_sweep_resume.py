@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.test_sweep_local import REPO, cli, read_csv, status, sweep_file
+from tests.cli_runs import cli_in_process
+from tests.test_sweep_local import REPO, read_csv, status, sweep_file
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -34,8 +35,8 @@ def logged_steps(path: Path) -> list[int]:
     return steps
 
 
-def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path):
-    total = 120
+def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path, capsys):
+    total = 40  # seconds of training: the signal (forwarded within ~0.3 s) lands well before the last step
     f = sweep_file(tmp_path, {"total_steps": total, "eval_every": 0, "log_every": 1, "ckpt_every": 1000},
                    "sweep('optim.lr', [1e-3]) + [{'model.num_blocks': -1}]")  # the second fails fast
     w = tmp_path / "w"
@@ -56,7 +57,7 @@ def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path):
     assert not (second / "sweep_trial.json").exists()  # no new trial started after the signal
     assert read_csv(w / "results.csv")[first.name]["status"] == "interrupted"
 
-    rerun = cli("sweep", str(f), "--workdir", str(w), "--no-report")
+    rerun = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--no-report")  # trials: subprocesses
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # the second trial's failure
     assert "2 trial(s) to run" in rerun.stdout
     s = status(w, first.name)
