@@ -48,7 +48,8 @@ def cli_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
     """``jaxgen ARGS`` through ``jaxgen.cli.main`` in this process, for tests of what a command says, writes and
     returns rather than of its process (no ~2 s of imports): exit status, stdout and stderr (``capsys``) as a
     ``subprocess.run`` of the command gives them. The environment variables and log levels the CLI sets are put
-    back for the other tests of this worker."""
+    back for the other tests of this worker. Not for a sweep that starts trainers: it forks them, which a process
+    running JAX must not do."""
     environ = dict(os.environ)
     loggers = [logging.getLogger(name) for name in ("absl", "jaxgen")]
     levels, absl_level = [logger.level for logger in loggers], absl_logging.get_verbosity()

@@ -1,11 +1,14 @@
 """``jaxgen sweep`` end to end with the real trainer (tiny EDSR, 3 steps): two trials in parallel on their own
-cores, a failing trial isolated, reruns that skip what is done, --only/--retry-failed/--dry-run. The sweep
-command runs in-process (``jaxgen.cli.main``); its trials are trainer subprocesses, as always."""
+cores, a failing trial isolated, reruns that skip what is done, --only/--retry-failed/--dry-run. Sweeps that
+start trainers are ``jaxgen`` processes (a sweep forks its trainers: not from a process running JAX); those that
+start none run in-process (``jaxgen.cli.main``)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -28,6 +31,11 @@ def sweep_file(tmp_path: Path, base_overrides: dict, trials: str) -> Path:
     return path
 
 
+def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jaxgen.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
 def read_csv(path: Path) -> dict[str, dict[str, str]]:
     with open(path) as f:
         return {row["trial"]: row for row in csv.DictReader(f)}
@@ -43,7 +51,7 @@ def test_parallel_trials_failure_isolated_rerun_skips(tmp_path, capsys):
     f = sweep_file(tmp_path, {"total_steps": 3, "eval_every": 0, "log_every": 1, "ckpt_every": 3},
                    "sweep('optim.lr', [1e-3, 5e-4]) + [{'model.num_blocks': -1}]")
     w = tmp_path / "w"
-    proc = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--parallel", "2", "--no-report")
+    proc = cli("sweep", str(f), "--workdir", str(w), "--parallel", "2", "--no-report")
     assert proc.returncode == 1, proc.stdout + proc.stderr  # one trial failed
     rows = read_csv(w / "results.csv")
     assert set(rows) == {"optim.lr=0.001", "optim.lr=0.0005", "model.num_blocks=-1"}
@@ -69,7 +77,7 @@ def test_parallel_trials_failure_isolated_rerun_skips(tmp_path, capsys):
     assert again.returncode == 1 and "0 trial(s) to run" in again.stdout
     assert status(w, "optim.lr=0.001")["attempts"] == 1 and status(w, "model.num_blocks=-1")["attempts"] == 1
     # --retry-failed with --only: the failed trial alone runs again (and fails again).
-    retry = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--retry-failed", "--only", "num_blocks", "--no-report")
+    retry = cli("sweep", str(f), "--workdir", str(w), "--retry-failed", "--only", "num_blocks", "--no-report")
     assert retry.returncode == 1 and "1 trial(s) to run" in retry.stdout
     assert status(w, "model.num_blocks=-1")["attempts"] == 2 and status(w, "optim.lr=0.001")["attempts"] == 1
     # Dry run lists every trial with its recorded state and command; runs nothing.

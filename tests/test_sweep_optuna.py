@@ -5,6 +5,8 @@ validation values the trainer logs."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,7 +17,6 @@ optuna = pytest.importorskip("optuna")
 from jaxgen.sweeps import naming  # noqa: E402
 from jaxgen.sweeps.optuna_search import OptunaSource  # noqa: E402
 from jaxgen.sweeps.sweep_file import load_sweep_file  # noqa: E402
-from tests.cli_runs import cli_in_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,10 +40,10 @@ def load_study(w: Path):
     return optuna.load_study(study_name="jaxgen", storage=f"sqlite:///{w / 'optuna.db'}")
 
 
-def test_optuna_study_resumes_across_runs(tmp_path, capsys):
+def test_optuna_study_resumes_across_runs(tmp_path):
     f, w = sweep_file(tmp_path), tmp_path / "w"
-    run = ["sweep", str(f), "--workdir", str(w), "--search", "optuna", "--no-report"]  # in-process; trials: subprocesses
-    first = cli_in_process(capsys, *run, "--n-trials", "1")
+    run = [sys.executable, "-m", "jaxgen.cli", "sweep", str(f), "--workdir", str(w), "--search", "optuna", "--no-report"]
+    first = subprocess.run(run + ["--n-trials", "1"], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     study = load_study(w)
     done = study.get_trials()
@@ -58,7 +59,7 @@ def test_optuna_study_resumes_across_runs(tmp_path, capsys):
         assert t.value == pytest.approx(evals[-1]["val_psnr"], abs=1e-9)
         folders[name] = status["attempts"]
 
-    again = cli_in_process(capsys, *run, "--n-trials", "2")
+    again = subprocess.run(run + ["--n-trials", "2"], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 trial(s) to run" in again.stdout
     trials = load_study(w).get_trials()

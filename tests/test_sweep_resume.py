@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cli_runs import cli_in_process
-from tests.test_sweep_local import REPO, read_csv, status, sweep_file
+from tests.test_sweep_local import REPO, cli, read_csv, status, sweep_file
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -35,7 +34,7 @@ def logged_steps(path: Path) -> list[int]:
     return steps
 
 
-def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path, capsys):
+def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path):
     total = 40  # seconds of training: the signal (forwarded within ~0.3 s) lands well before the last step
     f = sweep_file(tmp_path, {"total_steps": total, "eval_every": 0, "log_every": 1, "ckpt_every": 1000},
                    "sweep('optim.lr', [1e-3]) + [{'model.num_blocks': -1}]")  # the second fails fast
@@ -57,7 +56,7 @@ def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path, capsys):
     assert not (second / "sweep_trial.json").exists()  # no new trial started after the signal
     assert read_csv(w / "results.csv")[first.name]["status"] == "interrupted"
 
-    rerun = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--no-report")  # trials: subprocesses
+    rerun = cli("sweep", str(f), "--workdir", str(w), "--no-report")
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # the second trial's failure
     assert "2 trial(s) to run" in rerun.stdout
     s = status(w, first.name)
