@@ -320,8 +320,9 @@ def test_stylize_reads_a_gs_workdirs_config(gcs, tmp_path):
     task, with the URL intact (``pathlib`` would read a local ``gs:/...`` and say "no config.json")."""
     workdir = f"gs://{BUCKET}/runs/an_sr_run"
     # the run's config.json, uploaded with the JSON API's simple upload (no gcsfs here: see the module doc)
+    api = f"{gcs['STORAGE_EMULATOR_HOST']}/upload/storage/v1/b/{BUCKET}/o"
     upload = urllib.request.Request(
-        f"{gcs['STORAGE_EMULATOR_HOST']}/upload/storage/v1/b/{BUCKET}/o?uploadType=media&name=runs/an_sr_run/config.json",
+        f"{api}?uploadType=media&name=runs/an_sr_run/config.json",
         data=b'{"task": "sr"}', headers={"Content-Type": "application/octet-stream"}, method="POST")
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(upload, timeout=60) as response:
         assert response.status == 200
