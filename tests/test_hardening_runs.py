@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jaxgen import workdir_lock
+from tests.cli_runs import cli_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
@@ -102,9 +103,11 @@ def test_without_flock_a_stale_record_is_taken_over_and_a_live_one_refuses(tmp_p
         workdir_lock.WorkdirLock(tmp_path, "jaxgen train").acquire()
 
 
-def test_second_trainer_on_one_workdir_is_refused_in_one_line_within_5_s(tmp_path):
+def test_second_trainer_is_refused_in_one_line_within_5_s_and_a_stop_signal_skips_the_final_validation(tmp_path):
+    """One trainer runs; a second on its workdir is refused at once, naming the first, which goes on. Then Ctrl-C
+    between steps: the first checkpoints and exits 0 without the validation it would run at every stop."""
     workdir = tmp_path / "run"
-    first = long_run(workdir)
+    first = long_run(workdir, "--config.eval_every=100000")  # a validation at each stop if it were not skipped
     try:
         wait_for_steps(workdir / "metrics.jsonl", 2, first)
         t0 = time.perf_counter()
@@ -114,12 +117,16 @@ def test_second_trainer_on_one_workdir_is_refused_in_one_line_within_5_s(tmp_pat
         assert_one_line(second, 2, str(workdir), f"pid {first.pid}", "another --workdir")
         assert elapsed < 5, elapsed
         assert first.poll() is None  # the first one goes on
-        first.send_signal(signal.SIGTERM)
+        first.send_signal(signal.SIGINT)
         out, _ = first.communicate(timeout=120)
     finally:
         first.kill()
     assert first.returncode == 0, out[-3000:]
     assert (workdir / "summary.json").is_file()
+    logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert not [r for r in logged if "val_psnr" in r]  # no validation was run on the way out
+    assert not list((workdir / "images").glob("*.png")) if (workdir / "images").exists() else True
+    assert "stopped by SIGINT" in out
 
 
 # ------------------------------------------------------------------------------------------ overrides, NaN
@@ -141,9 +148,9 @@ def nan_config(tmp_path: Path) -> Path:
                                       "--config.optim.lr=nan", "--config.optim.lr=-inf",
                                       "--config.losses.l1=1e400", "--config.optim.kwargs.b2=1e400",
                                       "--config.optim.milestones=(10,1e400)", "--config.total_steps=-1e400"])
-def test_non_finite_or_huge_numeric_overrides_are_one_line_exit_2(tmp_path, override):
+def test_non_finite_or_huge_numeric_overrides_are_one_line_exit_2(tmp_path, capsys, override):
     key = override.split("=")[0]
-    proc = cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *QUIET, override, timeout=120)
+    proc = cli_in_process(capsys, "train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *QUIET, override)
     assert_one_line(proc, 2, key, "finite")
     assert not (tmp_path / "w" / "checkpoints").exists()
 
@@ -157,9 +164,9 @@ def test_config_module_refuses_non_finite_overrides():
             load_config(TINY, [(key, value)])
 
 
-def test_nan_before_any_checkpoint_says_there_is_none(tmp_path):
-    proc = cli("train", f"--config={nan_config(tmp_path)}", f"--workdir={tmp_path / 'w'}", *QUIET,
-               "--config.log_every=1", "--config.total_steps=3", timeout=300)
+def test_nan_before_any_checkpoint_says_there_is_none(tmp_path, capsys):
+    proc = cli_in_process(capsys, "train", f"--config={nan_config(tmp_path)}", f"--workdir={tmp_path / 'w'}", *QUIET,
+                          "--config.log_every=1", "--config.total_steps=3")
     line = assert_one_line(proc, 1, "non-finite loss at step 1", "No checkpoint was saved yet")
     assert "step None" not in line
 
@@ -211,15 +218,15 @@ def test_pruned_and_not_yet_run_trials_are_rows_of_the_results(tmp_path):
     assert [t["status"] for t in saved["trials"]] == ["pruned", "pending", "pending"]
 
 
-def test_emit_commands_lists_every_trial_as_pending(tmp_path):
+def test_emit_commands_lists_every_trial_as_pending(tmp_path, capsys):
     f = tmp_path / "grid.py"
     f.write_text("from jaxgen.sweeps import sweep\n"
                  f"BASE_CONFIG = {TINY!r}\nBASE_OVERRIDES = {{'total_steps': 2}}\n"
                  "def get_sweep(arg=None):\n    return sweep('optim.lr', [1e-3, 1e-4])\n")
     w = tmp_path / "w"
-    proc = cli("sweep", str(f), "--workdir", str(w), "--emit-commands", timeout=120)
+    proc = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--emit-commands")  # starts no trainer
     assert proc.returncode == 0, proc.stderr
-    report = cli("report", str(w), timeout=120)
+    report = cli_in_process(capsys, "report", str(w))
     assert report.returncode in (0, 2), report.stderr  # report.html needs matplotlib; the table does not
     from jaxgen.sweeps import results
 
@@ -258,9 +265,9 @@ def test_wall_time_sums_an_attempt_lost_without_recording_its_end(tmp_path, monk
     assert saved["wall_s"] == status["wall_s"]
 
 
-def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path):
-    env = dict(os.environ, JAXGEN_HEARTBEAT_S="1e-9")
-    proc = cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", "--config.total_steps=3", env=env)
+def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("JAXGEN_HEARTBEAT_S", "1e-9")
+    proc = cli_in_process(capsys, "train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", "--config.total_steps=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("train: step")]
     assert [line.split(",")[0] for line in lines] == ["train: step 1/3 (33%)", "train: step 2/3 (67%)",
@@ -270,27 +277,39 @@ def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path):
 # ------------------------------------------------------------------------------------------ XLA alarms
 
 SLOW_FOLD = """
-import sys
+import sys, time
 from jaxgen import cli
 cli.quiet_native_logs(verbose=sys.argv[1] == "1")  # as jaxgen.cli.main does: before JAX is imported
 import numpy as np, jax, jax.numpy as jnp
-c = np.random.default_rng(0).random(30000).astype(np.float32)  # ~4 s of folding on an idle 2-core CPU
-print(jax.jit(lambda: jnp.sort(jnp.asarray(c))[:2])())  # XLA constant-folds the sort: > 1 s -> an alarm
+c = np.random.default_rng(0).random(int(sys.argv[2])).astype(np.float32)
+t0 = time.perf_counter()
+compiled = jax.jit(lambda: jnp.sort(jnp.asarray(c))[:2]).lower().compile()  # XLA constant-folds the sort
+print(time.perf_counter() - t0)
+print(compiled())
 """
+FOLD_S = 1.3  # the alarm fires after 1 s of folding an instruction: a compile this long certainly set it off
+
+
+def slow_fold(verbose: bool) -> subprocess.CompletedProcess:
+    """SLOW_FOLD with a sort that takes more than FOLD_S to compile here: 15,000 numbers (~2 s of folding on an
+    idle 2-core Xeon), doubled on a faster machine."""
+    # A clean environment: no persistent compilation cache (each run must compile, and so fold) and no logging or
+    # XLA variables another test of this worker left behind.
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    for n in (15_000, 30_000, 60_000, 120_000):
+        proc = subprocess.run([sys.executable, "-c", SLOW_FOLD, "1" if verbose else "0", str(n)], capture_output=True,
+                              text=True, env=env, timeout=300, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        if float(proc.stdout.split()[0]) > FOLD_S:
+            return proc
+    pytest.fail(f"no sort took {FOLD_S} s to fold: {proc.stdout}")
 
 
 def test_xla_slow_operation_alarms_are_hidden_unless_verbose():
     """XLA's slow_operation_alarm ('Very slow compile? ...', 'Constant folding an instruction is taking > 1s')
     logs at ERROR level from C++; the CLI hides it unless --verbose (a user's own TF_CPP_MIN_LOG_LEVEL wins)."""
-    # A clean environment: no persistent compilation cache (the second run must compile, and so fold, again) and
-    # no logging or XLA variables another test of this worker left behind.
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
-    env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    quiet = subprocess.run([sys.executable, "-c", SLOW_FOLD, "0"], capture_output=True, text=True, env=env,
-                           timeout=300, cwd=REPO)
-    loud = subprocess.run([sys.executable, "-c", SLOW_FOLD, "1"], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=REPO)
-    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    quiet, loud = slow_fold(verbose=False), slow_fold(verbose=True)
     assert "slow_operation_alarm" in loud.stderr and "If you'd like to file a bug" in loud.stderr
     assert "slow_operation_alarm" not in quiet.stderr and quiet.stderr.strip() == "", quiet.stderr
 
@@ -333,13 +352,26 @@ def finished_steps(workdir: Path) -> list[int]:
     return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
 
 
-def test_disk_full_is_one_line_exit_1_and_the_last_checkpoint_survives(small_disk):
+def test_read_only_workdir_is_one_line_exit_2_and_disk_full_is_one_line_exit_1_keeping_the_last_checkpoint(
+        small_disk):
+    """One run on a small tmpfs, then: the file system remounted read-only (resuming it, or starting a new run
+    there: one line, exit 2); writable again but full (one line, exit 1, the last checkpoint intact); space freed
+    (the rerun resumes)."""
     from jaxgen.train.checkpoint import restore_numpy
 
     w = small_disk / "w"
     first = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=2")
     assert first.returncode == 0, first.stderr[-3000:]
     before = restore_numpy(w / "checkpoints", 2)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        for workdir in (w, small_disk / "new"):  # a run to resume, a run to start
+            proc = cli("train", f"--config={TINY}", f"--workdir={workdir}", *QUIET, "--config.total_steps=3")
+            assert_one_line(proc, 2, "read-only file system", str(workdir), "--workdir")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert finished_steps(w) == [2]
+
     fill(small_disk, 300)  # room for the small files, not for the next checkpoint
     full = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=4",
                "--config.ckpt_every=1")
@@ -359,20 +391,6 @@ def jax_trees_equal(a, b) -> bool:
 
     la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
     return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
-
-
-def test_read_only_workdir_is_one_line_exit_2(small_disk):
-    w = small_disk / "w"
-    first = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=1")
-    assert first.returncode == 0, first.stderr[-3000:]
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    try:
-        for workdir in (w, small_disk / "new"):  # a run to resume, a run to start
-            proc = cli("train", f"--config={TINY}", f"--workdir={workdir}", *QUIET, "--config.total_steps=3")
-            assert_one_line(proc, 2, "read-only file system", str(workdir), "--workdir")
-    finally:
-        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
-    assert finished_steps(w) == [1]
 
 
 def test_disk_errors_found_in_wrapped_exceptions():
@@ -411,12 +429,13 @@ def test_ctrl_c_during_validation_checkpoints_and_leaves_without_finishing_it(tm
                                 ("ckpt_every", "100")])
     task = get_task(config.task)(config)
     real_evaluate = task.evaluate
-    calls = {"started": 0, "finished": 0}
+    calls = {"started": 0, "finished": 0, "slow_start": None}
 
     def slow_evaluate(state):  # a validation of ~60 s (many images on a busy CPU)
         calls["started"] += 1
-        if calls["started"] == 2:  # the evaluation at step 4: Ctrl-C one second into it
-            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        if calls["started"] == 2:  # the evaluation at step 4: Ctrl-C 0.2 s into it
+            calls["slow_start"] = time.perf_counter()
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
             for _ in range(600):
                 time.sleep(0.1)
         result = real_evaluate(state)
@@ -424,31 +443,15 @@ def test_ctrl_c_during_validation_checkpoints_and_leaves_without_finishing_it(tm
         return result
 
     task.evaluate = slow_evaluate
-    t0 = time.perf_counter()
     summary = train(config, tmp_path / "w", task)
-    assert time.perf_counter() - t0 < 55  # did not wait for the 60 s validation
+    # did not wait for the 60 s validation (timed from its start: compiling on a loaded machine takes its own time)
+    assert time.perf_counter() - calls.pop("slow_start") < 55
     assert calls == {"started": 2, "finished": 1}
     assert summary["preempted"] == "SIGINT" and summary["final_step"] == 4
     manager = open_manager(tmp_path / "w" / "checkpoints", read_only=True)
     assert manager.all_steps() == [2, 4]  # step 2 (its evaluation), step 4: saved without one
     ended = json.loads((tmp_path / "w" / "summary.json").read_text())
     assert ended["stopped_by"] == "SIGINT" and ended["final_step"] == 4 and not ended["finished"]
-
-
-def test_a_stop_signal_between_steps_skips_the_final_validation(tmp_path):
-    workdir = tmp_path / "run"
-    proc = long_run(workdir, "--config.eval_every=100000")  # a validation at each stop if it were not skipped
-    try:
-        wait_for_steps(workdir / "metrics.jsonl", 2, proc)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, out[-3000:]
-    logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    assert not [r for r in logged if "val_psnr" in r]  # no validation was run on the way out
-    assert not list((workdir / "images").glob("*.png")) if (workdir / "images").exists() else True
-    assert "stopped by SIGINT" in out
 
 
 # ------------------------------------------------------------------------------------------ remote paths
@@ -473,7 +476,7 @@ def test_checkpoint_paths_keep_urls_and_make_local_paths_absolute(tmp_path, monk
 # local GCS emulator.
 
 
-def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path):
+def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path, capsys):
     f = tmp_path / "grid.py"
     f.write_text("from jaxgen.sweeps import sweep\n"
                  f"BASE_CONFIG = {TINY!r}\nBASE_OVERRIDES = {{'total_steps': 2}}\n"
@@ -481,7 +484,7 @@ def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path):
     w = tmp_path / "w"
     with workdir_lock.WorkdirLock(w, "jaxgen sweep"):
         t0 = time.perf_counter()
-        proc = cli("sweep", str(f), "--workdir", str(w), timeout=120)
+        proc = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w))  # refused: starts no trainer
         assert time.perf_counter() - t0 < 30
     assert_one_line(proc, 2, f"pid {os.getpid()}", "jaxgen sweep")
     assert not (w / "optim.lr=0.001").exists()

@@ -22,13 +22,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def sweep_file(tmp_path: Path) -> Path:
+    """A categorical and a continuous key. The learning rates are the tiny config's and test_sweep_local's (a
+    learning rate is a constant of the compiled train step: these are compiled once for all of them); the time
+    budget (never reached by a 2-step run) changes no program."""
     path = tmp_path / "search.py"
     path.write_text(textwrap.dedent(f"""
         from jaxgen.sweeps import choice, log_uniform
         BASE_CONFIG = "{REPO / 'configs' / 'edsr.py'}:x2,tiny"
         BASE_OVERRIDES = {{"total_steps": 2, "eval_every": 0, "log_every": 1, "ckpt_every": 2}}
         def get_search_space(arg=None):
-            return {{"optim.lr": log_uniform(1e-4, 3e-3), "model.num_feat": choice([8, 16])}}
+            return {{"optim.lr": choice([5e-4, 1e-3]), "time_budget_s": log_uniform(1e3, 1e4)}}
     """))
     return path
 
@@ -47,7 +50,8 @@ def test_optuna_study_resumes_across_runs(tmp_path):
     assert [t.state for t in done] == [optuna.trial.TrialState.COMPLETE]
     folders = {}
     for t in done:
-        name = naming.trial_name({"optim.lr": float(f"{t.params['optim.lr']:.4g}"), "model.num_feat": t.params["model.num_feat"]})
+        name = naming.trial_name({"optim.lr": t.params["optim.lr"],
+                                  "time_budget_s": float(f"{t.params['time_budget_s']:.4g}")})
         status = json.loads((w / name / "sweep_trial.json").read_text())
         assert status["optuna_number"] == t.number and status["status"] == "finished"
         # The study's objective is the trial's last validation value, as the trainer logged it.

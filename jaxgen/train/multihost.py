@@ -2,8 +2,9 @@
 
 - :func:`check_shared_workdir`: every process must see the workdir process 0 writes (Orbax's checkpoints are
   one folder written by all processes; on per-host disks the first save waits forever). Process 0 writes a
-  marker holding a random token, broadcasts the token, and every process looks for it (a few seconds, for
-  network filesystems' caches); any process that does not see it -> ``ValueError`` on every process.
+  marker holding a random token, broadcasts the token, and every process looks for it (``JAXGEN_SHARED_WAIT_S``
+  seconds, default 10, for network filesystems' caches); any process that does not see it -> ``ValueError`` on
+  every process.
 - :func:`agree_on_step`: the step each process would restore (its own ``latest_step()``), all-gathered; they
   must be equal.
 - :class:`StopWatchdog`: after SIGTERM / Ctrl-C, a process still running ``JAXGEN_STOP_TIMEOUT_S`` seconds
@@ -28,6 +29,8 @@ from etils import epath
 MARKER = ".jaxgen_shared_check"
 STOP_TIMEOUT_ENV = "JAXGEN_STOP_TIMEOUT_S"
 DEFAULT_STOP_TIMEOUT_S = 120.0
+SHARED_WAIT_ENV = "JAXGEN_SHARED_WAIT_S"
+DEFAULT_SHARED_WAIT_S = 10.0
 
 
 def _allgather(values: np.ndarray) -> np.ndarray:
@@ -42,13 +45,15 @@ def _broadcast(values: np.ndarray) -> np.ndarray:
     return np.asarray(multihost_utils.broadcast_one_to_all(values))
 
 
-def check_shared_workdir(workdir: Any, *, wait_s: float = 10.0,
+def check_shared_workdir(workdir: Any, *, wait_s: float | None = None,
                          allgather: Callable[[np.ndarray], np.ndarray] | None = None,
                          broadcast: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """Raises ``ValueError`` (on every process) unless every process sees the file process 0 writes in
-    ``workdir`` (a local path or any URL etils.epath opens: ``gs://...``). A no-op with one process."""
+    ``workdir`` (a local path or any URL etils.epath opens: ``gs://...``) within ``wait_s`` seconds (default
+    ``JAXGEN_SHARED_WAIT_S``, else 10). A no-op with one process."""
     if jax.process_count() == 1:
         return
+    wait_s = shared_wait_s() if wait_s is None else wait_s
     allgather, broadcast = allgather or _allgather, broadcast or _broadcast
     folder = epath.Path(str(workdir))
     marker = folder / MARKER
@@ -94,6 +99,13 @@ def agree_on_step(step: int | None, *, allgather: Callable[[np.ndarray], np.ndar
         raise ValueError(f"the processes see different latest checkpoints ({shown}): the workdir is not the same "
                          "storage for all of them, or a checkpoint is still being copied; see docs/multihost.md")
     return step
+
+
+def shared_wait_s() -> float:
+    try:
+        return float(os.environ.get(SHARED_WAIT_ENV, DEFAULT_SHARED_WAIT_S))
+    except ValueError:
+        return DEFAULT_SHARED_WAIT_S
 
 
 def stop_timeout_s() -> float:
