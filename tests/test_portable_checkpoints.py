@@ -20,6 +20,7 @@ in this test process, which has one CPU device (``tests.inprocess_cli``).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -135,9 +136,12 @@ def resumed(run) -> dict[int, dict[str, Any]]:
     and, meanwhile, on 1 device (this process)."""
     runs = {devices: {"workdir": copy_first_checkpoint(run["workdir"], run["root"] / f"resume_{devices}")}
             for devices in (1, 2)}
+    # 2 CPU devices the way jaxgen train makes them on a 2-core host (JAX_NUM_CPU_DEVICES, no XLA_FLAGS) and the
+    # session's compilation cache: the train step other tests' jaxgen train processes compiled is reused.
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="2",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     args = [sys.executable, "-m", "jaxgen.cli", *train_args(runs[2]["workdir"], run["val_dir"])]
-    proc = subprocess.Popen(args, cwd=REPO, env=cpu_env(2, run["cache"]), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert jax.device_count() == 1, jax.devices()
         one = run_jaxgen(*train_args(runs[1]["workdir"], run["val_dir"]))
