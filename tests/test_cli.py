@@ -137,7 +137,7 @@ def test_resume_with_other_training_data_says_use_a_new_workdir(logged_run, tmp_
     for i in range(2):
         image.write_image(photos / f"p{i}.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={workdir}", f"--config.data.train_dir={photos}",
-               "--config.total_steps=6", *QUIET)
+                      "--config.total_steps=6", *QUIET)
     assert_user_error(proc, "new --workdir")
     assert "strict=False" not in proc.stderr
 
