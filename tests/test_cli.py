@@ -1,4 +1,7 @@
-"""The command line as a new user meets it: help, quiet runs, one-line errors with exit status 2, Ctrl-C."""
+"""The command line as a new user meets it: help, quiet runs, one-line errors with exit status 2, Ctrl-C.
+
+What a command prints and returns is checked in this process (``tests.inprocess_cli``); what a real ``jaxgen``
+process does (its terminal output in quiet and verbose runs, Ctrl-C) runs in subprocesses."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxgen import image
+from tests.inprocess_cli import run_jaxgen
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
@@ -35,7 +39,7 @@ def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> Non
 @pytest.mark.parametrize("command", ["train", "eval", "demo"])
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_help_exits_zero_and_shows_options(command, flag):
-    proc = cli(command, flag)
+    proc = run_jaxgen(command, flag)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"jaxgen {command}" in out and "(default" in out
@@ -63,7 +67,7 @@ def test_top_level_help_and_unknown_command():
     ],
 )
 def test_everyday_mistakes_are_one_line_exit_2(tmp_path, args, fragments):
-    assert_user_error(cli("train", *args, f"--workdir={tmp_path / 'w'}", *QUIET), *fragments)
+    assert_user_error(run_jaxgen("train", *args, f"--workdir={tmp_path / 'w'}", *QUIET), *fragments)
     assert not (tmp_path / "w" / "checkpoints").exists()
 
 
@@ -73,26 +77,27 @@ def test_workdir_that_is_a_file(tmp_path):
 
 
 def test_eval_and_upscale_argument_errors(tmp_path):
-    assert_user_error(cli("eval", "--model", "bicubic", "--data", str(tmp_path), "--scale", "2", "--tile", "-5"),
+    assert_user_error(run_jaxgen("eval", "--model", "bicubic", "--data", tmp_path, "--scale", "2", "--tile", "-5"),
                       "expected an integer >= 0")
-    assert_user_error(cli("eval", "--workdir", str(tmp_path / "none"), "--data", str(tmp_path)), "no such folder")
+    assert_user_error(run_jaxgen("eval", "--workdir", tmp_path / "none", "--data", tmp_path), "no such folder")
 
 
 @pytest.fixture(scope="module")
-def logged_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """log_every=1 from the first step, then a resume whose first step is a log step."""
+def logged_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """Two real ``jaxgen train`` processes: a --verbose one logging every step from the first, then a quiet
+    resume whose first step is a log step."""
     workdir = tmp_path_factory.mktemp("log_every_1")
     first = cli("train", f"--config={TINY}", f"--workdir={workdir}", "--config.total_steps=2", "--config.log_every=1",
-                "--config.eval_every=0")
+                "--config.eval_every=0", "--verbose", *QUIET)
     assert first.returncode == 0, first.stderr[-3000:]
     second = cli("train", f"--config={TINY}", f"--workdir={workdir}", "--config.total_steps=4", "--config.log_every=1",
                  "--config.eval_every=0")
     assert second.returncode == 0, second.stderr[-3000:]
-    return workdir, second
+    return workdir, first, second
 
 
 def test_log_every_one_and_resume_on_a_log_step(logged_run):
-    workdir, second = logged_run
+    workdir, _, second = logged_run
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
     assert "steps 2 -> 4" in second.stdout
@@ -101,39 +106,38 @@ def test_log_every_one_and_resume_on_a_log_step(logged_run):
 
 
 def test_training_is_quiet_by_default(logged_run):
-    _, second = logged_run
+    _, _, second = logged_run
     text = second.stdout + second.stderr
     assert "INFO" not in text and "WARNING:absl" not in text
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) <= 8, text
 
 
-def test_verbose_brings_library_logs_back(tmp_path):
-    proc = cli("train", f"--config={TINY}", f"--workdir={tmp_path / 'v'}", "--config.total_steps=1", "--verbose",
-               *QUIET)
-    assert proc.returncode == 0 and "INFO" in proc.stderr
+def test_verbose_brings_library_logs_back(logged_run):
+    _, first, _ = logged_run
+    assert first.returncode == 0 and "INFO" in first.stderr
 
 
 def test_eval_prints_its_table_without_out(logged_run, tmp_path):
-    workdir, _ = logged_run
+    workdir, _, _ = logged_run
     folder = tmp_path / "hr"
     rng = np.random.default_rng(0)
     smooth = np.cumsum(np.cumsum(rng.random((40, 36, 3)), 0), 1)
     image.write_image(folder / "a.png", (smooth / smooth.max() * 255).astype(np.uint8))
-    proc = cli("eval", "--workdir", str(workdir), "--data", str(folder), "--scale", "2")
+    proc = run_jaxgen("eval", "--workdir", str(workdir), "--data", str(folder), "--scale", "2")
     assert proc.returncode == 0, proc.stderr
     assert "| edsr |" in proc.stdout and "| bicubic |" in proc.stdout
     assert not list(tmp_path.glob("*.json"))
 
 
 def test_resume_with_other_training_data_says_use_a_new_workdir(logged_run, tmp_path):
-    workdir, _ = logged_run
+    workdir, _, _ = logged_run
     photos = tmp_path / "photos"
     rng = np.random.default_rng(1)
     for i in range(2):
         image.write_image(photos / f"p{i}.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    proc = cli("train", f"--config={TINY}", f"--workdir={workdir}", f"--config.data.train_dir={photos}",
-               "--config.total_steps=6", *QUIET)
+    proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={workdir}", f"--config.data.train_dir={photos}",
+                      "--config.total_steps=6", *QUIET)
     assert_user_error(proc, "new --workdir")
     assert "strict=False" not in proc.stderr
 

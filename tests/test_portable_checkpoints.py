@@ -12,11 +12,15 @@ Truths used:
   8-device run's own step 7 (same batches; only the split of the batch-mean reductions over devices
   differs). A resume from scratch, from the wrong step or with the wrong data position differs by about
   one Adam step (lr 5e-4 per parameter), far above the tolerance.
+
+The 8- and 2-device runs are subprocesses (a device count is fixed when JAX starts); what runs on 1 device runs
+in this test process, which has one CPU device (``tests.inprocess_cli``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +34,7 @@ import pytest
 
 from jaxgen import image
 from tests.cli_runs import REPO, TINY, checkpoint_steps, cpu_env, generator_params, jaxgen_cli, small_val_dir
+from tests.inprocess_cli import run_jaxgen
 
 TOTAL = 7
 FIRST_CKPT = 4
@@ -61,10 +66,18 @@ def test_eight_device_run_checkpoints(run):
     assert meta["step"] == TOTAL and np.isfinite(meta["metrics"]["val_psnr"])
 
 
+def one_device_jaxgen(*args: str) -> subprocess.CompletedProcess:
+    """``jaxgen ARGS`` in this process, on its one CPU device; a non-zero exit fails with the end of stderr."""
+    assert jax.device_count() == 1, jax.devices()
+    proc = run_jaxgen(*args)
+    assert proc.returncode == 0, f"jaxgen {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return proc
+
+
 def test_eval_on_one_device_reproduces_the_runs_validation(run):
     out = run["root"] / "eval" / "results.json"
-    jaxgen_cli(cpu_env(1, run["cache"]), "eval", "--workdir", str(run["workdir"]), "--data", str(run["val_dir"]),
-               "--scale", "2", "--out", str(out))
+    one_device_jaxgen("eval", "--workdir", str(run["workdir"]), "--data", str(run["val_dir"]), "--scale", "2",
+                      "--out", str(out))
     results = json.loads(out.read_text())
     assert results["source"]["step"] == TOTAL and results["scale"] == 2
     ours, bicubic = results["datasets"]["val"]["edsr"], results["datasets"]["val"]["bicubic"]
@@ -96,7 +109,7 @@ def test_upscale_on_one_device_equals_the_restored_generator(run):
     src, dst = run["root"] / "up" / "in.png", run["root"] / "up" / "out.png"
     src.parent.mkdir()
     image.write_image(src, lr)
-    proc = jaxgen_cli(cpu_env(1, run["cache"]), "upscale", "--workdir", str(run["workdir"]), str(src), "-o", str(dst))
+    proc = one_device_jaxgen("upscale", "--workdir", str(run["workdir"]), str(src), "-o", str(dst))
     assert f"step {TOTAL}" in proc.stdout
     got = image.read_image(dst)
     assert got.shape == (80, 112, 3) and got.dtype == np.uint8
@@ -119,25 +132,28 @@ def copy_first_checkpoint(src: Path, dst: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def resumed(run) -> dict[int, dict[str, Any]]:
-    """Copies of the 8-device workdir holding only checkpoint 4, resumed to step 7 on 1 and on 2 devices
-    (both at once)."""
-    runs = {}
-    for devices in (1, 2):
-        workdir = copy_first_checkpoint(run["workdir"], run["root"] / f"resume_{devices}")
-        args = [sys.executable, "-m", "jaxgen.cli", *train_args(workdir, run["val_dir"])]
-        proc = subprocess.Popen(args, cwd=REPO, env=cpu_env(devices, run["cache"]), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        runs[devices] = {"workdir": workdir, "proc": proc}
+    """Copies of the 8-device workdir holding only checkpoint 4, resumed to step 7 on 2 devices (a subprocess)
+    and, meanwhile, on 1 device (this process)."""
+    runs = {devices: {"workdir": copy_first_checkpoint(run["workdir"], run["root"] / f"resume_{devices}")}
+            for devices in (1, 2)}
+    # 2 CPU devices the way jaxgen train makes them on a 2-core host (JAX_NUM_CPU_DEVICES, no XLA_FLAGS) and the
+    # session's compilation cache: the train step other tests' jaxgen train processes compiled is reused.
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="2",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    args = [sys.executable, "-m", "jaxgen.cli", *train_args(runs[2]["workdir"], run["val_dir"])]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        for r in runs.values():
-            r["stdout"], r["stderr"] = r["proc"].communicate(timeout=240)
+        assert jax.device_count() == 1, jax.devices()
+        one = run_jaxgen(*train_args(runs[1]["workdir"], run["val_dir"]))
+        runs[1].update(returncode=one.returncode, stdout=one.stdout, stderr=one.stderr)
+        runs[2]["stdout"], runs[2]["stderr"] = proc.communicate(timeout=240)
+        runs[2]["returncode"] = proc.returncode
     finally:
-        for r in runs.values():
-            if r["proc"].poll() is None:
-                r["proc"].kill()
-                r["proc"].wait()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     for devices, r in runs.items():
-        assert r["proc"].returncode == 0, f"resume on {devices} device(s):\n{r['stderr'][-3000:]}"
+        assert r["returncode"] == 0, f"resume on {devices} device(s):\n{r['stderr'][-3000:]}"
     return runs
 
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -24,6 +21,7 @@ import pytest
 from absl import logging as absl_logging
 
 from jaxgen import cli, image
+from tests.inprocess_cli import run_jaxgen
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -154,9 +152,7 @@ def test_quickstart_3_train_on_your_photos_then_upscale(tmp_path, monkeypatch):
             "--config.eval_every=2", "--config.ckpt_every=2", "--config.eval_max_images=1",
             "--config.progress_bar=False"]
     (tmp_path / "configs").symlink_to(REPO / "configs")
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-m", "jaxgen.cli", *train[1:], *tiny], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_jaxgen(*train[1:], *tiny, cwd=tmp_path)  # in this process, its JAX set-up put back afterwards
     assert proc.returncode == 0, proc.stderr[-3000:]
     workdir = tmp_path / _option(train, "--workdir")
     assert (workdir / "checkpoints" / "2").is_dir()

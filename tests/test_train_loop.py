@@ -1,5 +1,9 @@
 """The loop end to end: CLI, exact resume (also after SIGKILL), preemption, NaN stop, arch mismatch, eval,
-upscale. Uses ``configs/edsr.py:x2,tiny`` on the built-in sample photos."""
+upscale. Uses ``configs/edsr.py:x2,tiny`` on the built-in sample photos, for 8 steps (``RUN``).
+
+Training runs are real ``jaxgen train`` processes (the CPU split into 2 devices, signals, process death); the
+commands that only read a workdir, and the runs that stop at their first step, run in this process
+(``tests.inprocess_cli``)."""
 
 from __future__ import annotations
 
@@ -21,10 +25,14 @@ from jaxgen.tasks import restore_generator
 from jaxgen.tasks import get_task
 from jaxgen.train import NonFiniteLossError, train
 from jaxgen.train.checkpoint import open_manager, restore_numpy
+from tests.inprocess_cli import run_jaxgen
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
 QUIET = ["--config.progress_bar=False"]
+# The tiny config's run, shortened (20 -> 8 steps): log every 2, checkpoint and validate every 4.
+TOTAL = 8
+RUN = [f"--config.total_steps={TOTAL}", "--config.log_every=2", "--config.ckpt_every=4", "--config.eval_every=4"]
 
 
 def cli(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -38,6 +46,14 @@ def cli(*args: str, check: bool = True, timeout: int = 300) -> subprocess.Comple
 
 def train_cli(workdir: Path, *overrides: str, **kw) -> subprocess.CompletedProcess:
     return cli("train", f"--config={TINY}", f"--workdir={workdir}", *QUIET, *overrides, **kw)
+
+
+def jaxgen(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``jaxgen ARGS`` in this process; a non-zero exit fails with the end of stderr unless ``check=False``."""
+    proc = run_jaxgen(*args)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"jaxgen {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
 
 
 def restored_params(workdir: Path, step: int | None = None) -> dict[str, np.ndarray]:
@@ -56,54 +72,56 @@ def assert_bitwise_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """A tiny run trained for 20 steps through the CLI (checkpoints at 10 and 20)."""
+    """A tiny run trained for 8 steps through the CLI (checkpoints and validations at 4 and 8)."""
     workdir = tmp_path_factory.mktemp("tiny_run")
-    proc = train_cli(workdir)
+    proc = train_cli(workdir, *RUN)
     assert "validation" in proc.stdout
     return workdir
 
 
 def test_workdir_layout_and_logs(trained):
     steps = sorted(int(p.name) for p in (trained / "checkpoints").iterdir() if p.name.isdigit())
-    assert steps == [10, 20]
+    assert steps == [4, 8]
     for item in ("state", "data", "meta"):
-        assert (trained / "checkpoints" / "20" / item).is_dir()
-    meta = json.loads((trained / "checkpoints" / "20" / "meta" / "metadata").read_text())
-    assert meta["step"] == 20 and meta["config"]["model"]["name"] == "edsr"
+        assert (trained / "checkpoints" / "8" / item).is_dir()
+    meta = json.loads((trained / "checkpoints" / "8" / "meta" / "metadata").read_text())
+    assert meta["step"] == 8 and meta["config"]["model"]["name"] == "edsr"
     assert "val_psnr" in meta["metrics"]
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     train_steps = [r["step"] for r in records if "loss" in r]
-    assert train_steps == [5, 10, 15, 20]
+    assert train_steps == [2, 4, 6, 8]
     assert all(r["lr"] > 0 and "g_grad_norm" in r for r in records if "loss" in r)
     assert all(r["images_per_s"] > 0 for r in records if "loss" in r)
     assert any("val_psnr" in r for r in records)
     assert list((trained / "tensorboard").glob("events.out.tfevents.*"))
     grids = sorted((trained / "images").glob("lr_bicubic_sr_hr_*.png"))
-    assert [g.name for g in grids] == ["lr_bicubic_sr_hr_0000010.png", "lr_bicubic_sr_hr_0000020.png"]
+    assert [g.name for g in grids] == ["lr_bicubic_sr_hr_0000004.png", "lr_bicubic_sr_hr_0000008.png"]
     grid = image.read_image(grids[-1])
     assert grid.shape[1] == 4 * (grid.shape[1] // 4)  # LR | bicubic | SR | HR
 
 
 def test_restored_tree_has_generator_params_and_optimizer(trained):
-    state = restore_numpy(trained / "checkpoints", 20)
-    assert int(state["step"]) == 20
+    state = restore_numpy(trained / "checkpoints", 8)
+    assert int(state["step"]) == 8
     assert set(state["players"]) == {"generator"}
     assert "params" in state["players"]["generator"] and "opt_state" in state["players"]["generator"]
 
 
 def test_second_call_with_more_steps_resumes_exactly(trained, tmp_path):
-    """20 steps straight == 10 steps, then a second call to 20 (bitwise, CPU)."""
+    """8 steps straight == 4 steps, then a second call to 8 (bitwise, CPU)."""
     split = tmp_path / "split"
-    train_cli(split, "--config.total_steps=10")
-    proc = train_cli(split, "--config.total_steps=20")
-    assert "steps 10 -> 20" in proc.stdout
-    assert_bitwise_equal(restored_params(split, 20), restored_params(trained, 20))
+    train_cli(split, *RUN, "--config.total_steps=4")  # the last value of an option wins
+    proc = train_cli(split, *RUN)
+    assert "steps 4 -> 8" in proc.stdout
+    assert_bitwise_equal(restored_params(split, 8), restored_params(trained, 8))
 
 
-def test_resume_after_sigkill_is_bitwise_exact(tmp_path):
-    killed, straight = tmp_path / "killed", tmp_path / "straight"
+def test_resume_after_sigkill_is_bitwise_exact(trained, tmp_path):
+    """A run killed after its first checkpoint (every 2 steps), resumed to step 8 == the fixture's 8 steps straight
+    (bitwise; if the kill came after step 8, a straight run to 2 steps past the last checkpoint is made)."""
+    killed = tmp_path / "killed"
     args = [sys.executable, "-m", "jaxgen.cli", "train", f"--config={TINY}", f"--workdir={killed}", *QUIET,
-            "--config.total_steps=100000", "--config.ckpt_every=7", "--config.eval_every=0", "--config.log_every=1"]
+            "--config.total_steps=100000", "--config.ckpt_every=2", "--config.eval_every=0", "--config.log_every=1"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     try:
@@ -119,11 +137,14 @@ def test_resume_after_sigkill_is_bitwise_exact(tmp_path):
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     last = open_manager(killed / "checkpoints", read_only=True).latest_step()
-    assert last and last % 7 == 0
-    target = last + 5
-    common = ["--config.ckpt_every=7", "--config.eval_every=0", f"--config.total_steps={target}"]
-    train_cli(killed, *common)
-    train_cli(straight, *common)
+    assert last and last % 2 == 0
+    if last < TOTAL:
+        target, straight = TOTAL, trained
+        train_cli(killed, *RUN)
+    else:
+        target, straight = last + 2, tmp_path / "straight"
+        for workdir in (killed, straight):
+            train_cli(workdir, *RUN, f"--config.total_steps={target}")
     assert_bitwise_equal(restored_params(killed, target), restored_params(straight, target))
 
 
@@ -149,16 +170,16 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained, tmp_path):
     workdir = tmp_path / "nan"
     config = load_config(TINY)
     config.progress_bar = False
-    config.total_steps = 10
+    config.total_steps = 2
     train(config, workdir, get_task(config.task)(config))
-    good = restored_params(workdir, 10)
-    config.total_steps, config.log_every = 20, 1
+    good = restored_params(workdir, 2)
+    config.total_steps, config.log_every = 4, 1
     config.losses.l1 = float("nan")
-    with pytest.raises(NonFiniteLossError, match="step 11.*last good checkpoint is step 10"):
+    with pytest.raises(NonFiniteLossError, match="step 3.*last good checkpoint is step 2"):
         train(config, workdir, get_task(config.task)(config))
     manager = open_manager(workdir / "checkpoints", read_only=True)
-    assert manager.latest_step() == 10
-    assert_bitwise_equal(restored_params(workdir, 10), good)
+    assert manager.latest_step() == 2
+    assert_bitwise_equal(restored_params(workdir, 2), good)
 
 
 def test_nan_run_cli_exits_nonzero_with_message(trained, tmp_path):
@@ -166,16 +187,18 @@ def test_nan_run_cli_exits_nonzero_with_message(trained, tmp_path):
     nan_file.write_text("from jaxgen.config import exec_python_file\ndef get_config(arg=None):\n"
                         f"    c = exec_python_file({str(REPO / 'configs' / 'edsr.py')!r}, 'config').get_config('x2,tiny')\n"
                         "    c.losses.l1 = float('nan')\n    return c\n")
-    proc = cli("train", f"--config={nan_file}", f"--workdir={tmp_path / 'nan_cli'}", *QUIET, "--config.log_every=1",
-               check=False)
+    proc = jaxgen("train", f"--config={nan_file}", f"--workdir={tmp_path / 'nan_cli'}", *QUIET, "--config.log_every=1",
+                  check=False)
     assert proc.returncode == 1 and "non-finite loss at step 1" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_resuming_with_another_architecture_says_what_to_do(trained, tmp_path):
-    proc = cli("train", f"--config={REPO / 'configs' / 'rcan.py'}:x2,tiny", f"--workdir={trained}", *QUIET, check=False)
+    proc = jaxgen("train", f"--config={REPO / 'configs' / 'rcan.py'}:x2,tiny", f"--workdir={trained}", *QUIET,
+                  check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "trained as edsr" in proc.stderr and "the config is rcan" in proc.stderr and "new --workdir" in proc.stderr
-    proc = train_cli(trained, "--config.model.num_feat=24", check=False)
+    proc = jaxgen("train", f"--config={TINY}", f"--workdir={trained}", *QUIET, "--config.model.num_feat=24",
+                  check=False)
     assert proc.returncode == 2 and "num_feat=16" in proc.stderr and "num_feat=24" in proc.stderr
 
 
@@ -191,7 +214,7 @@ def test_checkpoint_shape_check_names_the_paths(trained, tmp_path):
     manager = open_manager(trained / "checkpoints", read_only=True)
     with pytest.raises(ValueError, match=r"shape mismatch at players/generator/params/body_0/conv1/kernel: "
                                          r"checkpoint \(3, 3, 16, 16\) vs model \(3, 3, 24, 24\)"):
-        checkpoint.check_compatible(manager, 20, abstract)
+        checkpoint.check_compatible(manager, 8, abstract)
     del shutil
 
 
@@ -202,17 +225,18 @@ def test_eval_cli_bicubic_and_checkpoint(trained, tmp_path):
         smooth = np.cumsum(np.cumsum(rng.random((40, 36, 3)), 0), 1)
         image.write_image(folder / f"img_{i}.png", (smooth / smooth.max() * 255).astype(np.uint8))
     out = tmp_path / "bicubic.json"
-    cli("eval", "--model", "bicubic", "--data", str(folder), "--scale", "2", "--out", str(out))
+    jaxgen("eval", "--model", "bicubic", "--data", str(folder), "--scale", "2", "--out", str(out))
     res = json.loads(out.read_text())
     assert res["datasets"]["hr"]["bicubic"]["psnr"] > 20
     assert "| bicubic |" in out.with_suffix(".md").read_text()
     out2 = tmp_path / "model.json"
-    cli("eval", "--workdir", str(trained), "--data", str(folder), "--scale", "2", "--out", str(out2))
+    jaxgen("eval", "--workdir", str(trained), "--data", str(folder), "--scale", "2", "--out", str(out2))
     res2 = json.loads(out2.read_text())
     assert set(res2["methods"]) == {"edsr", "bicubic"}
     assert res2["datasets"]["hr"]["bicubic"]["psnr"] == pytest.approx(res["datasets"]["hr"]["bicubic"]["psnr"])
     assert np.isfinite(res2["datasets"]["hr"]["edsr"]["psnr"])
-    bad = cli("eval", "--workdir", str(trained), "--data", str(folder), "--scale", "3", "--out", str(out2), check=False)
+    bad = jaxgen("eval", "--workdir", str(trained), "--data", str(folder), "--scale", "3", "--out", str(out2),
+                 check=False)
     assert bad.returncode == 2 and "x2" in bad.stderr
 
 
@@ -221,8 +245,8 @@ def test_upscale_cli_tiled_equals_untiled(trained, tmp_path):
     src = tmp_path / "in.png"
     image.write_image(src, rng.integers(0, 256, (45, 38, 3), dtype=np.uint8))
     whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
-    cli("upscale", "--workdir", str(trained), str(src), "-o", str(whole))
-    cli("upscale", "--workdir", str(trained), str(src), "-o", str(tiled), "--tile", "32", "--tile-overlap", "10")
+    jaxgen("upscale", "--workdir", str(trained), str(src), "-o", str(whole))
+    jaxgen("upscale", "--workdir", str(trained), str(src), "-o", str(tiled), "--tile", "32", "--tile-overlap", "10")
     a, b = image.read_image(whole), image.read_image(tiled)
     assert a.shape == (90, 76, 3)
     # Equal away from rounding: uint8 values differ by at most 1 where float sums round differently.
@@ -232,6 +256,6 @@ def test_upscale_cli_tiled_equals_untiled(trained, tmp_path):
 
 def test_restore_generator_uses_config_of_the_run(trained):
     config, model, params, step = restore_generator(trained)
-    assert step == 20 and config.scale == 2
+    assert step == 8 and config.scale == 2
     x = np.zeros((1, 6, 5, 3), np.float32)
     assert model.apply({"params": params}, x).shape == (1, 12, 10, 3)
