@@ -1,10 +1,8 @@
 """Helpers of the tests that train in subprocesses on a chosen number of CPU devices/processes
-(``test_multiprocess.py``, ``test_portable_checkpoints.py``), and of the tests that run ``jaxgen`` commands
-in-process (:func:`cli_in_process`)."""
+(``test_multiprocess.py``, ``test_portable_checkpoints.py``); in-process runs are ``tests/inprocess_cli.py``'s."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -12,9 +10,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from absl import logging as absl_logging
-
-from jaxgen import cli
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
@@ -42,31 +37,6 @@ def jaxgen_cli(env: dict[str, str], *args: str, timeout: float = 240) -> subproc
     if proc.returncode != 0:
         raise AssertionError(f"jaxgen {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
-
-
-def cli_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
-    """``jaxgen ARGS`` through ``jaxgen.cli.main`` in this process, for tests of what a command says, writes and
-    returns rather than of its process (no ~2 s of imports): exit status, stdout and stderr (``capsys``) as a
-    ``subprocess.run`` of the command gives them. The environment variables and log levels the CLI sets are put
-    back for the other tests of this worker. Not for a sweep that starts trainers: it forks them, which a process
-    running JAX must not do."""
-    environ = dict(os.environ)
-    loggers = [logging.getLogger(name) for name in ("absl", "jaxgen")]
-    levels, absl_level = [logger.level for logger in loggers], absl_logging.get_verbosity()
-    capsys.readouterr()
-    try:
-        try:
-            code = cli.main(["jaxgen", *args])
-        except SystemExit as e:
-            code = e.code
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-        absl_logging.set_verbosity(absl_level)
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["jaxgen", *args], code or 0, out, err)
 
 
 def small_val_dir(folder: Path) -> Path:

@@ -1,7 +1,8 @@
 """``jaxgen COMMAND ARGS`` run inside the test process through ``jaxgen.cli.main``, for the tests that check what
 a command does and says but not the process itself: no new interpreter (seconds of imports each), and the programs
 compiled by earlier calls are reused. Tests about the process (signals, process death, what reaches the terminal
-of a real run, the environment before JAX starts, several devices) keep real subprocesses.
+of a real run, the environment before JAX starts, several devices) keep real subprocesses, and so does a sweep
+that starts trainers (it forks them, which a process running JAX must not do).
 
 What ``main`` changes in the process is put back afterwards: the environment (``jaxgen train`` sets the CPU device
 split for JAX's start, which has already happened here: JAX's backend is started first, so the split cannot

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jaxgen import workdir_lock
-from tests.cli_runs import cli_in_process
+from tests.inprocess_cli import run_jaxgen
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
@@ -150,7 +150,7 @@ def nan_config(tmp_path: Path) -> Path:
                                       "--config.optim.milestones=(10,1e400)", "--config.total_steps=-1e400"])
 def test_non_finite_or_huge_numeric_overrides_are_one_line_exit_2(tmp_path, capsys, override):
     key = override.split("=")[0]
-    proc = cli_in_process(capsys, "train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *QUIET, override)
+    proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *QUIET, override)
     assert_one_line(proc, 2, key, "finite")
     assert not (tmp_path / "w" / "checkpoints").exists()
 
@@ -165,7 +165,7 @@ def test_config_module_refuses_non_finite_overrides():
 
 
 def test_nan_before_any_checkpoint_says_there_is_none(tmp_path, capsys):
-    proc = cli_in_process(capsys, "train", f"--config={nan_config(tmp_path)}", f"--workdir={tmp_path / 'w'}", *QUIET,
+    proc = run_jaxgen("train", f"--config={nan_config(tmp_path)}", f"--workdir={tmp_path / 'w'}", *QUIET,
                           "--config.log_every=1", "--config.total_steps=3")
     line = assert_one_line(proc, 1, "non-finite loss at step 1", "No checkpoint was saved yet")
     assert "step None" not in line
@@ -224,9 +224,9 @@ def test_emit_commands_lists_every_trial_as_pending(tmp_path, capsys):
                  f"BASE_CONFIG = {TINY!r}\nBASE_OVERRIDES = {{'total_steps': 2}}\n"
                  "def get_sweep(arg=None):\n    return sweep('optim.lr', [1e-3, 1e-4])\n")
     w = tmp_path / "w"
-    proc = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--emit-commands")  # starts no trainer
+    proc = run_jaxgen("sweep", str(f), "--workdir", str(w), "--emit-commands")  # starts no trainer
     assert proc.returncode == 0, proc.stderr
-    report = cli_in_process(capsys, "report", str(w))
+    report = run_jaxgen("report", str(w))
     assert report.returncode in (0, 2), report.stderr  # report.html needs matplotlib; the table does not
     from jaxgen.sweeps import results
 
@@ -267,7 +267,7 @@ def test_wall_time_sums_an_attempt_lost_without_recording_its_end(tmp_path, monk
 
 def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("JAXGEN_HEARTBEAT_S", "1e-9")
-    proc = cli_in_process(capsys, "train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", "--config.total_steps=3")
+    proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", "--config.total_steps=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("train: step")]
     assert [line.split(",")[0] for line in lines] == ["train: step 1/3 (33%)", "train: step 2/3 (67%)",
@@ -484,7 +484,7 @@ def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path, capsys
     w = tmp_path / "w"
     with workdir_lock.WorkdirLock(w, "jaxgen sweep"):
         t0 = time.perf_counter()
-        proc = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w))  # refused: starts no trainer
+        proc = run_jaxgen("sweep", str(f), "--workdir", str(w))  # refused: starts no trainer
         assert time.perf_counter() - t0 < 30
     assert_one_line(proc, 2, f"pid {os.getpid()}", "jaxgen sweep")
     assert not (w / "optim.lr=0.001").exists()

@@ -31,7 +31,7 @@ import pytest
 
 from jaxgen import image, storage, workdir_lock
 from jaxgen.train.checkpoint import restore_numpy
-from tests.cli_runs import cli_in_process
+from tests.inprocess_cli import run_jaxgen
 
 pytest.importorskip("gcsfs", reason="remote workdirs need the `remote` extra (gcsfs)")
 pytest.importorskip("gcp_storage_emulator", reason="the GCS emulator is in the `test` extra")
@@ -305,12 +305,12 @@ def test_missing_bucket_is_one_line(gcs, tmp_path):
 
 def test_url_without_a_file_system_is_one_line_and_creates_no_local_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where a "ftp:" or "s3:" folder would appear; the commands run in-process
-    proc = cli_in_process(capsys, "train", f"--config={TINY}", "--workdir=ftp://host/run", *QUIET)
+    proc = run_jaxgen("train", f"--config={TINY}", "--workdir=ftp://host/run", *QUIET)
     one_error_line(proc, 2, "ftp://host/run", "not supported", "gs://")
     assert not (tmp_path / "ftp:").exists()
     if importlib.util.find_spec("s3fs") is None:  # no S3 file system installed: what to install
         image.write_image(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
-        proc = cli_in_process(capsys, "upscale", "--workdir", "s3://b/run", "in.png", "-o", "out.png")
+        proc = run_jaxgen("upscale", "--workdir", "s3://b/run", "in.png", "-o", "out.png")
         one_error_line(proc, 2, "s3://b/run", "install s3fs")
         assert not (tmp_path / "s3:").exists()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runs import cli_in_process
+from tests.inprocess_cli import run_jaxgen
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_parallel_trials_failure_isolated_rerun_skips(tmp_path, capsys):
     assert a["resources"]["cpus"] and set(a["resources"]["cpus"]).isdisjoint(b["resources"]["cpus"])
 
     # Rerun: nothing to do (finished skipped, failed left as recorded).
-    again = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--parallel", "2", "--no-report")
+    again = run_jaxgen("sweep", str(f), "--workdir", str(w), "--parallel", "2", "--no-report")
     assert again.returncode == 1 and "0 trial(s) to run" in again.stdout
     assert status(w, "optim.lr=0.001")["attempts"] == 1 and status(w, "model.num_blocks=-1")["attempts"] == 1
     # --retry-failed with --only: the failed trial alone runs again (and fails again).
@@ -81,11 +81,11 @@ def test_parallel_trials_failure_isolated_rerun_skips(tmp_path, capsys):
     assert retry.returncode == 1 and "1 trial(s) to run" in retry.stdout
     assert status(w, "model.num_blocks=-1")["attempts"] == 2 and status(w, "optim.lr=0.001")["attempts"] == 1
     # Dry run lists every trial with its recorded state and command; runs nothing.
-    dry = cli_in_process(capsys, "sweep", str(f), "--workdir", str(w), "--dry-run")
+    dry = run_jaxgen("sweep", str(f), "--workdir", str(w), "--dry-run")
     assert dry.returncode == 0 and dry.stdout.count("finished") == 2 and "failed      model.num_blocks=-1" in dry.stdout
     assert "--config.optim.lr=0.0005" in dry.stdout
     # Another base config in the same folder is refused.
     other = tmp_path / "other.py"
     other.write_text(f.read_text().replace("x2,tiny", "x3,tiny"))
-    refused = cli_in_process(capsys, "sweep", str(other), "--workdir", str(w))
+    refused = run_jaxgen("sweep", str(other), "--workdir", str(w))
     assert refused.returncode == 2 and "use a new --workdir" in refused.stderr
