@@ -7,6 +7,8 @@ configured strength; the JPEG qualities are drawn per image from their configure
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,14 +56,18 @@ def test_second_stage_equals_the_by_hand_composition():
     np.testing.assert_allclose(np.asarray(info["quality3"]), q3)
     mode2 = int(info["mode2"][0])
 
-    def by_hand(blur2: bool, quality1: float, quality3: float) -> np.ndarray:
+    @functools.partial(jax.jit, static_argnums=0)  # one compile per blur2 (the qualities are traced)
+    def by_hand_jit(blur2: bool, quality1: jax.Array, quality3: jax.Array) -> jax.Array:
         k1 = jnp.asarray(np.stack([_gauss(0.2)] * b))
         x = D.jpeg_compress(jnp.clip(D.filter2d(gt, k1), 0, 1), jnp.full((b,), quality1), flavour="diffjpeg")
         if blur2:
             x = D.filter2d(x, jnp.asarray(np.stack([_gauss(2.0)] * b)))
         x = D.resize_valid(x, mode2, (h, h), (h // 4, h // 4), (h // 4, h // 4))
         x = D.jpeg_compress(jnp.clip(x, 0, 1), jnp.full((b,), quality3), flavour="diffjpeg")
-        return np.asarray(jnp.clip(jnp.round(x * 255), 0, 255) / 255)
+        return jnp.clip(jnp.round(x * 255), 0, 255) / 255
+
+    def by_hand(blur2: bool, quality1: float, quality3: float) -> np.ndarray:
+        return np.asarray(by_hand_jit(blur2, jnp.float32(quality1), jnp.float32(quality3)))
 
     want = by_hand(True, q1, q3)
     diff = np.abs(lq - want) * 255

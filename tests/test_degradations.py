@@ -53,8 +53,9 @@ def test_resize_matches_torch_interpolate_on_a_canvas(golden, mode):
 
 
 def test_filter2d_and_usm_match_basicsr(golden):
-    np.testing.assert_allclose(np.asarray(D.filter2d(golden["img"], golden["kernels"])), golden["filter2d"], atol=2e-6)
-    np.testing.assert_allclose(np.asarray(D.usm_sharp(golden["usm_in"])), golden["usm"], atol=2e-5)
+    filtered = jax.jit(D.filter2d)(golden["img"], golden["kernels"])  # jitted: one compile, not one per op
+    np.testing.assert_allclose(np.asarray(filtered), golden["filter2d"], atol=2e-6)
+    np.testing.assert_allclose(np.asarray(jax.jit(D.usm_sharp)(golden["usm_in"])), golden["usm"], atol=2e-5)
     # dynamic-size filtering of a canvas == filtering the crop
     canvas = _embed(golden["img"], (45, 40))
     got = np.asarray(jax.jit(filtering.filter2d_valid)(canvas, golden["kernels"], 37, 29))
@@ -86,24 +87,28 @@ def _basicsr_kernel(kind: str, k: int, sx: float, sy: float, theta: float, beta:
     return kern / kern.sum()
 
 
+_kernel_from_params = jax.jit(kernels.kernel_from_params, static_argnums=7)  # one program for every kind
+
+
 @pytest.mark.parametrize("kind", kernels.KERNEL_TYPES)
 def test_kernels_match_basicsr_closed_forms(kind):
     k, sx, sy, theta, beta = 11, 2.3, 0.9, 0.7, 1.7
-    got = np.asarray(kernels.kernel_from_params(kernels.KERNEL_TYPES.index(kind), k, sx, sy, theta, beta, 0.0, 21))
+    got = np.asarray(_kernel_from_params(kernels.KERNEL_TYPES.index(kind), k, sx, sy, theta, beta, 0.0, 21))
     want = np.pad(_basicsr_kernel(kind, k, sx, sy, theta, beta), 5)
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_sinc_kernel_and_bessel_j1_against_scipy():
     z = np.linspace(0, 45, 301)
-    np.testing.assert_allclose(np.asarray(kernels.bessel_j1(z)), scipy.special.j1(z), atol=2e-6)
+    np.testing.assert_allclose(np.asarray(jax.jit(kernels.bessel_j1)(z)), scipy.special.j1(z), atol=2e-6)
     omega, k = 1.3, 13
     r = np.hypot(*np.meshgrid(np.arange(k) - 6.0, np.arange(k) - 6.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         ref = omega * scipy.special.j1(omega * r) / (2 * np.pi * r)
     ref[6, 6] = omega**2 / (4 * np.pi)
     ref = np.pad(ref / ref.sum(), 4)
-    np.testing.assert_allclose(np.asarray(kernels.circular_lowpass_kernel(omega, k, 21)), ref, atol=1e-6)
+    sinc = jax.jit(kernels.circular_lowpass_kernel, static_argnums=2)  # one program, not one per eager op
+    np.testing.assert_allclose(np.asarray(sinc(omega, k, 21)), ref, atol=1e-6)
 
 
 def test_sampled_kernel_parameters_follow_the_configured_distributions():
@@ -149,9 +154,10 @@ def test_poisson_noise_variance_matches_v_levels():
     rng = np.random.default_rng(0)
     img = (rng.integers(0, 200, (2, 48, 48, 3)) / 255.0).astype(np.float32)  # ~200 distinct values -> v = 256
     img[:, :24] = 100 / 255
-    n = noise.count_distinct_u8(jnp.round(jnp.asarray(img) * 255))
+    n, out = jax.jit(lambda k, x: (noise.count_distinct_u8(jnp.round(x * 255)),
+                                   noise.add_poisson_noise(k, x, (1.0, 1.0), 0.0)))(jax.random.key(4), jnp.asarray(img))
     assert int(n[0]) == len(np.unique(np.round(img[0] * 255)))
-    out = np.asarray(noise.add_poisson_noise(jax.random.key(4), jnp.asarray(img), (1.0, 1.0), 0.0))
+    out = np.asarray(out)
     d = (out - img)[:, :24]  # region at x = 100/255: var = x / 256
     assert abs(d.var() / ((100 / 255) / 256) - 1) < 0.08
 
@@ -160,20 +166,22 @@ def test_poisson_noise_variance_matches_v_levels():
 
 
 @pytest.fixture(scope="module")
-def pipeline_runs():
-    cfg = D.DegradationConfig.from_config(D.default_degradation_config(), 4)
-    gt = jnp.asarray(np.random.default_rng(5).random((4, 32, 32, 3), np.float32))
+def per_image_runs():
+    """One compiled pipeline serves the determinism and the per-image tests: the default settings with
+    ``groups = B = 8`` (per-image draws) on one HR image repeated 8 times; ``(lq, info)`` for keys 0, 0, 1."""
+    c = D.default_degradation_config()
+    c.groups = 8
+    cfg = D.DegradationConfig.from_config(c, 4)
+    gt = jnp.asarray(np.repeat(np.random.default_rng(7).random((1, 16, 16, 3), np.float32), 8, axis=0))
     fn = jax.jit(lambda k, x: D.degrade(k, x, cfg, return_info=True))
-    return cfg, gt, fn
+    runs = [jax.tree.map(np.asarray, fn(jax.random.key(s), gt)) for s in (0, 0, 1)]
+    return cfg, gt, runs
 
 
-def test_degrade_is_deterministic_per_key_and_8_bit(pipeline_runs):
-    cfg, gt, fn = pipeline_runs
-    a, info = fn(jax.random.key(0), gt)
-    b, _ = fn(jax.random.key(0), gt)
-    c, _ = fn(jax.random.key(1), gt)
-    a, b, c = map(np.asarray, (a, b, c))
-    assert a.shape == (4, 8, 8, 3) and a.dtype == np.float32
+def test_degrade_is_deterministic_per_key_and_8_bit(per_image_runs):
+    cfg, _, runs = per_image_runs
+    (a, info), (b, _), (c, _) = runs
+    assert a.shape == (8, 4, 4, 3) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_allclose(a * 255, np.round(a * 255), atol=1e-4)  # 8-bit values
@@ -187,7 +195,8 @@ def test_default_groups_are_the_official_four_gpu_batches():
     cfg = D.DegradationConfig.from_config(D.default_degradation_config(), 4)
     assert cfg.groups == 4
     gt = jnp.asarray(np.random.default_rng(6).random((8, 16, 16, 3), np.float32))
-    draws = [jax.jit(lambda k: D.degrade(k, gt, cfg, return_info=True)[1])(jax.random.key(s)) for s in range(3)]
+    draw = jax.jit(lambda k: D.degrade(k, gt, cfg, return_info=True)[1])  # one program for the 3 keys
+    draws = [draw(jax.random.key(s)) for s in range(3)]
     assert all(v.shape[0] == 4 for d in draws for v in jax.tree.leaves(d))
     factors = np.concatenate([np.asarray(d["factor1"]) for d in draws])
     assert len(np.unique(factors)) > 6  # 12 group draws, mostly distinct (10% of them 'keep' = 1.0)
@@ -196,15 +205,12 @@ def test_default_groups_are_the_official_four_gpu_batches():
     assert q.shape == (4, 2) and np.all(q[:, 0] != q[:, 1])
 
 
-def test_per_image_groups_draw_every_image_independently():
-    c = D.default_degradation_config()
-    c.groups = 8
-    cfg = D.DegradationConfig.from_config(c, 4)
-    gt = jnp.asarray(np.repeat(np.random.default_rng(7).random((1, 16, 16, 3), np.float32), 8, axis=0))
-    lq, info = jax.jit(lambda k: D.degrade(k, gt, cfg, return_info=True))(jax.random.key(0))
+def test_per_image_groups_draw_every_image_independently(per_image_runs):
+    _, gt, runs = per_image_runs
+    lq, info = runs[0]
     assert all(v.shape[0] == 8 for v in jax.tree.leaves(info))
-    lq = np.asarray(lq)
     assert len({lq[i].tobytes() for i in range(8)}) == 8  # the same HR image, 8 different degradations
+    c = D.default_degradation_config()
     c.groups = 3
     with pytest.raises(ValueError, match="groups=3"):
         D.degrade(jax.random.key(0), gt, D.DegradationConfig.from_config(c, 4))

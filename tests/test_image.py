@@ -200,7 +200,7 @@ def test_jax_uint8_under_x64_is_exact():
 def test_jit_output_shape_and_gradient():
     f = jax.jit(lambda v: imresize(v, output_shape=(5, 9)))
     assert f(jnp.ones((2, 10, 6, 1))).shape == (2, 5, 9, 1)
-    g = jax.grad(lambda v: imresize(v, 0.5).sum())(jnp.ones((8, 8), jnp.float32))
+    g = jax.jit(jax.grad(lambda v: imresize(v, 0.5).sum()))(jnp.ones((8, 8), jnp.float32))
     np.testing.assert_allclose(np.asarray(g).sum(), 16.0, rtol=1e-6)  # weights sum to 1 per output pixel
 
 

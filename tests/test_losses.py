@@ -347,11 +347,11 @@ def test_gan_gradients_match_finite_differences(kind):
     # Logits in (0.1, 0.9): hinge margins active and away from kinks, lsgan targets 1/0 on the far side.
     r = np.random.default_rng(7).uniform(0.1, 0.9, 5)
     f = np.random.default_rng(8).uniform(0.1, 0.9, 3)
-    with jax.enable_x64(True):
-        d = functools.partial(gan_d_loss, kind=kind)
-        g = functools.partial(gan_g_loss, kind=kind)
-        dr, df = jax.grad(d, argnums=(0, 1))(jnp.asarray(r), jnp.asarray(f))
-        gf = jax.grad(lambda x: g(x, real_logits=jnp.asarray(r)))(jnp.asarray(f))
+    with jax.enable_x64(True):  # jitted: a few programs per kind instead of every eager op in float64
+        d = jax.jit(functools.partial(gan_d_loss, kind=kind))
+        g = jax.jit(functools.partial(gan_g_loss, kind=kind))
+        dr, df = jax.jit(jax.grad(d, argnums=(0, 1)))(jnp.asarray(r), jnp.asarray(f))
+        gf = jax.jit(jax.grad(lambda x: g(x, real_logits=jnp.asarray(r))))(jnp.asarray(f))
         np.testing.assert_allclose(np.asarray(dr), _fd_grad(lambda x: d(jnp.asarray(x), jnp.asarray(f)), r), atol=1e-8)
         np.testing.assert_allclose(np.asarray(df), _fd_grad(lambda x: d(jnp.asarray(r), jnp.asarray(x)), f), atol=1e-8)
         np.testing.assert_allclose(np.asarray(gf), _fd_grad(lambda x: g(jnp.asarray(x), real_logits=jnp.asarray(r)), f),

@@ -42,7 +42,17 @@ def test_layer_names_map_to_their_conv():
 
 @pytest.fixture(scope="module")
 def vgg_random():
-    return VGGFeatures(vgg_type="vgg19", taps=("pool4",)).init(jax.random.key(3), jnp.zeros((1, 32, 32, 3)))["params"]
+    """Random VGG19 params up to pool4: the model's param shapes (``eval_shape``: nothing compiled), He-normal
+    kernels and small random biases from numpy (the model's own initialisers would compile one program each)."""
+    model = VGGFeatures(vgg_type="vgg19", taps=("pool4",))
+    shapes = jax.eval_shape(model.init, jax.random.key(3), jnp.zeros((1, 32, 32, 3)))["params"]
+    rng = np.random.default_rng(3)
+
+    def draw(s: jax.ShapeDtypeStruct) -> np.ndarray:
+        scale = np.sqrt(2.0 / np.prod(s.shape[:-1])) if len(s.shape) == 4 else 0.1
+        return (rng.standard_normal(s.shape) * scale).astype(np.float32)
+
+    return jax.tree.map(draw, shapes)
 
 
 @pytest.mark.parametrize("criterion,power", [("l1", 1), ("l2", 2)])

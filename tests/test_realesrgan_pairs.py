@@ -65,16 +65,20 @@ def test_context_is_degraded_whole_then_the_patch_is_cut_from_the_pair():
     pairs = RealESRGANPairs(c)
     assert pairs.context == 48
     ctx = jnp.asarray(np.random.default_rng(0).random((4, 48, 48, 3), np.float32))
-    fn = jax.jit(lambda st: pairs(st, {"hr": ctx, "lr": jnp.zeros((4, 8, 8, 3))}))
-    deg = jax.jit(lambda k: D.degrade(k, D.usm_sharp(ctx), pairs.degradation))
+
+    @jax.jit
+    def fn(st):  # one program: the pairs, and (by hand) the whole context degraded with the step's key
+        whole = D.degrade(step_key(st, STREAM_DEGRADE), D.usm_sharp(ctx), pairs.degradation)
+        return pairs(st, {"hr": ctx, "lr": jnp.zeros((4, 8, 8, 3))}), whole
+
     state = new_state(0, {})
     crops = []
     for step in (0, 1):
         st = state.replace(step=jnp.asarray(step, jnp.int32))
-        lq, targets, _ = fn(st)
+        (lq, targets, _), whole = fn(st)
         lq, gt = np.asarray(lq), np.asarray(targets["gan"])  # gan_gt_usm=False: the plain GT crop
         assert lq.shape == (4, 8, 8, 3) and gt.shape == (4, 32, 32, 3)
-        whole = np.asarray(deg(step_key(st, STREAM_DEGRADE)))  # [4, 12, 12, 3]: the whole context degraded
+        whole = np.asarray(whole)  # [4, 12, 12, 3]: the whole context degraded
         pos = []
         for i in range(4):
             hits = [(t, l_) for t in range(5) for l_ in range(5) if np.array_equal(whole[i, t:t + 8, l_:l_ + 8], lq[i])

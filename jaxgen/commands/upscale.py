@@ -34,7 +34,7 @@ from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 from jaxgen.inference import ALPHA_UPSAMPLERS
 from jaxgen.progress import Heartbeat
 from jaxgen.tasks import restore_generator
-from jaxgen.weights import zoo, zoo_sr_vulkan
+from jaxgen.weights import WeightsError, zoo, zoo_sr_vulkan
 from jaxgen.weights.convert import load_pretrained
 
 MAX_MESSAGE = 600  # error messages are cut to one readable line
@@ -119,6 +119,8 @@ def _load_model(args: argparse.Namespace) -> Any:
         module, params = load_pretrained(args.arch, str(path), scale=scale, **kwargs)
     except TypeError as e:  # an unknown model kwarg
         raise ValueError(f"--arch {args.arch} --arch-kwargs {args.arch_kwargs!r}: {e}") from e
+    except WeightsError:  # the file itself cannot be read: no other scale reads it (weights_scale would re-read it 4x)
+        raise
     except ValueError:
         actual = weights_scale(args.arch, str(path), scale, kwargs)
         if actual is None:
