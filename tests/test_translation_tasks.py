@@ -39,17 +39,23 @@ def cyclegan():
     return _task(f"{CYCLEGAN}:tiny")
 
 
-def test_cyclegan_generator_losses_by_hand(cyclegan):
+@pytest.fixture(scope="module")
+def cyclegan_init(cyclegan):
+    """The tiny task's initial state, jitted as the training loop does (op by op, every init op compiles apart)."""
+    return jax.jit(cyclegan.init)()
+
+
+def test_cyclegan_generator_losses_by_hand(cyclegan, cyclegan_init):
     """Constant nets: G_A -> tanh(a), G_B -> tanh(b), D_A -> c, D_B -> d; every term is then a closed form."""
     state = jax.eval_shape(cyclegan.init)
-    init = cyclegan.init()
+    init = cyclegan_init
     a, b, c, d = 0.3, -0.5, 0.2, 0.9
     g = {"G_A": _constant_output(init.players["G_A"].params, a), "G_B": _constant_output(init.players["G_B"].params, b)}
     dp = {"D_A": _constant_output(init.players["D_A"].params, c), "D_B": _constant_output(init.players["D_B"].params, d)}
     rng = np.random.default_rng(0)
     real_A = jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
     real_B = jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
-    total, (parts, fake_A, fake_B) = cyclegan.generator_losses(g, dp, real_A, real_B, jax.random.key(0))
+    total, (parts, fake_A, fake_B) = jax.jit(cyclegan.generator_losses)(g, dp, real_A, real_B, jax.random.key(0))
     ta, tb = np.tanh(a), np.tanh(b)
     A, B = np.asarray(real_A, np.float64), np.asarray(real_B, np.float64)
     expected = {
@@ -67,37 +73,38 @@ def test_cyclegan_generator_losses_by_hand(cyclegan):
     np.testing.assert_allclose(fake_B, np.full(fake_B.shape, ta), rtol=1e-6)
     np.testing.assert_allclose(fake_A, np.full(fake_A.shape, tb), rtol=1e-6)
     # Discriminator loss: 0.5 * (mse(D(real), 1) + mse(D(fake), 0)).
-    d_loss = cyclegan.discriminator_loss(dp["D_A"], real_B, fake_B)
+    d_loss = jax.jit(cyclegan.discriminator_loss)(dp["D_A"], real_B, fake_B)
     assert float(d_loss) == pytest.approx(0.5 * ((c - 1) ** 2 + c**2), rel=1e-5)
     assert state.buffers["fake_A_pool"]["images"].shape == (12, 32, 32, 3)
 
 
 def test_identity_loss_off_drops_its_terms():
     task = _task(f"{CYCLEGAN}:tiny", ("losses.lambda_identity", "0"))
-    init = task.init()
+    init = jax.eval_shape(task.init)  # only which terms come out is asserted: shapes, no compile
     g = {k: init.players[k].params for k in ("G_A", "G_B")}
     dp = {k: init.players[k].params for k in ("D_A", "D_B")}
-    x = jnp.zeros((1, 32, 32, 3))
-    _, (parts, _, _) = task.generator_losses(g, dp, x, x, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    _, (parts, _, _) = jax.eval_shape(task.generator_losses, g, dp, x, x, jax.random.key(0))
     assert set(parts) == {"G_A", "G_B", "cycle_A", "cycle_B"}
 
 
-def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes(cyclegan):
-    state = cyclegan.init()
+def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes(cyclegan, cyclegan_init):
+    state = cyclegan_init
     rng = np.random.default_rng(1)
     batch = {k: jnp.asarray(rng.uniform(0, 1, (8, 32, 32, 3)), jnp.float32) for k in "AB"}
     new, metrics = jax.jit(cyclegan.step)(state, batch, {})
     # The pools received the fakes of the generators *before* their update (official: forward, then G step, then
     # D step on the stored self.fake_B), in batch order while not full.
-    fake_B = cyclegan.generator.apply({"params": state.players["G_A"].params}, batch["A"] * 2 - 1)
+    fake_B = jax.jit(cyclegan.generator.apply)({"params": state.players["G_A"].params}, batch["A"] * 2 - 1)
     np.testing.assert_allclose(new.buffers["fake_B_pool"]["images"][:8], fake_B, atol=1e-5)
     assert int(new.buffers["fake_B_pool"]["count"]) == 8 and int(new.buffers["fake_A_pool"]["count"]) == 8
     # G's adversarial terms used the discriminators before their update.
-    pre = float(losses_lib.gan_g_loss(cyclegan._d(state.players["D_A"].params, fake_B), kind="lsgan"))
+    d_a = jax.jit(cyclegan._d)  # one program for the reals and the fakes below
+    pre = float(losses_lib.gan_g_loss(d_a(state.players["D_A"].params, fake_B), kind="lsgan"))
     assert float(metrics["loss_G_A"]) == pytest.approx(pre, rel=1e-5)
     # D_A: real B vs the pool's answer (= the fresh fakes while filling), halved.
-    expected_d = 0.5 * float(losses_lib.gan_d_loss(cyclegan._d(state.players["D_A"].params, batch["B"] * 2 - 1),
-                                                   cyclegan._d(state.players["D_A"].params, fake_B), kind="lsgan"))
+    expected_d = 0.5 * float(losses_lib.gan_d_loss(d_a(state.players["D_A"].params, batch["B"] * 2 - 1),
+                                                   d_a(state.players["D_A"].params, fake_B), kind="lsgan"))
     assert float(metrics["D_A"]) == pytest.approx(expected_d, rel=1e-5)
     for name in ("G_A", "G_B", "D_A", "D_B"):  # every player took one Adam step
         assert int(new.players[name].opt_state[0].count) == 1
@@ -105,22 +112,26 @@ def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes(cyclegan):
 
 
 def test_pix2pix_discriminator_first_then_generator_against_updated_d():
-    task = _task(f"{PIX2PIX}:tiny")
-    state = task.init()
+    # The U-Net with one dropout block (num_downs 6, 64 px), so the replayed forward below must also draw the step's
+    # dropout mask; the same task and batch shape as test_objective_defaults' dropout test (one compiled step).
+    task = _task(f"{PIX2PIX}:tiny", ("model.num_downs", "6"), ("data.crop_size", "64"), ("data.load_size", "68"))
+    state = jax.jit(task.init)()  # as the training loop (op by op, every init op compiles apart)
     rng = np.random.default_rng(2)
-    a = jnp.asarray(rng.uniform(0, 1, (8, 32, 32, 3)), jnp.float32)
+    a = jnp.asarray(rng.uniform(0, 1, (2, 64, 64, 3)), jnp.float32)
     batch = {"A": a, "B": 1 - a}
     new, metrics = jax.jit(task.step)(state, batch, {})
     x, y = a * 2 - 1, (1 - a) * 2 - 1
     key = step_key(state, STREAM_DROPOUT)
-    fake = task.generator.apply({"params": state.players["G"].params}, x, train=True, rngs={"dropout": key})
+    fake = jax.jit(lambda p, x, k: task.generator.apply({"params": p}, x, train=True, rngs={"dropout": k}))(
+        state.players["G"].params, x, key)
+    d = jax.jit(task._d)  # one program for every call below
     d_old, d_new = state.players["D"].params, new.players["D"].params
-    expected_d = 0.5 * losses_lib.gan_d_loss(task._d(d_old, x, y), task._d(d_old, x, fake), kind="vanilla")
+    expected_d = 0.5 * losses_lib.gan_d_loss(d(d_old, x, y), d(d_old, x, fake), kind="vanilla")
     assert float(metrics["D"]) == pytest.approx(float(expected_d), rel=1e-5)
     # The generator's GAN term is judged by the D *after* its update (official optimize_parameters order), on the
     # same forward (same dropout mask and batch statistics).
-    gan_new = float(losses_lib.gan_g_loss(task._d(d_new, x, fake), kind="vanilla"))
-    gan_old = float(losses_lib.gan_g_loss(task._d(d_old, x, fake), kind="vanilla"))
+    gan_new = float(losses_lib.gan_g_loss(d(d_new, x, fake), kind="vanilla"))
+    gan_old = float(losses_lib.gan_g_loss(d(d_old, x, fake), kind="vanilla"))
     assert float(metrics["loss_G_GAN"]) == pytest.approx(gan_new, rel=1e-5)
     assert abs(gan_new - gan_old) > 1e-4
     assert float(metrics["loss_G_L1"]) == pytest.approx(100 * float(jnp.abs(fake - y).mean()), rel=1e-5)
