@@ -25,28 +25,22 @@ def _setup(**gan):
     c.disc.kwargs = ml_collections.ConfigDict(dict(ndf=8, n_layers=1))
     c.losses.gan.update(dict(weight=0.1, kind="nonsaturating", **gan))
     task = SRGANTask(c)
-    state = jax.jit(task.init)()  # as the training loop (op-by-op, each init op compiles apart)
+    state = task.init()
     rng = np.random.default_rng(3)
     hr = jnp.asarray(rng.random((4, 16, 16, 3), np.float32))
     lr = hr.reshape(4, 8, 2, 8, 2, 3).mean(axis=(2, 4))
     batch = {"lr": lr, "hr": hr}
     _, metrics = jax.jit(lambda s, b: task.step(s, b, {}))(state, batch)
     d, dp = task.discriminator, state.players["discriminator"].params
-    sr = jax.jit(task.generator.apply)({"params": state.players["generator"].params}, lr)  # the step's (pre-update) SR
+    sr = task.generator.apply({"params": state.players["generator"].params}, lr)  # the step's (pre-update) SR
 
     def critic_sum(x):
         return jnp.sum(d.apply({"params": dp}, x))
 
-    @jax.jit  # one program for every image set below (all [4,16,16,3])
     def grads(x):  # per-image input gradients of sum D
         return jax.grad(critic_sum)(x).reshape(x.shape[0], -1)
 
-    @jax.jit
-    def bce_fn(hr, sr):
-        return (jnp.mean(jax.nn.softplus(-d.apply({"params": dp}, hr)))
-                + jnp.mean(jax.nn.softplus(d.apply({"params": dp}, sr))))
-
-    bce = bce_fn(hr, sr)
+    bce = jnp.mean(jax.nn.softplus(-d.apply({"params": dp}, hr))) + jnp.mean(jax.nn.softplus(d.apply({"params": dp}, sr)))
     return task, state, batch, metrics, hr, sr, grads, float(bce)
 
 

@@ -80,14 +80,13 @@ def test_gatys_total_is_the_weighted_sum_of_hand_computed_terms():
     obj = GatysObjective(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"), content_weight=3.0,
                          style_weight=70.0, tv_weight=0.02)
     vgg = obj.vgg()
-    params = jax.jit(vgg.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]  # op by op: 1 compile each
-    features = jax.jit(vgg.apply)
+    params = vgg.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
     rng = np.random.default_rng(0)
     z, c, s = (jnp.asarray(rng.normal(0, 40, (1, 16, 16, 3)), jnp.float32) for _ in range(3))
-    fc, fs, fz = (features({"params": params}, x) for x in (c, s, z))
+    fc, fs, fz = (vgg.apply({"params": params}, x) for x in (c, s, z))
     targets = {"content": {"relu2_2": fc["relu2_2"]},
                "style": {k: jnp.asarray(_gram(np.asarray(fs[k])), jnp.float32) for k in obj.style_layers}}
-    total, parts = jax.jit(lambda z, targets, params: gatys_loss(obj, z, targets, params))(z, targets, params)
+    total, parts = gatys_loss(obj, z, targets, params)
     content = np.mean((np.asarray(fz["relu2_2"], np.float64) - np.asarray(fc["relu2_2"], np.float64)) ** 2)
     style = sum(np.mean((_gram(np.asarray(fz[k])) - _gram(np.asarray(fs[k]))) ** 2) for k in obj.style_layers)
     zz = np.asarray(z, np.float64)[0]
@@ -104,15 +103,14 @@ def test_gatys_total_is_the_weighted_sum_of_hand_computed_terms():
 def test_fast_style_losses_are_the_weighted_hand_computed_terms():
     task = _task("fast_style.py:tiny", ("losses.content", "2e5"), ("losses.style", "3e9"), ("losses.tv", "1e-5"))
     vgg = VGGFeatures(vgg_type="vgg16", taps=task.taps, input_norm="torchvision")
-    params = jax.jit(vgg.init)(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"]  # op by op: 1 compile each
-    features = jax.jit(vgg.apply)
+    params = vgg.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"]
     rng = np.random.default_rng(1)
     x, y, style = (jnp.asarray(rng.uniform(0, 1, (2, 32, 32, 3)), jnp.float32) for _ in range(3))
-    fs = features({"params": params}, style[:1])
+    fs = vgg.apply({"params": params}, style[:1])
     consts = {"vgg": params, "style_grams": {k: jnp.asarray(_gram(np.asarray(fs[k])), jnp.float32)
                                               for k in task.config.style_layers}}
-    parts = jax.jit(task.losses)(y, x, consts)
-    fy, fx = features({"params": params}, y), features({"params": params}, x)
+    parts = task.losses(y, x, consts)
+    fy, fx = vgg.apply({"params": params}, y), vgg.apply({"params": params}, x)
     # pytorch/examples: content at relu2_2; style at relu1_2, relu2_2, relu3_3, relu4_3 against the style's Gram
     content = np.mean((np.asarray(fy["relu2_2"], np.float64) - np.asarray(fx["relu2_2"], np.float64)) ** 2)
     style = sum(np.mean((_gram(np.asarray(fy[k])) - _gram(np.asarray(fs[k]))) ** 2)
@@ -147,13 +145,13 @@ def test_cyclegan_lambda_A_and_lambda_B_weight_their_own_terms():
     cycle_B * lambda_B, idt_A (G_A(B) vs B) * lambda_B * lambda_idt, idt_B (G_B(A) vs A) * lambda_A * lambda_idt."""
     task = _task("cyclegan.py:tiny", ("losses.lambda_A", "10"), ("losses.lambda_B", "3"),
                  ("losses.lambda_identity", "0.25"))
-    init = jax.jit(task.init)()  # as the training loop (op by op, every init op compiles apart)
+    init = task.init()
     a, b, c, d = 0.4, -0.2, 0.3, 0.6
     g = {"G_A": _constant_output(init.players["G_A"].params, a), "G_B": _constant_output(init.players["G_B"].params, b)}
     dp = {"D_A": _constant_output(init.players["D_A"].params, c), "D_B": _constant_output(init.players["D_B"].params, d)}
     rng = np.random.default_rng(2)
     real_A, real_B = (jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 3)), jnp.float32) for _ in range(2))
-    total, (parts, _, _) = jax.jit(task.generator_losses)(g, dp, real_A, real_B, jax.random.key(0))
+    total, (parts, _, _) = task.generator_losses(g, dp, real_A, real_B, jax.random.key(0))
     ta, tb = np.tanh(a), np.tanh(b)
     A, B = np.asarray(real_A, np.float64), np.asarray(real_B, np.float64)
     expected = {"G_A": (c - 1) ** 2, "G_B": (d - 1) ** 2,
@@ -170,7 +168,7 @@ def test_cyclegan_lambda_A_and_lambda_B_weight_their_own_terms():
 def test_step_keys_differ_between_steps_and_streams_and_repeat_for_the_same_step():
     task = _task("pix2pix.py:tiny")
     s0 = jax.eval_shape(task.init)
-    state = jax.jit(task.init)()  # as the training loop (op by op, every init op compiles apart)
+    state = task.init()
     assert s0.rng.shape == state.rng.shape
     data = lambda st, stream: np.asarray(jax.random.key_data(step_key(st, stream)))  # noqa: E731
     one = state.replace(step=state.step + 1)
@@ -184,7 +182,8 @@ def test_consecutive_pix2pix_steps_draw_different_dropout_masks_and_a_replayed_s
     """Same params and batch; only the step counter differs. The U-Net's dropout (official ``use_dropout``) must
     draw a new mask at step 1 (a step key that ignores the step would give equal losses), and re-running step 0
     from the same state (what a resume does) must give bitwise the same result."""
-    # num_downs 6: one ngf*8 block with dropout (official UnetGenerator: num_downs - 5 of them; tiny has 5)
+    # num_downs 6: one ngf*8 block with dropout (official UnetGenerator: num_downs - 5 of them; tiny has 5); the same
+    # task as tests/test_translation_tasks.py's pix2pix order test (its step compiled once per session, XLA cache)
     task = _task("pix2pix.py:tiny", ("model.num_downs", "6"), ("data.crop_size", "64"), ("data.load_size", "68"))
     assert task.config.model.use_dropout
     state = jax.jit(task.init)()  # as the training loop (op by op, every init op compiles apart)

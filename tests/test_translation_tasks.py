@@ -18,6 +18,10 @@ from jaxgen.train.state import STREAM_DROPOUT, step_key
 
 REPO = Path(__file__).resolve().parents[1]
 CYCLEGAN, PIX2PIX = str(REPO / "configs" / "cyclegan.py"), str(REPO / "configs" / "pix2pix.py")
+# tools/parity/trainer_cyclegan.py's task (batch 2, pool 3, ngf 4, 1 block, ndf 4, 2 layers, lambda_B 5, constant lr):
+# its train step is the same program as the cyclegan parity golden's, compiled once per test session (XLA cache).
+PARITY_CYCLEGAN = (("batch_size", "2"), ("pool_size", "3"), ("model.ngf", "4"), ("model.n_blocks", "1"),
+                   ("disc.ndf", "4"), ("disc.n_layers", "2"), ("losses.lambda_B", "5"), ("optim.schedule", "constant"))
 
 
 def _task(spec: str, *overrides: tuple[str, str]):
@@ -39,23 +43,17 @@ def cyclegan():
     return _task(f"{CYCLEGAN}:tiny")
 
 
-@pytest.fixture(scope="module")
-def cyclegan_init(cyclegan):
-    """The tiny task's initial state, jitted as the training loop does (op by op, every init op compiles apart)."""
-    return jax.jit(cyclegan.init)()
-
-
-def test_cyclegan_generator_losses_by_hand(cyclegan, cyclegan_init):
+def test_cyclegan_generator_losses_by_hand(cyclegan):
     """Constant nets: G_A -> tanh(a), G_B -> tanh(b), D_A -> c, D_B -> d; every term is then a closed form."""
     state = jax.eval_shape(cyclegan.init)
-    init = cyclegan_init
+    init = cyclegan.init()
     a, b, c, d = 0.3, -0.5, 0.2, 0.9
     g = {"G_A": _constant_output(init.players["G_A"].params, a), "G_B": _constant_output(init.players["G_B"].params, b)}
     dp = {"D_A": _constant_output(init.players["D_A"].params, c), "D_B": _constant_output(init.players["D_B"].params, d)}
     rng = np.random.default_rng(0)
     real_A = jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
     real_B = jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
-    total, (parts, fake_A, fake_B) = jax.jit(cyclegan.generator_losses)(g, dp, real_A, real_B, jax.random.key(0))
+    total, (parts, fake_A, fake_B) = cyclegan.generator_losses(g, dp, real_A, real_B, jax.random.key(0))
     ta, tb = np.tanh(a), np.tanh(b)
     A, B = np.asarray(real_A, np.float64), np.asarray(real_B, np.float64)
     expected = {
@@ -73,7 +71,7 @@ def test_cyclegan_generator_losses_by_hand(cyclegan, cyclegan_init):
     np.testing.assert_allclose(fake_B, np.full(fake_B.shape, ta), rtol=1e-6)
     np.testing.assert_allclose(fake_A, np.full(fake_A.shape, tb), rtol=1e-6)
     # Discriminator loss: 0.5 * (mse(D(real), 1) + mse(D(fake), 0)).
-    d_loss = jax.jit(cyclegan.discriminator_loss)(dp["D_A"], real_B, fake_B)
+    d_loss = cyclegan.discriminator_loss(dp["D_A"], real_B, fake_B)
     assert float(d_loss) == pytest.approx(0.5 * ((c - 1) ** 2 + c**2), rel=1e-5)
     assert state.buffers["fake_A_pool"]["images"].shape == (12, 32, 32, 3)
 
@@ -88,16 +86,17 @@ def test_identity_loss_off_drops_its_terms():
     assert set(parts) == {"G_A", "G_B", "cycle_A", "cycle_B"}
 
 
-def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes(cyclegan, cyclegan_init):
-    state = cyclegan_init
+def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes():
+    cyclegan = _task(f"{CYCLEGAN}:tiny", *PARITY_CYCLEGAN)
+    state = jax.jit(cyclegan.init)()  # as the training loop (op by op, every init op compiles apart)
     rng = np.random.default_rng(1)
-    batch = {k: jnp.asarray(rng.uniform(0, 1, (8, 32, 32, 3)), jnp.float32) for k in "AB"}
+    batch = {k: jnp.asarray(rng.uniform(0, 1, (2, 32, 32, 3)), jnp.float32) for k in "AB"}
     new, metrics = jax.jit(cyclegan.step)(state, batch, {})
     # The pools received the fakes of the generators *before* their update (official: forward, then G step, then
     # D step on the stored self.fake_B), in batch order while not full.
     fake_B = jax.jit(cyclegan.generator.apply)({"params": state.players["G_A"].params}, batch["A"] * 2 - 1)
-    np.testing.assert_allclose(new.buffers["fake_B_pool"]["images"][:8], fake_B, atol=1e-5)
-    assert int(new.buffers["fake_B_pool"]["count"]) == 8 and int(new.buffers["fake_A_pool"]["count"]) == 8
+    np.testing.assert_allclose(new.buffers["fake_B_pool"]["images"][:2], fake_B, atol=1e-5)
+    assert int(new.buffers["fake_B_pool"]["count"]) == 2 and int(new.buffers["fake_A_pool"]["count"]) == 2
     # G's adversarial terms used the discriminators before their update.
     d_a = jax.jit(cyclegan._d)  # one program for the reals and the fakes below
     pre = float(losses_lib.gan_g_loss(d_a(state.players["D_A"].params, fake_B), kind="lsgan"))
