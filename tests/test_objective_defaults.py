@@ -182,10 +182,11 @@ def test_consecutive_pix2pix_steps_draw_different_dropout_masks_and_a_replayed_s
     """Same params and batch; only the step counter differs. The U-Net's dropout (official ``use_dropout``) must
     draw a new mask at step 1 (a step key that ignores the step would give equal losses), and re-running step 0
     from the same state (what a resume does) must give bitwise the same result."""
-    # num_downs 6: one ngf*8 block with dropout (official UnetGenerator: num_downs - 5 of them; tiny has 5)
+    # num_downs 6: one ngf*8 block with dropout (official UnetGenerator: num_downs - 5 of them; tiny has 5); the same
+    # task as tests/test_translation_tasks.py's pix2pix order test (its step compiled once per session, XLA cache)
     task = _task("pix2pix.py:tiny", ("model.num_downs", "6"), ("data.crop_size", "64"), ("data.load_size", "68"))
     assert task.config.model.use_dropout
-    state = task.init()
+    state = jax.jit(task.init)()  # as the training loop (op by op, every init op compiles apart)
     rng = np.random.default_rng(3)
     batch = {k: jnp.asarray(rng.uniform(0, 1, (2, 64, 64, 3)), jnp.float32) for k in "AB"}
     step = jax.jit(task.step)

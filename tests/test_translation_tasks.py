@@ -18,6 +18,10 @@ from jaxgen.train.state import STREAM_DROPOUT, step_key
 
 REPO = Path(__file__).resolve().parents[1]
 CYCLEGAN, PIX2PIX = str(REPO / "configs" / "cyclegan.py"), str(REPO / "configs" / "pix2pix.py")
+# tools/parity/trainer_cyclegan.py's task (batch 2, pool 3, ngf 4, 1 block, ndf 4, 2 layers, lambda_B 5, constant lr):
+# its train step is the same program as the cyclegan parity golden's, compiled once per test session (XLA cache).
+PARITY_CYCLEGAN = (("batch_size", "2"), ("pool_size", "3"), ("model.ngf", "4"), ("model.n_blocks", "1"),
+                   ("disc.ndf", "4"), ("disc.n_layers", "2"), ("losses.lambda_B", "5"), ("optim.schedule", "constant"))
 
 
 def _task(spec: str, *overrides: tuple[str, str]):
@@ -74,30 +78,32 @@ def test_cyclegan_generator_losses_by_hand(cyclegan):
 
 def test_identity_loss_off_drops_its_terms():
     task = _task(f"{CYCLEGAN}:tiny", ("losses.lambda_identity", "0"))
-    init = task.init()
+    init = jax.eval_shape(task.init)  # only which terms come out is asserted: shapes, no compile
     g = {k: init.players[k].params for k in ("G_A", "G_B")}
     dp = {k: init.players[k].params for k in ("D_A", "D_B")}
-    x = jnp.zeros((1, 32, 32, 3))
-    _, (parts, _, _) = task.generator_losses(g, dp, x, x, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    _, (parts, _, _) = jax.eval_shape(task.generator_losses, g, dp, x, x, jax.random.key(0))
     assert set(parts) == {"G_A", "G_B", "cycle_A", "cycle_B"}
 
 
-def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes(cyclegan):
-    state = cyclegan.init()
+def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes():
+    cyclegan = _task(f"{CYCLEGAN}:tiny", *PARITY_CYCLEGAN)
+    state = jax.jit(cyclegan.init)()  # as the training loop (op by op, every init op compiles apart)
     rng = np.random.default_rng(1)
-    batch = {k: jnp.asarray(rng.uniform(0, 1, (8, 32, 32, 3)), jnp.float32) for k in "AB"}
+    batch = {k: jnp.asarray(rng.uniform(0, 1, (2, 32, 32, 3)), jnp.float32) for k in "AB"}
     new, metrics = jax.jit(cyclegan.step)(state, batch, {})
     # The pools received the fakes of the generators *before* their update (official: forward, then G step, then
     # D step on the stored self.fake_B), in batch order while not full.
-    fake_B = cyclegan.generator.apply({"params": state.players["G_A"].params}, batch["A"] * 2 - 1)
-    np.testing.assert_allclose(new.buffers["fake_B_pool"]["images"][:8], fake_B, atol=1e-5)
-    assert int(new.buffers["fake_B_pool"]["count"]) == 8 and int(new.buffers["fake_A_pool"]["count"]) == 8
+    fake_B = jax.jit(cyclegan.generator.apply)({"params": state.players["G_A"].params}, batch["A"] * 2 - 1)
+    np.testing.assert_allclose(new.buffers["fake_B_pool"]["images"][:2], fake_B, atol=1e-5)
+    assert int(new.buffers["fake_B_pool"]["count"]) == 2 and int(new.buffers["fake_A_pool"]["count"]) == 2
     # G's adversarial terms used the discriminators before their update.
-    pre = float(losses_lib.gan_g_loss(cyclegan._d(state.players["D_A"].params, fake_B), kind="lsgan"))
+    d_a = jax.jit(cyclegan._d)  # one program for the reals and the fakes below
+    pre = float(losses_lib.gan_g_loss(d_a(state.players["D_A"].params, fake_B), kind="lsgan"))
     assert float(metrics["loss_G_A"]) == pytest.approx(pre, rel=1e-5)
     # D_A: real B vs the pool's answer (= the fresh fakes while filling), halved.
-    expected_d = 0.5 * float(losses_lib.gan_d_loss(cyclegan._d(state.players["D_A"].params, batch["B"] * 2 - 1),
-                                                   cyclegan._d(state.players["D_A"].params, fake_B), kind="lsgan"))
+    expected_d = 0.5 * float(losses_lib.gan_d_loss(d_a(state.players["D_A"].params, batch["B"] * 2 - 1),
+                                                   d_a(state.players["D_A"].params, fake_B), kind="lsgan"))
     assert float(metrics["D_A"]) == pytest.approx(expected_d, rel=1e-5)
     for name in ("G_A", "G_B", "D_A", "D_B"):  # every player took one Adam step
         assert int(new.players[name].opt_state[0].count) == 1
@@ -105,22 +111,26 @@ def test_cyclegan_step_order_frozen_d_and_pools_of_pre_update_fakes(cyclegan):
 
 
 def test_pix2pix_discriminator_first_then_generator_against_updated_d():
-    task = _task(f"{PIX2PIX}:tiny")
-    state = task.init()
+    # The U-Net with one dropout block (num_downs 6, 64 px), so the replayed forward below must also draw the step's
+    # dropout mask; the same task and batch shape as test_objective_defaults' dropout test (one compiled step).
+    task = _task(f"{PIX2PIX}:tiny", ("model.num_downs", "6"), ("data.crop_size", "64"), ("data.load_size", "68"))
+    state = jax.jit(task.init)()  # as the training loop (op by op, every init op compiles apart)
     rng = np.random.default_rng(2)
-    a = jnp.asarray(rng.uniform(0, 1, (8, 32, 32, 3)), jnp.float32)
+    a = jnp.asarray(rng.uniform(0, 1, (2, 64, 64, 3)), jnp.float32)
     batch = {"A": a, "B": 1 - a}
     new, metrics = jax.jit(task.step)(state, batch, {})
     x, y = a * 2 - 1, (1 - a) * 2 - 1
     key = step_key(state, STREAM_DROPOUT)
-    fake = task.generator.apply({"params": state.players["G"].params}, x, train=True, rngs={"dropout": key})
+    fake = jax.jit(lambda p, x, k: task.generator.apply({"params": p}, x, train=True, rngs={"dropout": k}))(
+        state.players["G"].params, x, key)
+    d = jax.jit(task._d)  # one program for every call below
     d_old, d_new = state.players["D"].params, new.players["D"].params
-    expected_d = 0.5 * losses_lib.gan_d_loss(task._d(d_old, x, y), task._d(d_old, x, fake), kind="vanilla")
+    expected_d = 0.5 * losses_lib.gan_d_loss(d(d_old, x, y), d(d_old, x, fake), kind="vanilla")
     assert float(metrics["D"]) == pytest.approx(float(expected_d), rel=1e-5)
     # The generator's GAN term is judged by the D *after* its update (official optimize_parameters order), on the
     # same forward (same dropout mask and batch statistics).
-    gan_new = float(losses_lib.gan_g_loss(task._d(d_new, x, fake), kind="vanilla"))
-    gan_old = float(losses_lib.gan_g_loss(task._d(d_old, x, fake), kind="vanilla"))
+    gan_new = float(losses_lib.gan_g_loss(d(d_new, x, fake), kind="vanilla"))
+    gan_old = float(losses_lib.gan_g_loss(d(d_old, x, fake), kind="vanilla"))
     assert float(metrics["loss_G_GAN"]) == pytest.approx(gan_new, rel=1e-5)
     assert abs(gan_new - gan_old) > 1e-4
     assert float(metrics["loss_G_L1"]) == pytest.approx(100 * float(jnp.abs(fake - y).mean()), rel=1e-5)

@@ -91,9 +91,13 @@ def run_jax(case: dict) -> dict:
     consts = {"encoder": _encoder_params(case, task.encoder)}
     init = {k[len("init/decoder/"):]: v for k, v in case.items() if k.startswith("init/decoder/")}
     params = jax.tree.map(jnp.asarray, torch_to_flax("adain_decoder", init, model=task.decoder))
-    state = task.init()
-    p = state.players["decoder"]
-    state = state.replace(players={"decoder": p.replace(params=params, opt_state=task.tx.init(params))})
+
+    def build(params):  # one jitted program, as the training loop's jax.jit(task.init); the replaced draws are dead
+        state = task.init()
+        p = state.players["decoder"]
+        return state.replace(players={"decoder": p.replace(params=params, opt_state=task.tx.init(params))})
+
+    state = jax.jit(build)(params)
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for content, style in zip(case["batch/content"], case["batch/style"]):

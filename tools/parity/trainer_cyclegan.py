@@ -78,15 +78,24 @@ def to_flax(state: dict[str, np.ndarray]) -> dict:
     return unflatten_dict(flat)
 
 
-def put_params(task, state, case: dict, players) -> object:
-    """``state`` with every player's params from the case's ``init/`` and a fresh optimizer state."""
-    new = dict(state.players)
+def put_params(task, case: dict, players) -> object:
+    """``task.init()``'s state with every player's params from the case's ``init/`` and a fresh optimizer state.
+    One jitted program, as the training loop's ``jax.jit(task.init)``; the replaced random draws are dead code
+    there, so XLA drops them (op-by-op, each init op would be compiled apart)."""
+    params = {}
     for name in players:
         pre = f"init/{name}/"
-        params = to_flax({k[len(pre):]: v for k, v in case.items() if k.startswith(pre)})
-        tx = task.players[name][1]
-        new[name] = state.players[name].replace(params=params, opt_state=tx.init(params))
-    return state.replace(players=new)
+        params[name] = to_flax({k[len(pre):]: v for k, v in case.items() if k.startswith(pre)})
+
+    def build(params):
+        state = task.init()
+        new = dict(state.players)
+        for name in players:
+            tx = task.players[name][1]
+            new[name] = state.players[name].replace(params=params[name], opt_state=tx.init(params[name]))
+        return state.replace(players=new)
+
+    return jax.jit(build)(params)
 
 
 def _config(case: dict | None = None):
@@ -133,7 +142,7 @@ def make_case(steps: int, seed: int) -> dict:
 def run_jax(case: dict) -> dict:
     config, _ = _config(case)
     task = get_task(NAME)(config)
-    state = put_params(task, task.init(), case, PLAYERS)
+    state = put_params(task, case, PLAYERS)
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for a, b in zip(case["batch/A"], case["batch/B"]):

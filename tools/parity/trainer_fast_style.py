@@ -90,14 +90,18 @@ def make_case(steps: int, seed: int) -> dict:
 def run_jax(case: dict) -> dict:
     task = get_task(NAME)(_config(case))
     vgg = _vgg_to_flax(case)
-    feats = task.vgg.apply({"params": vgg}, jnp.asarray(case["frozen/style"])[None])
+    feats = jax.jit(task.vgg.apply)({"params": vgg}, jnp.asarray(case["frozen/style"])[None])
     consts = {"vgg": vgg, "style_grams": {k: gram_matrix(feats[k]) for k in task.config.style_layers}}
     init = {k[len("init/generator/"):]: v for k, v in case.items() if k.startswith("init/generator/")}
-    state = task.init()
-    g = state.players["generator"]
     params = jax.tree.map(jnp.asarray, torch_to_flax("transformer_net", init, model=task.generator))
-    state = state.replace(players={**state.players, "generator": g.replace(params=params,
-                                                                           opt_state=task.g_tx.init(params))})
+
+    def build(params):  # one jitted program, as the training loop's jax.jit(task.init); the replaced draws are dead
+        state = task.init()
+        g = state.players["generator"]
+        return state.replace(players={**state.players, "generator": g.replace(params=params,
+                                                                              opt_state=task.g_tx.init(params))})
+
+    state = jax.jit(build)(params)
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for batch in case["batch/content"]:

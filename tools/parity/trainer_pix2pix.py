@@ -61,7 +61,7 @@ def make_case(steps: int, seed: int) -> dict:
 def run_jax(case: dict) -> dict:
     config, _ = _config(case)
     task = get_task(NAME)(config)
-    state = put_params(task, task.init(), case, PLAYERS)
+    state = put_params(task, case, PLAYERS)
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for a, b in zip(case["batch/A"], case["batch/B"]):

@@ -156,10 +156,14 @@ def run_jax(case: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     steps = int(hp(case, "steps"))
     c = config(steps=steps)
     task = get_task("sr")(c)
-    state = task.init()
-    params = basicsr_to_edsr(player_sd(case, "generator"), task.generator)
-    check_keys(flatten_dict(params), flatten_dict(np_tree(state.players["generator"].params)), "generator")
-    state = state.replace(players={"generator": new_player(jax.tree.map(jnp.asarray, params), task.g_tx)})
+    params = jax.tree.map(jnp.asarray, basicsr_to_edsr(player_sd(case, "generator"), task.generator))
+
+    def build(params):  # one jitted program, as the training loop's jax.jit(task.init); the replaced draws are dead
+        state = task.init()
+        check_keys(flatten_dict(params), flatten_dict(state.players["generator"].params), "generator")
+        return state.replace(players={"generator": new_player(params, task.g_tx)})
+
+    state = jax.jit(build)(params)
     state, losses = run_steps(task, state, case, {}, {"lr": "batch/lr", "hr": "batch/hr"},
                               {"l_pix": "loss_l1", "l_total": "loss"})
     out = edsr_to_basicsr(np_tree(state.players["generator"].params), task.generator)

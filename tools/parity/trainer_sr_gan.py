@@ -21,7 +21,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.config import optim_config
 from jaxgen.tasks import base_config
-from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
+from jaxgen.models.vgg import VGG_BLOCKS, VGGFeatures, conv_layer_indices, vgg_layer_names
 from jaxgen.tasks import get_task
 from jaxgen.train.state import new_player
 from jaxgen.weights import convert
@@ -60,8 +60,9 @@ def config(steps: int, seed: int = 0, layers: dict[str, float] = LAYERS) -> ml_c
 # ------------------------------------------------------------------------------------------ frozen VGG
 
 
-def random_vgg(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
-    """``{features.N.weight|bias: torch layout}`` of a Kaiming-initialised VGG19 up to the deepest layer."""
+def random_vgg_jax(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
+    """``{features.N.weight|bias: torch layout}`` of a Kaiming-initialised VGG19 up to the deepest layer, by
+    ``VGGFeatures.init`` (the ``sr_gan`` golden's; ``real_sr_gan`` uses :func:`random_vgg`, compile-free)."""
     names = vgg_layer_names("vgg19")
     deepest = max(layers, key=names.index)
     params = VGGFeatures(vgg_type="vgg19", taps=(deepest,)).init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
@@ -75,20 +76,40 @@ def random_vgg(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
     return out
 
 
-def vgg_case(seed: int, layers: dict[str, float]) -> dict[str, Any]:
-    w = random_vgg(seed, layers)
+def random_vgg(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
+    """``{features.N.weight|bias: torch layout}`` of a random VGG19 up to the deepest layer, from numpy's
+    ``default_rng(seed)`` (no XLA compile: the jax initializers took ~10 s of compiles per case): He-normal weights
+    (torchvision's ``kaiming_normal_(mode='fan_out', nonlinearity='relu')``) and small ``N(0, 0.01)`` biases so the
+    bias path is exercised too."""
+    names = vgg_layer_names("vgg19")
+    deepest = max(layers, key=names.index)
+    widths = [c for block in VGG_BLOCKS["vgg19"] for c in block]
+    rng = np.random.default_rng(seed)
+    out, c_in = {}, 3
+    for n, c_out in zip(conv_layer_indices("vgg19"), widths):
+        if n > names.index(deepest):
+            break
+        std = np.sqrt(2.0 / (c_out * 9))
+        out[f"features.{n}.weight"] = (rng.standard_normal((c_out, c_in, 3, 3), np.float32) * np.float32(std))
+        out[f"features.{n}.bias"] = (0.01 * rng.standard_normal(c_out, np.float32)).astype(np.float32)
+        c_in = c_out
+    return out
+
+
+def vgg_case(seed: int, layers: dict[str, float], numpy_init: bool = False) -> dict[str, Any]:
+    w = (random_vgg if numpy_init else random_vgg_jax)(seed, layers)
     return {**{f"frozen/vgg/{k}": v for k, v in w.items()},
             "hp/vgg_seed": seed, "hp/vgg_checksum": np.float64(sum(float(np.abs(v).sum()) for v in w.values())),
             "hp/layer_names": np.array(list(layers)), "hp/layer_weights": np.array(list(layers.values()), np.float64)}
 
 
-def restore_vgg(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def restore_vgg(case: dict[str, np.ndarray], numpy_init: bool = False) -> dict[str, np.ndarray]:
     layers = dict(zip([str(n) for n in case["hp/layer_names"]], case["hp/layer_weights"].tolist()))
-    w = random_vgg(int(case["hp/vgg_seed"]), layers)
+    w = (random_vgg if numpy_init else random_vgg_jax)(int(case["hp/vgg_seed"]), layers)
     checksum = sum(float(np.abs(v).sum()) for v in w.values())
     if not np.isclose(checksum, float(case["hp/vgg_checksum"]), rtol=1e-6):
         raise ValueError(f"regenerated VGG differs from the golden's (checksum {checksum} vs "
-                         f"{float(case['hp/vgg_checksum'])}): jax's RNG or VGGFeatures init changed; rewrite goldens")
+                         f"{float(case['hp/vgg_checksum'])}): the RNG or the VGG init changed; rewrite goldens")
     return {**case, **{f"frozen/vgg/{k}": v for k, v in w.items()}}
 
 
@@ -154,18 +175,23 @@ def disc_from_torch(task: Any, sd: dict[str, np.ndarray]) -> tuple[Any, Any]:
 
 
 def init_state(task: Any, case: dict[str, np.ndarray], g_to_flax: Any, d_from_torch: Any) -> Any:
-    """``task.init()`` with the case's generator/discriminator weights (and D collections) put in."""
-    state = task.init()
+    """``task.init()`` with the case's generator/discriminator weights (and D collections) put in: one jitted
+    program, as the training loop's ``jax.jit(task.init)``; the replaced random draws are dead code there, so XLA
+    drops them (op-by-op, each init op would be compiled apart)."""
     g = g_to_flax(srp.player_sd(case, "generator"))
-    srp.check_keys(flatten_dict(g), flatten_dict(srp.np_tree(state.players["generator"].params)), "generator")
     d, coll = d_from_torch(task, srp.player_sd(case, "discriminator"))
-    srp.check_keys(flatten_dict(d), flatten_dict(srp.np_tree(state.players["discriminator"].params)), "discriminator")
-    srp.check_keys(flatten_dict(coll), flatten_dict(srp.np_tree(state.players["discriminator"].collections)),
-                   "discriminator collections")
-    g = jax.tree.map(jnp.asarray, g)
-    players = {"generator": new_player(g, task.g_tx, ema=task.ema_decay > 0),
-               "discriminator": new_player(jax.tree.map(jnp.asarray, d), task.d_tx, collections=coll)}
-    return state.replace(players=players)
+
+    def build(g, d, coll):
+        state = task.init()
+        srp.check_keys(flatten_dict(g), flatten_dict(state.players["generator"].params), "generator")
+        srp.check_keys(flatten_dict(d), flatten_dict(state.players["discriminator"].params), "discriminator")
+        srp.check_keys(flatten_dict(coll), flatten_dict(state.players["discriminator"].collections),
+                       "discriminator collections")
+        players = {"generator": new_player(g, task.g_tx, ema=task.ema_decay > 0),
+                   "discriminator": new_player(d, task.d_tx, collections=coll)}
+        return state.replace(players=players)
+
+    return jax.jit(build)(jax.tree.map(jnp.asarray, g), jax.tree.map(jnp.asarray, d), coll)
 
 
 GAN_METRICS = {"l_g_pix": "loss_l1", "l_g_percep": "loss_percep", "l_g_gan": "loss_gan", "l_g_total": "loss",
