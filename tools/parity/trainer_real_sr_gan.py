@@ -6,8 +6,8 @@ USM-sharpened GT + VGG19 perceptual 1.0 (``conv1_2`` 0.1, ``conv2_2`` 0.1, ``con
 The degradation is bypassed: both sides get the same pre-made LR batch (``batch/lr``; the second-order
 degradation has its own goldens) and no training-pair pool (``queue_size=0``); the USM sharpening stays on both
 sides (jaxgen's ``usm_sharp`` vs the official ``USMSharp``). Small: RRDBNet 8 features, 1 block, growth 4, x4,
-batch 2 of 8 px LR (32 px HR), D 8 features; lr 1e-4 halved at step 10; EMA 0.9; frozen VGG19 random (numpy, ``trainer_sr_gan.random_vgg``:
-no XLA compile). jaxgen's ``task.pairs`` is replaced on the instance by the bypass (feed_data's
+batch 2 of 8 px LR (32 px HR), D 8 features; lr 1e-4 halved at step 10; EMA 0.9; frozen VGG19 random (as
+``trainer_sr_gan``). jaxgen's ``task.pairs`` is replaced on the instance by the bypass (feed_data's
 non-degrading branch: ``lq = data['lq']``, ``gt_usm = usm_sharp(gt)``). Torch side: ``torch_real_sr_gan.py``.
 
 Spectral norm: torch's ``weight_v`` is not compared: a training-mode forward recomputes ``v`` from ``u`` before
@@ -40,11 +40,7 @@ HP = dict(scale=4, num_feat=8, num_block=1, num_grow_ch=4, d_num_feat=8, batch=2
           percep_weight=1.0, gan_weight=0.1, ema_decay=0.9)
 MILESTONES = (10,)
 SN_CONVS = tuple(f"conv{i}" for i in range(1, 9))
-
-
-def restore_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The golden's case with the frozen VGG (numpy's, :func:`trainer_sr_gan.random_vgg`) and the batches re-made."""
-    return gan.restore_batches(gan.restore_vgg(case, numpy_init=True))
+restore_case = gan.restore_case
 
 
 def config(steps: int, seed: int = 0) -> ml_collections.ConfigDict:
@@ -132,7 +128,7 @@ def make_case(steps: int, seed: int) -> dict[str, Any]:
     case.update(gan.batch_case(seed, steps, HP["batch"], HP["lr_patch"], HP["scale"]))
     case.update({f"hp/{k}": v for k, v in HP.items()})
     case.update({"hp/steps": steps, "hp/milestones": np.array(MILESTONES)})
-    case.update(gan.vgg_case(seed + 1000, LAYERS, numpy_init=True))
+    case.update(gan.vgg_case(seed + 1000, LAYERS))
     return case
 
 

@@ -21,7 +21,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.config import optim_config
 from jaxgen.tasks import base_config
-from jaxgen.models.vgg import VGG_BLOCKS, VGGFeatures, conv_layer_indices, vgg_layer_names
+from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.tasks import get_task
 from jaxgen.train.state import new_player
 from jaxgen.weights import convert
@@ -60,9 +60,8 @@ def config(steps: int, seed: int = 0, layers: dict[str, float] = LAYERS) -> ml_c
 # ------------------------------------------------------------------------------------------ frozen VGG
 
 
-def random_vgg_jax(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
-    """``{features.N.weight|bias: torch layout}`` of a Kaiming-initialised VGG19 up to the deepest layer, by
-    ``VGGFeatures.init`` (the ``sr_gan`` golden's; ``real_sr_gan`` uses :func:`random_vgg`, compile-free)."""
+def random_vgg(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
+    """``{features.N.weight|bias: torch layout}`` of a Kaiming-initialised VGG19 up to the deepest layer."""
     names = vgg_layer_names("vgg19")
     deepest = max(layers, key=names.index)
     params = VGGFeatures(vgg_type="vgg19", taps=(deepest,)).init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
@@ -76,36 +75,16 @@ def random_vgg_jax(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]
     return out
 
 
-def random_vgg(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
-    """``{features.N.weight|bias: torch layout}`` of a random VGG19 up to the deepest layer, from numpy's
-    ``default_rng(seed)`` (no XLA compile: the jax initializers took ~10 s of compiles per case): He-normal weights
-    (torchvision's ``kaiming_normal_(mode='fan_out', nonlinearity='relu')``) and small ``N(0, 0.01)`` biases so the
-    bias path is exercised too."""
-    names = vgg_layer_names("vgg19")
-    deepest = max(layers, key=names.index)
-    widths = [c for block in VGG_BLOCKS["vgg19"] for c in block]
-    rng = np.random.default_rng(seed)
-    out, c_in = {}, 3
-    for n, c_out in zip(conv_layer_indices("vgg19"), widths):
-        if n > names.index(deepest):
-            break
-        std = np.sqrt(2.0 / (c_out * 9))
-        out[f"features.{n}.weight"] = (rng.standard_normal((c_out, c_in, 3, 3), np.float32) * np.float32(std))
-        out[f"features.{n}.bias"] = (0.01 * rng.standard_normal(c_out, np.float32)).astype(np.float32)
-        c_in = c_out
-    return out
-
-
-def vgg_case(seed: int, layers: dict[str, float], numpy_init: bool = False) -> dict[str, Any]:
-    w = (random_vgg if numpy_init else random_vgg_jax)(seed, layers)
+def vgg_case(seed: int, layers: dict[str, float]) -> dict[str, Any]:
+    w = random_vgg(seed, layers)
     return {**{f"frozen/vgg/{k}": v for k, v in w.items()},
             "hp/vgg_seed": seed, "hp/vgg_checksum": np.float64(sum(float(np.abs(v).sum()) for v in w.values())),
             "hp/layer_names": np.array(list(layers)), "hp/layer_weights": np.array(list(layers.values()), np.float64)}
 
 
-def restore_vgg(case: dict[str, np.ndarray], numpy_init: bool = False) -> dict[str, np.ndarray]:
+def restore_vgg(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     layers = dict(zip([str(n) for n in case["hp/layer_names"]], case["hp/layer_weights"].tolist()))
-    w = (random_vgg if numpy_init else random_vgg_jax)(int(case["hp/vgg_seed"]), layers)
+    w = random_vgg(int(case["hp/vgg_seed"]), layers)
     checksum = sum(float(np.abs(v).sum()) for v in w.values())
     if not np.isclose(checksum, float(case["hp/vgg_checksum"]), rtol=1e-6):
         raise ValueError(f"regenerated VGG differs from the golden's (checksum {checksum} vs "
