@@ -1,7 +1,8 @@
 """Runs 3 data-parallel train steps of a tiny EDSR on a fixed global batch and saves loss + params.
 
-Used by ``test_parallel.py`` in subprocesses (the device count is fixed when jax starts):
+Used by ``test_parallel.py``: the 8-device run in a subprocess (the device count is fixed when jax starts),
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/parallel_equivalence.py OUT.npz
+and the 1-device run in the test's own process (``main(out, n_devices=1)``: a mesh of its first device).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from jaxgen.tasks import SRTask, base_config
 from jaxgen.train import parallel
 
 
-def main(out: str) -> None:
+def main(out: str, n_devices: int | None = None) -> None:
+    """The run on all devices, or on the first ``n_devices``."""
     c = base_config()
     c.scale = 2
     c.model = ml_collections.ConfigDict(dict(name="edsr", num_blocks=1, num_feat=8, res_scale=1.0))
@@ -25,7 +27,7 @@ def main(out: str) -> None:
     c.ema_decay = 0.5
     c.data.patch_size = 8
     task = SRTask(c)
-    mesh = parallel.make_mesh()
+    mesh = parallel.make_mesh(None if n_devices is None else jax.devices()[:n_devices])
     repl = parallel.replicated(mesh)
     state = jax.jit(task.init, out_shardings=repl)()
     step = jax.jit(

@@ -19,11 +19,16 @@ from jaxgen.tasks import get_task
 from jaxgen.weights import convert
 
 
+# XLA's backend (LLVM) optimisation level 0 for the big programs (inits, train steps): the same HLO, compiled in
+# about half the CPU time (these tests check what the programs compute, not how fast they run).
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
 def test_torch_batchnorm_closed_form():
     x = jax.random.normal(jax.random.key(0), (2, 3, 5, 4)) * 3.0 + 1.5
     bn = TorchBatchNorm()
-    v = bn.init(jax.random.key(1), x)
-    y, new = bn.apply(v, x, update_stats=True, mutable=[BATCH_STATS_COLLECTION])
+    v = jax.jit(bn.init)(jax.random.key(1), x)
+    y, new = jax.jit(lambda v, x: bn.apply(v, x, update_stats=True, mutable=[BATCH_STATS_COLLECTION]))(v, x)
     xf = np.asarray(x, np.float64).reshape(-1, 4)
     mean, var_b, var_u = xf.mean(0), xf.var(0), xf.var(0, ddof=1)
     np.testing.assert_allclose(np.asarray(y).reshape(-1, 4), (xf - mean) / np.sqrt(var_b + 1e-5), atol=1e-5)
@@ -32,13 +37,13 @@ def test_torch_batchnorm_closed_form():
     np.testing.assert_allclose(stats["running_var"], 0.9 + 0.1 * var_u, rtol=1e-5)  # unbiased, as PyTorch
     assert int(stats["num_batches_tracked"]) == 1
     # without update_stats: batch statistics, state untouched
-    y2 = bn.apply(v, x, update_stats=False)
+    y2 = jax.jit(lambda v, x: bn.apply(v, x, update_stats=False))(v, x)
     np.testing.assert_allclose(y2, y, atol=1e-6)
 
 
 def test_vgg_style_batch_has_the_official_names_and_pytorch_init():
     d = VGGStyleDiscriminator(num_feat=8, input_size=128, norm="batch")
-    v = d.init(jax.random.key(0), jnp.zeros((2, 128, 128, 3)))
+    v = jax.jit(d.init, compiler_options=FAST_COMPILE)(jax.random.key(0), jnp.zeros((2, 128, 128, 3)))  # 1 program
     assert set(v) == {"params", BATCH_STATS_COLLECTION}
     sd = convert.flax_to_torch("vgg_style", v["params"], model=d)
     bns = [f"bn{i}_{j}" for i in range(5) for j in (0, 1) if (i, j) != (0, 0)]
@@ -56,21 +61,33 @@ def test_vgg_style_batch_has_the_official_names_and_pytorch_init():
     assert is_stateful("vgg_style", {"norm": "batch"}) and not is_stateful("vgg_style", {"norm": "instance"})
 
 
-@pytest.mark.parametrize("kind,calls", [("vanilla", 3), ("ragan_basicsr", 5)])
-def test_sr_gan_step_updates_running_stats_as_basicsr(kind, calls):
-    """BasicSR runs D (train mode) 3x per SRGANModel step (G: fake; D: real, fake) and 5x per ESRGANModel step
-    (G: real, fake; D: fake, real, fake): each call moves the running statistics."""
+def _sr_gan_task(kind: str):
+    """A tiny SR-GAN (the generator is irrelevant here: a 4-channel ESPCN) with BasicSR's batch-norm D."""
     c = base_config("sr_gan")
     c.scale, c.total_steps, c.batch_size, c.data.patch_size = 4, 2, 2, 32
-    c.model = ml_collections.ConfigDict(dict(name="rrdbnet", num_feat=4, num_blocks=1, num_grow_ch=2))
+    c.model = ml_collections.ConfigDict(dict(name="espcn", filters=(4, 4)))
     c.losses = ml_collections.ConfigDict(dict(l1=1.0, gan=dict(weight=0.1, kind=kind)))
     c.disc.kwargs = ml_collections.ConfigDict(dict(num_feat=4, input_size=128, norm="batch"))
     c.disc.optim = optim_config(lr=1e-4)
-    task = get_task("sr_gan")(c)
-    state = task.init()
+    return get_task("sr_gan")(c)
+
+
+@pytest.fixture(scope="module")
+def sr_gan_state():
+    """The initial state (the same for every GAN kind), built once by one jitted init."""
+    return jax.jit(_sr_gan_task("vanilla").init, compiler_options=FAST_COMPILE)()
+
+
+@pytest.mark.parametrize("kind,calls", [("vanilla", 3), ("ragan_basicsr", 5)])
+def test_sr_gan_step_updates_running_stats_as_basicsr(kind, calls, sr_gan_state):
+    """BasicSR runs D (train mode) 3x per SRGANModel step (G: fake; D: real, fake) and 5x per ESRGANModel step
+    (G: real, fake; D: fake, real, fake): each call moves the running statistics."""
+    task = _sr_gan_task(kind)
     batch = {"lr": jax.random.uniform(jax.random.key(0), (2, 32, 32, 3)),
              "hr": jax.random.uniform(jax.random.key(1), (2, 128, 128, 3))}
-    state, metrics = jax.jit(task.step)(state, batch, {})
+    before = sr_gan_state.players["discriminator"].collections[BATCH_STATS_COLLECTION]
+    assert int(before["norm0_1"]["num_batches_tracked"]) == 0
+    state, metrics = jax.jit(task.step, compiler_options=FAST_COMPILE)(sr_gan_state, batch, {})
     stats = state.players["discriminator"].collections[BATCH_STATS_COLLECTION]
     assert int(stats["norm0_1"]["num_batches_tracked"]) == calls
     assert float(jnp.abs(stats["norm0_1"]["running_mean"]).sum()) > 0

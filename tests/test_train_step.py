@@ -40,10 +40,24 @@ def _batch(rng: np.random.Generator, b: int = 4, p: int = 8, s: int = 2) -> dict
     return {"lr": lr, "hr": hr}
 
 
+# XLA's backend (LLVM) optimisation level 0 for the inits and train steps: the same HLO programs, compiled in
+# about half the CPU time (these tests check what the steps compute, not how fast they run).
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
 def _task_state_step(config):
     task = {"sr": SRTask, "sr_gan": SRGANTask}[config.task](config)
-    state = task.init()
-    return task, state, jax.jit(lambda s, b: task.step(s, b, {}))
+    state = jax.jit(task.init, compiler_options=FAST_COMPILE)()  # one program, not an eager op-by-op init
+    return task, state, jax.jit(lambda s, b: task.step(s, b, {}), compiler_options=FAST_COMPILE)
+
+
+@pytest.fixture(scope="module")
+def sr():
+    """The tiny SR task (with an EMA, decay 0.9), its initial state and its jitted step: one compiled program
+    serves every SR-step test below (none of them donates or mutates the state)."""
+    config = _tiny_config()
+    config.ema_decay = 0.9
+    return _task_state_step(config)
 
 
 # --------------------------------------------------------------------------------------------- schedules
@@ -133,8 +147,8 @@ def test_bad_optimizer_settings_are_clear():
 # --------------------------------------------------------------------------------------------- SR step
 
 
-def test_step_decreases_l1_on_a_fixed_batch():
-    task, state, step = _task_state_step(_tiny_config())
+def test_step_decreases_l1_on_a_fixed_batch(sr):
+    task, state, step = sr
     batch = _batch(np.random.default_rng(0))
     losses = []
     for _ in range(80):
@@ -146,32 +160,31 @@ def test_step_decreases_l1_on_a_fixed_batch():
     assert bool(metrics["finite"])
 
 
-def test_sr_step_equals_an_independent_adam_step_on_the_l1_loss():
+def test_sr_step_equals_an_independent_adam_step_on_the_l1_loss(sr):
     """New params == optax.adam applied to jax.grad of mean|G(lr) - hr| composed here, not by the task."""
-    config = _tiny_config()
-    task, state, step = _task_state_step(config)
+    task, state, step = sr
     batch = _batch(np.random.default_rng(5))
     g = task.generator
     p0 = state.players["generator"].params
-    grads = jax.grad(lambda p: jnp.mean(jnp.abs(g.apply({"params": p}, batch["lr"]) - batch["hr"])))(p0)
+    grads = jax.jit(jax.grad(lambda p: jnp.mean(jnp.abs(g.apply({"params": p}, batch["lr"]) - batch["hr"]))))(p0)
     tx = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
-    want = optax.apply_updates(p0, tx.update(grads, tx.init(p0), p0)[0])
+    want = jax.jit(lambda p, g: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))(p0, grads)
     state, _ = step(state, batch)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(state.players["generator"].params)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
 
 
-def test_loss_entries_with_weights_and_kwargs():
-    c1, c2 = _tiny_config(), _tiny_config()
+def test_loss_entries_with_weights_and_kwargs(sr):
+    c2 = _tiny_config()
     c2.losses.l1 = 3.0
     c2.losses.charbonnier = ml_collections.ConfigDict({"weight": 0.5, "eps": 0.1})
-    (t1, s1, step1), (t2, s2, step2) = _task_state_step(c1), _task_state_step(c2)
+    (t1, s1, step1), (t2, s2, step2) = sr, _task_state_step(c2)
     batch = _batch(np.random.default_rng(1))
     _, m1 = step1(s1, batch)
     _, m2 = step2(s2, batch)
     assert float(m2["loss_l1"]) == pytest.approx(3.0 * float(m1["loss_l1"]), rel=1e-5)
-    sr = t2.generator.apply({"params": s2.players["generator"].params}, batch["lr"])
-    charb = jnp.mean(jnp.sqrt((sr - batch["hr"]) ** 2 + 0.1**2))  # eps reaches the loss
+    sr_img = jax.jit(t2.generator.apply)({"params": s2.players["generator"].params}, batch["lr"])
+    charb = jnp.mean(jnp.sqrt((sr_img - batch["hr"]) ** 2 + 0.1**2))  # eps reaches the loss
     assert float(m2["loss_charbonnier"]) == pytest.approx(0.5 * float(charb), rel=1e-5)
     assert float(m2["loss"]) == pytest.approx(float(m2["loss_l1"]) + float(m2["loss_charbonnier"]), rel=1e-6)
 
@@ -191,10 +204,8 @@ def test_unknown_loss_name_and_negative_sizes_are_config_errors():
         SRTask(config)
 
 
-def test_ema_follows_closed_form():
-    config = _tiny_config()
-    config.ema_decay = 0.9
-    task, state, step = _task_state_step(config)
+def test_ema_follows_closed_form(sr):
+    task, state, step = sr  # ema_decay 0.9
     p0 = jax.tree.map(np.asarray, state.players["generator"].params)
     state, _ = step(state, _batch(np.random.default_rng(2)))
     g = state.players["generator"]
@@ -204,22 +215,19 @@ def test_ema_follows_closed_form():
     assert g.eval_params is g.ema
 
 
-def test_bf16_compute_shows_in_the_jaxpr_and_keeps_f32_params():
-    c32, c16 = _tiny_config(), _tiny_config()
+def test_bf16_compute_shows_in_the_jaxpr_and_keeps_f32_params(sr):
+    c16 = _tiny_config()
     c16.compute_dtype = "bfloat16"
     batch = _batch(np.random.default_rng(4))
-    texts = {}
-    for name, c in (("f32", c32), ("bf16", c16)):
-        task, state, _ = _task_state_step(c)
-        texts[name] = str(jax.make_jaxpr(lambda s, b: task.step(s, b, {}))(state, batch))
+    (t32, s32, step32), (t16, s16, step16) = sr, _task_state_step(c16)
+    texts = {name: str(jax.make_jaxpr(lambda s, b: task.step(s, b, {}))(state, batch))
+             for name, task, state in (("f32", t32, s32), ("bf16", t16, s16))}
     conv = re.compile(r"(\w+)\[[^\]]*\] = conv_general_dilated")
     assert set(conv.findall(texts["f32"])) == {"f32"}
     assert "bf16" in set(conv.findall(texts["bf16"]))  # the generator's convolutions run in bfloat16
-    task, state, step = _task_state_step(c16)
-    s16, m16 = step(state, batch)
-    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(s16.players["generator"].params))
-    _, _, step32 = _task_state_step(c32)
-    _, m32 = step32(_task_state_step(c32)[1], batch)
+    new16, m16 = step16(s16, batch)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new16.players["generator"].params))
+    _, m32 = step32(s32, batch)
     assert float(m16["loss"]) == pytest.approx(float(m32["loss"]), rel=2e-2)
 
 
@@ -230,18 +238,30 @@ def _changed(a, b) -> bool:
     return any(not np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@pytest.mark.parametrize("kind", ["nonsaturating", "lsgan", "ragan"])
-def test_discriminator_step_widens_the_real_fake_gap(kind):
+GAN_WEIGHT = 0.3
+
+
+@pytest.fixture(scope="module", params=["nonsaturating", "lsgan", "ragan"])
+def gan(request):
+    """``(kind, task, state, step)`` of the tiny SR-GAN (adversarial weight GAN_WEIGHT): one compiled step per
+    kind serves both the discriminator-gap and the generator-gradient test of that kind."""
+    return (request.param, *_task_state_step(_tiny_config("sr_gan", weight=GAN_WEIGHT, kind=request.param)))
+
+
+def test_discriminator_step_widens_the_real_fake_gap(gan):
     """After one D update, D(real) - D(fake) on the step's own HR and SR grows (a swap of real and fake in the
     discriminator loss makes it shrink)."""
-    config = _tiny_config("sr_gan", weight=0.1, kind=kind)
-    task, state, step = _task_state_step(config)
+    kind, task, state, step = gan
     batch = _batch(np.random.default_rng(3))
     d = task.discriminator
-    sr = task.generator.apply({"params": state.players["generator"].params}, batch["lr"])
+    sr = jax.jit(task.generator.apply)({"params": state.players["generator"].params}, batch["lr"])
+
+    @jax.jit
+    def gap_fn(d_params):
+        return jnp.mean(d.apply({"params": d_params}, batch["hr"])) - jnp.mean(d.apply({"params": d_params}, sr))
 
     def gap(d_params):
-        return float(jnp.mean(d.apply({"params": d_params}, batch["hr"])) - jnp.mean(d.apply({"params": d_params}, sr)))
+        return float(gap_fn(d_params))
 
     before = gap(state.players["discriminator"].params)
     new, metrics = step(state, batch)
@@ -263,25 +283,23 @@ def _independent_g_loss(kind: str, fake: jax.Array, real: jax.Array) -> jax.Arra
     return 0.5 * (jnp.mean(jax.nn.softplus(real - jnp.mean(fake))) + jnp.mean(jax.nn.softplus(-(fake - jnp.mean(real)))))
 
 
-@pytest.mark.parametrize("kind", ["nonsaturating", "lsgan", "ragan"])
-def test_generator_gradient_equals_an_independently_composed_loss(kind):
+def test_generator_gradient_equals_an_independently_composed_loss(gan):
     """G's update == Adam on jax.grad(l1(G(lr), hr) + w * adversarial(D(G(lr)))); an adversarial term computed
     on HR instead of SR (no gradient to G) or a wrong sign fails."""
-    w = 0.3
-    config = _tiny_config("sr_gan", weight=w, kind=kind)
-    task, state, step = _task_state_step(config)
+    kind, task, state, step = gan
+    w = GAN_WEIGHT
     batch = _batch(np.random.default_rng(6))
     g, d = task.generator, task.discriminator
     p0, dp = state.players["generator"].params, state.players["discriminator"].params
-    real = jax.lax.stop_gradient(d.apply({"params": dp}, batch["hr"]))
 
     def loss(p):
+        real = jax.lax.stop_gradient(d.apply({"params": dp}, batch["hr"]))
         sr = g.apply({"params": p}, batch["lr"])
         return jnp.mean(jnp.abs(sr - batch["hr"])) + w * _independent_g_loss(kind, d.apply({"params": dp}, sr), real)
 
-    grads = jax.grad(loss)(p0)
+    grads = jax.jit(jax.grad(loss))(p0)
     tx = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
-    want = optax.apply_updates(p0, tx.update(grads, tx.init(p0), p0)[0])
+    want = jax.jit(lambda p, g: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))(p0, grads)
     new, _ = step(state, batch)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.players["generator"].params)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
@@ -295,14 +313,14 @@ def test_discriminator_update_equals_an_independent_sgd_step():
     task, state, step = _task_state_step(config)
     batch = _batch(np.random.default_rng(7))
     d = task.discriminator
-    sr = jax.lax.stop_gradient(task.generator.apply({"params": state.players["generator"].params}, batch["lr"]))
+    sr = jax.jit(task.generator.apply)({"params": state.players["generator"].params}, batch["lr"])
     dp = state.players["discriminator"].params
 
     def loss(q):
         return (jnp.mean(jax.nn.softplus(-d.apply({"params": q}, batch["hr"])))
                 + jnp.mean(jax.nn.softplus(d.apply({"params": q}, sr))))
 
-    grads = jax.grad(loss)(dp)
+    grads = jax.jit(jax.grad(loss))(dp)
     want = jax.tree.map(lambda p, g: p - g, dp, grads)
     new, _ = step(state, batch)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.players["discriminator"].params)):

@@ -90,11 +90,11 @@ from jaxgen.tasks import get_task
 from jaxgen.train import parallel
 
 c = base_config("sr")
-c.scale, c.batch_size, c.data.patch_size = 2, 4, 12
-c.model.num_blocks, c.model.num_feat = 2, 16
+c.scale, c.batch_size, c.data.patch_size = 2, 4, 8
+c.model.num_blocks, c.model.num_feat = 1, 8
 task = get_task("sr")(c)
 r = np.random.default_rng(0)
-host = {"lr": r.random((4, 12, 12, 3), np.float32), "hr": r.random((4, 24, 24, 3), np.float32)}
+host = {"lr": r.random((4, 8, 8, 3), np.float32), "hr": r.random((4, 16, 16, 3), np.float32)}
 
 def run(mesh, **jit_kw):
     repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
@@ -204,7 +204,7 @@ def test_eigen_convolutions_compute_the_style_network_gradient_of_the_default():
     model = Net()
     r = np.random.default_rng(0)
     x, y = jnp.asarray(r.random((2, 16, 16, 3), np.float32)), jnp.asarray(r.random((2, 16, 16, 3), np.float32))
-    params = model.init(jax.random.key(0), x)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), x)["params"]
 
     def loss(w):
         return jnp.mean(jnp.abs(model.apply({"params": w}, x) - y))
@@ -212,12 +212,13 @@ def test_eigen_convolutions_compute_the_style_network_gradient_of_the_default():
     out = {name: jax.jit(jax.value_and_grad(loss), compiler_options=options)(params)
            for name, options in (("default", None), ("eigen", xla_setup.CPU_EIGEN_CONV_OPTIONS))}
     assert abs(float(out["default"][0]) - float(out["eigen"][0])) < 1e-6
-    leaves = list(zip(jax.tree.leaves(out["default"][1]), jax.tree.leaves(out["eigen"][1])))
-    overall = max(float(jnp.max(jnp.abs(a))) for a, _ in leaves)
+    leaves = [(np.asarray(a), np.asarray(b))  # compared in NumPy: no eager XLA op per leaf
+              for a, b in zip(jax.tree.leaves(out["default"][1]), jax.tree.leaves(out["eigen"][1]))]
+    overall = max(float(np.max(np.abs(a))) for a, _ in leaves)
     assert overall > 0
     for a, b in leaves:
-        bound = 1e-4 * float(jnp.max(jnp.abs(a))) + 1e-6 * overall
-        assert float(jnp.max(jnp.abs(a - b))) <= bound, (float(jnp.max(jnp.abs(a - b))), bound)
+        bound = 1e-4 * float(np.max(np.abs(a))) + 1e-6 * overall
+        assert float(np.max(np.abs(a - b))) <= bound, (float(np.max(np.abs(a - b))), bound)
 
 
 def test_compilation_cache_dir_settings(tmp_path):

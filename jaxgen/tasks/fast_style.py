@@ -79,11 +79,13 @@ def resolve_style_image(spec: str, cache_dir: str | Path | None = None) -> Path:
                      f"(known: {', '.join(known) or 'none: the folder is absent'}; or use 'builtin')")
 
 
-def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0) -> tuple[Any, str]:
-    """``(params, source)`` of a frozen VGG: ``'random'`` (initialised from ``seed``: tests only), the installed
-    pretrained weights of ``convention`` (``jaxgen.weights.pretrained.load_vgg``), or a weight file path."""
+def load_frozen_vgg(weights: str, vgg_type: str, convention: str, seed: int = 0,
+                    taps: tuple[str, ...] = ()) -> tuple[Any, str]:
+    """``(params, source)`` of a frozen VGG: ``'random'`` (initialised from ``seed``: tests only; only up to the
+    deepest of ``taps`` when given, else to relu4_3 / relu5_1), the installed pretrained weights of ``convention``
+    (``jaxgen.weights.pretrained.load_vgg``), or a weight file path."""
     if weights == "random":
-        model = VGGFeatures(vgg_type=vgg_type, taps=("relu5_1",) if vgg_type == "vgg19" else ("relu4_3",))
+        model = VGGFeatures(vgg_type=vgg_type, taps=tuple(taps) or (("relu5_1",) if vgg_type == "vgg19" else ("relu4_3",)))
         params = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
         return params, f"random init (seed {seed})"
 
@@ -197,7 +199,7 @@ class FastStyleTask:
     def consts(self) -> tuple[Any, dict[str, str]]:
         """``{'vgg': VGG16 params, 'style_grams': {layer: [1,C,C]}}`` and their sources."""
         if self._consts is None:
-            params, source = load_frozen_vgg(self.config.vgg, "vgg16", "torchvision", self.config.seed)
+            params, source = load_frozen_vgg(self.config.vgg, "vgg16", "torchvision", self.config.seed, self.taps)
             feats = jax.jit(self.vgg.apply)({"params": params}, jnp.asarray(self.style_image())[None])
             grams = {k: losses_lib.gram_matrix(feats[k]) for k in self.config.style_layers}
             path = self.style_path()
