@@ -70,10 +70,20 @@ def _count_model(name: str, scale: int, in_ch: int = 3, **kw) -> int:
     return _cached_count(name, scale, in_ch, tuple(sorted(kw.items())))
 
 
-@functools.lru_cache(maxsize=None)
 def _cached_count(name: str, scale: int, in_ch: int, kw: tuple) -> int:
+    return _count(_built_shapes(name, scale, in_ch, kw))
+
+
+@functools.lru_cache(maxsize=None)
+def _built_shapes(name: str, scale: int, in_ch: int, kw: tuple) -> dict:
+    """Abstract variables of ``models.build(name, ...)`` on a 16x16 input, traced once (full-size models trace for
+    seconds) for the parameter-count and the parameter-name tests."""
     model = models.build(name, scale=scale, num_in_ch=in_ch, num_out_ch=in_ch, **dict(kw))
-    return _count(_shapes(model, (1, 16, 16, in_ch)))
+    return _shapes(model, (1, 16, 16, in_ch))
+
+
+def _full_shapes(name: str, scale: int, **kw) -> dict:
+    return _built_shapes(name, scale, 3, tuple(sorted(kw.items())))
 
 
 
@@ -227,7 +237,7 @@ def test_rrdbnet_pixel_unshuffle_inputs():
 
 
 def test_fsrcnn_deconv_layout():
-    p = _shapes(models.build("fsrcnn", scale=3))
+    p = _full_shapes("fsrcnn", 3)
     assert p["params"]["last_part"]["kernel"].shape == (9, 9, 3, 56)  # [k, k, out, in]
     assert p["params"]["first_part_1"]["weight"].shape == (56,)  # per-channel PReLU
 
@@ -240,31 +250,31 @@ def _names(n: int, prefix: str = "body_") -> set[str]:
 
 
 def test_official_parameter_names():
-    p = _shapes(models.build("edsr", scale=4))["params"]
+    p = _full_shapes("edsr", 4)["params"]
     assert set(p) == {"head_0", "tail_0", "tail_1"} | _names(17)
     assert set(p["body_3"]) == {"conv1", "conv2"} and set(p["tail_0"]) == {"conv_0", "conv_1"}
 
-    p = _shapes(models.build("rrdbnet", scale=4))["params"]
+    p = _full_shapes("rrdbnet", 4)["params"]
     assert set(p) == {"conv_first", "conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"} | _names(23)
     assert set(p["body_0"]) == {"rdb1", "rdb2", "rdb3"}
     assert set(p["body_0"]["rdb2"]) == {f"conv{k}" for k in range(1, 6)}
 
-    p = _shapes(models.build("srresnet", scale=4))["params"]
+    p = _full_shapes("srresnet", 4)["params"]
     assert set(p) == {"conv_first", "upconv1", "upconv2", "conv_hr", "conv_last"} | _names(16)
 
-    p = _shapes(models.build("rcan", scale=2, num_groups=2, num_blocks=3))["params"]
+    p = _full_shapes("rcan", 2, num_groups=2, num_blocks=3)["params"]
     assert set(p) == {"head_0", "tail_0", "tail_1"} | _names(3)
     assert set(p["body_1"]) == _names(4) and set(p["body_1"]["body_2"]) == {"body_0", "body_2", "body_3"}
     assert set(p["body_1"]["body_2"]["body_3"]) == {"conv_du_0", "conv_du_2"}
 
-    p = _shapes(models.build("srvgg_compact", scale=4))["params"]
+    p = _full_shapes("srvgg_compact", 4)["params"]
     assert set(p) == _names(2 * 16 + 3)
     assert p["body_1"]["weight"].shape == (64,) and p["body_34"]["kernel"].shape == (3, 3, 64, 48)
 
-    fsrcnn = set(_shapes(models.build("fsrcnn", scale=2))["params"])  # m=4: 6 convs + 6 PReLUs in mid_part
+    fsrcnn = set(_full_shapes("fsrcnn", 3)["params"])  # m=4: 6 convs + 6 PReLUs in mid_part
     assert fsrcnn == {"first_part_0", "first_part_1", "last_part"} | _names(12, "mid_part_")
-    assert set(_shapes(models.build("vdsr", scale=2))["params"]) == {"input", "output"} | _names(18, "residual_layer_")
-    assert set(_shapes(models.build("srcnn", scale=2))["params"]) == {"conv1", "conv2", "conv3"}
+    assert set(_full_shapes("vdsr", 3)["params"]) == {"input", "output"} | _names(18, "residual_layer_")
+    assert set(_full_shapes("srcnn", 3)["params"]) == {"conv1", "conv2", "conv3"}
 
 
 # ------------------------------------------------------------------------------ parameter counts
