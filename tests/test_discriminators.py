@@ -84,7 +84,7 @@ def test_patchgan_receptive_field_is_70x70():
     """Without the image-wide InstanceNorm, one logit depends on exactly a 70x70 input patch at 8i - 23."""
     module = PatchGAN(ndf=4, norm="none")
     x = jnp.asarray(np.random.default_rng(0).random((1, 80, 80, 3), np.float32))
-    params = _init(module, x)
+    params = _random_params(module, x.shape)  # dense non-zero weights, as the receptive field needs
     i, j = 4, 3
     g = jax.jit(jax.grad(lambda x: module.apply({"params": params}, x)[0, i, j, 0]))(x)
     support = np.argwhere(np.abs(np.asarray(g[0])).sum(-1) > 0)
@@ -176,7 +176,7 @@ def test_jit_grad_finite(name, kwargs, shape):
 def test_bfloat16_compute_keeps_float32_params_and_logits():
     x = np.random.default_rng(7).random((1, 32, 32, 3), np.float32)
     f32, b16 = PatchGAN(ndf=8, n_layers=2), PatchGAN(ndf=8, n_layers=2, dtype=jnp.bfloat16)
-    params = _init(f32, x)
+    params = _random_params(f32, x.shape)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(_abstract_params(b16, x.shape)))
     y32, y16 = jax.jit(f32.apply)({"params": params}, x), jax.jit(b16.apply)({"params": params}, x)
     assert y16.dtype == jnp.float32
@@ -234,7 +234,7 @@ def test_multiscale_patchgan_scales_and_pooling():
             ref[:, i, j] = win.mean(axis=(1, 2))
     np.testing.assert_allclose(pooled, ref, rtol=1e-6, atol=1e-6)
     module = MultiScalePatchGAN(ndf=4, n_layers=2, num_d=3, norm="none")
-    params = _init(module, x)
+    params = _random_params(module, x.shape)  # each scale's own draws; init's structure
     assert set(params) == {"scale0", "scale1", "scale2"}
     outs = jax.jit(module.apply)({"params": params}, x)
     assert [o.shape for o in outs] == [(2, patchgan_output_size(64, 2), patchgan_output_size(48, 2), 1),

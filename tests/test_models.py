@@ -70,10 +70,20 @@ def _count_model(name: str, scale: int, in_ch: int = 3, **kw) -> int:
     return _cached_count(name, scale, in_ch, tuple(sorted(kw.items())))
 
 
-@functools.lru_cache(maxsize=None)
 def _cached_count(name: str, scale: int, in_ch: int, kw: tuple) -> int:
+    return _count(_built_shapes(name, scale, in_ch, kw))
+
+
+@functools.lru_cache(maxsize=None)
+def _built_shapes(name: str, scale: int, in_ch: int, kw: tuple) -> dict:
+    """Abstract variables of ``models.build(name, ...)`` on a 16x16 input, traced once (full-size models trace for
+    seconds) for the parameter-count and the parameter-name tests."""
     model = models.build(name, scale=scale, num_in_ch=in_ch, num_out_ch=in_ch, **dict(kw))
-    return _count(_shapes(model, (1, 16, 16, in_ch)))
+    return _shapes(model, (1, 16, 16, in_ch))
+
+
+def _full_shapes(name: str, scale: int, **kw) -> dict:
+    return _built_shapes(name, scale, 3, tuple(sorted(kw.items())))
 
 
 
@@ -103,25 +113,45 @@ def test_y_channel_models(name):
 # ------------------------------------------------------------------------------ tiny forward / grad / bf16
 
 
+def _random_params(model) -> dict:
+    """``{'params': ...}`` of the model's structure drawn with numpy: kernels ``N(0, 1/fan_in)``, other leaves
+    ``0.1 * N(0, 1)`` (PReLU slopes ``0.25 + ...``). Compiling a model's init program costs ~0.2 s of CPU per
+    parameter (threefry); the init itself is checked in ``test_determinism_and_jit_equals_eager`` and
+    tests/test_layers.py."""
+    rng = np.random.default_rng(3)
+
+    def draw(path, leaf):
+        if path[-1].key == "kernel":
+            return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(np.float32)
+        base = 0.25 if path[-1].key == "weight" else 0.0
+        return (base + 0.1 * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, _shapes(model, X.shape))
+
+
 @functools.lru_cache(maxsize=None)
 def _run(name: str) -> dict:
-    """One jitted computation per family at scale 2: init, f32 output, bf16-compute output, gradients."""
+    """One jitted computation per family at scale 2: f32 output, bf16-compute output, gradients."""
     m32 = models.build(name, scale=2, **TINY[name])
     m16 = models.build(name, scale=2, dtype=jnp.bfloat16, **TINY[name])
     target = jax.random.uniform(jax.random.key(2), (2, 16, 16, 3))
 
     @jax.jit
-    def run(key, x):
-        p = m32.init(key, x)
+    def run(p, x):
         loss = lambda q: jnp.mean((m32.apply(q, x) - target) ** 2)  # noqa: E731
-        return p, m32.apply(p, x), m16.apply(p, x), jax.grad(loss)(p)
+        return m32.apply(p, x), m16.apply(p, x), jax.grad(loss)(p)
 
-    params, out32, out16, grads = run(KEY, X)
-    return dict(model=m32, model16=m16, params=params, out32=np.asarray(out32), out16=np.asarray(out16), grads=grads)
+    params = _random_params(m32)
+    out32, out16, grads = run(params, X)
+    return dict(model=m32, model16=m16, params=params, out32=np.asarray(out32), out16=np.asarray(out16),
+                grads=grads, apply=jax.jit(m32.apply))
 
 
 @pytest.mark.parametrize("name", list(SCALES))
-def test_forward_and_grads_are_finite(name):
+def test_forward_grads_and_bf16_compute(name):
+    """Finite output and gradients, every parameter reached by the gradient; bf16 compute keeps float32 params and
+    output, really computes in bf16 and stays within 2% of float32. (One test per family, so that pytest-xdist
+    does not compile the same program in two workers.)"""
     r = _run(name)
     assert r["out32"].shape == (2, 16, 16, 3) and np.isfinite(r["out32"]).all()
     leaves = jax.tree_util.tree_leaves_with_path(r["grads"])
@@ -129,10 +159,6 @@ def test_forward_and_grads_are_finite(name):
     dead = [jax.tree_util.keystr(path) for path, g in leaves if not np.any(np.asarray(g))]
     assert not dead, f"parameters without gradient: {dead}"
 
-
-@pytest.mark.parametrize("name", list(SCALES))
-def test_bf16_compute_keeps_f32_params_and_output(name):
-    r = _run(name)
     assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(_shapes(r["model16"], X.shape)))
     assert r["out16"].dtype == np.float32
     assert not np.array_equal(r["out16"], r["out32"])  # bf16 was really used
@@ -143,15 +169,16 @@ def test_bf16_compute_keeps_f32_params_and_output(name):
 def test_determinism_and_jit_equals_eager():
     """Same key -> bitwise-equal params (eager or inside jit) and outputs; another key -> other params."""
     model = models.build("srvgg_compact", scale=2, **TINY["srvgg_compact"])
-    r = _run("srvgg_compact")  # params and output computed under jax.jit
     p1, p2 = model.init(KEY, X), model.init(KEY, X)
-    for p in (p2, r["params"]):
+    jitted = jax.jit(lambda k, x: (lambda p: (p, model.apply(p, x)))(model.init(k, x)))
+    p_jit, out_jit = jitted(KEY, X)  # params and output computed under jax.jit
+    for p in (p2, p_jit):
         assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), p1, p))
     p3 = model.init(jax.random.key(7), X)
     assert not np.array_equal(p1["params"]["body_0"]["kernel"], p3["params"]["body_0"]["kernel"])
     eager = np.asarray(model.apply(p1, X))
     np.testing.assert_array_equal(eager, np.asarray(model.apply(p1, X)))
-    np.testing.assert_allclose(r["out32"], eager, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out_jit), eager, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ structure
@@ -167,26 +194,26 @@ def test_pre_upsampling_is_matlab_bicubic(name):
 
 def test_vdsr_global_residual_on_the_bicubic_input():
     r = _run("vdsr")
-    out = r["model"].apply(_zero(r["params"], "output"), X)
+    out = r["apply"](_zero(r["params"], "output"), X)
     np.testing.assert_allclose(np.asarray(out), np.asarray(imresize(X, 2)), rtol=0, atol=1e-6)
 
 
 def test_msrresnet_skip_is_pytorch_bilinear():
     r = _run("srresnet")
-    out = r["model"].apply(_zero(r["params"], "conv_last"), X)
+    out = r["apply"](_zero(r["params"], "conv_last"), X)
     np.testing.assert_allclose(np.asarray(out), np_bilinear(np.asarray(X), 2), atol=1e-5)
 
 
 def test_srvgg_skip_is_nearest():
     r = _run("srvgg_compact")
-    out = r["model"].apply(_zero(r["params"], "body_4"), X)  # num_conv=1: last conv is body_{2*1+2}
+    out = r["apply"](_zero(r["params"], "body_4"), X)  # num_conv=1: last conv is body_{2*1+2}
     np.testing.assert_array_equal(np.asarray(out), np_nearest(np.asarray(X), 2))
 
 
 @pytest.mark.parametrize("name", ["edsr", "rcan"])
 def test_mean_shift_adds_back_the_div2k_mean(name):
     r = _run(name)
-    out = np.asarray(r["model"].apply(_zero(r["params"], "tail_1"), X))
+    out = np.asarray(r["apply"](_zero(r["params"], "tail_1"), X))
     np.testing.assert_array_equal(out, np.broadcast_to(np.float32(blocks.DIV2K_RGB_MEAN), out.shape))
 
 
@@ -197,7 +224,7 @@ def test_edsr_img_range_runs_rescaled_weights_identically():
     R = 255.0
     p["params"]["head_0"]["kernel"] = p["params"]["head_0"]["kernel"] / R
     p["params"]["tail_1"] = jax.tree.map(lambda a: a * R, p["params"]["tail_1"])
-    out = models.build("edsr", scale=2, img_range=R, **TINY["edsr"]).apply(p, X)
+    out = jax.jit(models.build("edsr", scale=2, img_range=R, **TINY["edsr"]).apply)(p, X)
     np.testing.assert_allclose(np.asarray(out), r["out32"], atol=2e-5)
 
 
@@ -210,7 +237,7 @@ def test_rrdbnet_pixel_unshuffle_inputs():
 
 
 def test_fsrcnn_deconv_layout():
-    p = _shapes(models.build("fsrcnn", scale=3))
+    p = _full_shapes("fsrcnn", 3)
     assert p["params"]["last_part"]["kernel"].shape == (9, 9, 3, 56)  # [k, k, out, in]
     assert p["params"]["first_part_1"]["weight"].shape == (56,)  # per-channel PReLU
 
@@ -223,31 +250,31 @@ def _names(n: int, prefix: str = "body_") -> set[str]:
 
 
 def test_official_parameter_names():
-    p = _shapes(models.build("edsr", scale=4))["params"]
+    p = _full_shapes("edsr", 4)["params"]
     assert set(p) == {"head_0", "tail_0", "tail_1"} | _names(17)
     assert set(p["body_3"]) == {"conv1", "conv2"} and set(p["tail_0"]) == {"conv_0", "conv_1"}
 
-    p = _shapes(models.build("rrdbnet", scale=4))["params"]
+    p = _full_shapes("rrdbnet", 4)["params"]
     assert set(p) == {"conv_first", "conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"} | _names(23)
     assert set(p["body_0"]) == {"rdb1", "rdb2", "rdb3"}
     assert set(p["body_0"]["rdb2"]) == {f"conv{k}" for k in range(1, 6)}
 
-    p = _shapes(models.build("srresnet", scale=4))["params"]
+    p = _full_shapes("srresnet", 4)["params"]
     assert set(p) == {"conv_first", "upconv1", "upconv2", "conv_hr", "conv_last"} | _names(16)
 
-    p = _shapes(models.build("rcan", scale=2, num_groups=2, num_blocks=3))["params"]
+    p = _full_shapes("rcan", 2, num_groups=2, num_blocks=3)["params"]
     assert set(p) == {"head_0", "tail_0", "tail_1"} | _names(3)
     assert set(p["body_1"]) == _names(4) and set(p["body_1"]["body_2"]) == {"body_0", "body_2", "body_3"}
     assert set(p["body_1"]["body_2"]["body_3"]) == {"conv_du_0", "conv_du_2"}
 
-    p = _shapes(models.build("srvgg_compact", scale=4))["params"]
+    p = _full_shapes("srvgg_compact", 4)["params"]
     assert set(p) == _names(2 * 16 + 3)
     assert p["body_1"]["weight"].shape == (64,) and p["body_34"]["kernel"].shape == (3, 3, 64, 48)
 
-    fsrcnn = set(_shapes(models.build("fsrcnn", scale=2))["params"])  # m=4: 6 convs + 6 PReLUs in mid_part
+    fsrcnn = set(_full_shapes("fsrcnn", 3)["params"])  # m=4: 6 convs + 6 PReLUs in mid_part
     assert fsrcnn == {"first_part_0", "first_part_1", "last_part"} | _names(12, "mid_part_")
-    assert set(_shapes(models.build("vdsr", scale=2))["params"]) == {"input", "output"} | _names(18, "residual_layer_")
-    assert set(_shapes(models.build("srcnn", scale=2))["params"]) == {"conv1", "conv2", "conv3"}
+    assert set(_full_shapes("vdsr", 3)["params"]) == {"input", "output"} | _names(18, "residual_layer_")
+    assert set(_full_shapes("srcnn", 3)["params"]) == {"conv1", "conv2", "conv3"}
 
 
 # ------------------------------------------------------------------------------ parameter counts

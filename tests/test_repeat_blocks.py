@@ -31,13 +31,18 @@ def test_scan_equals_unrolled(name):
     # Distinct blocks: perturb block 1 only, so a scan that reused one block's params would differ.
     params = jax.tree_util.tree_map_with_path(
         lambda path, v: v * 0.8 + 0.002 if "body_1" in jax.tree_util.keystr(path) else v, params)
-    y1, y2 = unrolled.apply(params, x), scanned.apply(params, x)
+
+    def output_and_grad(module, p):
+        def loss(q):
+            y = module.apply(q, x)
+            return jnp.mean(y**2), y
+
+        g, y = jax.grad(loss, has_aux=True)(p)
+        return y, g
+
+    # one program for both forms (compiling each apply and grad separately, or op by op, costs more)
+    (y1, g1), (y2, g2) = jax.jit(lambda p: (output_and_grad(unrolled, p), output_and_grad(scanned, p)))(params)
     np.testing.assert_allclose(np.asarray(y2), np.asarray(y1), rtol=1e-5, atol=1e-6)
-
-    def loss(module):
-        return lambda p: jnp.mean(module.apply(p, x) ** 2)
-
-    g1, g2 = jax.grad(loss(unrolled))(params), jax.grad(loss(scanned))(params)
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(g1), jax.tree.leaves(g2)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-4, atol=1e-7, err_msg=jax.tree_util.keystr(path))
 

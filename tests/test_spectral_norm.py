@@ -74,22 +74,37 @@ def test_one_iteration_per_call_is_pytorchs_update():
 def test_unet_sn_discriminator_shapes_state_and_gradients():
     d = UNetDiscriminatorSN(num_feat=4)
     x = jnp.asarray(np.random.default_rng(2).random((2, 32, 24, 3), np.float32))
-    variables = jax.jit(d.init)(jax.random.key(0), x)
+    # the variables' structure from init; values drawn with numpy as flax's init draws them (kernels ~ fan-in
+    # normal, u ~ N(0, 1), sigma = 1), which skips compiling the init program (~0.3 s of CPU per threefry draw)
+    shapes = jax.eval_shape(d.init, jax.random.key(0), x)
+    rng = np.random.default_rng(3)
+
+    def draw(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if name.endswith("['kernel']"):
+            return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(np.float32)
+        if name.endswith("sigma']"):
+            return np.ones(leaf.shape, np.float32)
+        return ((1.0 if name.endswith("u']") else 0.1) * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+    variables = jax.tree_util.tree_map_with_path(draw, shapes)
     assert set(variables) == {"params", SPECTRAL_COLLECTION}
     assert len(variables[SPECTRAL_COLLECTION]) == 8  # conv1..conv8 are normalised; conv0 and conv9 are not
     assert "bias" not in variables["params"]["conv1"] and "bias" in variables["params"]["conv9"]
 
-    @jax.jit
     def loss(p, s, x):
         y, new = d.apply({"params": p, SPECTRAL_COLLECTION: s}, x, update_stats=True, mutable=[SPECTRAL_COLLECTION])
         return jnp.mean(y**2), (y, new)
 
-    (value, (y, new)), g = jax.value_and_grad(loss, has_aux=True)(variables["params"], variables[SPECTRAL_COLLECTION], x)
+    @jax.jit  # one program: the training step's value and gradient, and the forward without update_stats
+    def step_and_eval(p, s, x):
+        return jax.value_and_grad(loss, has_aux=True)(p, s, x), d.apply({"params": p, SPECTRAL_COLLECTION: s}, x)
+
+    ((value, (y, new)), g), y2 = step_and_eval(variables["params"], variables[SPECTRAL_COLLECTION], x)
     assert y.shape == (2, 32, 24, 1) and y.dtype == jnp.float32 and np.isfinite(float(value))
     assert all(np.abs(np.asarray(leaf)).max() > 0 for leaf in jax.tree.leaves(g))
     old_u = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(variables[SPECTRAL_COLLECTION])[0]}
     new_u = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(new[SPECTRAL_COLLECTION])[0]}
     assert all(not np.array_equal(old_u[k], new_u[k]) for k in old_u if "/u" in k)  # one iteration each
     # without update_stats the collection is read, not written; output still per pixel
-    y2 = jax.jit(d.apply)(variables, x)  # jitted: op by op, this forward compiled each op (3x the CPU time)
     assert y2.shape == (2, 32, 24, 1)
