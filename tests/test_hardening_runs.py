@@ -148,7 +148,7 @@ def nan_config(tmp_path: Path) -> Path:
                                       "--config.optim.lr=nan", "--config.optim.lr=-inf",
                                       "--config.losses.l1=1e400", "--config.optim.kwargs.b2=1e400",
                                       "--config.optim.milestones=(10,1e400)", "--config.total_steps=-1e400"])
-def test_non_finite_or_huge_numeric_overrides_are_one_line_exit_2(tmp_path, capsys, override):
+def test_non_finite_or_huge_numeric_overrides_are_one_line_exit_2(tmp_path, override):
     key = override.split("=")[0]
     proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", *QUIET, override)
     assert_one_line(proc, 2, key, "finite")
@@ -164,7 +164,7 @@ def test_config_module_refuses_non_finite_overrides():
             load_config(TINY, [(key, value)])
 
 
-def test_nan_before_any_checkpoint_says_there_is_none(tmp_path, capsys):
+def test_nan_before_any_checkpoint_says_there_is_none(tmp_path):
     proc = run_jaxgen("train", f"--config={nan_config(tmp_path)}", f"--workdir={tmp_path / 'w'}", *QUIET,
                           "--config.log_every=1", "--config.total_steps=3")
     line = assert_one_line(proc, 1, "non-finite loss at step 1", "No checkpoint was saved yet")
@@ -218,7 +218,7 @@ def test_pruned_and_not_yet_run_trials_are_rows_of_the_results(tmp_path):
     assert [t["status"] for t in saved["trials"]] == ["pruned", "pending", "pending"]
 
 
-def test_emit_commands_lists_every_trial_as_pending(tmp_path, capsys):
+def test_emit_commands_lists_every_trial_as_pending(tmp_path):
     f = tmp_path / "grid.py"
     f.write_text("from jaxgen.sweeps import sweep\n"
                  f"BASE_CONFIG = {TINY!r}\nBASE_OVERRIDES = {{'total_steps': 2}}\n"
@@ -265,7 +265,7 @@ def test_wall_time_sums_an_attempt_lost_without_recording_its_end(tmp_path, monk
     assert saved["wall_s"] == status["wall_s"]
 
 
-def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+def test_training_prints_progress_lines_when_stdout_is_not_a_terminal(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXGEN_HEARTBEAT_S", "1e-9")
     proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", "--config.total_steps=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -476,7 +476,7 @@ def test_checkpoint_paths_keep_urls_and_make_local_paths_absolute(tmp_path, monk
 # local GCS emulator.
 
 
-def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path, capsys):
+def test_second_sweep_on_one_folder_is_refused_naming_the_first(tmp_path):
     f = tmp_path / "grid.py"
     f.write_text("from jaxgen.sweeps import sweep\n"
                  f"BASE_CONFIG = {TINY!r}\nBASE_OVERRIDES = {{'total_steps': 2}}\n"

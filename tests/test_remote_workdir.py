@@ -303,14 +303,14 @@ def test_missing_bucket_is_one_line(gcs, tmp_path):
     one_error_line(proc, 2, "gs://no-such-bucket/run", "bucket exists")
 
 
-def test_url_without_a_file_system_is_one_line_and_creates_no_local_folder(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # where a "ftp:" or "s3:" folder would appear; the commands run in-process
-    proc = run_jaxgen("train", f"--config={TINY}", "--workdir=ftp://host/run", *QUIET)
+def test_url_without_a_file_system_is_one_line_and_creates_no_local_folder(tmp_path):
+    # the commands run in-process from tmp_path, where a "ftp:" or "s3:" folder would appear
+    proc = run_jaxgen("train", f"--config={TINY}", "--workdir=ftp://host/run", *QUIET, cwd=tmp_path)
     one_error_line(proc, 2, "ftp://host/run", "not supported", "gs://")
     assert not (tmp_path / "ftp:").exists()
     if importlib.util.find_spec("s3fs") is None:  # no S3 file system installed: what to install
         image.write_image(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
-        proc = run_jaxgen("upscale", "--workdir", "s3://b/run", "in.png", "-o", "out.png")
+        proc = run_jaxgen("upscale", "--workdir", "s3://b/run", "in.png", "-o", "out.png", cwd=tmp_path)
         one_error_line(proc, 2, "s3://b/run", "install s3fs")
         assert not (tmp_path / "s3:").exists()
 

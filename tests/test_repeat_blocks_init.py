@@ -24,14 +24,16 @@ def _assert_trees_equal(a, b):
         np.testing.assert_array_equal(np.asarray(v), np.asarray(u), err_msg=jax.tree_util.keystr(path))
 
 
-@pytest.mark.parametrize("key", [jax.random.key(3), jax.random.PRNGKey(3)], ids=["typed", "raw"])
-def test_scan_init_is_bitwise_the_unrolled_init(key):
-    _assert_trees_equal(jax.jit(_rrdb(4, False).init)(key, X), jax.jit(_rrdb(4, True).init)(key, X))
-    _assert_trees_equal(_rrdb(4, False).init(key, X), _rrdb(4, True).init(key, X))
+def test_scan_init_is_bitwise_the_unrolled_init():
+    key = jax.random.key(3)
+    _assert_trees_equal(jax.jit(_rrdb(2, False).init)(key, X), jax.jit(_rrdb(2, True).init)(key, X))
+    _assert_trees_equal(_rrdb(2, False).init(key, X), _rrdb(2, True).init(key, X))
+    raw = jax.random.PRNGKey(3)  # an old-style uint32 key
+    _assert_trees_equal(jax.jit(_rrdb(2, False).init)(raw, X), jax.jit(_rrdb(2, True).init)(raw, X))
 
 
-@pytest.mark.parametrize("name, kw", [("edsr", dict(scale=2, num_feat=8, num_blocks=3)),
-                                      ("rcan", dict(scale=2, num_feat=16, num_groups=2, num_blocks=3, reduction=4))])
+@pytest.mark.parametrize("name, kw", [("edsr", dict(scale=2, num_feat=8, num_blocks=2)),
+                                      ("rcan", dict(scale=2, num_feat=16, num_groups=2, num_blocks=2, reduction=4))])
 def test_scan_init_of_edsr_and_nested_rcan_groups_is_the_unrolled_init(name, kw):
     unrolled, scanned = (models.build(name, scan_blocks=s, **kw) for s in (False, True))
     _assert_trees_equal(jax.jit(unrolled.init)(jax.random.key(5), X), jax.jit(scanned.init)(jax.random.key(5), X))

@@ -45,7 +45,7 @@ def status(workdir: Path, name: str) -> dict:
     return json.loads((workdir / name / "sweep_trial.json").read_text())
 
 
-def test_parallel_trials_failure_isolated_rerun_skips(tmp_path, capsys):
+def test_parallel_trials_failure_isolated_rerun_skips(tmp_path):
     # lr 1e-3 and 5e-4 (the tiny config's own): train steps that test_sweep_resume, test_sweep_ray and other runs of
     # the tiny config compile too (a learning rate is a constant of the compiled step)
     f = sweep_file(tmp_path, {"total_steps": 3, "eval_every": 0, "log_every": 1, "ckpt_every": 3},
