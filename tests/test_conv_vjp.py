@@ -12,6 +12,7 @@ from jax import lax
 from jaxgen import models
 from jaxgen.models import conv_vjp
 from jaxgen.models.layers import conv
+from tests.param_utils import numpy_params
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -22,16 +23,8 @@ def _data(b=2, h=7, w=5, c=3, o=4, k=3, seed=0):
 
 
 def _random_params(module, x) -> dict:
-    """Params of the module's structure drawn with numpy (kernels ~ fan-in normal, biases small): the gradients
-    compared here do not depend on the init, and compiling an init program costs ~0.2 s of CPU per parameter."""
-    rng = np.random.default_rng(4)
-
-    def draw(path, leaf):
-        if path[-1].key == "kernel":
-            return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(np.float32)
-        return (0.1 * rng.standard_normal(leaf.shape)).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, jax.eval_shape(module.init, jax.random.key(0), x)["params"])
+    """Params of the module's structure drawn with numpy: the gradients compared here do not depend on the init."""
+    return numpy_params(jax.eval_shape(module.init, jax.random.key(0), x)["params"], seed=4)
 
 
 def _numpy_weight_grad(x, dy, k, pad):

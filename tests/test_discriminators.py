@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxgen.models.discriminators import DISCRIMINATORS, PatchGAN, VGGStyleDiscriminator, patchgan_output_size
+from tests.param_utils import numpy_params
 
 
 def _key(seed: int = 0) -> jax.Array:
@@ -20,17 +21,8 @@ def _init(module, x) -> dict:
 
 
 def _random_params(module, shape, seed: int = 0) -> dict:
-    """Params of the right structure drawn with numpy (skips compiling an init program)."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = path[-1].key
-        if name == "kernel":
-            return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(np.float32)
-        base = 1.0 if name == "scale" else 0.0
-        return (base + 0.05 * rng.standard_normal(leaf.shape)).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, _abstract_params(module, shape))
+    """Params of the right structure drawn with numpy (skips compiling an init program); norm scales near 1."""
+    return numpy_params(_abstract_params(module, shape), seed, scale=0.05, leaves={"scale": (1.0, 0.05)})
 
 
 def _n_params(tree) -> int:

@@ -52,7 +52,7 @@ EDSR_FULL = dict(num_blocks=32, num_feat=256, res_scale=0.1)
 KEY = jax.random.key(0)
 X = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
 
-from tests.param_utils import zero_params as _zero
+from tests.param_utils import numpy_params, zero_params as _zero
 
 
 def _shapes(model, x_shape=(1, 16, 16, 3)):
@@ -115,18 +115,9 @@ def test_y_channel_models(name):
 
 def _random_params(model) -> dict:
     """``{'params': ...}`` of the model's structure drawn with numpy: kernels ``N(0, 1/fan_in)``, other leaves
-    ``0.1 * N(0, 1)`` (PReLU slopes ``0.25 + ...``). Compiling a model's init program costs ~0.2 s of CPU per
-    parameter (threefry); the init itself is checked in ``test_determinism_and_jit_equals_eager`` and
-    tests/test_layers.py."""
-    rng = np.random.default_rng(3)
-
-    def draw(path, leaf):
-        if path[-1].key == "kernel":
-            return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(np.float32)
-        base = 0.25 if path[-1].key == "weight" else 0.0
-        return (base + 0.1 * rng.standard_normal(leaf.shape)).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, _shapes(model, X.shape))
+    ``0.1 * N(0, 1)`` (PReLU slopes ``0.25 + ...``); the init itself is checked in
+    ``test_determinism_and_jit_equals_eager`` and tests/test_layers.py."""
+    return numpy_params(_shapes(model, X.shape), seed=3, leaves={"weight": (0.25, 0.1)})
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,6 +17,7 @@ from jaxgen.weights import pretrained
 from jaxgen.losses import perceptual
 from jaxgen.losses.perceptual import CAFFE_TO_TORCHVISION, caffe_layer_scale, perceptual_terms, vgg_features
 from jaxgen.models.vgg import VGGFeatures
+from tests.param_utils import numpy_params
 
 ROOT = Path(__file__).resolve().parent.parent
 SR_BENCH = ROOT.parent / "shared" / "data" / "sr-benchmarks"
@@ -46,13 +47,7 @@ def vgg_random():
     kernels and small random biases from numpy (the model's own initialisers would compile one program each)."""
     model = VGGFeatures(vgg_type="vgg19", taps=("pool4",))
     shapes = jax.eval_shape(model.init, jax.random.key(3), jnp.zeros((1, 32, 32, 3)))["params"]
-    rng = np.random.default_rng(3)
-
-    def draw(s: jax.ShapeDtypeStruct) -> np.ndarray:
-        scale = np.sqrt(2.0 / np.prod(s.shape[:-1])) if len(s.shape) == 4 else 0.1
-        return (rng.standard_normal(s.shape) * scale).astype(np.float32)
-
-    return jax.tree.map(draw, shapes)
+    return numpy_params(shapes, seed=3, kernel_gain=2.0)
 
 
 @pytest.mark.parametrize("criterion,power", [("l1", 1), ("l2", 2)])

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.models.discriminators import SPECTRAL_COLLECTION, UNetDiscriminatorSN
+from tests.param_utils import numpy_params
 
 
 class _SNDense(nn.Module):
@@ -77,17 +78,7 @@ def test_unet_sn_discriminator_shapes_state_and_gradients():
     # the variables' structure from init; values drawn with numpy as flax's init draws them (kernels ~ fan-in
     # normal, u ~ N(0, 1), sigma = 1), which skips compiling the init program (~0.3 s of CPU per threefry draw)
     shapes = jax.eval_shape(d.init, jax.random.key(0), x)
-    rng = np.random.default_rng(3)
-
-    def draw(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if name.endswith("['kernel']"):
-            return (rng.standard_normal(leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))).astype(np.float32)
-        if name.endswith("sigma']"):
-            return np.ones(leaf.shape, np.float32)
-        return ((1.0 if name.endswith("u']") else 0.1) * rng.standard_normal(leaf.shape)).astype(np.float32)
-
-    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    variables = numpy_params(shapes, seed=3, leaves={"sigma": (1.0, 0.0), "u": (0.0, 1.0)})
     assert set(variables) == {"params", SPECTRAL_COLLECTION}
     assert len(variables[SPECTRAL_COLLECTION]) == 8  # conv1..conv8 are normalised; conv0 and conv9 are not
     assert "bias" not in variables["params"]["conv1"] and "bias" in variables["params"]["conv9"]
