@@ -450,15 +450,12 @@ def repeat_blocks(parent: nn.Module, make: Callable[..., nn.Module], names: Sequ
     a cold first training step (benchmarks/RESULTS.md). ``make`` must accept ``name=`` and ``parent=``; the
     blocks may hold ``params`` only.
     """
-    if not scan or len(names) < 2 or parent.is_mutable_collection("intermediates"):
+    nested_init = parent.is_initializing() and _TRACING_STACKED_INIT[0]  # inside a block _init_stacked traces
+    if not scan or len(names) < 2 or parent.is_mutable_collection("intermediates") or nested_init:
         for n in names:
             x = make(name=n)(x)
         return x
     block = make(name=None, parent=None)  # an unbound copy, applied to each block's slice of ``stacked``
-    if parent.is_initializing() and _TRACING_STACKED_INIT[0]:
-        for n in names:
-            x = make(name=n)(x)
-        return x
     if parent.is_initializing():
         stacked = _init_stacked(parent, block, names, x)
         for i, n in enumerate(names):

@@ -101,18 +101,20 @@ def agree_on_step(step: int | None, *, allgather: Callable[[np.ndarray], np.ndar
     return step
 
 
-def shared_wait_s() -> float:
+def _env_seconds(name: str, default: float) -> float:
+    """Seconds from the environment variable ``name``; ``default`` when unset or not a number."""
     try:
-        return float(os.environ.get(SHARED_WAIT_ENV, DEFAULT_SHARED_WAIT_S))
+        return float(os.environ.get(name, default))
     except ValueError:
-        return DEFAULT_SHARED_WAIT_S
+        return default
+
+
+def shared_wait_s() -> float:
+    return _env_seconds(SHARED_WAIT_ENV, DEFAULT_SHARED_WAIT_S)
 
 
 def stop_timeout_s() -> float:
-    try:
-        return float(os.environ.get(STOP_TIMEOUT_ENV, DEFAULT_STOP_TIMEOUT_S))
-    except ValueError:
-        return DEFAULT_STOP_TIMEOUT_S
+    return _env_seconds(STOP_TIMEOUT_ENV, DEFAULT_STOP_TIMEOUT_S)
 
 
 class StopWatchdog:
