@@ -173,7 +173,8 @@ def evaluate_pairs(
 
     ``sr_fn(lr uint8 [h,w,3]) -> [H,W,3]`` uint8, or float in ``[0,1]`` which is quantised with
     ``image.to_uint8`` (clip, round) before the metric, as the papers evaluate saved PNGs. Y channel by default,
-    ``crop_border`` defaults to ``scale``. A 1-channel output is accepted for gray pairs on Y.
+    ``crop_border`` defaults to ``scale``. A 1-channel output is accepted for gray pairs on Y. The metrics are
+    ``metrics.psnr_ssim_any_size``: a few compiled programs for a benchmark of many image sizes.
     """
     scale = _check_scale(scale)
     crop = scale if crop_border is None else crop_border
@@ -185,8 +186,7 @@ def evaluate_pairs(
         if sr.shape != pair.hr.shape and not (pair.gray and y_channel and sr.shape == pair.hr.shape[:2] + (1,)):
             raise ValueError(f"{pair.name}: sr_fn returned {sr.shape} {sr.dtype}; expected {pair.hr.shape}")
         pred, target = _metric_inputs(image.to_uint8(sr), pair, y_channel)
-        p = float(metrics.psnr(pred, target, crop_border=crop, y_channel=y_channel)[0])
-        s = float(metrics.ssim(pred, target, crop_border=crop, y_channel=y_channel)[0])
+        p, s = (float(v[0]) for v in metrics.psnr_ssim_any_size(pred, target, crop_border=crop, y_channel=y_channel))
         per_image.append({"name": pair.name, "psnr": p, "ssim": s})
     return {
         "psnr": float(np.mean([r["psnr"] for r in per_image])),

@@ -10,7 +10,8 @@ from scipy.ndimage import gaussian_filter
 from skimage.color import rgb2ycbcr
 from skimage.metrics import structural_similarity
 
-from jaxgen.metrics import psnr, ssim
+from jaxgen.metrics import psnr, psnr_ssim_any_size, ssim
+from jaxgen.metrics import psnr_ssim as psnr_ssim_module
 
 
 def _smooth_pair(seed: int, shape: tuple[int, ...], noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +141,38 @@ def test_jit_and_grad():
     assert float(ssim_y(p + 0.5 * g)) > float(ssim_y(p))
     gp = jax.jit(jax.grad(lambda x: psnr(x, t).sum()))(p)
     assert np.isfinite(np.asarray(gp)).all()
+
+
+@pytest.mark.parametrize("shape, crop, y_channel", [((23, 31, 1), 0, False), ((24, 26, 3), 3, True),
+                                                    ((40, 19, 3), 2, False)])
+def test_any_size_metrics_are_psnr_and_ssim(shape, crop, y_channel):
+    """The padded, masked form is the same definition: equal to the sliced one up to summation order (exactly
+    so in float64), a row or column too many or too few in a mask would show at 1e-12."""
+    a, b = _smooth_pair(7, shape)
+    kw = dict(crop_border=crop, y_channel=y_channel)
+    with jax.enable_x64(True):
+        p64, s64 = psnr_ssim_any_size(a[None], b[None], **kw)
+        np.testing.assert_allclose(float(p64[0]), float(psnr(a[None], b[None], **kw)[0]), rtol=1e-12)
+        np.testing.assert_allclose(float(s64[0]), float(ssim(a[None], b[None], **kw)[0]), rtol=0, atol=1e-12)
+    a32, b32 = a[None].astype(np.float32), b[None].astype(np.float32)
+    p32, s32 = psnr_ssim_any_size(a32, b32, **kw)
+    assert p32.dtype == s32.dtype == jnp.float32
+    np.testing.assert_allclose(float(p32[0]), float(psnr(a32, b32, **kw)[0]), rtol=1e-6)
+    np.testing.assert_allclose(float(s32[0]), float(ssim(a32, b32, **kw)[0]), rtol=0, atol=1e-6)
+
+
+def test_any_size_metrics_compile_once_per_size_bucket():
+    a, b = _smooth_pair(8, (70, 90, 3))
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    psnr_ssim_any_size(a[None], b[None], crop_border=2, y_channel=True)
+    before = psnr_ssim_module._psnr_ssim_masked._cache_size()
+    for h, w, crop in [(64, 80, 4), (33, 90, 3), (70, 41, 2)]:  # other sizes and crops in the same 128 bucket
+        psnr_ssim_any_size(a[None, :h, :w], b[None, :h, :w], crop_border=crop, y_channel=True)
+    assert psnr_ssim_module._psnr_ssim_masked._cache_size() == before
+    with pytest.raises(ValueError, match="at least 11x11"):
+        psnr_ssim_any_size(a[None, :16], b[None, :16], crop_border=3)
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr_ssim_any_size(a[None], b[None, :, :89])
 
 
 def test_metric_input_errors():

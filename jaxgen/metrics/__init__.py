@@ -1,6 +1,7 @@
 """Image-quality metrics, batched ``[B,H,W,C] -> [B]``, pure JAX, jittable: the one home for them.
 
-* ``psnr``, ``ssim`` (``psnr_ssim``): full-reference fidelity, SR-paper protocol (Y channel, border crop).
+* ``psnr``, ``ssim`` (``psnr_ssim``): full-reference fidelity, SR-paper protocol (Y channel, border crop);
+  ``psnr_ssim_any_size``: both, one compiled program for images of many sizes (benchmark evaluation).
 * ``lpips`` / ``lpips_fn`` / ``load_lpips_params`` / ``default_lpips_params`` (``lpips_metric``): LPIPS v0.1
   with the pretrained VGG16 / AlexNet trunks and heads.
 * ``temporal_flicker`` / ``frame_change`` (``temporal``): video flicker, output change over input change.
@@ -16,7 +17,7 @@ from jaxgen.metrics.lpips_metric import (
     lpips_fn,
     lpips_per_layer,
 )
-from jaxgen.metrics.psnr_ssim import SSIM_SIGMA, SSIM_WINDOW, psnr, ssim
+from jaxgen.metrics.psnr_ssim import SSIM_SIGMA, SSIM_WINDOW, psnr, psnr_ssim_any_size, ssim
 from jaxgen.metrics.temporal import frame_change, temporal_flicker
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "lpips_fn",
     "lpips_per_layer",
     "psnr",
+    "psnr_ssim_any_size",
     "ssim",
     "temporal_flicker",
 ]

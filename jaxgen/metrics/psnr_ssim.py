@@ -21,29 +21,36 @@ import numpy as np
 
 from jaxgen.image import rgb_to_y
 
-__all__ = ["SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_WINDOW", "psnr", "ssim"]
+__all__ = ["PAD_MULTIPLE", "SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_WINDOW", "psnr", "psnr_ssim_any_size", "ssim"]
 
 SSIM_WINDOW = 11  # Wang et al. 2004: 11x11 circular-symmetric Gaussian, sigma 1.5
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def _prepare(pred: jax.Array, target: jax.Array, crop_border: int, y_channel: bool, max_val: float, name: str,
-             min_side: int) -> tuple[jax.Array, jax.Array]:
-    """Validate shapes, cast to float (>= float32), optional Y channel, border crop -> ``[B,h,w,C']``."""
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
-    if pred.shape != target.shape:
-        raise ValueError(f"{name}: pred and target shapes differ: {pred.shape} vs {target.shape}")
-    if pred.ndim != 4 or pred.shape[-1] not in (1, 3):
-        raise ValueError(f"{name}: expected [B,H,W,C] with C in {{1,3}}; got {pred.shape} (one image: x[None])")
+def _check(pred_shape: tuple[int, ...], target_shape: tuple[int, ...], crop_border: int, max_val: float, name: str,
+           min_side: int) -> tuple[int, int]:
+    """The cropped size ``(h, w)``; a ``ValueError`` naming ``name`` for shapes, crop or ``max_val`` it cannot use."""
+    if pred_shape != target_shape:
+        raise ValueError(f"{name}: pred and target shapes differ: {pred_shape} vs {target_shape}")
+    if len(pred_shape) != 4 or pred_shape[-1] not in (1, 3):
+        raise ValueError(f"{name}: expected [B,H,W,C] with C in {{1,3}}; got {pred_shape} (one image: x[None])")
     if not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
         raise ValueError(f"{name}: crop_border must be an int >= 0; got {crop_border!r}")
     if not max_val > 0:
         raise ValueError(f"{name}: max_val must be > 0; got {max_val!r}")
-    h, w = pred.shape[1] - 2 * crop_border, pred.shape[2] - 2 * crop_border
+    h, w = pred_shape[1] - 2 * crop_border, pred_shape[2] - 2 * crop_border
     if min(h, w) < min_side:
-        raise ValueError(f"{name}: images {pred.shape} cropped by {crop_border} per side leave {h}x{w}; "
+        raise ValueError(f"{name}: images {pred_shape} cropped by {crop_border} per side leave {h}x{w}; "
                          f"need at least {min_side}x{min_side}")
+    return h, w
+
+
+def _prepare(pred: jax.Array, target: jax.Array, crop_border: int, y_channel: bool, max_val: float, name: str,
+             min_side: int) -> tuple[jax.Array, jax.Array]:
+    """Validate shapes, cast to float (>= float32), optional Y channel, border crop -> ``[B,h,w,C']``."""
+    pred, target = jnp.asarray(pred), jnp.asarray(target)
+    h, w = _check(pred.shape, target.shape, crop_border, max_val, name, min_side)
     dtype = jnp.promote_types(jnp.promote_types(pred.dtype, target.dtype), jnp.float32)
     pred, target = pred.astype(dtype), target.astype(dtype)
     if y_channel and pred.shape[-1] == 3:
@@ -115,3 +122,62 @@ def ssim(pred: jax.Array, target: jax.Array, *, crop_border: int = 0, y_channel:
     num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     return jnp.mean(num / den, axis=(1, 2, 3))
+
+
+PAD_MULTIPLE = 128  # psnr_ssim_any_size pads each side up to a multiple of this: one program per bucket
+
+
+@functools.partial(jax.jit, static_argnames=("y_channel", "max_val"))
+def _psnr_ssim_masked(pred: jax.Array, target: jax.Array, hw: jax.Array, crop_border: jax.Array, *,
+                      y_channel: bool, max_val: float) -> tuple[jax.Array, jax.Array]:
+    """:func:`psnr` and :func:`ssim` of the ``hw[0] x hw[1]`` top-left image in zero-padded ``[B,Hp,Wp,C]``
+    arrays, the crop traced too: the border and the padding are masked out of every mean instead of sliced off,
+    and the 'valid' SSIM map positions that read a masked pixel are dropped."""
+    dtype = jnp.promote_types(jnp.promote_types(pred.dtype, target.dtype), jnp.float32)
+    x, y = pred.astype(dtype), target.astype(dtype)
+    if y_channel and x.shape[-1] == 3:
+        x, y = (rgb_to_y(t / max_val) * (max_val / 255.0) for t in (x, y))
+    c = x.shape[-1]
+    rows, cols = jnp.arange(x.shape[1])[:, None], jnp.arange(x.shape[2])[None, :]
+
+    def region(margin: int) -> jax.Array:  # [Hp-margin, Wp-margin] mask of pixels (or map positions) kept
+        r, q = rows[:x.shape[1] - margin], cols[:, :x.shape[2] - margin]
+        keep = (r >= crop_border) & (r < hw[0] - crop_border - margin)
+        keep = keep & (q >= crop_border) & (q < hw[1] - crop_border - margin)
+        return keep[None, :, :, None].astype(dtype)
+
+    def masked_mean(v: jax.Array, mask: jax.Array, keepdims: bool = False) -> jax.Array:
+        axes = (1, 2) if keepdims else (1, 2, 3)
+        return jnp.sum(v * mask, axis=axes, keepdims=keepdims) / (jnp.sum(mask) * (1 if keepdims else c))
+
+    pixels = region(0)
+    mse = masked_mean(jnp.square(x - y), pixels)
+    shift_x, shift_y = (jax.lax.stop_gradient(masked_mean(t, pixels, keepdims=True)) for t in (x, y))
+    xc, yc = x - shift_x, y - shift_y
+    stats = _filter_valid(jnp.concatenate([xc, yc, xc * xc, yc * yc, xc * yc], axis=-1))
+    mu_xc, mu_yc, e_xx, e_yy, e_xy = (stats[..., i * c:(i + 1) * c] for i in range(5))
+    var_x, var_y, cov = e_xx - mu_xc**2, e_yy - mu_yc**2, e_xy - mu_xc * mu_yc
+    mu_x, mu_y = mu_xc + shift_x, mu_yc + shift_y
+    c1, c2 = (SSIM_K1 * max_val) ** 2, (SSIM_K2 * max_val) ** 2
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return 10.0 * jnp.log10(max_val**2 / mse), masked_mean(num / den, region(SSIM_WINDOW - 1))
+
+
+def psnr_ssim_any_size(pred: jax.Array, target: jax.Array, *, crop_border: int = 0, y_channel: bool = False,
+                       max_val: float = 1.0) -> tuple[jax.Array, jax.Array]:
+    """``(psnr(...), ssim(...))`` with one compiled program for every image size up to the next multiple of
+    :data:`PAD_MULTIPLE` per side and every crop: what benchmark evaluation wants (Set14 has 13 sizes, DIV2K's
+    validation set 100; :func:`psnr` and :func:`ssim` compile once per shape and crop).
+
+    Same arguments and definitions as :func:`psnr` / :func:`ssim`; the images are zero-padded and the means are
+    masked, so the values differ from theirs only by float32 summation order (~1e-7 relative). Not for
+    gradients (use :func:`psnr` / :func:`ssim`).
+    """
+    p, t = np.asarray(pred), np.asarray(target)  # padded on the host: no device program per input shape
+    for name, min_side in (("psnr", 1), ("ssim", SSIM_WINDOW)):  # their checks and messages
+        _check(p.shape, t.shape, crop_border, max_val, name, min_side)
+    h, w = p.shape[1:3]
+    pads = ((0, 0), (0, -h % PAD_MULTIPLE), (0, -w % PAD_MULTIPLE), (0, 0))
+    return _psnr_ssim_masked(np.pad(p, pads), np.pad(t, pads), np.array([h, w], np.int32), np.int32(crop_border),
+                             y_channel=y_channel, max_val=float(max_val))
