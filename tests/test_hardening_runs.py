@@ -103,9 +103,12 @@ def test_without_flock_a_stale_record_is_taken_over_and_a_live_one_refuses(tmp_p
         workdir_lock.WorkdirLock(tmp_path, "jaxgen train").acquire()
 
 
-def test_second_trainer_is_refused_in_one_line_within_5_s_and_a_stop_signal_skips_the_final_validation(tmp_path):
+def test_second_trainer_is_refused_in_one_line_within_5_s_and_ctrl_c_checkpoints_the_current_step_and_exits_zero(
+        tmp_path):
     """One trainer runs; a second on its workdir is refused at once, naming the first, which goes on. Then Ctrl-C
-    between steps: the first checkpoints and exits 0 without the validation it would run at every stop."""
+    between steps: the first checkpoints the step it had reached and exits 0, without the validation it would run
+    at every stop. (The Ctrl-C checks of tests/test_cli.py's former test_ctrl_c_checkpoints_the_current_step_and_
+    exits_zero are here: one trainer process for both.)"""
     workdir = tmp_path / "run"
     first = long_run(workdir, "--config.eval_every=100000")  # a validation at each stop if it were not skipped
     try:
@@ -117,6 +120,7 @@ def test_second_trainer_is_refused_in_one_line_within_5_s_and_a_stop_signal_skip
         assert_one_line(second, 2, str(workdir), f"pid {first.pid}", "another --workdir")
         assert elapsed < 5, elapsed
         assert first.poll() is None  # the first one goes on
+        wait_for_steps(workdir / "metrics.jsonl", 3, first)
         first.send_signal(signal.SIGINT)
         out, _ = first.communicate(timeout=120)
     finally:
@@ -126,7 +130,12 @@ def test_second_trainer_is_refused_in_one_line_within_5_s_and_a_stop_signal_skip
     logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert not [r for r in logged if "val_psnr" in r]  # no validation was run on the way out
     assert not list((workdir / "images").glob("*.png")) if (workdir / "images").exists() else True
-    assert "stopped by SIGINT" in out
+    assert "stopped by SIGINT" in out and "Traceback" not in out
+    steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+    assert len(steps) == 1 and steps[0] >= 3
+    assert steps[0] == max(r["step"] for r in logged)  # the step it had reached, not an earlier one
+    ended = json.loads((workdir / "summary.json").read_text())
+    assert ended["stopped_by"] == "SIGINT" and ended["final_step"] == steps[0] and not ended["finished"]
 
 
 # ------------------------------------------------------------------------------------------ overrides, NaN
@@ -356,17 +365,19 @@ def test_read_only_workdir_is_one_line_exit_2_and_disk_full_is_one_line_exit_1_k
         small_disk):
     """One run on a small tmpfs, then: the file system remounted read-only (resuming it, or starting a new run
     there: one line, exit 2); writable again but full (one line, exit 1, the last checkpoint intact); space freed
-    (the rerun resumes)."""
+    (the rerun resumes). The first run and the read-only refusals run in this process (what they write and say);
+    the full disk and the resume are ``jaxgen`` processes (all a real process prints on a full disk, a resume in
+    another process)."""
     from jaxgen.train.checkpoint import restore_numpy
 
     w = small_disk / "w"
-    first = cli("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=2")
+    first = run_jaxgen("train", f"--config={TINY}", f"--workdir={w}", *QUIET, "--config.total_steps=2")
     assert first.returncode == 0, first.stderr[-3000:]
     before = restore_numpy(w / "checkpoints", 2)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     try:
         for workdir in (w, small_disk / "new"):  # a run to resume, a run to start
-            proc = cli("train", f"--config={TINY}", f"--workdir={workdir}", *QUIET, "--config.total_steps=3")
+            proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={workdir}", *QUIET, "--config.total_steps=3")
             assert_one_line(proc, 2, "read-only file system", str(workdir), "--workdir")
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)

@@ -35,7 +35,9 @@ def logged_steps(path: Path) -> list[int]:
 
 
 def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path):
-    total = 40  # seconds of training: the signal (forwarded within ~0.3 s) lands well before the last step
+    # Steps of training: the signal (forwarded within ~0.3 s, a step or two of the tiny config on a busy CPU) lands
+    # after 2 logged steps, well before the last; the rerun trains the rest (each step here is a logged step).
+    total = 12
     f = sweep_file(tmp_path, {"total_steps": total, "eval_every": 0, "log_every": 1, "ckpt_every": 1000},
                    "sweep('optim.lr', [1e-3]) + [{'model.num_blocks': -1}]")  # the second fails fast
     w = tmp_path / "w"

@@ -107,18 +107,12 @@ def test_restored_tree_has_generator_params_and_optimizer(trained):
     assert "params" in state["players"]["generator"] and "opt_state" in state["players"]["generator"]
 
 
-def test_second_call_with_more_steps_resumes_exactly(trained, tmp_path):
-    """8 steps straight == 4 steps, then a second call to 8 (bitwise, CPU)."""
-    split = tmp_path / "split"
-    train_cli(split, *RUN, "--config.total_steps=4")  # the last value of an option wins
-    proc = train_cli(split, *RUN)
-    assert "steps 4 -> 8" in proc.stdout
-    assert_bitwise_equal(restored_params(split, 8), restored_params(trained, 8))
-
-
-def test_resume_after_sigkill_is_bitwise_exact(trained, tmp_path):
-    """A run killed after its first checkpoint (every 2 steps), resumed to step 8 == the fixture's 8 steps straight
-    (bitwise; if the kill came after step 8, a straight run to 2 steps past the last checkpoint is made)."""
+def test_resume_after_sigkill_then_a_second_call_with_more_steps_is_bitwise_exact(trained, tmp_path):
+    """A run killed after its first checkpoint (every 2 steps), resumed to step 4 (a run that ends there), then a
+    second call with more steps to 8 == the fixture's 8 steps straight (bitwise, CPU; at step 4 too). If the kill
+    came after step 2, the same from there: resumed 2 steps past the last checkpoint, called again for 2 more, ==
+    a straight run to that step. (One process chain for the former test_resume_after_sigkill_is_bitwise_exact and
+    test_second_call_with_more_steps_resumes_exactly.)"""
     killed = tmp_path / "killed"
     args = [sys.executable, "-m", "jaxgen.cli", "train", f"--config={TINY}", f"--workdir={killed}", *QUIET,
             "--config.total_steps=100000", "--config.ckpt_every=2", "--config.eval_every=0", "--config.log_every=1"]
@@ -138,14 +132,18 @@ def test_resume_after_sigkill_is_bitwise_exact(trained, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     last = open_manager(killed / "checkpoints", read_only=True).latest_step()
     assert last and last % 2 == 0
-    if last < TOTAL:
-        target, straight = TOTAL, trained
-        train_cli(killed, *RUN)
+    if last < TOTAL // 2:
+        middle, target, straight = TOTAL // 2, TOTAL, trained
     else:
-        target, straight = last + 2, tmp_path / "straight"
-        for workdir in (killed, straight):
-            train_cli(workdir, *RUN, f"--config.total_steps={target}")
+        middle, target, straight = last + 2, last + 4, tmp_path / "straight"
+        train_cli(straight, *RUN, f"--config.total_steps={target}")
+    first = train_cli(killed, *RUN, f"--config.total_steps={middle}")  # the last value of an option wins
+    assert f"steps {last} -> {middle}" in first.stdout
+    second = train_cli(killed, *RUN, f"--config.total_steps={target}")
+    assert f"steps {middle} -> {target}" in second.stdout
     assert_bitwise_equal(restored_params(killed, target), restored_params(straight, target))
+    if straight == trained:
+        assert_bitwise_equal(restored_params(killed, middle), restored_params(trained, middle))
 
 
 def test_sigterm_checkpoints_current_step_and_exits_zero(tmp_path):
