@@ -22,7 +22,8 @@ from tests.param_utils import numpy_params
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = f"{REPO / 'configs' / 'adain.py'}:tiny"
-RUN = [("total_steps", "6"), ("ckpt_every", "3"), ("eval_every", "3"), ("progress_bar", "false")]
+RUN = [("total_steps", "6"), ("ckpt_every", "3"), ("eval_every", "3"), ("progress_bar", "false"),
+       ("batch_size", "2"), ("data.image_size", "16"), ("data.resize", "24")]  # nothing here needs more
 
 
 def _flat(tree) -> dict[str, np.ndarray]:
