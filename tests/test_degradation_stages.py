@@ -7,7 +7,6 @@ configured strength; the JPEG qualities are drawn per image from their configure
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -40,39 +39,54 @@ def _gauss(sigma: float, k: int = 7) -> np.ndarray:
     return (g / g.sum()).astype(np.float32)
 
 
+# One forced configuration and one batch shape serve both tests, so the pipeline (a ~13 s compile) is compiled
+# once: the second noise is a gray Gaussian of sigma 20, the JPEG qualities per-image draws from their ranges.
+CFG = _forced(noise_range2=(20.0, 20.0), gray_noise_prob2=1.0, jpeg_range=(30.0, 95.0), jpeg_range2=(90.0, 95.0))
+B, H = 64, 32
+CANVAS2 = 16  # the pipeline's second-stage canvas: H/4 * max(resize_range2) = 9.6 px, rounded up to 16
+
+
+_degrade = jax.jit(lambda k, x: D.degrade(k, x, CFG, return_info=True))  # compiled on first call
+
+
 def test_second_stage_equals_the_by_hand_composition():
-    """blur(k1) -> keep -> JPEG(q1) | blur(k2) -> resize to H/4 (mode2) -> | resize (same size) + pulse -> JPEG(q3)
-    -> 8 bit. Removing the second blur, or using another quality at either JPEG, breaks the equality."""
-    q1, q3 = 30.0, 60.0
-    cfg = _forced(jpeg_range=(q1, q1), jpeg_range2=(q3, q3))
-    b, h = 2, 64
+    """blur(k1) -> keep -> JPEG(q1) | blur(k2) -> resize to H/4 (mode2) -> gray noise | resize (same size) + pulse
+    -> JPEG(q3) -> 8 bit, with the qualities the pipeline drew per image and its second-noise key. Removing the
+    second blur, or using another quality at either JPEG, or dropping the noise, breaks the equality."""
+    b, h = B, H
     rng = np.random.default_rng(0)
     gt = jnp.asarray(np.clip(rng.random((b, h, h, 3)) * 0.6 + np.linspace(0, 0.4, h)[None, None, :, None], 0, 1),
                      jnp.float32)
-    lq, info = jax.jit(lambda k: D.degrade(k, gt, cfg, return_info=True))(jax.random.key(3))
+    key = jax.random.key(3)
+    lq, info = _degrade(key, gt)
     lq = np.asarray(lq)
     assert bool(info["blur2"][0]) and int(info["resize2"][0]) == 2 and int(info["size2"][0]) == h // 4
-    np.testing.assert_allclose(np.asarray(info["quality1"]), q1)
-    np.testing.assert_allclose(np.asarray(info["quality3"]), q3)
+    assert bool(info["gaussian2"][0])
+    q1, q3 = np.asarray(info["quality1"][0]), np.asarray(info["quality3"][0])
     mode2 = int(info["mode2"][0])
+    k_noise2 = jax.random.split(key, 7)[5]  # _degrade_batch's key for the second noise (groups = 1)
 
-    @functools.partial(jax.jit, static_argnums=0)  # one compile per blur2 (the qualities are traced)
-    def by_hand_jit(blur2: bool, quality1: jax.Array, quality3: jax.Array) -> jax.Array:
+    @jax.jit  # one program for the composition and its mutations (switches and qualities are traced)
+    def by_hand_jit(blur2: jax.Array, noise2: jax.Array, quality1: jax.Array, quality3: jax.Array) -> jax.Array:
         k1 = jnp.asarray(np.stack([_gauss(0.2)] * b))
-        x = D.jpeg_compress(jnp.clip(D.filter2d(gt, k1), 0, 1), jnp.full((b,), quality1), flavour="diffjpeg")
-        if blur2:
-            x = D.filter2d(x, jnp.asarray(np.stack([_gauss(2.0)] * b)))
+        x = D.jpeg_compress(jnp.clip(D.filter2d(gt, k1), 0, 1), quality1, flavour="diffjpeg")
+        x = jnp.where(blur2, D.filter2d(x, jnp.asarray(np.stack([_gauss(2.0)] * b))), x)
         x = D.resize_valid(x, mode2, (h, h), (h // 4, h // 4), (h // 4, h // 4))
-        x = D.jpeg_compress(jnp.clip(x, 0, 1), jnp.full((b,), quality3), flavour="diffjpeg")
+        # BasicSR's gray Gaussian noise (tested on its own), drawn on the pipeline's zero-padded canvas
+        canvas = jnp.zeros((b, CANVAS2, CANVAS2, 3)).at[:, : h // 4, : h // 4].set(x)
+        x = jnp.where(noise2, D.add_gaussian_noise(k_noise2, canvas, (20.0, 20.0), 1.0)[:, : h // 4, : h // 4], x)
+        x = D.jpeg_compress(jnp.clip(x, 0, 1), quality3, flavour="diffjpeg")
         return jnp.clip(jnp.round(x * 255), 0, 255) / 255
 
-    def by_hand(blur2: bool, quality1: float, quality3: float) -> np.ndarray:
-        return np.asarray(by_hand_jit(blur2, jnp.float32(quality1), jnp.float32(quality3)))
+    def by_hand(blur2: bool, noise2: bool, quality1: np.ndarray, quality3: np.ndarray) -> np.ndarray:
+        return np.asarray(by_hand_jit(jnp.asarray(blur2), jnp.asarray(noise2), jnp.asarray(quality1), jnp.asarray(quality3)))
 
-    want = by_hand(True, q1, q3)
+    want = by_hand(True, True, q1, q3)
     diff = np.abs(lq - want) * 255
     assert diff.max() <= 1.0 + 1e-3 and np.mean(diff > 0.5) < 0.02, (diff.max(), np.mean(diff > 0.5))
-    for wrong in (by_hand(False, q1, q3), by_hand(True, 95.0, q3), by_hand(True, q1, 95.0)):
+    other_q1 = np.where(q1 < 62.5, 95.0, 30.0).astype(np.float32)  # >= 32.5 away from the drawn quality
+    for wrong in (by_hand(False, True, q1, q3), by_hand(True, False, q1, q3), by_hand(True, True, other_q1, q3),
+                  by_hand(True, True, q1, np.full_like(q3, 60.0))):
         assert np.mean(np.abs(lq - wrong) * 255 > 0.5) > 0.2  # each mutation moves most pixels
 
 
@@ -80,13 +94,11 @@ def test_second_noise_has_the_configured_strength_and_quality_draws_follow_their
     """A flat gray batch: only the second noise (gray, sigma 20) gives the LR any spread, so its std is
     ~20/255 (the high-quality final JPEG and 8-bit rounding move it a few %); the first/final JPEG qualities are
     per-image draws of U[jpeg_range] / U[jpeg_range2]."""
-    cfg = _forced(noise_range2=(20.0, 20.0), gray_noise_prob2=1.0, jpeg_range=(30.0, 95.0), jpeg_range2=(90.0, 95.0))
-    b = 64
-    gt = jnp.full((b, 32, 32, 3), 0.5, jnp.float32)
-    fn = jax.jit(lambda k: D.degrade(k, gt, cfg, return_info=True))
+    b = B
+    gt = jnp.full((b, H, H, 3), 0.5, jnp.float32)
     q1, q3, stds = [], [], []
     for seed in range(2):
-        lq, info = fn(jax.random.key(seed))
+        lq, info = _degrade(jax.random.key(seed), gt)
         lq = np.asarray(lq)
         stds.append(lq.reshape(b, -1).std(axis=1) * 255)
         q1.append(np.asarray(info["quality1"]).ravel())

@@ -21,7 +21,7 @@ SPEC = f"{REPO / 'configs' / 'fast_style.py'}:tiny,gan"
 # Style layers up to relu2_2 (the content layer): the frozen VGG16 runs 4 convolutions instead of 10, which about
 # halves the train step's compile; nothing here depends on the depth of the taps.
 RUN = [("total_steps", "6"), ("ckpt_every", "3"), ("eval_every", "3"), ("progress_bar", "false"),
-       ("style_layers", "('relu1_2', 'relu2_2')")]
+       ("style_layers", "('relu1_2', 'relu2_2')"), ("batch_size", "2")]  # batch 2: nothing here needs 8
 
 
 def _flat(tree) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def test_transformer_net_matches_pytorch_examples(golden):
     assert any(k.endswith("running_mean") for k in sd)  # the old-checkpoint keys are there ...
     model = build("transformer_net", channels=8, num_res_blocks=2)
     params = torch_to_flax("transformer_net", sd, model=model)  # ... and dropped
-    y = np.asarray(model.apply({"params": params}, jnp.asarray(golden["tn/x"])))
+    y = np.asarray(jax.jit(model.apply)({"params": params}, jnp.asarray(golden["tn/x"])))  # one program, not op by op
     assert y.shape == golden["tn/y"].shape == (1, 16, 20, 3)
     np.testing.assert_allclose(y, golden["tn/y"], atol=2e-4, rtol=1e-4)
     back = flax_to_torch("transformer_net", params, model=model)  # export: the current official key set
@@ -44,7 +45,7 @@ def test_adain_decoder_matches_official_sequential(golden):
     sd = _sd(golden, "dec/sd/")
     model = build("adain_decoder", features=(16, 8, 8))
     params = torch_to_flax("adain_decoder", sd, model=model)
-    y = np.asarray(model.apply({"params": params}, jnp.asarray(golden["dec/t"])))
+    y = np.asarray(jax.jit(model.apply)({"params": params}, jnp.asarray(golden["dec/t"])))
     assert y.shape == (1, 32, 32, 3)
     np.testing.assert_allclose(y, golden["dec/y"], atol=1e-4, rtol=1e-4)
     assert set(flax_to_torch("adain_decoder", params, model=model)) == set(sd)
@@ -74,7 +75,7 @@ def _encoder_state_dict() -> dict[str, np.ndarray]:
 def test_adain_encoder_matches_vgg_normalised_with_odd_sides(golden):
     model = AdaINEncoder(input_conv=True)
     params = torch_to_flax("adain_vgg", _encoder_state_dict(), model=build("adain_vgg", input_conv=True))
-    feats = model.apply({"params": params}, jnp.asarray(golden["enc/x"]))
+    feats = jax.jit(model.apply)({"params": params}, jnp.asarray(golden["enc/x"]))
     for tap in ("relu1_1", "relu2_1", "relu3_1", "relu4_1"):
         assert feats[tap].shape == golden[f"enc/{tap}"].shape, tap
         np.testing.assert_allclose(np.asarray(feats[tap]), golden[f"enc/{tap}"], atol=2e-4, rtol=1e-4, err_msg=tap)
