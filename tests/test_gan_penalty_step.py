@@ -25,22 +25,30 @@ def _setup(**gan):
     c.disc.kwargs = ml_collections.ConfigDict(dict(ndf=8, n_layers=1))
     c.losses.gan.update(dict(weight=0.1, kind="nonsaturating", **gan))
     task = SRGANTask(c)
-    state = task.init()
+    state = jax.jit(task.init)()  # one program (op by op, every init op compiles apart); the same for both tests
     rng = np.random.default_rng(3)
     hr = jnp.asarray(rng.random((4, 16, 16, 3), np.float32))
     lr = hr.reshape(4, 8, 2, 8, 2, 3).mean(axis=(2, 4))
     batch = {"lr": lr, "hr": hr}
     _, metrics = jax.jit(lambda s, b: task.step(s, b, {}))(state, batch)
     d, dp = task.discriminator, state.players["discriminator"].params
-    sr = task.generator.apply({"params": state.players["generator"].params}, lr)  # the step's (pre-update) SR
+
+    @jax.jit
+    def reference(gp, lr, hr):  # the step's (pre-update) SR and the plain BCE D loss on it, one program
+        sr = task.generator.apply({"params": gp}, lr)
+        bce = (jnp.mean(jax.nn.softplus(-d.apply({"params": dp}, hr)))
+               + jnp.mean(jax.nn.softplus(d.apply({"params": dp}, sr))))
+        return sr, bce
+
+    sr, bce = reference(state.players["generator"].params, lr, hr)
 
     def critic_sum(x):
         return jnp.sum(d.apply({"params": dp}, x))
 
+    @jax.jit
     def grads(x):  # per-image input gradients of sum D
         return jax.grad(critic_sum)(x).reshape(x.shape[0], -1)
 
-    bce = jnp.mean(jax.nn.softplus(-d.apply({"params": dp}, hr))) + jnp.mean(jax.nn.softplus(d.apply({"params": dp}, sr)))
     return task, state, batch, metrics, hr, sr, grads, float(bce)
 
 

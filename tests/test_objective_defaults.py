@@ -27,6 +27,7 @@ from jaxgen.style import adain, calc_mean_std
 from jaxgen.style.objective import GatysObjective, gatys_loss
 from jaxgen.tasks import get_task
 from jaxgen.train.state import STREAM_DROPOUT, STREAM_POOL, step_key
+from tests.param_utils import numpy_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,13 +81,17 @@ def test_gatys_total_is_the_weighted_sum_of_hand_computed_terms():
     obj = GatysObjective(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"), content_weight=3.0,
                          style_weight=70.0, tv_weight=0.02)
     vgg = obj.vgg()
-    params = vgg.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+    # random VGG weights drawn with numpy (an init compiles one draw per parameter); the forward and the loss
+    # jitted (op by op, every op compiles apart)
+    params = numpy_params(jax.eval_shape(vgg.init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"], 0,
+                          kernel_gain=2.0)
     rng = np.random.default_rng(0)
     z, c, s = (jnp.asarray(rng.normal(0, 40, (1, 16, 16, 3)), jnp.float32) for _ in range(3))
-    fc, fs, fz = (vgg.apply({"params": params}, x) for x in (c, s, z))
+    features = jax.jit(lambda p, x: vgg.apply({"params": p}, x))
+    fc, fs, fz = (features(params, x) for x in (c, s, z))
     targets = {"content": {"relu2_2": fc["relu2_2"]},
                "style": {k: jnp.asarray(_gram(np.asarray(fs[k])), jnp.float32) for k in obj.style_layers}}
-    total, parts = gatys_loss(obj, z, targets, params)
+    total, parts = jax.jit(lambda z, t, p: gatys_loss(obj, z, t, p))(z, targets, params)
     content = np.mean((np.asarray(fz["relu2_2"], np.float64) - np.asarray(fc["relu2_2"], np.float64)) ** 2)
     style = sum(np.mean((_gram(np.asarray(fz[k])) - _gram(np.asarray(fs[k]))) ** 2) for k in obj.style_layers)
     zz = np.asarray(z, np.float64)[0]
@@ -103,14 +108,17 @@ def test_gatys_total_is_the_weighted_sum_of_hand_computed_terms():
 def test_fast_style_losses_are_the_weighted_hand_computed_terms():
     task = _task("fast_style.py:tiny", ("losses.content", "2e5"), ("losses.style", "3e9"), ("losses.tv", "1e-5"))
     vgg = VGGFeatures(vgg_type="vgg16", taps=task.taps, input_norm="torchvision")
-    params = vgg.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"]
+    # random VGG weights drawn with numpy (an init compiles one draw per parameter); forwards and losses jitted
+    params = numpy_params(jax.eval_shape(vgg.init, jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"], 1,
+                          kernel_gain=2.0)
     rng = np.random.default_rng(1)
     x, y, style = (jnp.asarray(rng.uniform(0, 1, (2, 32, 32, 3)), jnp.float32) for _ in range(3))
-    fs = vgg.apply({"params": params}, style[:1])
+    features = jax.jit(lambda p, x: vgg.apply({"params": p}, x))
+    fs = features(params, style[:1])
     consts = {"vgg": params, "style_grams": {k: jnp.asarray(_gram(np.asarray(fs[k])), jnp.float32)
                                               for k in task.config.style_layers}}
-    parts = task.losses(y, x, consts)
-    fy, fx = vgg.apply({"params": params}, y), vgg.apply({"params": params}, x)
+    parts = jax.jit(task.losses)(y, x, consts)
+    fy, fx = features(params, y), features(params, x)
     # pytorch/examples: content at relu2_2; style at relu1_2, relu2_2, relu3_3, relu4_3 against the style's Gram
     content = np.mean((np.asarray(fy["relu2_2"], np.float64) - np.asarray(fx["relu2_2"], np.float64)) ** 2)
     style = sum(np.mean((_gram(np.asarray(fy[k])) - _gram(np.asarray(fs[k]))) ** 2)
@@ -134,9 +142,9 @@ def test_fast_style_defaults_are_pytorch_examples_defaults():
 
 
 def _constant_output(params, value: float):
-    p = flax.core.unfreeze(jax.tree.map(jnp.asarray, params))
-    p["conv_out"]["kernel"] = jnp.zeros_like(p["conv_out"]["kernel"])
-    p["conv_out"]["bias"] = jnp.full_like(p["conv_out"]["bias"], value)
+    p = flax.core.unfreeze(params)
+    p["conv_out"]["kernel"] = np.zeros_like(p["conv_out"]["kernel"])
+    p["conv_out"]["bias"] = np.full_like(p["conv_out"]["bias"], value)
     return p
 
 
@@ -145,13 +153,16 @@ def test_cyclegan_lambda_A_and_lambda_B_weight_their_own_terms():
     cycle_B * lambda_B, idt_A (G_A(B) vs B) * lambda_B * lambda_idt, idt_B (G_B(A) vs A) * lambda_A * lambda_idt."""
     task = _task("cyclegan.py:tiny", ("losses.lambda_A", "10"), ("losses.lambda_B", "3"),
                  ("losses.lambda_identity", "0.25"))
-    init = task.init()
+    # the outputs are constant whatever the other weights: those are drawn with numpy on the init's shapes (an
+    # init compiles one draw per parameter), and the losses run as one jitted program (not op by op)
+    players = jax.eval_shape(task.init).players
+    init = {n: numpy_params(players[n].params, seed) for seed, n in enumerate(("G_A", "G_B", "D_A", "D_B"))}
     a, b, c, d = 0.4, -0.2, 0.3, 0.6
-    g = {"G_A": _constant_output(init.players["G_A"].params, a), "G_B": _constant_output(init.players["G_B"].params, b)}
-    dp = {"D_A": _constant_output(init.players["D_A"].params, c), "D_B": _constant_output(init.players["D_B"].params, d)}
+    g = {"G_A": _constant_output(init["G_A"], a), "G_B": _constant_output(init["G_B"], b)}
+    dp = {"D_A": _constant_output(init["D_A"], c), "D_B": _constant_output(init["D_B"], d)}
     rng = np.random.default_rng(2)
     real_A, real_B = (jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 3)), jnp.float32) for _ in range(2))
-    total, (parts, _, _) = task.generator_losses(g, dp, real_A, real_B, jax.random.key(0))
+    total, (parts, _, _) = jax.jit(task.generator_losses)(g, dp, real_A, real_B, jax.random.key(0))
     ta, tb = np.tanh(a), np.tanh(b)
     A, B = np.asarray(real_A, np.float64), np.asarray(real_B, np.float64)
     expected = {"G_A": (c - 1) ** 2, "G_B": (d - 1) ** 2,
@@ -165,10 +176,19 @@ def test_cyclegan_lambda_A_and_lambda_B_weight_their_own_terms():
 # ------------------------------------------------------------------------------------------ step keys
 
 
-def test_step_keys_differ_between_steps_and_streams_and_repeat_for_the_same_step():
-    task = _task("pix2pix.py:tiny")
+@pytest.fixture(scope="module")
+def pix2pix_dropout():
+    """pix2pix with num_downs 6: one ngf*8 block with dropout (official UnetGenerator: num_downs - 5 of them; tiny
+    has 5); the same task as tests/test_translation_tasks.py's pix2pix order test (its step compiled once per
+    session, XLA cache). Its state from one jitted init, as the training loop (op by op, every init op compiles
+    apart)."""
+    task = _task("pix2pix.py:tiny", ("model.num_downs", "6"), ("data.crop_size", "64"), ("data.load_size", "68"))
+    return task, jax.jit(task.init)()
+
+
+def test_step_keys_differ_between_steps_and_streams_and_repeat_for_the_same_step(pix2pix_dropout):
+    task, state = pix2pix_dropout
     s0 = jax.eval_shape(task.init)
-    state = task.init()
     assert s0.rng.shape == state.rng.shape
     data = lambda st, stream: np.asarray(jax.random.key_data(step_key(st, stream)))  # noqa: E731
     one = state.replace(step=state.step + 1)
@@ -178,15 +198,12 @@ def test_step_keys_differ_between_steps_and_streams_and_repeat_for_the_same_step
                                                                   STREAM_DROPOUT))
 
 
-def test_consecutive_pix2pix_steps_draw_different_dropout_masks_and_a_replayed_step_the_same():
+def test_consecutive_pix2pix_steps_draw_different_dropout_masks_and_a_replayed_step_the_same(pix2pix_dropout):
     """Same params and batch; only the step counter differs. The U-Net's dropout (official ``use_dropout``) must
     draw a new mask at step 1 (a step key that ignores the step would give equal losses), and re-running step 0
     from the same state (what a resume does) must give bitwise the same result."""
-    # num_downs 6: one ngf*8 block with dropout (official UnetGenerator: num_downs - 5 of them; tiny has 5); the same
-    # task as tests/test_translation_tasks.py's pix2pix order test (its step compiled once per session, XLA cache)
-    task = _task("pix2pix.py:tiny", ("model.num_downs", "6"), ("data.crop_size", "64"), ("data.load_size", "68"))
+    task, state = pix2pix_dropout
     assert task.config.model.use_dropout
-    state = jax.jit(task.init)()  # as the training loop (op by op, every init op compiles apart)
     rng = np.random.default_rng(3)
     batch = {k: jnp.asarray(rng.uniform(0, 1, (2, 64, 64, 3)), jnp.float32) for k in "AB"}
     step = jax.jit(task.step)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
@@ -14,6 +15,7 @@ import pytest
 from jaxgen.models.discriminators import PatchGAN
 from jaxgen import models
 from jaxgen.models.translation import BatchNormPatchGAN, ResnetGenerator, UnetGenerator, count_params
+from tests.param_utils import numpy_params
 
 GOLDENS = np.load(Path(__file__).parent / "goldens" / "translation_nets.npz")
 
@@ -43,8 +45,26 @@ def _params(prefix: str) -> dict:
             *path, leaf = key[len(prefix) + 8 :].split("/")
             for part in path:
                 node = node.setdefault(part, {})
-            node[leaf] = jnp.asarray(GOLDENS[key])
+            node[leaf] = GOLDENS[key]
     return tree
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_apply(module, train: bool | None):
+    kwargs = {} if train is None else {"train": train}
+    return jax.jit(lambda p, x, rngs: module.apply({"params": p}, x, rngs=rngs, **kwargs))
+
+
+def _apply(module, params, x, rngs=None, train=None):
+    """``module.apply`` as one jitted program (op by op, every op compiles apart), one per module and mode."""
+    return _jitted_apply(module, train)(params, x, rngs)
+
+
+def _random_params(module, x, seed: int) -> dict:
+    """Weights drawn with numpy on the init's shapes (an init compiles one draw per parameter), for tests whose
+    property holds for any weights."""
+    return numpy_params(jax.eval_shape(module.init, jax.random.key(0), x)["params"], seed, kernel_gain=2.0,
+                        leaves={"scale": (1.0, 0.1)})
 
 
 SMALL = [
@@ -56,51 +76,52 @@ SMALL = [
 
 @pytest.mark.parametrize("name,module", SMALL, ids=[s[0] for s in SMALL])
 def test_forward_matches_pytorch_official_layout(name, module):
-    x = jnp.asarray(GOLDENS[f"{name}/x"])
+    x = GOLDENS[f"{name}/x"]
     params = _params(name)
     ours = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
     assert jax.tree.structure(ours) == jax.tree.structure(params)  # same parameters, same names, nothing extra
     assert jax.tree.map(jnp.shape, ours) == jax.tree.map(jnp.shape, params)
-    y = module.apply({"params": params}, x)
+    y = _apply(module, params, x)
     np.testing.assert_allclose(np.asarray(y), GOLDENS[f"{name}/y"], atol=2e-5, rtol=1e-4)
 
 
 def test_batch_norm_uses_the_whole_batch_and_instance_norm_each_image():
-    x = jnp.asarray(GOLDENS["unet/x"])
+    x = GOLDENS["unet/x"]
     unet = UnetGenerator(num_downs=5, ngf=4, use_dropout=False)
     params = _params("unet")
-    together = unet.apply({"params": params}, x)
-    alone = unet.apply({"params": params}, x[:1])
+    together = _apply(unet, params, x)
+    alone = _apply(unet, params, x[:1])
     assert not np.allclose(together[:1], alone, atol=1e-3)  # batch statistics couple the images
     resnet = ResnetGenerator(ngf=4, n_blocks=2)
-    rp = resnet.init(jax.random.key(0), x)["params"]
-    np.testing.assert_allclose(resnet.apply({"params": rp}, x)[:1], resnet.apply({"params": rp}, x[:1]), atol=1e-6)
+    rp = jax.jit(resnet.init)(jax.random.key(0), x)["params"]  # the official N(0, 0.02) law; one program
+    np.testing.assert_allclose(_apply(resnet, rp, x)[:1], _apply(resnet, rp, x[:1]), atol=1e-6)
 
 
 def test_unit_range_io_is_the_same_network_on_zero_one_images():
-    x01 = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+    x01 = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
     for module in (ResnetGenerator(ngf=4, n_blocks=1), UnetGenerator(num_downs=5, ngf=4)):
-        params = module.init(jax.random.key(2), x01)["params"]
-        signed = module.apply({"params": params}, 2 * x01 - 1)
-        unit = module.clone(unit_range_io=True).apply({"params": params}, x01)
+        params = _random_params(module, x01, 2)
+        signed = _apply(module, params, 2 * x01 - 1)
+        unit = _apply(module.clone(unit_range_io=True), params, x01)
         np.testing.assert_allclose(unit, (signed + 1) / 2, atol=1e-6)
         assert float(unit.min()) >= 0 and float(unit.max()) <= 1
 
 
 def test_dropout_only_in_training_mode():
-    x = jnp.asarray(GOLDENS["unet/x"])
+    x = GOLDENS["unet/x"]
     unet = UnetGenerator(num_downs=6, ngf=2)  # levels 4 = one dropout level
-    x = jnp.tile(x, (1, 2, 2, 1))  # 64 px for 6 downs
-    params = unet.init(jax.random.key(0), x)["params"]
-    a = unet.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(1)})
-    b = unet.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(2)})
-    c = unet.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(1)})
+    x = np.tile(x, (1, 2, 2, 1))  # 64 px for 6 downs
+    params = _random_params(unet, x, 0)
+    a = _apply(unet, params, x, train=True, rngs={"dropout": jax.random.key(1)})
+    b = _apply(unet, params, x, train=True, rngs={"dropout": jax.random.key(2)})
+    c = _apply(unet, params, x, train=True, rngs={"dropout": jax.random.key(1)})
     assert not np.allclose(a, b) and np.array_equal(a, c)
-    np.testing.assert_array_equal(unet.apply({"params": params}, x), unet.apply({"params": params}, x))
+    np.testing.assert_array_equal(_apply(unet, params, x), _apply(unet, params, x))
 
 
 def test_init_is_the_official_normal_0_02():
-    params = UnetGenerator(num_downs=5, ngf=16).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    # the init itself is under test: one jitted program (op by op, each draw compiles apart)
+    params = jax.jit(UnetGenerator(num_downs=5, ngf=16).init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
     kernel = np.asarray(params["down3"]["kernel"])
     assert abs(kernel.std() - 0.02) < 0.001 and abs(kernel.mean()) < 0.001
     scale = np.asarray(params["up3_norm"]["scale"])

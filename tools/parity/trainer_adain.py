@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.config import load_config
@@ -81,7 +80,7 @@ def restore_case(case: dict) -> dict:
 
 def _encoder_params(case: dict, model) -> dict:
     state = {k[len("frozen/vgg/"):]: v for k, v in case.items() if k.startswith("frozen/vgg/")}
-    return jax.tree.map(jnp.asarray, torch_to_flax("adain_vgg", state, model=model))
+    return jax.device_put(torch_to_flax("adain_vgg", state, model=model))
 
 
 def run_jax(case: dict) -> dict:
@@ -90,7 +89,7 @@ def run_jax(case: dict) -> dict:
     task = get_task(NAME)(config)
     consts = {"encoder": _encoder_params(case, task.encoder)}
     init = {k[len("init/decoder/"):]: v for k, v in case.items() if k.startswith("init/decoder/")}
-    params = jax.tree.map(jnp.asarray, torch_to_flax("adain_decoder", init, model=task.decoder))
+    params = jax.device_put(torch_to_flax("adain_decoder", init, model=task.decoder))
 
     def build(params):  # one jitted program, as the training loop's jax.jit(task.init); the replaced draws are dead
         state = task.init()
@@ -101,7 +100,7 @@ def run_jax(case: dict) -> dict:
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for content, style in zip(case["batch/content"], case["batch/style"]):
-        state, metrics = step(state, {"content": jnp.asarray(content), "style": jnp.asarray(style)}, consts)
+        state, metrics = step(state, {"content": jax.device_put(content), "style": jax.device_put(style)}, consts)
         for t in TERMS:
             losses[t].append(float(metrics[f"loss_{t}"]))
     final = flax_to_torch("adain_decoder", jax.device_get(state.players["decoder"].params), model=task.decoder)

@@ -70,11 +70,11 @@ def to_flax(state: dict[str, np.ndarray]) -> dict:
         module, _, leaf = key.rpartition(".")
         path = tuple(module.split("."))
         if leaf == "weight" and v.ndim == 4:
-            flat[path + ("kernel",)] = jnp.asarray(v.transpose(2, 3, 1, 0))
+            flat[path + ("kernel",)] = jax.device_put(v.transpose(2, 3, 1, 0))
         elif leaf == "weight":
-            flat[path + ("scale",)] = jnp.asarray(v)
+            flat[path + ("scale",)] = jax.device_put(v)
         else:
-            flat[path + (leaf,)] = jnp.asarray(v)
+            flat[path + (leaf,)] = jax.device_put(v)
     return unflatten_dict(flat)
 
 
@@ -146,7 +146,7 @@ def run_jax(case: dict) -> dict:
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for a, b in zip(case["batch/A"], case["batch/B"]):
-        state, m = step(state, {"A": jnp.asarray(a), "B": jnp.asarray(b)}, {})
+        state, m = step(state, {"A": jax.device_put(a), "B": jax.device_put(b)}, {})
         for t in TERMS:
             losses[t].append(float(m[t] if t in ("D_A", "D_B") else m[f"loss_{t}"]))
     params = {f"{p}/{k}": v for p in PLAYERS for k, v in to_torch(state.players[p].params).items()}

@@ -22,7 +22,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.config import load_config
@@ -70,8 +69,8 @@ def restore_case(case: dict) -> dict:
 
 
 def _vgg_to_flax(case: dict) -> dict:
-    return {f"features_{i}": {"kernel": jnp.asarray(case[f"frozen/vgg/features.{i}.weight"].transpose(2, 3, 1, 0)),
-                              "bias": jnp.asarray(case[f"frozen/vgg/features.{i}.bias"])} for i in VGG16_CONVS}
+    return {f"features_{i}": {"kernel": jax.device_put(case[f"frozen/vgg/features.{i}.weight"].transpose(2, 3, 1, 0)),
+                              "bias": jax.device_put(case[f"frozen/vgg/features.{i}.bias"])} for i in VGG16_CONVS}
 
 
 def make_case(steps: int, seed: int) -> dict:
@@ -90,10 +89,10 @@ def make_case(steps: int, seed: int) -> dict:
 def run_jax(case: dict) -> dict:
     task = get_task(NAME)(_config(case))
     vgg = _vgg_to_flax(case)
-    feats = jax.jit(task.vgg.apply)({"params": vgg}, jnp.asarray(case["frozen/style"])[None])
+    feats = jax.jit(task.vgg.apply)({"params": vgg}, jax.device_put(case["frozen/style"][None]))
     consts = {"vgg": vgg, "style_grams": {k: gram_matrix(feats[k]) for k in task.config.style_layers}}
     init = {k[len("init/generator/"):]: v for k, v in case.items() if k.startswith("init/generator/")}
-    params = jax.tree.map(jnp.asarray, torch_to_flax("transformer_net", init, model=task.generator))
+    params = jax.device_put(torch_to_flax("transformer_net", init, model=task.generator))
 
     def build(params):  # one jitted program, as the training loop's jax.jit(task.init); the replaced draws are dead
         state = task.init()
@@ -105,7 +104,7 @@ def run_jax(case: dict) -> dict:
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for batch in case["batch/content"]:
-        state, metrics = step(state, {"content": jnp.asarray(batch)}, consts)
+        state, metrics = step(state, {"content": jax.device_put(batch)}, consts)
         for t in TERMS:
             losses[t].append(float(metrics[f"loss_{t}"]))
     final = flax_to_torch("transformer_net", jax.device_get(state.players["generator"].params), model=task.generator)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.config import load_config, optim_config
@@ -65,7 +64,7 @@ def run_jax(case: dict) -> dict:
     step = jax.jit(task.step)
     losses = {t: [] for t in TERMS}
     for a, b in zip(case["batch/A"], case["batch/B"]):
-        state, m = step(state, {"A": jnp.asarray(a), "B": jnp.asarray(b)}, {})
+        state, m = step(state, {"A": jax.device_put(a), "B": jax.device_put(b)}, {})
         for t in TERMS:
             losses[t].append(float(m[t] if t == "D" else m[f"loss_{t}"]))
     params = {f"{p}/{k}": v for p in PLAYERS for k, v in to_torch(state.players[p].params).items()}

@@ -94,11 +94,11 @@ def disc_from_torch(task: Any, sd: dict[str, np.ndarray]) -> tuple[Any, Any]:
     for k, v in sd.items():
         name, leaf = k.split(".")
         if leaf in ("weight", "weight_orig"):
-            params.setdefault(name, {})["kernel"] = jnp.asarray(v.transpose(2, 3, 1, 0))
+            params.setdefault(name, {})["kernel"] = jax.device_put(v.transpose(2, 3, 1, 0))
         elif leaf == "bias":
-            params.setdefault(name, {})["bias"] = jnp.asarray(v)
+            params.setdefault(name, {})["bias"] = jax.device_put(v)
         elif leaf == "weight_u":
-            spectral.setdefault(f"{name}_sn", {})[f"{name}/kernel/u"] = jnp.asarray(v.reshape(1, -1))
+            spectral.setdefault(f"{name}_sn", {})[f"{name}/kernel/u"] = jax.device_put(v.reshape(1, -1))
             spectral[f"{name}_sn"][f"{name}/kernel/sigma"] = jnp.ones((), jnp.float32)
     return params, {"spectral": spectral}
 

@@ -12,7 +12,6 @@ import re
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
@@ -105,7 +104,7 @@ def run_steps(task: Any, state: Any, case: dict[str, np.ndarray], consts: Any, b
     steps = int(hp(case, "steps"))
     losses: dict[str, list[float]] = {t: [] for t in metric_names}
     for i in range(steps):
-        batch = {k: jnp.asarray(case[v][i]) for k, v in batch_keys.items()}
+        batch = {k: jax.device_put(case[v][i]) for k, v in batch_keys.items()}
         state, metrics = step(state, batch, consts)
         for term, m in metric_names.items():
             losses[term].append(float(metrics[m]))
@@ -156,7 +155,7 @@ def run_jax(case: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     steps = int(hp(case, "steps"))
     c = config(steps=steps)
     task = get_task("sr")(c)
-    params = jax.tree.map(jnp.asarray, basicsr_to_edsr(player_sd(case, "generator"), task.generator))
+    params = jax.device_put(basicsr_to_edsr(player_sd(case, "generator"), task.generator))
 
     def build(params):  # one jitted program, as the training loop's jax.jit(task.init); the replaced draws are dead
         state = task.init()

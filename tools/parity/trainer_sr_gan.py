@@ -123,9 +123,9 @@ def vgg_consts(case: dict[str, np.ndarray]) -> dict[str, Any]:
             _, n, leaf = k[len("frozen/vgg/"):].split(".")
             entry = params.setdefault(f"features_{n}", {})
             if leaf == "weight":
-                entry["kernel"] = jnp.asarray(v.transpose(2, 3, 1, 0))
+                entry["kernel"] = jax.device_put(v.transpose(2, 3, 1, 0))
             else:
-                entry["bias"] = jnp.asarray(v)
+                entry["bias"] = jax.device_put(v)
     return {"vgg": {"torchvision": params}}
 
 
@@ -148,8 +148,8 @@ def disc_from_torch(task: Any, sd: dict[str, np.ndarray]) -> tuple[Any, Any]:
     for k, v in sd.items():
         mod, leaf = k.rsplit(".", 1)
         if leaf in ("running_mean", "running_var", "num_batches_tracked"):
-            dtype = jnp.int32 if leaf == "num_batches_tracked" else jnp.float32
-            stats.setdefault("norm" + mod[len("bn"):], {})[leaf] = jnp.asarray(v, dtype)
+            dtype = np.int32 if leaf == "num_batches_tracked" else np.float32
+            stats.setdefault("norm" + mod[len("bn"):], {})[leaf] = jax.device_put(np.asarray(v, dtype))
     return params, {"batch_stats": stats}
 
 
@@ -170,7 +170,7 @@ def init_state(task: Any, case: dict[str, np.ndarray], g_to_flax: Any, d_from_to
                    "discriminator": new_player(d, task.d_tx, collections=coll)}
         return state.replace(players=players)
 
-    return jax.jit(build)(jax.tree.map(jnp.asarray, g), jax.tree.map(jnp.asarray, d), coll)
+    return jax.jit(build)(jax.device_put(g), jax.device_put(d), coll)
 
 
 GAN_METRICS = {"l_g_pix": "loss_l1", "l_g_percep": "loss_percep", "l_g_gan": "loss_gan", "l_g_total": "loss",
