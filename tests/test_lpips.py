@@ -73,7 +73,7 @@ def test_gradient_matches_lpips_package(golden, net) -> None:
 
 
 def test_metric_properties(golden, net) -> None:
-    a, b = _f32(golden["a"]), _f32(golden["b"])  # the distance test's batch of 8: its program
+    a, b = _f32(golden["a_ns"]), _f32(golden["b_ns"])  # the distance test's 48x80 pair: its program
     assert np.all(np.abs(np.asarray(lpips(a, a, net=net))) < 1e-10)  # 0 up to float32 rounding
     np.testing.assert_allclose(lpips(a, b, net=net), lpips(b, a, net=net), rtol=1e-6)
     # per-image: the batch result equals the images one at a time
