@@ -41,9 +41,13 @@ def test_torch_batchnorm_closed_form():
     np.testing.assert_allclose(y2, y, atol=1e-6)
 
 
-def test_vgg_style_batch_has_the_official_names_and_pytorch_init():
-    d = VGGStyleDiscriminator(num_feat=8, input_size=128, norm="batch")
-    v = jax.jit(d.init, compiler_options=FAST_COMPILE)(jax.random.key(0), jnp.zeros((2, 128, 128, 3)))  # 1 program
+def test_vgg_style_batch_has_the_official_names_and_pytorch_init(sr_gan_state):
+    """On the D of the SR-GAN state below (``VGGStyleDiscriminator.init`` inside the task's init: no program of its
+    own to compile)."""
+    d = _sr_gan_task("vanilla").discriminator
+    assert d == VGGStyleDiscriminator(num_feat=4, input_size=128, norm="batch")
+    player = sr_gan_state.players["discriminator"]
+    v = {"params": player.params, **player.collections}
     assert set(v) == {"params", BATCH_STATS_COLLECTION}
     sd = convert.flax_to_torch("vgg_style", v["params"], model=d)
     bns = [f"bn{i}_{j}" for i in range(5) for j in (0, 1) if (i, j) != (0, 0)]
@@ -53,8 +57,9 @@ def test_vgg_style_batch_has_the_official_names_and_pytorch_init():
                                                      "num_batches_tracked")}
     assert set(sd) == want
     assert set(v[BATCH_STATS_COLLECTION]) == {"norm" + b[2:] for b in bns}
-    k = np.asarray(v["params"]["conv1_0"]["kernel"])  # fan_in = 8 * 9: PyTorch U(+-1/sqrt(fan_in))
-    bound = 1 / math.sqrt(8 * 9)
+    k = np.asarray(v["params"]["conv1_0"]["kernel"])  # fan_in = 4 * 9: PyTorch U(+-1/sqrt(fan_in))
+    assert k.shape == (3, 3, 4, 8)
+    bound = 1 / math.sqrt(4 * 9)
     assert np.abs(k).max() <= bound and np.abs(k).max() > 0.9 * bound
     lin = np.asarray(v["params"]["linear1"]["kernel"])
     assert np.abs(lin).max() <= 1 / math.sqrt(lin.shape[0])
