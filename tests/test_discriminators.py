@@ -119,7 +119,8 @@ def test_patchgan_matches_reference_forward(norm):
     x = np.random.default_rng(2).random((2, 48, 40, 3), np.float32)
     params = _random_params(module, x.shape, seed=3)  # non-zero biases, so the bias/norm wiring matters
     out = jax.jit(module.apply, compiler_options=FAST_COMPILE)({"params": params}, x)
-    ref = jax.jit(_reference_patchgan, static_argnums=(2, 3), compiler_options=FAST_COMPILE)(params, x, 3, norm == "instance")
+    reference = jax.jit(_reference_patchgan, static_argnums=(2, 3), compiler_options=FAST_COMPILE)
+    ref = reference(params, x, 3, norm == "instance")
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-4, atol=1e-5)
     kernels = [np.asarray(params[f"conv{n}"]["kernel"]) for n in range(4)]
     assert all(k.shape[:2] == (4, 4) for k in kernels)

@@ -192,8 +192,8 @@ def test_pro_mapping_and_reflect_padding_closed_form():
     rng = np.random.default_rng(1)
     params = jax.tree.map(lambda s: (0.05 * rng.standard_normal(s.shape)).astype(np.float32), shapes)
     xp = np.pad(x * 0.7 + 0.15, ((0, 0), (18, 19), (18, 19), (0, 0)), mode="reflect")
-    both = jax.jit(lambda p, x, v: (module.apply({"params": p}, x),
-                                    module.apply({"params": p}, v, method=UpCunet.valid)), compiler_options=FAST_COMPILE)
+    both = jax.jit(lambda p, x, v: (module.apply({"params": p}, x), module.apply({"params": p}, v, method=UpCunet.valid)),
+                   compiler_options=FAST_COMPILE)
     got, raw = (np.asarray(a) for a in both(params, jnp.asarray(x), jnp.asarray(xp)))  # one program, not two
     np.testing.assert_allclose(got, (raw[:, :18, :14] - 0.15) / 0.7, atol=1e-5)
     assert models.build("realcugan", scale=3).scale == 3
