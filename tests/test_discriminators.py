@@ -10,6 +10,10 @@ import pytest
 from jaxgen.models.discriminators import DISCRIMINATORS, PatchGAN, VGGStyleDiscriminator, patchgan_output_size
 from tests.param_utils import numpy_params
 
+# XLA's backend (LLVM) optimisation level 0 for the forward/gradient programs: the same HLO, compiled in about half
+# the CPU time (these tests check what the programs compute, not how fast they run).
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
 
 def _key(seed: int = 0) -> jax.Array:
     """A cheap-to-compile PRNG key (threefry init programs take seconds to compile on CPU)."""
@@ -17,7 +21,7 @@ def _key(seed: int = 0) -> jax.Array:
 
 
 def _init(module, x) -> dict:
-    return jax.jit(module.init)(_key(), x)["params"]
+    return jax.jit(module.init, compiler_options=FAST_COMPILE)(_key(), x)["params"]
 
 
 def _random_params(module, shape, seed: int = 0) -> dict:
@@ -78,7 +82,8 @@ def test_patchgan_receptive_field_is_70x70():
     x = jnp.asarray(np.random.default_rng(0).random((1, 80, 80, 3), np.float32))
     params = _random_params(module, x.shape)  # dense non-zero weights, as the receptive field needs
     i, j = 4, 3
-    g = jax.jit(jax.grad(lambda x: module.apply({"params": params}, x)[0, i, j, 0]))(x)
+    logit = lambda x: module.apply({"params": params}, x)[0, i, j, 0]  # noqa: E731
+    g = jax.jit(jax.grad(logit), compiler_options=FAST_COMPILE)(x)
     support = np.argwhere(np.abs(np.asarray(g[0])).sum(-1) > 0)
     lo, hi = support.min(0), support.max(0) + 1
     np.testing.assert_array_equal(lo, [8 * i - 23, 8 * j - 23])
@@ -113,8 +118,9 @@ def test_patchgan_matches_reference_forward(norm):
     module = PatchGAN(ndf=8, n_layers=3, norm=norm)
     x = np.random.default_rng(2).random((2, 48, 40, 3), np.float32)
     params = _random_params(module, x.shape, seed=3)  # non-zero biases, so the bias/norm wiring matters
-    out = jax.jit(module.apply)({"params": params}, x)
-    ref = jax.jit(_reference_patchgan, static_argnums=(2, 3))(params, x, 3, norm == "instance")
+    out = jax.jit(module.apply, compiler_options=FAST_COMPILE)({"params": params}, x)
+    reference = jax.jit(_reference_patchgan, static_argnums=(2, 3), compiler_options=FAST_COMPILE)
+    ref = reference(params, x, 3, norm == "instance")
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-4, atol=1e-5)
     kernels = [np.asarray(params[f"conv{n}"]["kernel"]) for n in range(4)]
     assert all(k.shape[:2] == (4, 4) for k in kernels)
@@ -124,7 +130,7 @@ def test_patchgan_init_and_per_image_independence():
     module = PatchGAN(ndf=8, n_layers=2)
     x = np.random.default_rng(5).random((2, 32, 32, 3), np.float32)
     params = _init(module, x)
-    apply = jax.jit(module.apply)
+    apply = jax.jit(module.apply, compiler_options=FAST_COMPILE)
     # pix2pix init: N(0, 0.02) weights, zero biases.
     k = np.concatenate([np.asarray(params[f"conv{n}"]["kernel"]).ravel() for n in range(3)])
     assert abs(k.std() - 0.02) < 0.002 and abs(k.mean()) < 0.002
@@ -152,17 +158,19 @@ def test_jit_grad_finite(name, kwargs, shape):
     x = jnp.asarray(np.random.default_rng(6).random(shape, np.float32))
     params = _random_params(module, shape)
 
-    @jax.jit
     def loss(p, x):
         return jnp.mean(module.apply({"params": p}, x) ** 2)
 
-    value, (gp, gx) = jax.value_and_grad(loss, argnums=(0, 1))(params, x)
+    value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)), compiler_options=FAST_COMPILE)  # 1 program
+    value, (gp, gx) = value_and_grad(params, x)
     assert np.isfinite(float(value))
     leaves = jax.tree.leaves((gp, gx))
     assert all(np.all(np.isfinite(np.asarray(g))) for g in leaves)
     assert all(np.abs(np.asarray(g)).max() > 0 for g in jax.tree.leaves(gp))
-    value_again = loss(params, x)
+    value_again, grads_again = value_and_grad(params, x)
     np.testing.assert_array_equal(np.asarray(value_again), np.asarray(value))  # deterministic
+    for a, b in zip(jax.tree.leaves(grads_again), leaves):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_bfloat16_compute_keeps_float32_params_and_logits():
@@ -170,7 +178,8 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     f32, b16 = PatchGAN(ndf=8, n_layers=2), PatchGAN(ndf=8, n_layers=2, dtype=jnp.bfloat16)
     params = _random_params(f32, x.shape)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(_abstract_params(b16, x.shape)))
-    y32, y16 = jax.jit(f32.apply)({"params": params}, x), jax.jit(b16.apply)({"params": params}, x)
+    y32 = jax.jit(f32.apply, compiler_options=FAST_COMPILE)({"params": params}, x)
+    y16 = jax.jit(b16.apply, compiler_options=FAST_COMPILE)({"params": params}, x)
     assert y16.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(y16), np.asarray(y32), atol=0.05 * float(jnp.abs(y32).max()) + 1e-3)
 
@@ -218,7 +227,7 @@ def test_multiscale_patchgan_scales_and_pooling():
 
     x = np.random.default_rng(9).random((2, 64, 48, 3), np.float32)
     # the pooling against a direct loop (edges average only the pixels inside the image)
-    pooled = np.asarray(_avg_pool_3x3_s2(jnp.asarray(x)))
+    pooled = np.asarray(jax.jit(_avg_pool_3x3_s2)(jnp.asarray(x)))  # one program, not op by op
     ref = np.zeros((2, 32, 24, 3), np.float32)
     for i in range(32):
         for j in range(24):
@@ -228,10 +237,11 @@ def test_multiscale_patchgan_scales_and_pooling():
     module = MultiScalePatchGAN(ndf=4, n_layers=2, num_d=3, norm="none")
     params = _random_params(module, x.shape)  # each scale's own draws; init's structure
     assert set(params) == {"scale0", "scale1", "scale2"}
-    outs = jax.jit(module.apply)({"params": params}, x)
+    outs = jax.jit(module.apply, compiler_options=FAST_COMPILE)({"params": params}, x)
     assert [o.shape for o in outs] == [(2, patchgan_output_size(64, 2), patchgan_output_size(48, 2), 1),
                                        (2, patchgan_output_size(32, 2), patchgan_output_size(24, 2), 1),
                                        (2, patchgan_output_size(16, 2), patchgan_output_size(12, 2), 1)]
     single = PatchGAN(ndf=4, n_layers=2, norm="none")
-    np.testing.assert_allclose(np.asarray(outs[1]), np.asarray(single.apply({"params": params["scale1"]}, pooled)),
+    alone = jax.jit(single.apply, compiler_options=FAST_COMPILE)({"params": params["scale1"]}, pooled)
+    np.testing.assert_allclose(np.asarray(outs[1]), np.asarray(alone),
                                rtol=1e-5, atol=1e-6)

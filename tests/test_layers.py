@@ -13,7 +13,7 @@ from jaxgen.models import layers as blocks
 
 RNG = np.random.default_rng(0)
 
-from tests.param_utils import zero_params as _zero
+from tests.param_utils import numpy_params, zero_params as _zero
 
 
 def _x(*shape: int) -> np.ndarray:
@@ -107,9 +107,16 @@ def np_nearest(x: np.ndarray, r: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ helpers
 
 
-def _init_apply(module, x, key=0):
-    params = module.init(jax.random.key(key), x)
-    return params, module.apply(params, x)
+def _init_apply(module, x, seed=0):
+    """Params of the module's structure drawn with numpy (kernels ``N(0, 1/fan_in)``, biases ``0.1 * N(0, 1)``: the
+    formulas checked with them do not depend on the init, which the initialiser tests below check) and the module's
+    output, each one jitted program instead of one per parameter draw / eager op."""
+    params = numpy_params(jax.eval_shape(module.init, jax.random.key(0), x), seed)
+    return params, _apply(module, params, x)
+
+
+def _apply(module, params, x):
+    return jax.jit(module.apply)(params, x)
 
 
 def _count(tree) -> int:
@@ -173,7 +180,8 @@ def test_bicubic_upsample_is_imresize():
     from jaxgen.image import imresize
 
     x = jnp.asarray(RNG.random((1, 6, 5, 3)).astype(np.float32))
-    np.testing.assert_array_equal(blocks.bicubic_upsample(x, 3), imresize(x, 3))
+    np.testing.assert_array_equal(jax.jit(blocks.bicubic_upsample, static_argnums=1)(x, 3),
+                                  jax.jit(imresize, static_argnums=1)(x, 3))
 
 
 # ------------------------------------------------------------------------------ convs
@@ -253,7 +261,7 @@ def test_prelu_is_per_channel_pytorch_prelu():
     params = layer.init(jax.random.key(0), jnp.asarray(x))
     np.testing.assert_array_equal(params["params"]["weight"], np.full(5, 0.25, np.float32))
     w = np.linspace(-0.5, 0.5, 5).astype(np.float32)
-    y = layer.apply({"params": {"weight": jnp.asarray(w)}}, jnp.asarray(x))
+    y = _apply(layer, {"params": {"weight": jnp.asarray(w)}}, jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(y), np.maximum(x, 0) + w * np.minimum(x, 0), rtol=1e-6)
     assert blocks.PReLU(num_parameters=1).init(jax.random.key(0), jnp.asarray(x))["params"]["weight"].shape == (1,)
 
@@ -300,9 +308,9 @@ def test_residual_block_formula_and_res_scale():
     h = np.maximum(np_conv(x, np.asarray(p["conv1"]["kernel"]), np.asarray(p["conv1"]["bias"])), 0)
     ref = x + np_conv(h, np.asarray(p["conv2"]["kernel"]), np.asarray(p["conv2"]["bias"]))
     np.testing.assert_allclose(np.asarray(y), ref, atol=1e-5)
-    y_scaled = blocks.ResidualBlockNoBN(res_scale=0.1).apply(params, jnp.asarray(x))
+    y_scaled = _apply(blocks.ResidualBlockNoBN(res_scale=0.1), params, jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(y_scaled) - x, 0.1 * (ref - x), atol=1e-6)
-    np.testing.assert_array_equal(blocks.ResidualBlockNoBN().apply(_zero(params, "conv2"), jnp.asarray(x)), x)
+    np.testing.assert_array_equal(_apply(blocks.ResidualBlockNoBN(), _zero(params, "conv2"), jnp.asarray(x)), x)
 
 
 def test_residual_dense_block_matches_the_esrgan_formula():
@@ -326,12 +334,12 @@ def test_rrdb_residual_scaling():
     rdb = blocks.ResidualDenseBlock(num_grow_ch=3)
     chain = x
     for k in (1, 2, 3):
-        chain = rdb.apply({"params": params["params"][f"rdb{k}"]}, chain)
+        chain = _apply(rdb, {"params": params["params"][f"rdb{k}"]}, chain)
     np.testing.assert_allclose(np.asarray(y), np.asarray(0.2 * chain + x), atol=1e-6)
     zeroed = params
     for k in (1, 2, 3):
         zeroed = _zero(zeroed, f"rdb{k}", "conv5")
-    np.testing.assert_allclose(np.asarray(rrdb.apply(zeroed, x)), 1.2 * np.asarray(x), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(_apply(rrdb, zeroed, x)), 1.2 * np.asarray(x), rtol=1e-6)
 
 
 def test_channel_attention_matches_rcan_formula():
@@ -351,7 +359,7 @@ def test_rcab_is_identity_when_its_last_conv_is_zero():
     params, y = _init_apply(rcab, x)
     assert set(params["params"]) == {"body_0", "body_2", "body_3"}
     assert not np.allclose(np.asarray(y), np.asarray(x))
-    np.testing.assert_array_equal(rcab.apply(_zero(params, "body_2"), x), x)
+    np.testing.assert_array_equal(_apply(rcab, _zero(params, "body_2"), x), x)
 
 
 @pytest.mark.parametrize("scale,stages", [(2, (2,)), (3, (3,)), (4, (2, 2)), (8, (2, 2, 2))])

@@ -45,10 +45,20 @@ def _batch(rng: np.random.Generator, b: int = 4, p: int = 8, s: int = 2) -> dict
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-def _task_state_step(config):
+def _task_step(config):
     task = {"sr": SRTask, "sr_gan": SRGANTask}[config.task](config)
+    return task, jax.jit(lambda s, b: task.step(s, b, {}), compiler_options=FAST_COMPILE)
+
+
+def _task_state_step(config):
+    task, step = _task_step(config)
     state = jax.jit(task.init, compiler_options=FAST_COMPILE)()  # one program, not an eager op-by-op init
-    return task, state, jax.jit(lambda s, b: task.step(s, b, {}), compiler_options=FAST_COMPILE)
+    return task, state, step
+
+
+def _jit(fn):
+    """``jax.jit`` at FAST_COMPILE, for the independent computations the steps are compared with."""
+    return jax.jit(fn, compiler_options=FAST_COMPILE)
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +176,9 @@ def test_sr_step_equals_an_independent_adam_step_on_the_l1_loss(sr):
     batch = _batch(np.random.default_rng(5))
     g = task.generator
     p0 = state.players["generator"].params
-    grads = jax.jit(jax.grad(lambda p: jnp.mean(jnp.abs(g.apply({"params": p}, batch["lr"]) - batch["hr"]))))(p0)
+    grads = _jit(jax.grad(lambda p: jnp.mean(jnp.abs(g.apply({"params": p}, batch["lr"]) - batch["hr"]))))(p0)
     tx = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
-    want = jax.jit(lambda p, g: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))(p0, grads)
+    want = _jit(lambda p, g: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))(p0, grads)
     state, _ = step(state, batch)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(state.players["generator"].params)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
@@ -176,14 +186,16 @@ def test_sr_step_equals_an_independent_adam_step_on_the_l1_loss(sr):
 
 def test_loss_entries_with_weights_and_kwargs(sr):
     c2 = _tiny_config()
+    c2.ema_decay = 0.9  # the state of the sr fixture (the losses hold no state): the same state, no second init
     c2.losses.l1 = 3.0
     c2.losses.charbonnier = ml_collections.ConfigDict({"weight": 0.5, "eps": 0.1})
-    (t1, s1, step1), (t2, s2, step2) = sr, _task_state_step(c2)
+    (t1, s1, step1), (t2, step2) = sr, _task_step(c2)
+    s2 = s1
     batch = _batch(np.random.default_rng(1))
     _, m1 = step1(s1, batch)
     _, m2 = step2(s2, batch)
     assert float(m2["loss_l1"]) == pytest.approx(3.0 * float(m1["loss_l1"]), rel=1e-5)
-    sr_img = jax.jit(t2.generator.apply)({"params": s2.players["generator"].params}, batch["lr"])
+    sr_img = _jit(t2.generator.apply)({"params": s2.players["generator"].params}, batch["lr"])
     charb = jnp.mean(jnp.sqrt((sr_img - batch["hr"]) ** 2 + 0.1**2))  # eps reaches the loss
     assert float(m2["loss_charbonnier"]) == pytest.approx(0.5 * float(charb), rel=1e-5)
     assert float(m2["loss"]) == pytest.approx(float(m2["loss_l1"]) + float(m2["loss_charbonnier"]), rel=1e-6)
@@ -217,9 +229,13 @@ def test_ema_follows_closed_form(sr):
 
 def test_bf16_compute_shows_in_the_jaxpr_and_keeps_f32_params(sr):
     c16 = _tiny_config()
+    c16.ema_decay = 0.9  # the sr fixture's state structure: its state serves both steps (no second init)
     c16.compute_dtype = "bfloat16"
     batch = _batch(np.random.default_rng(4))
-    (t32, s32, step32), (t16, s16, step16) = sr, _task_state_step(c16)
+    (t32, s32, step32), (t16, step16) = sr, _task_step(c16)
+    init16 = jax.eval_shape(t16.init)  # the bf16 task's own init keeps float32 params
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(init16.players["generator"].params))
+    s16 = s32
     texts = {name: str(jax.make_jaxpr(lambda s, b: task.step(s, b, {}))(state, batch))
              for name, task, state in (("f32", t32, s32), ("bf16", t16, s16))}
     conv = re.compile(r"(\w+)\[[^\]]*\] = conv_general_dilated")
@@ -241,11 +257,20 @@ def _changed(a, b) -> bool:
 GAN_WEIGHT = 0.3
 
 
+def _gan_config(kind: str) -> ml_collections.ConfigDict:
+    """The tiny SR-GAN (adversarial weight GAN_WEIGHT); the nonsaturating one trains D with SGD(lr 1.0), as
+    ``test_discriminator_update_equals_an_independent_sgd_step`` needs (the others keep Adam)."""
+    config = _tiny_config("sr_gan", weight=GAN_WEIGHT, kind=kind)
+    if kind == "nonsaturating":
+        config.disc.optim = optim_config(name="sgd", lr=1.0)
+    return config
+
+
 @pytest.fixture(scope="module", params=["nonsaturating", "lsgan", "ragan"])
 def gan(request):
-    """``(kind, task, state, step)`` of the tiny SR-GAN (adversarial weight GAN_WEIGHT): one compiled step per
-    kind serves both the discriminator-gap and the generator-gradient test of that kind."""
-    return (request.param, *_task_state_step(_tiny_config("sr_gan", weight=GAN_WEIGHT, kind=request.param)))
+    """``(kind, task, state, step)`` of the tiny SR-GAN of ``_gan_config``: one compiled step per kind serves the
+    discriminator-gap, the generator-gradient and (nonsaturating) the discriminator-update test of that kind."""
+    return (request.param, *_task_state_step(_gan_config(request.param)))
 
 
 def test_discriminator_step_widens_the_real_fake_gap(gan):
@@ -254,9 +279,9 @@ def test_discriminator_step_widens_the_real_fake_gap(gan):
     kind, task, state, step = gan
     batch = _batch(np.random.default_rng(3))
     d = task.discriminator
-    sr = jax.jit(task.generator.apply)({"params": state.players["generator"].params}, batch["lr"])
+    sr = _jit(task.generator.apply)({"params": state.players["generator"].params}, batch["lr"])
 
-    @jax.jit
+    @_jit
     def gap_fn(d_params):
         return jnp.mean(d.apply({"params": d_params}, batch["hr"])) - jnp.mean(d.apply({"params": d_params}, sr))
 
@@ -297,30 +322,30 @@ def test_generator_gradient_equals_an_independently_composed_loss(gan):
         sr = g.apply({"params": p}, batch["lr"])
         return jnp.mean(jnp.abs(sr - batch["hr"])) + w * _independent_g_loss(kind, d.apply({"params": dp}, sr), real)
 
-    grads = jax.jit(jax.grad(loss))(p0)
+    grads = _jit(jax.grad(loss))(p0)
     tx = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-8)
-    want = jax.jit(lambda p, g: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))(p0, grads)
+    want = _jit(lambda p, g: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))(p0, grads)
     new, _ = step(state, batch)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.players["generator"].params)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
 
 
-def test_discriminator_update_equals_an_independent_sgd_step():
+@pytest.mark.parametrize("gan", ["nonsaturating"], indirect=True)
+def test_discriminator_update_equals_an_independent_sgd_step(gan):
     """D's update == SGD(lr 1.0) on jax.grad of BCE(D(hr), 1) + BCE(D(sr), 0), sr from the pre-update G (SGD,
     not Adam: PatchGAN's normalised layers have zero-gradient biases whose Adam update is the sign of noise)."""
-    config = _tiny_config("sr_gan", weight=0.1, kind="nonsaturating")
-    config.disc.optim = optim_config(name="sgd", lr=1.0)
-    task, state, step = _task_state_step(config)
+    kind, task, state, step = gan
+    assert task.config.disc.optim.name == "sgd" and task.config.disc.optim.lr == 1.0
     batch = _batch(np.random.default_rng(7))
     d = task.discriminator
-    sr = jax.jit(task.generator.apply)({"params": state.players["generator"].params}, batch["lr"])
+    sr = _jit(task.generator.apply)({"params": state.players["generator"].params}, batch["lr"])
     dp = state.players["discriminator"].params
 
     def loss(q):
         return (jnp.mean(jax.nn.softplus(-d.apply({"params": q}, batch["hr"])))
                 + jnp.mean(jax.nn.softplus(d.apply({"params": q}, sr))))
 
-    grads = jax.jit(jax.grad(loss))(dp)
+    grads = _jit(jax.grad(loss))(dp)
     want = jax.tree.map(lambda p, g: p - g, dp, grads)
     new, _ = step(state, batch)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.players["discriminator"].params)):

@@ -30,6 +30,10 @@ from jaxgen.weights import flax_to_torch, torch_to_flax
 from jaxgen.weights import ncnn as nc
 from jaxgen.weights import ncnn_unet
 
+# XLA's backend (LLVM) optimisation level 0 for the models' forward programs: the same HLO, compiled in about half
+# the CPU time (these tests check what the programs compute, not how fast they run).
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
 PADDING = {  # arch, scale -> (pre-padding, multiple, numpy pad mode): the ncnn programs' rules
     ("waifu2x_upconv7", 2): (7, 2, "edge"),
     ("waifu2x_cunet", 1): (28, 4, "edge"),
@@ -102,7 +106,7 @@ def photo(shared_data) -> np.ndarray:
 def test_zoo_model_matches_the_ncnn_program_on_a_photo_crop(name, photo):
     x = photo[200:237, 300:329] if name != "realsr-df2k-x4" else photo[200:216, 300:315]  # 37x29 / 16x15
     model = zoo.load(name)
-    got = np.asarray(jax.jit(model.apply)(model.params, jnp.asarray(x[None])))[0]
+    got = np.asarray(jax.jit(model.apply, compiler_options=FAST_COMPILE)(model.params, jnp.asarray(x[None])))[0]
     ref = ncnn_program(name, x)
     assert got.shape == ref.shape == (x.shape[0] * model.scale, x.shape[1] * model.scale, 3)
     assert ref.std() > 0.05  # a real picture, not a flat output
@@ -186,9 +190,10 @@ def test_pro_mapping_and_reflect_padding_closed_form():
     x = np.random.default_rng(0).random((1, 9, 7, 3), dtype=np.float32)
     shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.asarray(x))["params"]
     rng = np.random.default_rng(1)
-    params = jax.tree.map(lambda s: jnp.asarray(0.05 * rng.standard_normal(s.shape), jnp.float32), shapes)
+    params = jax.tree.map(lambda s: (0.05 * rng.standard_normal(s.shape)).astype(np.float32), shapes)
     xp = np.pad(x * 0.7 + 0.15, ((0, 0), (18, 19), (18, 19), (0, 0)), mode="reflect")
-    both = jax.jit(lambda p, x, v: (module.apply({"params": p}, x), module.apply({"params": p}, v, method=UpCunet.valid)))
+    both = jax.jit(lambda p, x, v: (module.apply({"params": p}, x), module.apply({"params": p}, v, method=UpCunet.valid)),
+                   compiler_options=FAST_COMPILE)
     got, raw = (np.asarray(a) for a in both(params, jnp.asarray(x), jnp.asarray(xp)))  # one program, not two
     np.testing.assert_allclose(got, (raw[:, :18, :14] - 0.15) / 0.7, atol=1e-5)
     assert models.build("realcugan", scale=3).scale == 3
@@ -237,7 +242,7 @@ def test_official_pytorch_names_and_outputs(golden):
     if config.get("pro"):
         state["pro"] = np.ones(1, np.float32)  # the marker key of official weights_pro files is dropped
     params = torch_to_flax(arch, state, model=model)
-    out = np.asarray(jax.jit(model.apply)({"params": params}, data["input"]))
+    out = np.asarray(jax.jit(model.apply, compiler_options=FAST_COMPILE)({"params": params}, data["input"]))
     assert out.shape == data["output"].shape
     np.testing.assert_allclose(out, data["output"], rtol=0, atol=1e-4)
     back = flax_to_torch(arch, params, model=model)
