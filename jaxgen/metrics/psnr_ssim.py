@@ -98,6 +98,22 @@ def _filter_valid(x: jax.Array) -> jax.Array:
     return x
 
 
+def _ssim_map(x: jax.Array, y: jax.Array, shift_x: jax.Array, shift_y: jax.Array, max_val: float) -> jax.Array:
+    """The 'valid' SSIM map ``[B,H-10,W-10,C]`` of ``x``, ``y``, its moments taken of the images less the
+    per-channel ``shift_x``/``shift_y`` (sigma and cov are shift-invariant: far less float32 cancellation in
+    ``E[x^2] - mu^2`` on flat regions; the shift is a constant, so it carries no gradient)."""
+    xc, yc = x - shift_x, y - shift_y
+    c = x.shape[-1]
+    stats = _filter_valid(jnp.concatenate([xc, yc, xc * xc, yc * yc, xc * yc], axis=-1))
+    mu_xc, mu_yc, e_xx, e_yy, e_xy = (stats[..., i * c:(i + 1) * c] for i in range(5))
+    var_x, var_y, cov = e_xx - mu_xc**2, e_yy - mu_yc**2, e_xy - mu_xc * mu_yc
+    mu_x, mu_y = mu_xc + shift_x, mu_yc + shift_y
+    c1, c2 = (SSIM_K1 * max_val) ** 2, (SSIM_K2 * max_val) ** 2
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return num / den
+
+
 @functools.partial(jax.jit, static_argnames=("crop_border", "y_channel", "max_val"))
 def ssim(pred: jax.Array, target: jax.Array, *, crop_border: int = 0, y_channel: bool = False,
          max_val: float = 1.0) -> jax.Array:
@@ -109,19 +125,8 @@ def ssim(pred: jax.Array, target: jax.Array, *, crop_border: int = 0, y_channel:
     (gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``. Needs at least 11x11 after cropping.
     """
     x, y = _prepare(pred, target, crop_border, y_channel, max_val, "ssim", SSIM_WINDOW)
-    # Moments of mean-centred images (sigma and cov are shift-invariant): far less float32 cancellation in
-    # E[x^2] - mu^2 on flat regions; the shift is a constant, so it carries no gradient.
     shift_x, shift_y = (jax.lax.stop_gradient(jnp.mean(t, axis=(1, 2), keepdims=True)) for t in (x, y))
-    xc, yc = x - shift_x, y - shift_y
-    c = x.shape[-1]
-    stats = _filter_valid(jnp.concatenate([xc, yc, xc * xc, yc * yc, xc * yc], axis=-1))
-    mu_xc, mu_yc, e_xx, e_yy, e_xy = (stats[..., i * c:(i + 1) * c] for i in range(5))
-    var_x, var_y, cov = e_xx - mu_xc**2, e_yy - mu_yc**2, e_xy - mu_xc * mu_yc
-    mu_x, mu_y = mu_xc + shift_x, mu_yc + shift_y
-    c1, c2 = (SSIM_K1 * max_val) ** 2, (SSIM_K2 * max_val) ** 2
-    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return jnp.mean(num / den, axis=(1, 2, 3))
+    return jnp.mean(_ssim_map(x, y, shift_x, shift_y, max_val), axis=(1, 2, 3))
 
 
 PAD_MULTIPLE = 128  # psnr_ssim_any_size pads each side up to a multiple of this: one program per bucket
@@ -153,15 +158,8 @@ def _psnr_ssim_masked(pred: jax.Array, target: jax.Array, hw: jax.Array, crop_bo
     pixels = region(0)
     mse = masked_mean(jnp.square(x - y), pixels)
     shift_x, shift_y = (jax.lax.stop_gradient(masked_mean(t, pixels, keepdims=True)) for t in (x, y))
-    xc, yc = x - shift_x, y - shift_y
-    stats = _filter_valid(jnp.concatenate([xc, yc, xc * xc, yc * yc, xc * yc], axis=-1))
-    mu_xc, mu_yc, e_xx, e_yy, e_xy = (stats[..., i * c:(i + 1) * c] for i in range(5))
-    var_x, var_y, cov = e_xx - mu_xc**2, e_yy - mu_yc**2, e_xy - mu_xc * mu_yc
-    mu_x, mu_y = mu_xc + shift_x, mu_yc + shift_y
-    c1, c2 = (SSIM_K1 * max_val) ** 2, (SSIM_K2 * max_val) ** 2
-    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return 10.0 * jnp.log10(max_val**2 / mse), masked_mean(num / den, region(SSIM_WINDOW - 1))
+    ssim_map = _ssim_map(x, y, shift_x, shift_y, max_val)
+    return 10.0 * jnp.log10(max_val**2 / mse), masked_mean(ssim_map, region(SSIM_WINDOW - 1))
 
 
 def psnr_ssim_any_size(pred: jax.Array, target: jax.Array, *, crop_border: int = 0, y_channel: bool = False,
