@@ -46,15 +46,21 @@ def _check(pred_shape: tuple[int, ...], target_shape: tuple[int, ...], crop_bord
     return h, w
 
 
+def _float_or_y(pred: jax.Array, target: jax.Array, y_channel: bool, max_val: float) -> tuple[jax.Array, jax.Array]:
+    """Both cast to ``promote_types(dtypes, float32)``; RGB to its BT.601 Y in ``max_val`` units with ``y_channel``."""
+    dtype = jnp.promote_types(jnp.promote_types(pred.dtype, target.dtype), jnp.float32)
+    pred, target = pred.astype(dtype), target.astype(dtype)
+    if y_channel and pred.shape[-1] == 3:
+        pred, target = (rgb_to_y(t / max_val) * (max_val / 255.0) for t in (pred, target))
+    return pred, target
+
+
 def _prepare(pred: jax.Array, target: jax.Array, crop_border: int, y_channel: bool, max_val: float, name: str,
              min_side: int) -> tuple[jax.Array, jax.Array]:
     """Validate shapes, cast to float (>= float32), optional Y channel, border crop -> ``[B,h,w,C']``."""
     pred, target = jnp.asarray(pred), jnp.asarray(target)
     h, w = _check(pred.shape, target.shape, crop_border, max_val, name, min_side)
-    dtype = jnp.promote_types(jnp.promote_types(pred.dtype, target.dtype), jnp.float32)
-    pred, target = pred.astype(dtype), target.astype(dtype)
-    if y_channel and pred.shape[-1] == 3:
-        pred, target = (rgb_to_y(t / max_val) * (max_val / 255.0) for t in (pred, target))
+    pred, target = _float_or_y(pred, target, y_channel, max_val)
     c = crop_border
     return pred[:, c:c + h, c:c + w, :], target[:, c:c + h, c:c + w, :]
 
@@ -138,11 +144,8 @@ def _psnr_ssim_masked(pred: jax.Array, target: jax.Array, hw: jax.Array, crop_bo
     """:func:`psnr` and :func:`ssim` of the ``hw[0] x hw[1]`` top-left image in zero-padded ``[B,Hp,Wp,C]``
     arrays, the crop traced too: the border and the padding are masked out of every mean instead of sliced off,
     and the 'valid' SSIM map positions that read a masked pixel are dropped."""
-    dtype = jnp.promote_types(jnp.promote_types(pred.dtype, target.dtype), jnp.float32)
-    x, y = pred.astype(dtype), target.astype(dtype)
-    if y_channel and x.shape[-1] == 3:
-        x, y = (rgb_to_y(t / max_val) * (max_val / 255.0) for t in (x, y))
-    c = x.shape[-1]
+    x, y = _float_or_y(pred, target, y_channel, max_val)
+    c, dtype = x.shape[-1], x.dtype
     rows, cols = jnp.arange(x.shape[1])[:, None], jnp.arange(x.shape[2])[None, :]
 
     def region(margin: int) -> jax.Array:  # [Hp-margin, Wp-margin] mask of pixels (or map positions) kept
@@ -169,8 +172,8 @@ def psnr_ssim_any_size(pred: jax.Array, target: jax.Array, *, crop_border: int =
     validation set 100; :func:`psnr` and :func:`ssim` compile once per shape and crop).
 
     Same arguments and definitions as :func:`psnr` / :func:`ssim`; the images are zero-padded and the means are
-    masked, so the values differ from theirs only by float32 summation order (~1e-7 relative). Not for
-    gradients (use :func:`psnr` / :func:`ssim`).
+    masked, so the values differ from theirs only by float32 summation order (~1e-7 relative). Returns two
+    ``[B]`` arrays (dB, SSIM). Not for gradients (use :func:`psnr` / :func:`ssim`).
     """
     p, t = np.asarray(pred), np.asarray(target)  # padded on the host: no device program per input shape
     for name, min_side in (("psnr", 1), ("ssim", SSIM_WINDOW)):  # their checks and messages
