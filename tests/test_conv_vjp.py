@@ -12,12 +12,9 @@ from jax import lax
 from jaxgen import models
 from jaxgen.models import conv_vjp
 from jaxgen.models.layers import conv
-from tests.param_utils import numpy_params
+from tests.param_utils import FAST_COMPILE, numpy_params
 
 DN = ("NHWC", "HWIO", "NHWC")
-# XLA's backend (LLVM) optimisation level 0 for the network-sized programs: the same HLO, compiled in about half the
-# CPU time (these tests check what the programs compute, not how fast they run).
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 def _data(b=2, h=7, w=5, c=3, o=4, k=3, seed=0):

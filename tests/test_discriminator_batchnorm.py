@@ -17,11 +17,7 @@ from jaxgen.tasks import base_config
 from jaxgen.models.discriminators import BATCH_STATS_COLLECTION, TorchBatchNorm, VGGStyleDiscriminator, is_stateful
 from jaxgen.tasks import get_task
 from jaxgen.weights import convert
-
-
-# XLA's backend (LLVM) optimisation level 0 for the big programs (inits, train steps): the same HLO, compiled in
-# about half the CPU time (these tests check what the programs compute, not how fast they run).
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
+from tests.param_utils import FAST_COMPILE
 
 
 def test_torch_batchnorm_closed_form():

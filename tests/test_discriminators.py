@@ -8,11 +8,7 @@ import numpy as np
 import pytest
 
 from jaxgen.models.discriminators import DISCRIMINATORS, PatchGAN, VGGStyleDiscriminator, patchgan_output_size
-from tests.param_utils import numpy_params
-
-# XLA's backend (LLVM) optimisation level 0 for the forward/gradient programs: the same HLO, compiled in about half
-# the CPU time (these tests check what the programs compute, not how fast they run).
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
+from tests.param_utils import FAST_COMPILE, numpy_params
 
 
 def _key(seed: int = 0) -> jax.Array:

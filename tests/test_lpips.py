@@ -18,12 +18,10 @@ import pytest
 from jaxgen.weights import pretrained
 from jaxgen.metrics.lpips_metric import _safe_norm, default_lpips_params, lpips_fn, lpips_per_layer
 from jaxgen.metrics import load_lpips_params, lpips
+from tests.param_utils import FAST_COMPILE
 
 GOLDEN = Path(__file__).parent / "goldens" / "lpips" / "lpips_set5.npz"
 NETS = ("vgg", "alex")
-# XLA's backend (LLVM) optimisation level 0 for the gradient programs: the same HLO, compiled in about half the CPU
-# time (these tests check what the programs compute, not how fast they run).
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 @functools.lru_cache(maxsize=None)

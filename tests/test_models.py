@@ -51,11 +51,8 @@ TINY = {
 EDSR_FULL = dict(num_blocks=32, num_feat=256, res_scale=0.1)
 KEY = jax.random.key(0)
 X = jnp.asarray(np.random.default_rng(1).random((2, 8, 8, 3), np.float32))  # numpy: no threefry program to compile
-# XLA's backend (LLVM) optimisation level 0 for the forward/gradient programs: the same HLO, compiled in about half
-# the CPU time (these tests check what the programs compute, not how fast they run).
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
-from tests.param_utils import numpy_params, zero_params as _zero
+from tests.param_utils import FAST_COMPILE, numpy_params, zero_params as _zero
 
 
 def _shapes(model, x_shape=(1, 16, 16, 3)):
@@ -87,8 +84,6 @@ def _built_shapes(name: str, scale: int, in_ch: int, kw: tuple) -> dict:
 
 def _full_shapes(name: str, scale: int, **kw) -> dict:
     return _built_shapes(name, scale, 3, tuple(sorted(kw.items())))
-
-
 
 
 def test_every_generator_is_covered():

@@ -16,6 +16,7 @@ from jaxgen.config import ConfigError, optim_config
 from jaxgen.tasks import SRGANTask, SRTask, base_config, get_task
 from jaxgen.tasks.sr_common import PlainPairs, RealESRGANPairs
 from jaxgen.train import optim
+from tests.param_utils import FAST_COMPILE
 
 
 def _tiny_config(task: str = "sr", **gan) -> ml_collections.ConfigDict:
@@ -38,11 +39,6 @@ def _batch(rng: np.random.Generator, b: int = 4, p: int = 8, s: int = 2) -> dict
     hr = jax.image.resize(coarse, (b, p * s, p * s, 3), "bilinear")
     lr = hr.reshape(b, p, s, p, s, 3).mean(axis=(2, 4))
     return {"lr": lr, "hr": hr}
-
-
-# XLA's backend (LLVM) optimisation level 0 for the inits and train steps: the same HLO programs, compiled in
-# about half the CPU time (these tests check what the steps compute, not how fast they run).
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 def _task_step(config):

@@ -29,10 +29,8 @@ from jaxgen.inference import Upscaler
 from jaxgen.weights import flax_to_torch, torch_to_flax
 from jaxgen.weights import ncnn as nc
 from jaxgen.weights import ncnn_unet
+from tests.param_utils import FAST_COMPILE
 
-# XLA's backend (LLVM) optimisation level 0 for the models' forward programs: the same HLO, compiled in about half
-# the CPU time (these tests check what the programs compute, not how fast they run).
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 PADDING = {  # arch, scale -> (pre-padding, multiple, numpy pad mode): the ncnn programs' rules
     ("waifu2x_upconv7", 2): (7, 2, "edge"),
