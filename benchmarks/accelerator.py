@@ -78,7 +78,7 @@ def bench(name: str, spec: tuple, dtype: str, devices: list, steps: int) -> dict
     import numpy as np
 
     from jaxgen import xla_setup
-    from jaxgen.tasks import base_configNone
+    from jaxgen.tasks import base_config
     from jaxgen.tasks import get_task
     from jaxgen.train import parallel
 

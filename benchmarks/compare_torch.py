@@ -63,10 +63,14 @@ SMOKE_CASES: dict[str, tuple[str, str, int, int, int]] = {
 # jax worker variants: env set before JAX is imported; setup=True calls xla_setup (what `jaxgen train` does);
 # else the explicit levers.
 EIGEN = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+# oneDNN instead of YNNPACK convolutions (a process-level XLA flag: XLA:CPU ignores it as a per-jit option)
+ONEDNN = EIGEN + " --xla_cpu_experimental_onednn_fusion_type=individual_convolution"
 VARIANTS: dict[str, dict] = {
     "tuned": dict(setup=True),
     # what jaxgen's inference commands do (upscale, stylize, translate): one CPU device, per-network compile options
     "infer": dict(setup=True, split=False),
+    "tuned_onednn": dict(setup=True, env={"XLA_FLAGS": ONEDNN}),
+    "infer_onednn": dict(setup=True, split=False, env={"XLA_FLAGS": ONEDNN}),
     "default": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}),
     "eigen": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "XLA_FLAGS": EIGEN}),
     "cpu2": dict(env={"JAXGEN_XLA_DEFAULTS": "0", "JAX_NUM_CPU_DEVICES": "2"}),
@@ -141,7 +145,7 @@ class JaxWorker:
             mesh = parallel.make_mesh(jax.devices()[:1])
             repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
         if kind == "train" and net in ("edsr", "rrdbnet"):
-            from jaxgen.tasks import base_configNone
+            from jaxgen.tasks import base_config
             from jaxgen.tasks import get_task
 
             c = base_config("sr")

@@ -33,7 +33,7 @@ def step_flops(case: tuple) -> float:
 
     kind, net, scale, batch, side = case
     if net in ("edsr", "rrdbnet"):
-        from jaxgen.tasks import base_configNone
+        from jaxgen.tasks import base_config
         from jaxgen.tasks import get_task
 
         c = base_config("sr")

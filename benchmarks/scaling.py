@@ -35,7 +35,7 @@ def one(model: str, scale: int, batch: int, patch: int, threads: int, steps: int
     import jax
     import numpy as np
 
-    from jaxgen.tasks import base_configNone
+    from jaxgen.tasks import base_config
     from jaxgen.tasks import get_task
     from jaxgen.train import parallel
 

@@ -1,16 +1,19 @@
-"""The import structure of jaxgen, read from the source with ``ast`` (nothing is imported):
+"""The import structure of jaxgen, read from the source with ``ast`` (the last test alone imports):
 
 - no import cycle among jaxgen modules (module-level imports; ``from jaxgen.x import y`` is an edge to the module
   ``jaxgen.x.y`` when that is a module, else to ``jaxgen.x``; imports under ``if TYPE_CHECKING:`` are not run);
 - no ``from jaxgen.x import _private`` across modules;
 - ``jaxgen/train/`` and ``jaxgen/config.py`` import no task (``jaxgen.tasks``) at run time;
 - imports written inside functions: jaxgen modules fewer than 15 overall (none in the files listed in
-  :data:`CLEAN`), other packages only where :data:`OPTIONAL_IMPORTS` says why.
+  :data:`CLEAN`), other packages only where :data:`OPTIONAL_IMPORTS` says why;
+- every ``from jaxgen.x import name`` in the package and in the scripts beside it (benchmarks, experiments,
+  tools, configs, tests) names something ``jaxgen.x`` has.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -212,3 +215,24 @@ def test_few_function_level_jaxgen_imports():
     found = [f"{f}:{line} import {name}" for f, line, name in _function_level() if name.startswith("jaxgen")]
     assert len(found) < MAX_FUNCTION_LEVEL_JAXGEN_IMPORTS, f"{len(found)} jaxgen imports inside functions:\n" + \
         "\n".join(found)
+
+
+# Scripts outside the package that import jaxgen (run by hand or by CI's slow tier, not all by this suite).
+SCRIPT_DIRS = ("benchmarks", "experiments", "tools", "configs", "tests")
+
+
+def test_every_jaxgen_name_imported_by_a_script_or_module_exists():
+    """``from jaxgen.x import name`` anywhere in the repository (function level too) names an attribute or a
+    submodule of ``jaxgen.x`` that exists: the benchmarks and experiments are run by hand, so a renamed or
+    mistyped name there (``base_configNone``) would otherwise surface only at the next measurement."""
+    files = [p for d in SCRIPT_DIRS for p in sorted((REPO / d).rglob("*.py"))] + list(MODULES.values())
+    bad = []
+    for path in files:
+        module = next((m for m, p in MODULES.items() if p == path), path.stem)
+        for node, name, names, _ in _imports(module, path):
+            if not name.startswith("jaxgen") or not names:
+                continue
+            target = importlib.import_module(name)
+            bad += [f"{path.relative_to(REPO)}:{node.lineno} from {name} import {n}" for n in names
+                    if n != "*" and not hasattr(target, n) and f"{name}.{n}" not in MODULES]
+    assert not bad, "imported names that do not exist:\n" + "\n".join(bad)
