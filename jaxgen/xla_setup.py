@@ -227,18 +227,25 @@ def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Map
     ``< CONV_VJP_MAX_BATCH``."""
     if not enabled(environ):
         return False
-    if backend is None:
-        import jax
-
-        backend = jax.default_backend()
-    return backend == "cpu" and per_device_batch < CONV_VJP_MAX_BATCH
+    return _backend(backend) == "cpu" and per_device_batch < CONV_VJP_MAX_BATCH
 
 
 def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = ()) -> dict[str, Any]:
     """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
-    :func:`use_conv_vjp` and returns :func:`train_compiler_options` (for the step's ``networks``, model names)
+    :func:`use_conv_vjp`, lets ``layers.repeat_blocks`` scan only where the convolution gradients are fast inside a
+    loop (any backend but CPU; on CPU with the conv VJP; ``layers.set_scan_blocks``), and returns :func:`train_compiler_options` (for the step's ``networks``, model names)
     for the train step's ``jax.jit``."""
-    from jaxgen.models import conv_vjp  # here, not at the top: this module is imported before JAX (configure_process)
+    from jaxgen.models import conv_vjp, layers  # here, not at the top: this module is imported before JAX
 
-    conv_vjp.set_enabled(use_conv_vjp(per_device_batch, backend))
+    vjp = use_conv_vjp(per_device_batch, backend)
+    conv_vjp.set_enabled(vjp)
+    layers.set_scan_blocks(vjp or _backend(backend) != "cpu")
     return train_compiler_options(backend, networks=networks)
+
+
+def _backend(backend: str | None) -> str:
+    if backend is None:
+        import jax  # here, not at the top: this module is imported before JAX (configure_process)
+
+        backend = jax.default_backend()
+    return backend

@@ -10,6 +10,8 @@ from pathlib import Path
 import jax
 import pytest
 
+from jaxgen.models import conv_vjp, layers
+
 # The session's persistent XLA compilation cache: a fresh temp folder made by the controlling pytest process and
 # inherited (environment) by the xdist workers and every CLI / multi-process subprocess the tests start, so a
 # program compiled once (a tiny config's train step, a pretrained model's forward) is loaded, not compiled again,
@@ -35,6 +37,15 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     for path in _OWNED_CACHE:
         shutil.rmtree(path, ignore_errors=True)
+
+@pytest.fixture(autouse=True)
+def trace_switches():
+    """Every test starts with the process-wide trace-time switches at their defaults (conv VJP off, block scans
+    on): a training run in this process (``train``, ``prepare_training``) sets them for its step and leaves them."""
+    conv_vjp.set_enabled(False)
+    layers.set_scan_blocks(True)
+    yield
+
 
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 

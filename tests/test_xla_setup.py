@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import pytest
 
 from jaxgen import xla_setup
-from jaxgen.models import conv_vjp
+from jaxgen.models import conv_vjp, edsr, layers
 from tests.param_utils import numpy_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +67,34 @@ def test_use_conv_vjp_threshold():
         assert conv_vjp.enabled() is False
     finally:
         conv_vjp.set_enabled(False)
+
+
+def _scans(model, x) -> bool:
+    params = numpy_params(jax.eval_shape(model.init, jax.random.key(0), x)["params"], 0)
+    jaxpr = jax.make_jaxpr(jax.grad(lambda p: model.apply({"params": p}, x).sum()))(params)
+    return "scan" in str(jaxpr)
+
+
+def test_repeated_blocks_scan_in_a_cpu_train_step_only_with_the_conv_vjp():
+    """XLA:CPU runs autodiff's convolution gradients inside a scan's loop body outside its convolution library (a
+    scanned EDSR-baseline step at per-device batch 8: 195 s instead of 2.8 s, benchmarks/RESULTS.md), so on CPU
+    the blocks unroll unless the conv VJP's gradients are on; other backends and inference keep the scan."""
+    model = edsr.EDSR(scale=2, num_blocks=3, num_feat=8)  # scan_blocks=True by default
+    x = jnp.zeros((1, 8, 8, 3))
+    m = xla_setup.CONV_VJP_MAX_BATCH
+    try:
+        assert layers.scan_blocks_enabled() and _scans(model, x)  # before any training: inference scans
+        xla_setup.prepare_training(m, "cpu")
+        assert not conv_vjp.enabled() and not layers.scan_blocks_enabled() and not _scans(model, x)
+        xla_setup.prepare_training(m - 1, "cpu")
+        assert conv_vjp.enabled() and layers.scan_blocks_enabled() and _scans(model, x)
+        xla_setup.prepare_training(m, "gpu")
+        assert layers.scan_blocks_enabled() and _scans(model, x)
+        layers.set_scan_blocks(False)
+        assert not _scans(edsr.EDSR(scale=2, num_blocks=3, num_feat=8), x)
+    finally:
+        conv_vjp.set_enabled(False)
+        layers.set_scan_blocks(True)
 
 
 def test_compiler_options_are_accepted_by_this_jax():

@@ -58,6 +58,8 @@ __all__ = [
     "mean_shift",
     "normal_init",
     "pixel_shuffle",
+    "scan_blocks_enabled",
+    "set_scan_blocks",
     "pixel_unshuffle",
     "sub_mean",
     "torch_init",
@@ -379,6 +381,21 @@ class MeanShift(nn.Module):
 
 
 _TRACING_STACKED_INIT = [False]  # inside _init_stacked's traces: nested repeated blocks (RCAN's) init unrolled
+_SCAN_BLOCKS = {"enabled": True}
+
+
+def scan_blocks_enabled() -> bool:
+    """Whether :func:`repeat_blocks` may run its blocks as a ``lax.scan`` (read at trace time; a model's own
+    ``scan_blocks=False`` always unrolls)."""
+    return _SCAN_BLOCKS["enabled"]
+
+
+def set_scan_blocks(value: bool) -> None:
+    """Process-wide switch, set by ``jaxgen.xla_setup.prepare_training`` before a train step is traced: XLA:CPU
+    runs autodiff's convolution gradients inside a ``while`` body (a scan) outside its convolution library, so a
+    scanned EDSR-baseline train step at per-device batch 8 took 195 s instead of 2.8 s; with
+    ``jaxgen.models.conv_vjp``'s gradients (ordinary convolutions) it scans at full speed."""
+    _SCAN_BLOCKS["enabled"] = bool(value)
 
 
 def _fold_in_messages(closed: jex.ClosedJaxpr) -> list[Any]:
@@ -448,10 +465,10 @@ def repeat_blocks(parent: nn.Module, make: Callable[..., nn.Module], names: Sequ
     the unrolled form). At ``init`` the blocks' parameters are drawn as one ``vmap`` over the keys Flax gives each
     child (:func:`_init_stacked`; bitwise the unrolled init's values): RRDBNet x4's 345 kernel draws were 58% of
     a cold first training step (benchmarks/RESULTS.md). ``make`` must accept ``name=`` and ``parent=``; the
-    blocks may hold ``params`` only.
+    blocks may hold ``params`` only. :func:`set_scan_blocks` (``False``) unrolls every call, whatever ``scan``.
     """
     nested_init = parent.is_initializing() and _TRACING_STACKED_INIT[0]  # inside a block _init_stacked traces
-    if not scan or len(names) < 2 or parent.is_mutable_collection("intermediates") or nested_init:
+    if not (scan and _SCAN_BLOCKS["enabled"]) or len(names) < 2 or parent.is_mutable_collection("intermediates") or nested_init:
         for n in names:
             x = make(name=n)(x)
         return x
