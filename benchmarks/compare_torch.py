@@ -42,6 +42,8 @@ import sys
 import time
 from pathlib import Path
 
+from cpuinfo import cpu_info  # benchmarks/cpuinfo.py (this script's folder is on sys.path, and on the workers')
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -372,7 +374,7 @@ def main() -> None:
     procs = [Proc(f"jax:{v}", args.jax_python, "jax", v) for v in args.jax_variants.split(",") if v]
     procs += [Proc(f"torch:{v}", args.torch_python, "torch", v) for v in torch_variants]
     results = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), "cpu": _cpu_model(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), "cpu": _cpu_model(), **cpu_info(),
         "cpus": os.cpu_count(), "load_at_start": os.getloadavg(), "rounds": rounds,
         "workers": {p.label: p.info for p in procs}, "cases": {},
     }
