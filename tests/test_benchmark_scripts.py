@@ -1,0 +1,49 @@
+"""The benchmark scripts that issues and records call by name still run (``slow``: CI's second tier). They are
+run by hand for measurements, so nothing else would notice a script broken by a change in the library (an
+import of a renamed name went unnoticed for a day). Each runs its own ``--smoke`` form: tiny cases, any CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_compare_torch_smoke_writes_the_documented_fields(tmp_path):
+    """``compare_torch.py`` (issue 19's interface) without a torch venv: every jaxgen case sets up and times, and
+    the JSON has ``cases.<case>.by.<worker>.median_s`` and the CPU model and flags."""
+    out = tmp_path / "ct.json"
+    r = _run(["benchmarks/compare_torch.py", "--smoke", "--jax-variants", "tuned,infer", "--torch-variants", "",
+              "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert set(res["cases"]) == {"edsr_b2", "style_b2", "fwd_edsr_32"}
+    for name, case in res["cases"].items():
+        for worker in ("jax:tuned", "jax:infer"):
+            entry = case["by"][worker]
+            assert "error" not in entry, (name, worker, entry["error"])
+            assert entry["median_s"] > 0, (name, worker)
+    assert res["cpu_model"] and res["cpu_flags"] and isinstance(res["isa"], list)  # every record names its CPU
+
+
+def test_accelerator_smoke_on_cpu(tmp_path):
+    """``accelerator.py --smoke`` (run for real when a GPU is lent): both cases and dtypes time a step."""
+    out = tmp_path / "acc.json"
+    r = _run(["benchmarks/accelerator.py", "--smoke", "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert {(r["case"], r["dtype"]) for r in runs} == {(c, d) for c in ("rrdbnet", "edsr") for d in ("bfloat16", "float32")}
+    for r in runs:
+        assert "error" not in r and r["median_step_s"] > 0, r
