@@ -26,7 +26,8 @@ Cases: the train step is Adam (lr 1e-4) + L1 on a fixed random batch (data loadi
 ``loader.py``). ``style_b4`` trains the fast-style TransformerNet with an L1 loss to a fixed target (the
 perceptual loss's frozen VGG is the same on both sides and left out: the step measures the trained network).
 Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
-``jaxgen.inference.make_apply``).
+``jaxgen.inference.make_apply``). A case a worker could not set up or run is recorded with its ``error`` and
+makes the command exit 1 after the results are written.
 """
 
 from __future__ import annotations
@@ -409,6 +410,10 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text + "\n")
     print(markdown(results))
+    failed = [f"{case} {worker}" for case, r in results["cases"].items() for worker, e in r["by"].items() if "error" in e]
+    if failed:  # the results are written; a worker that could not run a case fails the command
+        sys.exit(f"compare_torch: error: {len(failed)} case/worker pairs failed ({', '.join(failed)}); "
+                 "their errors are in the JSON and above")
 
 
 def _cpu_model() -> str:
