@@ -2,7 +2,7 @@
 them (one CPU device, ``xla_setup.inference_compiler_options``), under whatever ``XLA_FLAGS`` the caller sets:
 the measurement behind process-level XLA:CPU options that cannot be given per ``jax.jit`` (oneDNN convolutions).
 
-    python benchmarks/forward_flags.py [--cases rrdbnet_128,edsr_256] [--out F.json]
+    python benchmarks/forward_flags.py [--cases fwd_rrdbnet_128,fwd_edsr_256] [--out F.json]
     XLA_FLAGS="--xla_cpu_experimental_ynn_fusion_type=-individual_convolution \\
                --xla_cpu_experimental_onednn_fusion_type=individual_convolution" python benchmarks/forward_flags.py
 
@@ -26,19 +26,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.conv_backends import FORWARD_CASES  # noqa: E402
 from benchmarks.cpuinfo import cpu_info  # noqa: E402
 from jaxgen import models, xla_setup  # noqa: E402
 
-# name: (network, kwargs, side)
-CASES: dict[str, tuple[str, dict, int]] = {
-    "rrdbnet_64": ("rrdbnet", {"scale": 4}, 64),
-    "rrdbnet_128": ("rrdbnet", {"scale": 4}, 128),
-    "rrdbnet_256": ("rrdbnet", {"scale": 4}, 256),
-    "srvgg_compact_256": ("srvgg_compact", {"scale": 4}, 256),
-    "edsr_256": ("edsr", {"scale": 2}, 256),
-    "transformer_net_256": ("transformer_net", {}, 256),
-    "resnet_256": ("resnet", {}, 256),
-}
+# the inference forwards conv_backends.py measures per jit (name: (network, kwargs, input side))
+CASES = FORWARD_CASES
 
 
 def main() -> None:
