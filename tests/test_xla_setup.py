@@ -78,12 +78,16 @@ def _scans(model, x) -> bool:
 def test_repeated_blocks_scan_in_a_cpu_train_step_only_with_the_conv_vjp():
     """XLA:CPU runs autodiff's convolution gradients inside a scan's loop body outside its convolution library (a
     scanned EDSR-baseline step at per-device batch 8: 195 s instead of 2.8 s, benchmarks/RESULTS.md), so on CPU
-    the blocks unroll unless the conv VJP's gradients are on; other backends and inference keep the scan."""
+    the blocks unroll unless the conv VJP's gradients are on; other backends and inference keep the scan. A scan
+    traced on CPU outside a train step (a step jitted by hand) gives its blocks the conv VJP's gradients."""
     model = edsr.EDSR(scale=2, num_blocks=3, num_feat=8)  # scan_blocks=True by default
     x = jnp.zeros((1, 8, 8, 3))
     m = xla_setup.CONV_VJP_MAX_BATCH
     try:
         assert layers.scan_blocks_enabled() and _scans(model, x)  # before any training: inference scans
+        params = numpy_params(jax.eval_shape(model.init, jax.random.key(0), x)["params"], 0)
+        jaxpr = str(jax.make_jaxpr(lambda p: model.apply({"params": p}, x))(params))
+        assert not conv_vjp.enabled() and jaxpr.count("custom_vjp_call") == 2  # the block body's two convolutions
         xla_setup.prepare_training(m, "cpu")
         assert not conv_vjp.enabled() and not layers.scan_blocks_enabled() and not _scans(model, x)
         xla_setup.prepare_training(m - 1, "cpu")

@@ -392,9 +392,10 @@ def scan_blocks_enabled() -> bool:
 
 def set_scan_blocks(value: bool) -> None:
     """Process-wide switch, set by ``jaxgen.xla_setup.prepare_training`` before a train step is traced: XLA:CPU
-    runs autodiff's convolution gradients inside a ``while`` body (a scan) outside its convolution library, so a
-    scanned EDSR-baseline train step at per-device batch 8 took 195 s instead of 2.8 s; with
-    ``jaxgen.models.conv_vjp``'s gradients (ordinary convolutions) it scans at full speed."""
+    runs autodiff's convolution gradients inside a ``while`` body (a scan) outside its convolution library (a
+    scanned EDSR-baseline train step at per-device batch 8: 195 s instead of 2.8 s). So on CPU a scan's blocks
+    always take ``jaxgen.models.conv_vjp``'s gradients (3.9 s), and where the conv VJP is off for the train step
+    (per-device batch >= 4, where it is slower than autodiff's unrolled gradients) the train step unrolls."""
     _SCAN_BLOCKS["enabled"] = bool(value)
 
 
@@ -481,8 +482,14 @@ def repeat_blocks(parent: nn.Module, make: Callable[..., nn.Module], names: Sequ
         params = parent.variables["params"]
         stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[params[n] for n in names])
 
+    # On CPU the blocks' convolutions take conv_vjp's gradients inside the scan (ordinary convolutions: XLA:CPU runs
+    # autodiff's own convolution gradients inside a loop body outside its convolution library, 50x slower; see
+    # set_scan_blocks). Forward values are the same; the gradients equal autodiff's up to summation order.
+    in_library = conv_vjp.enabled() or jax.default_backend() == "cpu"
+
     def body(h: jax.Array, p: Any) -> tuple[jax.Array, None]:
-        return block.apply({"params": p}, h), None
+        with conv_vjp.use(in_library):
+            return block.apply({"params": p}, h), None
 
     return jax.lax.scan(body, x, stacked)[0]
 
