@@ -375,7 +375,7 @@ def main() -> None:
     procs = [Proc(f"jax:{v}", args.jax_python, "jax", v) for v in args.jax_variants.split(",") if v]
     procs += [Proc(f"torch:{v}", args.torch_python, "torch", v) for v in torch_variants]
     results = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), "cpu": _cpu_model(), **cpu_info(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), **cpu_info(),
         "cpus": os.cpu_count(), "load_at_start": os.getloadavg(), "rounds": rounds,
         "workers": {p.label: p.info for p in procs}, "cases": {},
     }
@@ -415,15 +415,6 @@ def main() -> None:
         sys.exit(f"compare_torch: error: {len(failed)} case/worker pairs failed ({', '.join(failed)}); "
                  "their errors are in the JSON and above")
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def format_case(name: str, res: dict) -> str:

@@ -18,6 +18,10 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
 * CPU, train step at small per-device batches: the transposed-roles convolution weight gradient
   (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
   :func:`use_conv_vjp`.
+* CPU, train step at per-device batches >= 4: repeated blocks unrolled instead of scanned
+  (``layers.set_scan_blocks``, from :func:`prepare_training`): XLA:CPU runs autodiff's convolution gradients inside
+  a scan's loop body outside its convolution library (EDSR b16: 195 s a step instead of 2.4 s). Not a tuning:
+  it applies with ``JAXGEN_XLA_DEFAULTS=0`` too.
 * Accelerators: nothing (XLA's GPU/TPU defaults).
 * Every command (:func:`configure_compilation_cache`, called by ``jaxgen.cli.main`` before JAX starts): JAX's
   persistent compilation cache in ``~/.cache/jaxgen/xla/<jax version>-<CPU key>`` (``$XDG_CACHE_HOME`` honoured),
@@ -27,7 +31,8 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
   ``JAXGEN_COMPILATION_CACHE=0`` (or ``jaxgen --no-compile-cache COMMAND``) turns it off, ``=PATH`` moves it; a
   ``JAX_COMPILATION_CACHE_DIR`` the user set is left alone.
 
-``JAXGEN_XLA_DEFAULTS=0`` in the environment turns all of it off (plain XLA defaults).
+``JAXGEN_XLA_DEFAULTS=0`` in the environment turns all of it off (plain XLA defaults), the unrolled CPU train
+steps excepted.
 """
 
 from __future__ import annotations
@@ -233,13 +238,14 @@ def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Map
 def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = ()) -> dict[str, Any]:
     """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
     :func:`use_conv_vjp`, lets ``layers.repeat_blocks`` scan only where the convolution gradients are fast inside a
-    loop (any backend but CPU; on CPU with the conv VJP; ``layers.set_scan_blocks``), and returns :func:`train_compiler_options` (for the step's ``networks``, model names)
-    for the train step's ``jax.jit``."""
+    loop (any backend but CPU; on CPU with the conv VJP; ``layers.set_scan_blocks``), and returns
+    :func:`train_compiler_options` (for the step's ``networks``, model names) for the train step's ``jax.jit``."""
     from jaxgen.models import conv_vjp, layers  # here, not at the top: this module is imported before JAX
 
+    backend = _backend(backend)
     vjp = use_conv_vjp(per_device_batch, backend)
     conv_vjp.set_enabled(vjp)
-    layers.set_scan_blocks(vjp or _backend(backend) != "cpu")
+    layers.set_scan_blocks(vjp or backend != "cpu")
     return train_compiler_options(backend, networks=networks)
 
 

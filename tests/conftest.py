@@ -38,6 +38,7 @@ def pytest_unconfigure(config):
     for path in _OWNED_CACHE:
         shutil.rmtree(path, ignore_errors=True)
 
+
 @pytest.fixture(autouse=True)
 def trace_switches():
     """Every test starts with the process-wide trace-time switches at their defaults (conv VJP off, block scans

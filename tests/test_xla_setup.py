@@ -69,9 +69,12 @@ def test_use_conv_vjp_threshold():
         conv_vjp.set_enabled(False)
 
 
+def _params(model, x):
+    return numpy_params(jax.eval_shape(model.init, jax.random.key(0), x)["params"], 0)
+
+
 def _scans(model, x) -> bool:
-    params = numpy_params(jax.eval_shape(model.init, jax.random.key(0), x)["params"], 0)
-    jaxpr = jax.make_jaxpr(jax.grad(lambda p: model.apply({"params": p}, x).sum()))(params)
+    jaxpr = jax.make_jaxpr(jax.grad(lambda p: model.apply({"params": p}, x).sum()))(_params(model, x))
     return "scan" in str(jaxpr)
 
 
@@ -85,8 +88,7 @@ def test_repeated_blocks_scan_in_a_cpu_train_step_only_with_the_conv_vjp():
     m = xla_setup.CONV_VJP_MAX_BATCH
     try:
         assert layers.scan_blocks_enabled() and _scans(model, x)  # before any training: inference scans
-        params = numpy_params(jax.eval_shape(model.init, jax.random.key(0), x)["params"], 0)
-        jaxpr = str(jax.make_jaxpr(lambda p: model.apply({"params": p}, x))(params))
+        jaxpr = str(jax.make_jaxpr(lambda p: model.apply({"params": p}, x))(_params(model, x)))
         assert not conv_vjp.enabled() and jaxpr.count("custom_vjp_call") == 2  # the block body's two convolutions
         xla_setup.prepare_training(m, "cpu")
         assert not conv_vjp.enabled() and not layers.scan_blocks_enabled() and not _scans(model, x)

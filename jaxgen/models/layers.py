@@ -58,9 +58,9 @@ __all__ = [
     "mean_shift",
     "normal_init",
     "pixel_shuffle",
+    "pixel_unshuffle",
     "scan_blocks_enabled",
     "set_scan_blocks",
-    "pixel_unshuffle",
     "sub_mean",
     "torch_init",
     "uniform_init",
@@ -469,7 +469,8 @@ def repeat_blocks(parent: nn.Module, make: Callable[..., nn.Module], names: Sequ
     blocks may hold ``params`` only. :func:`set_scan_blocks` (``False``) unrolls every call, whatever ``scan``.
     """
     nested_init = parent.is_initializing() and _TRACING_STACKED_INIT[0]  # inside a block _init_stacked traces
-    if not (scan and _SCAN_BLOCKS["enabled"]) or len(names) < 2 or parent.is_mutable_collection("intermediates") or nested_init:
+    unrolled = not (scan and _SCAN_BLOCKS["enabled"]) or len(names) < 2
+    if unrolled or parent.is_mutable_collection("intermediates") or nested_init:
         for n in names:
             x = make(name=n)(x)
         return x
