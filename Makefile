@@ -21,9 +21,10 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/jaxgen demo
 
-# The everyday suite on 2 workers, listing its 20 slowest tests (tests/conftest.py shares one persistent XLA
-# compilation cache with every worker and subprocess); `make test-slow` runs the long end-to-end tests marked
-# `slow` (multi-process training, tiny GAN configs, translation resume), which CI runs too.
+# The everyday suite on 2 workers, listing its 20 slowest tests. tests/conftest.py keeps one persistent XLA
+# compilation cache for every worker, subprocess and later run (~/.cache/jaxgen/xla-tests; JAXGEN_TEST_XLA_CACHE=session
+# for a cold run). `make test-slow` runs the long end-to-end tests marked `slow` (multi-process training, tiny GAN
+# configs, translation resume), which CI runs too.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=20 $(PYTEST_ARGS)
 

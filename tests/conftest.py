@@ -10,28 +10,51 @@ from pathlib import Path
 import jax
 import pytest
 
+from jaxgen import xla_setup
 from jaxgen.models import conv_vjp, layers
 
-# The session's persistent XLA compilation cache: a fresh temp folder made by the controlling pytest process and
-# inherited (environment) by the xdist workers and every CLI / multi-process subprocess the tests start, so a
-# program compiled once (a tiny config's train step, a pretrained model's forward) is loaded, not compiled again,
-# by the next test or process. It only saves time: the cache key covers the program, the devices and the compile
-# options, and the folder is removed when the session ends. JAXGEN_TEST_XLA_CACHE=0 turns it off.
+# The suite's persistent XLA compilation cache, inherited (environment) by the xdist workers and every CLI /
+# multi-process subprocess the tests start, so a program compiled once (a tiny config's train step, a pretrained
+# model's forward) is loaded, not compiled again, by the next test, process or `make test`. It only saves time:
+# JAX's cache key covers the program, the devices, the compile options, XLA_FLAGS and the jaxlib version, and the
+# folder is keyed like jaxgen's own cache by the CPU model and ISA flags (xla_setup.compilation_cache_dir), so
+# code compiled for one CPU kind is never loaded on another. Where, by JAXGEN_TEST_XLA_CACHE:
+#   unset / 1   ~/.cache/jaxgen/xla-tests/<jaxlib>-<machine>-<CPU key> ($XDG_CACHE_HOME honoured), kept between
+#               runs and bounded to TEST_CACHE_MAX_BYTES (JAX evicts the least recently used entries, under a lock)
+#   session     a fresh temp folder for this session, removed at its end (a cold run: what CI's first run sees)
+#   0           off (measuring what the cache saves)
+#   PATH        that folder, kept
 CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+TEST_CACHE_ENV = "JAXGEN_TEST_XLA_CACHE"
+TEST_CACHE_MAX_BYTES = 2 << 30
 _OWNED_CACHE: list[str] = []
 
 
-def pytest_configure(config):
-    if os.environ.get("JAXGEN_TEST_XLA_CACHE") == "0":  # measuring what the cache saves
-        return
-    if "PYTEST_XDIST_WORKER" not in os.environ or CACHE_ENV not in os.environ:  # the controller: a fresh cache
+def suite_cache_dir(environ=os.environ) -> str:
+    """The folder :func:`pytest_configure` gives JAX (see above); ``session`` makes a fresh temp folder."""
+    setting = environ.get(TEST_CACHE_ENV, "").strip()
+    if setting == "session":
         _OWNED_CACHE.append(tempfile.mkdtemp(prefix="jaxgen_test_xla_cache_"))
-        os.environ[CACHE_ENV] = _OWNED_CACHE[0]
+        return _OWNED_CACHE[-1]
+    if setting and setting != "1":
+        return setting
+    user = Path(xla_setup.compilation_cache_dir({"XDG_CACHE_HOME": environ.get("XDG_CACHE_HOME", "")}))
+    return str(user.parent.parent / "xla-tests" / user.name)
+
+
+def pytest_configure(config):
+    if os.environ.get(TEST_CACHE_ENV) == "0":
+        return
+    if "PYTEST_XDIST_WORKER" not in os.environ or CACHE_ENV not in os.environ:  # the controller picks the folder
+        os.environ[CACHE_ENV] = suite_cache_dir()
+        Path(os.environ[CACHE_ENV]).mkdir(parents=True, exist_ok=True)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(TEST_CACHE_MAX_BYTES)
     jax.config.update("jax_compilation_cache_dir", os.environ[CACHE_ENV])  # in case JAX read its env already
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", TEST_CACHE_MAX_BYTES)
 
 
 def pytest_unconfigure(config):
