@@ -16,6 +16,7 @@ import pytest
 
 from jaxgen import xla_setup
 from jaxgen.models import conv_vjp, edsr, layers
+from tests import conftest
 from tests.param_utils import numpy_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,3 +321,19 @@ def test_cli_turns_the_cache_on_and_off(monkeypatch, tmp_path):
         assert ("JAX_COMPILATION_CACHE_DIR" in os.environ) == expect, argv
         monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
         monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+
+
+def test_the_suites_cache_is_kept_per_cpu_kind_and_bounded(tmp_path):
+    """tests/conftest.py: the suite's XLA cache sits beside jaxgen's own, under the same jaxlib + CPU key (never
+    shared between CPU kinds), is bounded, and this session (and its subprocesses, through the environment) uses it;
+    ``session`` gives a fresh folder, a path is taken as it is."""
+    suite = Path(conftest.suite_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}))
+    user = Path(xla_setup.compilation_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}))
+    assert suite.parent == tmp_path / "jaxgen" / "xla-tests" and suite.name == user.name
+    assert xla_setup.cpu_key() in suite.name
+    fresh = Path(conftest.suite_cache_dir({conftest.TEST_CACHE_ENV: "session"}))
+    assert fresh.is_dir() and not any(fresh.iterdir()) and fresh != suite
+    assert conftest.suite_cache_dir({conftest.TEST_CACHE_ENV: str(tmp_path / "x")}) == str(tmp_path / "x")
+    if os.environ.get(conftest.TEST_CACHE_ENV) != "0":
+        assert jax.config.jax_compilation_cache_dir == os.environ[conftest.CACHE_ENV]
+        assert int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) == conftest.TEST_CACHE_MAX_BYTES > 0
