@@ -1,6 +1,6 @@
 """Compile time, cold and warm: what a user waits for before the first step / the first picture.
 
-    .venv/bin/python benchmarks/compile_time.py [--out F.json] [--unrolled] [--skip-upscale]
+    .venv/bin/python benchmarks/compile_time.py [--out F.json] [--unrolled] [--breakdown] [--skip-upscale]
 
 Writes one flat JSON object:
 
@@ -13,6 +13,9 @@ Writes one flat JSON object:
   command on a photo (wall time of the process), with an empty cache, and then on a photo of a size not seen
   before with the cache the first run filled (fixed tile shapes: nothing to compile).
   ``upscale_{cold,warm}_compiles``: programs each run compiled (new cache entries; every compile is cached here).
+* ``--breakdown`` adds ``train_breakdown_s``: the cold train child's stages timed apart (persistent cache off;
+  ``jax.jit(...).trace / .lower / .compile`` and two runs of the step) and the number of fusions in the compiled
+  step, i.e. where the cold first step goes and what a warm one still pays (tracing, lowering, the runs).
 * the machine (``lscpu`` model and flags), the load, jax's version.
 """
 
@@ -66,6 +69,62 @@ print(json.dumps({"first_step_s": time.perf_counter() - t1, "import_s": t_import
 """
 
 
+BREAKDOWN_CHILD = r"""
+import json, time
+from jaxgen import xla_setup
+xla_setup.configure_process()
+import jax, ml_collections, numpy as np
+from jaxgen.config import optim_config
+from jaxgen.tasks import base_config, get_task
+from jaxgen.train import parallel
+t, out = time.perf_counter(), {}
+def lap(name):
+    global t
+    out[name] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+c = base_config("sr")
+c.scale, c.batch_size, c.data.patch_size = 4, 4, 32
+c.model = ml_collections.ConfigDict(dict(name="rrdbnet", num_feat=64, num_blocks=23, num_grow_ch=32, scan_blocks=True))
+c.optim = optim_config(lr=1e-4)
+task = get_task("sr")(c)
+mesh = parallel.make_mesh()
+repl = parallel.replicated(mesh)
+lap("build")
+init = jax.jit(task.init, out_shardings=repl).trace().lower()
+lap("init_trace_lower")
+init = init.compile()
+lap("init_compile")
+state = jax.block_until_ready(init())
+lap("init_run")
+options = xla_setup.prepare_training(4 // mesh.devices.size, networks=["rrdbnet"])
+step = jax.jit(task.step, in_shardings=(repl, parallel.batch_sharding(mesh), repl), out_shardings=(repl, repl),
+               donate_argnums=(0,), compiler_options=options or None)
+rng = np.random.default_rng(0)
+batch = parallel.global_batch({"lr": rng.random((4, 32, 32, 3), dtype=np.float32),
+                               "hr": rng.random((4, 128, 128, 3), dtype=np.float32)}, mesh)
+traced = step.trace(state, batch, {})
+lap("step_trace")
+lowered = traced.lower()
+lap("step_lower")
+compiled = lowered.compile()
+lap("step_compile")
+for run in ("step_run1", "step_run2"):
+    state, m = jax.block_until_ready(compiled(state, batch, {}))
+    lap(run)
+out["step_fusions"] = compiled.as_text().count(" fusion(")
+out["devices"] = mesh.devices.size
+print(json.dumps(out))
+"""
+
+
+def breakdown() -> dict:
+    env = _env(None)
+    out = subprocess.run([sys.executable, "-c", BREAKDOWN_CHILD], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"breakdown child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _env(cache: str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env[xla_setup.CACHE_ENV] = cache if cache else "0"
@@ -106,6 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", help="write the JSON object here too")
     ap.add_argument("--unrolled", action="store_true", help="also time the cold first step without scan_blocks")
+    ap.add_argument("--breakdown", action="store_true", help="also time the cold train child's stages apart")
     ap.add_argument("--skip-upscale", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     args = ap.parse_args()
@@ -121,6 +181,9 @@ def main() -> None:
             result.update(train_cold_s=round(cold["first_step_s"], 2), train_warm_s=round(warm["first_step_s"], 2),
                           train_import_s=round(cold["import_s"], 2), train_loss_cold=cold["loss"],
                           train_loss_warm=warm["loss"])
+            print(json.dumps(result), flush=True)
+        if args.breakdown:
+            result["train_breakdown_s"] = breakdown()
             print(json.dumps(result), flush=True)
         if args.unrolled:
             result["train_cold_unrolled_s"] = round(train_first_step(str(Path(tmp) / "unrolled"), "unrolled")
