@@ -1,6 +1,6 @@
 """Compile time, cold and warm: what a user waits for before the first step / the first picture.
 
-    .venv/bin/python benchmarks/compile_time.py [--out F.json] [--unrolled] [--breakdown] [--skip-upscale]
+    .venv/bin/python benchmarks/compile_time.py [--out F.json] [--unrolled] [--skip-upscale]
 
 Writes one flat JSON object:
 
@@ -13,9 +13,9 @@ Writes one flat JSON object:
   command on a photo (wall time of the process), with an empty cache, and then on a photo of a size not seen
   before with the cache the first run filled (fixed tile shapes: nothing to compile).
   ``upscale_{cold,warm}_compiles``: programs each run compiled (new cache entries; every compile is cached here).
-* ``--breakdown`` adds ``train_breakdown_s``: the cold train child's stages timed apart (persistent cache off;
-  ``jax.jit(...).trace / .lower / .compile`` and two runs of the step) and the number of fusions in the compiled
-  step, i.e. where the cold first step goes and what a warm one still pays (tracing, lowering, the runs).
+* ``train_{cold,warm}_stages_s``: the same runs' stages timed apart (``jax.jit(...).trace / .lower / .compile``,
+  the init run, the first step's run, and a second step's run after the timed first step) and the number of
+  fusions in the compiled step: where the cold first step goes and what a warm one still pays.
 * the machine (``lscpu`` model and flags), the load, jax's version.
 """
 
@@ -47,45 +47,17 @@ from jaxgen.tasks import base_config
 from jaxgen.tasks import get_task
 from jaxgen.train import parallel
 t_import = time.perf_counter() - t0
+stages, t = {}, time.perf_counter()
+def lap(name):
+    global t
+    stages[name] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
 c = base_config("sr")
 c.scale, c.batch_size, c.data.patch_size = 4, 4, 32
 c.model = ml_collections.ConfigDict(dict(name="rrdbnet", num_feat=64, num_blocks=23, num_grow_ch=32,
                                          scan_blocks=sys.argv[1] == "scan"))
 c.optim = optim_config(lr=1e-4)
 t1 = time.perf_counter()
-task = get_task("sr")(c)
-mesh = parallel.make_mesh()
-repl = parallel.replicated(mesh)
-state = jax.jit(task.init, out_shardings=repl)()
-options = xla_setup.prepare_training(4 // mesh.devices.size, networks=["rrdbnet"])
-step = jax.jit(task.step, in_shardings=(repl, parallel.batch_sharding(mesh), repl), out_shardings=(repl, repl),
-               donate_argnums=(0,), compiler_options=options or None)
-rng = np.random.default_rng(0)
-batch = parallel.global_batch({"lr": rng.random((4, 32, 32, 3), dtype=np.float32),
-                               "hr": rng.random((4, 128, 128, 3), dtype=np.float32)}, mesh)
-state, m = step(state, batch, {})
-jax.block_until_ready((state, m))
-print(json.dumps({"first_step_s": time.perf_counter() - t1, "import_s": t_import, "loss": float(m["loss"])}))
-"""
-
-
-BREAKDOWN_CHILD = r"""
-import json, time
-from jaxgen import xla_setup
-xla_setup.configure_process()
-import jax, ml_collections, numpy as np
-from jaxgen.config import optim_config
-from jaxgen.tasks import base_config, get_task
-from jaxgen.train import parallel
-t, out = time.perf_counter(), {}
-def lap(name):
-    global t
-    out[name] = round(time.perf_counter() - t, 2)
-    t = time.perf_counter()
-c = base_config("sr")
-c.scale, c.batch_size, c.data.patch_size = 4, 4, 32
-c.model = ml_collections.ConfigDict(dict(name="rrdbnet", num_feat=64, num_blocks=23, num_grow_ch=32, scan_blocks=True))
-c.optim = optim_config(lr=1e-4)
 task = get_task("sr")(c)
 mesh = parallel.make_mesh()
 repl = parallel.replicated(mesh)
@@ -108,21 +80,14 @@ lowered = traced.lower()
 lap("step_lower")
 compiled = lowered.compile()
 lap("step_compile")
-for run in ("step_run1", "step_run2"):
-    state, m = jax.block_until_ready(compiled(state, batch, {}))
-    lap(run)
-out["step_fusions"] = compiled.as_text().count(" fusion(")
-out["devices"] = mesh.devices.size
-print(json.dumps(out))
+state, m = jax.block_until_ready(compiled(state, batch, {}))
+lap("step_run")
+first = time.perf_counter() - t1
+state, m2 = jax.block_until_ready(compiled(state, batch, {}))
+lap("step_run2")
+stages["step_fusions"] = compiled.as_text().count(" fusion(")
+print(json.dumps({"first_step_s": first, "import_s": t_import, "loss": float(m["loss"]), "stages": stages}))
 """
-
-
-def breakdown() -> dict:
-    env = _env(None)
-    out = subprocess.run([sys.executable, "-c", BREAKDOWN_CHILD], env=env, capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"breakdown child failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _env(cache: str | None) -> dict:
@@ -165,7 +130,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", help="write the JSON object here too")
     ap.add_argument("--unrolled", action="store_true", help="also time the cold first step without scan_blocks")
-    ap.add_argument("--breakdown", action="store_true", help="also time the cold train child's stages apart")
     ap.add_argument("--skip-upscale", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     args = ap.parse_args()
@@ -180,10 +144,8 @@ def main() -> None:
             warm = train_first_step(cache)
             result.update(train_cold_s=round(cold["first_step_s"], 2), train_warm_s=round(warm["first_step_s"], 2),
                           train_import_s=round(cold["import_s"], 2), train_loss_cold=cold["loss"],
-                          train_loss_warm=warm["loss"])
-            print(json.dumps(result), flush=True)
-        if args.breakdown:
-            result["train_breakdown_s"] = breakdown()
+                          train_loss_warm=warm["loss"], train_cold_stages_s=cold["stages"],
+                          train_warm_stages_s=warm["stages"])
             print(json.dumps(result), flush=True)
         if args.unrolled:
             result["train_cold_unrolled_s"] = round(train_first_step(str(Path(tmp) / "unrolled"), "unrolled")
