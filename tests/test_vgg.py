@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +23,7 @@ from jaxgen.models.vgg import (
     IMAGENET_STD,
     VGGFeatures,
     conv_layer_indices,
+    kaiming_normal_fan_out,
     normalize_input,
     vgg_layer_names,
 )
@@ -189,3 +191,12 @@ def test_bad_arguments_raise_value_errors() -> None:
     with pytest.raises(ValueError, match="too small"):
         jax.eval_shape(AlexNetFeatures().init, jax.random.key(0), jnp.zeros((1, 30, 30, 3)))
     jax.eval_shape(AlexNetFeatures().init, jax.random.key(0), jnp.zeros((1, 31, 31, 3)))
+
+
+def test_conv_init_is_torchvisions_kaiming_normal_fan_out_bit_for_bit():
+    """The flat draw gives exactly ``variance_scaling(2.0, 'fan_out', 'normal')``'s values (fan_out = kh kw out)."""
+    for shape in ((3, 3, 8, 16), (3, 3, 3, 64), (1, 1, 5, 7)):
+        key = jax.random.key(sum(shape))
+        want = nn.initializers.variance_scaling(2.0, "fan_out", "normal")(key, shape)
+        got = kaiming_normal_fan_out(key, shape)
+        assert got.shape == shape and bool(jnp.array_equal(got, want)), shape
