@@ -317,6 +317,10 @@ def worker_main(kind: str, variant: str) -> None:
 # ------------------------------------------------------------------------------------------------ driver
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended without answering (its stderr, above, says why)."""
+
+
 class Proc:
     def __init__(self, label: str, python: str, kind: str, variant: str) -> None:
         env = dict(os.environ)
@@ -326,19 +330,25 @@ class Proc:
             env["PYTHONPATH"] = str(HERE)
         env.pop("JAX_NUM_CPU_DEVICES", None) if kind == "jax" else None
         self.label = label
-        self.p = subprocess.Popen([python, str(Path(__file__).resolve()), "--worker", kind, "--variant", variant],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+        try:
+            self.p = subprocess.Popen([python, str(Path(__file__).resolve()), "--worker", kind, "--variant", variant],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+        except OSError as e:
+            raise WorkerDied(f"worker {label} could not start {python}: {e.strerror or e}") from None
         self.info = self.recv()
 
     def send(self, **msg) -> dict:
-        self.p.stdin.write(json.dumps(msg) + "\n")
-        self.p.stdin.flush()
+        try:
+            self.p.stdin.write(json.dumps(msg) + "\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            raise WorkerDied(f"worker {self.label} died (see its stderr above)") from None
         return self.recv()
 
     def recv(self) -> dict:
         line = self.p.stdout.readline()
         if not line:
-            raise RuntimeError(f"worker {self.label} died (see its stderr above)")
+            raise WorkerDied(f"worker {self.label} died (see its stderr above)")
         return json.loads(line)
 
 
@@ -372,8 +382,20 @@ def main() -> None:
         sys.exit(f"unknown cases {unknown}; known: {sorted(cases)}")
     rounds = 2 if args.smoke else args.rounds
     torch_variants = ["eager"] if args.no_compile else [v for v in args.torch_variants.split(",") if v]
-    procs = [Proc(f"jax:{v}", args.jax_python, "jax", v) for v in args.jax_variants.split(",") if v]
-    procs += [Proc(f"torch:{v}", args.torch_python, "torch", v) for v in torch_variants]
+    procs: list[Proc] = []
+    try:
+        for v in [v for v in args.jax_variants.split(",") if v]:
+            procs.append(Proc(f"jax:{v}", args.jax_python, "jax", v))
+        for v in torch_variants:
+            procs.append(Proc(f"torch:{v}", args.torch_python, "torch", v))
+        run(args, cases, names, rounds, procs)
+    except WorkerDied as e:  # one line, no traceback; the other workers are stopped
+        for p in procs:
+            p.p.kill()
+        sys.exit(f"compare_torch: error: {e}; nothing was written")
+
+
+def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, procs: list["Proc"]) -> None:
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), **cpu_info(),
         "cpus": os.cpu_count(), "load_at_start": os.getloadavg(), "rounds": rounds,

@@ -38,6 +38,19 @@ def test_compare_torch_smoke_writes_the_documented_fields(tmp_path):
     assert res["cpu_model"] and res["cpu_flags"] and isinstance(res["isa"], list)  # every record names its CPU
 
 
+def test_compare_torch_a_worker_that_cannot_start_is_one_error_line(tmp_path):
+    """A ``--torch-python`` that is not there: exit 1, one ``compare_torch: error:`` line naming the worker and the
+    path, no traceback, no half-written JSON."""
+    out = tmp_path / "ct.json"
+    r = _run(["benchmarks/compare_torch.py", "--smoke", "--cases", "fwd_edsr_32", "--jax-variants", "",
+              "--torch-variants", "eager", "--torch-python", str(tmp_path / "no-python"), "--out", str(out)], tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("compare_torch: error:")]
+    assert len(errors) == 1 and "torch:eager" in errors[0] and "no-python" in errors[0], r.stderr[-2000:]
+    assert not out.exists()
+
+
 def test_accelerator_smoke_on_cpu(tmp_path):
     """``accelerator.py --smoke`` (run for real when a GPU is lent): both cases and dtypes time a step."""
     out = tmp_path / "acc.json"
