@@ -17,7 +17,7 @@ replicated first.
 
 :func:`conv_general_dilated` has ``lax.conv_general_dilated``'s signature (what ``flax.linen.Conv`` calls) and the
 fallback rules of ``jaxgen.models.conv_vjp.conv_general_dilated``: only the stride-1, undilated, ungrouped
-NHWC/HWIO case with explicit (non-negative) or ``'VALID'`` padding in f32/bf16 and no ``precision`` /
+NHWC/HWIO case with explicit (non-negative), ``'SAME'`` or ``'VALID'`` padding in f32/bf16 and no ``precision`` /
 ``preferred_element_type`` request goes to oneDNN; everything else goes to ``lax.conv_general_dilated`` unchanged.
 """
 
@@ -133,20 +133,28 @@ def _part_weights():
     return partition, infer
 
 
-_RULE_REPLICATE = ("h", "w", "c", "i", "j", "o", "a", "b")
+
+
+def _replicate(rule: str) -> tuple[str, ...]:
+    """Every factor of ``rule`` but the batch ``n``, in order of first appearance (Shardy wants them sorted)."""
+    return tuple(dict.fromkeys(f for f in rule.replace(",", " ").replace("->", " ").split() if f != "n"))
+
+
+_FWD_RULE, _BWD_DATA_RULE, _BWD_W_RULE = "n h w c, i j c o -> n a b o", "n a b o, i j c o -> n h w c", \
+    "n h w c, n a b o -> i j c o"
 _fwd_op = custom_partitioning(_local_fwd, static_argnums=(2, 3))
 _p, _i = _part_batch_major(_local_fwd)
 _fwd_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
-                      sharding_rule="n h w c, i j c o -> n a b o", need_replication_factors=_RULE_REPLICATE)
+                      sharding_rule=_FWD_RULE, need_replication_factors=_replicate(_FWD_RULE))
 _bwd_data_op = custom_partitioning(_local_bwd_data, static_argnums=(2, 3, 4))
 _p, _i = _part_batch_major(_local_bwd_data)
 _bwd_data_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
-                           sharding_rule="n a b o, i j c o -> n h w c", need_replication_factors=_RULE_REPLICATE)
+                           sharding_rule=_BWD_DATA_RULE, need_replication_factors=_replicate(_BWD_DATA_RULE))
 _bwd_weights_op = custom_partitioning(_local_bwd_weights, static_argnums=(2, 3, 4))
 _p, _i = _part_weights()
 _bwd_weights_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
-                              sharding_rule="n h w c, n a b o -> i j c o", reduction_factors=("n",),
-                              need_replication_factors=_RULE_REPLICATE)
+                              sharding_rule=_BWD_W_RULE, reduction_factors=("n",),
+                              need_replication_factors=_replicate(_BWD_W_RULE))
 del _p, _i
 
 
@@ -204,7 +212,7 @@ def _is_simple(window_strides, padding, lhs_dilation, rhs_dilation, spec, featur
         and (rhs_dilation is None or tuple(rhs_dilation) == (1, 1))
         and feature_group_count == 1
         and batch_group_count == 1
-        and (padding == "VALID" or (not isinstance(padding, str) and len(padding) == 2
+        and (padding in ("VALID", "SAME", "SAME_LOWER") or (not isinstance(padding, str) and len(padding) == 2
                                     and all(len(p) == 2 and min(p) >= 0 for p in padding)))
         and spec == _NHWC_SPEC
     )
@@ -243,7 +251,9 @@ def conv_general_dilated(
               and _is_simple(window_strides, padding, lhs_dilation, rhs_dilation, _spec(dimension_numbers, lhs.ndim),
                              feature_group_count, batch_group_count, lhs.ndim))
     if simple:
-        pad = ((0, 0), (0, 0)) if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
+        if isinstance(padding, str):
+            padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], (1, 1), padding)
+        pad = tuple((int(lo), int(hi)) for lo, hi in padding)
         return conv2d_nhwc(lhs, rhs, pad, jnp.dtype(compute_dtype))
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
