@@ -206,6 +206,9 @@ def main() -> None:
             entry = dict(setup[p.label])
             if samples.get(p.label):
                 entry.update(compare_torch.summarise(samples[p.label]))
+                # process CPU seconds per step: less sensitive than wall time to other work on a shared machine
+                entry["cpu_s_median"] = statistics.median(c for _, c in samples[p.label])
+                entry["walls"] = [w for w, _ in samples[p.label]]
             entry["rss_mb_after"] = p.send(cmd="drop", case=name).get("rss_mb")
             case_res["by"][p.label] = entry
         case_res["load_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
