@@ -218,3 +218,20 @@ def test_two_device_mesh_partitions_on_the_batch(lib, tmp_path):
     assert max(out["rel"]) < 1e-5, out
     assert not out["all_gather"] and out["local_fwd"], out
     assert out["dx_sharding"] == ["data"], out
+
+
+def test_train_step_benchmark_smoke(lib, tmp_path):
+    """``benchmarks/onednn_ffi/train_step.py --smoke`` runs on compare_torch's driver and workers (a renamed or
+    changed compare_torch API fails here): the oneDNN f32 step's loss equals XLA's on the same init and batch."""
+    out = tmp_path / "smoke.json"
+    r = subprocess.run([sys.executable, str(HERE / "train_step.py"), "--smoke", "--lib", lib, "--variants",
+                        "xla_tuned,onednn_f32_2dev,onednn_bf16_2dev", "--torch-variants", "", "--out", str(out)],
+                       capture_output=True, text=True, cwd=str(ROOT), timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    for case in ("edsr_b2", "style_b2"):
+        by = res["cases"][case]["by"]
+        xla, f32, bf16 = (by[f"jax:{v}"]["loss_after_setup"] for v in ("xla_tuned", "onednn_f32_2dev",
+                                                                       "onednn_bf16_2dev"))
+        assert abs(f32 - xla) <= 1e-5 * xla and 0 < abs(bf16 - xla) <= 1e-2 * xla, (case, xla, f32, bf16)
