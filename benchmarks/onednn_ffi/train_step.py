@@ -11,6 +11,8 @@ random batch) and the torch models are ``benchmarks/compare_torch.py``'s; this s
 * ``xla_tuned``: compare_torch's ``tuned`` (what ``jaxgen train`` does: 2 CPU devices, conv VJP per batch).
 * ``onednn_<f32|bf16>_1dev``: one CPU device, ``OMP_NUM_THREADS=2`` (oneDNN's GNU OpenMP team on both cores).
 * ``onednn_<f32|bf16>_1dev_passive``: the same with ``OMP_WAIT_POLICY=passive`` (no spinning OpenMP threads).
+* ``xla_bf16act`` / ``onednn_bf16act_2dev``: ``config.compute_dtype = 'bfloat16'`` (jaxgen's bf16 modules: bf16
+  activations between layers, f32 params and loss) with XLA / oneDNN bf16 convolutions (EDSR cases only).
 * ``onednn_<f32|bf16>_2dev``: the 2-device data mesh, ``OMP_NUM_THREADS=1`` (one oneDNN thread per device).
 
 In the oneDNN variants ``jaxgen.models.conv_vjp.flax_conv_fn`` is replaced, in the worker process only, by
@@ -45,6 +47,8 @@ CASES = {k: compare_torch.CASES[k] for k in ("edsr_b4", "edsr_b16", "style_b4")}
 SMOKE_CASES = {k: compare_torch.SMOKE_CASES[k] for k in ("edsr_b2", "style_b2")}
 VARIANTS = {
     "xla_tuned": dict(base="tuned", env={}),
+    # jaxgen's own bf16: config.compute_dtype = bfloat16 (every module's dtype: bf16 activations), XLA convolutions
+    "xla_bf16act": dict(base="tuned", env={}, compute_dtype="bfloat16"),
     "onednn_f32_1dev": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}),
     "onednn_bf16_1dev": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}),
     # GNU OpenMP's threads spin ~0.3 s after each parallel region by default, competing with XLA's own threads
@@ -52,6 +56,9 @@ VARIANTS = {
                                                           "OMP_WAIT_POLICY": "passive"}),
     "onednn_bf16_1dev_passive": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2",
                                                             "OMP_WAIT_POLICY": "passive"}),
+    # the same with config.compute_dtype = bfloat16: bf16 activations between layers (conv outputs bf16), as autocast
+    "onednn_bf16act_2dev": dict(dtype="bfloat16", compute_dtype="bfloat16",
+                                env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
     "onednn_f32_2dev": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
     "onednn_bf16_2dev": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
 }
@@ -65,6 +72,7 @@ class JaxWorker(compare_torch.JaxWorker):
         if "base" in spec:
             super().__init__(spec["base"])
             self.dtype = None
+            self._set_compute_dtype(spec)
             return
         compare_torch.VARIANTS[variant] = dict(setup=True)  # prepare_training's compile options for the rest
         super().__init__(variant)
@@ -76,6 +84,24 @@ class JaxWorker(compare_torch.JaxWorker):
         onednn.load(os.environ["ONEDNN_FFI_LIB"])
         self.dtype = jnp.dtype(spec["dtype"])
         conv_vjp.flax_conv_fn = lambda: onednn.flax_conv_fn(self.dtype)  # this process only
+        self._set_compute_dtype(spec)
+
+    @staticmethod
+    def _set_compute_dtype(spec: dict) -> None:
+        """The SR task's ``config.compute_dtype`` (EDSR cases; TransformerNet stays f32). After ``super().__init__``:
+        importing jaxgen.tasks imports JAX, which must come after ``xla_setup.configure_process``."""
+        if "compute_dtype" not in spec:
+            return
+        import jaxgen.tasks
+
+        base_config = jaxgen.tasks.base_config
+
+        def with_dtype(task: str):
+            c = base_config(task)
+            c.compute_dtype = spec["compute_dtype"]
+            return c
+
+        jaxgen.tasks.base_config = with_dtype  # this process only
 
     def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
         kwargs = super()._jit_kwargs(per_device_batch, network)
