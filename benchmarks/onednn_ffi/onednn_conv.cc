@@ -1,9 +1,24 @@
-// A bf16 NHWC stride-1 convolution through oneDNN (AMX where the CPU has it) as an XLA FFI handler: the probe
-// behind benchmarks/RESULTS.md "bf16 on AMX from JAX". Built by build.sh; measured by probe.py. Forward only.
+// Stride-1 NHWC convolutions through oneDNN (AMX where the CPU has it) as XLA FFI handlers: the forward, the
+// backward-data and the backward-weights primitives behind benchmarks/onednn_ffi/conv.py's custom_vjp (issue 19's
+// "bf16 on AMX from JAX" lever). Built by build.sh. Layouts are XLA's: x [N,H,W,C], w [KH,KW,C,O] (HWIO),
+// y [N,OH,OW,O]; padding (top, bottom, left, right) >= 0, OH = H + top + bottom - KH + 1.
+//
+//   OnednnConvFwd        (x, w)  -> y    forward_training
+//   OnednnConvBwdData    (dy, w) -> dx   backward_data
+//   OnednnConvBwdWeights (x, dy) -> dw   backward_weights (no bias: the bias gradient stays in XLA)
+//
+// Inputs are f32 or bf16 (both operands the same); results f32 or bf16 (oneDNN accumulates in f32 either way).
+// Primitives are cached per (kind, dtypes, shape, padding); the cache mutex covers only the lookup/insert, so two
+// XLA CPU devices can run the same primitive concurrently: every primitive uses a user-provided scratchpad and
+// writes reordered weights into a per-thread buffer. Weights are reordered from HWIO to the layout the primitive
+// prefers (format_tag::any) on each call (the weights are small next to the activations).
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <tuple>
+#include <string>
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
@@ -12,55 +27,214 @@
 namespace ffi = xla::ffi;
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
+using md = dnnl::memory::desc;
 
 namespace {
-dnnl::engine& Engine() { static dnnl::engine e(dnnl::engine::kind::cpu, 0); return e; }
+dnnl::engine& Engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
 
-struct Prim {
-  dnnl::convolution_forward conv;
-  dnnl::convolution_forward::primitive_desc pd;
-  dnnl::memory::desc user_w;
+// A 64-byte aligned, growable per-thread buffer (scratchpads, reordered weights).
+struct Buf {
+  void* p = nullptr;
+  size_t n = 0;
+  void* Get(size_t bytes) {
+    if (bytes > n) {
+      std::free(p);
+      n = (bytes + 4095) / 4096 * 4096;
+      p = std::aligned_alloc(64, n);
+    }
+    return p;
+  }
+  ~Buf() { std::free(p); }
 };
-std::map<std::vector<int64_t>, Prim> cache;
+thread_local Buf scratch_buf, wei_buf;
+
+enum Kind : int64_t { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
+
+struct Geo {
+  int64_t n, h, w, c, kh, kw, o, oh, ow, pt, pb, pl, pr;
+  dnnl::memory::dims Src() const { return {n, c, h, w}; }
+  dnnl::memory::dims Wei() const { return {o, c, kh, kw}; }
+  dnnl::memory::dims Dst() const { return {n, o, oh, ow}; }
+  bool Valid() const {
+    return n > 0 && c > 0 && o > 0 && kh > 0 && kw > 0 && pt >= 0 && pb >= 0 && pl >= 0 && pr >= 0 &&
+           oh == h + pt + pb - kh + 1 && ow == w + pl + pr - kw + 1 && oh > 0 && ow > 0;
+  }
+};
+
+struct Entry {
+  dnnl::primitive prim;
+  md act_a, act_b;  // the two activation descs (fwd: src, dst; bwd data: diff_dst, diff_src; bwd w: src, diff_dst)
+  md wei;           // the primitive's weights (or diff_weights) desc
+  md user_wei;      // HWIO
+  bool reorder_wei;
+  dnnl::reorder wei_reorder;  // user -> primitive (fwd, bwd data) or primitive -> user (bwd weights)
+  size_t scratch_bytes;
+};
+
+std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache;
 std::mutex mu;
 
-ffi::Error Impl(ffi::Buffer<ffi::BF16> x, ffi::Buffer<ffi::BF16> w, ffi::ResultBuffer<ffi::F32> y, int64_t pad) {
-  auto xd = x.dimensions();  // N H W C
-  auto wd = w.dimensions();  // KH KW CI CO
-  auto yd = y->dimensions(); // N OH OW CO
-  std::vector<int64_t> key = {xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[2], wd[3], pad};
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it == cache.end()) {
-    dnnl::memory::dims src = {xd[0], xd[3], xd[1], xd[2]}, wei = {wd[3], wd[2], wd[0], wd[1]},
-                       dst = {yd[0], yd[3], yd[1], yd[2]};
-    auto src_md = dnnl::memory::desc(src, dt::bf16, tag::nhwc);
-    auto wei_any = dnnl::memory::desc(wei, dt::bf16, tag::any);
-    auto dst_md = dnnl::memory::desc(dst, dt::f32, tag::nhwc);
-    auto pd = dnnl::convolution_forward::primitive_desc(
-        Engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_any, dst_md,
-        {1, 1}, {pad, pad}, {pad, pad});
-    it = cache.emplace(key, Prim{dnnl::convolution_forward(pd), pd, dnnl::memory::desc(wei, dt::bf16, tag::hwio)}).first;
+dnnl::primitive_attr Attr() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+dnnl::convolution_forward::primitive_desc FwdPd(const Geo& g, dt in, dt out) {
+  return dnnl::convolution_forward::primitive_desc(
+      Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(g.Src(), in, tag::nhwc),
+      md(g.Wei(), in, tag::any), md(g.Dst(), out, tag::nhwc), {1, 1}, {g.pt, g.pl}, {g.pb, g.pr}, Attr());
+}
+
+std::unique_ptr<Entry> Build(Kind kind, const Geo& g, dt in, dt out) {
+  auto e = std::make_unique<Entry>();
+  dnnl::memory::dims strides = {1, 1}, pad_l = {g.pt, g.pl}, pad_r = {g.pb, g.pr};
+  if (kind == kFwd) {
+    auto pd = FwdPd(g, in, out);
+    e->prim = dnnl::convolution_forward(pd);
+    e->act_a = pd.src_desc();
+    e->act_b = pd.dst_desc();
+    e->wei = pd.weights_desc();
+    e->scratch_bytes = pd.scratchpad_desc().get_size();
+    e->user_wei = md(g.Wei(), in, tag::hwio);
+  } else if (kind == kBwdData) {
+    auto hint = FwdPd(g, in, dt::f32);
+    auto pd = dnnl::convolution_backward_data::primitive_desc(
+        Engine(), dnnl::algorithm::convolution_direct, md(g.Src(), out, tag::nhwc), md(g.Wei(), in, tag::any),
+        md(g.Dst(), in, tag::nhwc), strides, pad_l, pad_r, hint, Attr());
+    e->prim = dnnl::convolution_backward_data(pd);
+    e->act_a = pd.diff_dst_desc();
+    e->act_b = pd.diff_src_desc();
+    e->wei = pd.weights_desc();
+    e->scratch_bytes = pd.scratchpad_desc().get_size();
+    e->user_wei = md(g.Wei(), in, tag::hwio);
+  } else {
+    auto hint = FwdPd(g, in, dt::f32);
+    auto pd = dnnl::convolution_backward_weights::primitive_desc(
+        Engine(), dnnl::algorithm::convolution_direct, md(g.Src(), in, tag::nhwc), md(g.Wei(), out, tag::any),
+        md(g.Dst(), in, tag::nhwc), strides, pad_l, pad_r, hint, Attr());
+    e->prim = dnnl::convolution_backward_weights(pd);
+    e->act_a = pd.src_desc();
+    e->act_b = pd.diff_dst_desc();
+    e->wei = pd.diff_weights_desc();
+    e->scratch_bytes = pd.scratchpad_desc().get_size();
+    e->user_wei = md(g.Wei(), out, tag::hwio);
   }
-  Prim& p = it->second;
-  dnnl::stream s(Engine());
-  dnnl::memory src_m(p.pd.src_desc(), Engine(), x.untyped_data());
-  dnnl::memory dst_m(p.pd.dst_desc(), Engine(), y->untyped_data());
-  dnnl::memory user_w(p.user_w, Engine(), w.untyped_data());
-  dnnl::memory wei_m = user_w;
-  if (p.pd.weights_desc() != p.user_w) {
-    wei_m = dnnl::memory(p.pd.weights_desc(), Engine());
-    dnnl::reorder(user_w, wei_m).execute(s, user_w, wei_m);
+  e->reorder_wei = e->wei != e->user_wei;
+  if (e->reorder_wei) {
+    auto a = Attr();
+    auto rpd = kind == kBwdWeights ? dnnl::reorder::primitive_desc(Engine(), e->wei, Engine(), e->user_wei, a)
+                                   : dnnl::reorder::primitive_desc(Engine(), e->user_wei, Engine(), e->wei, a);
+    e->wei_reorder = dnnl::reorder(rpd);
+    e->scratch_bytes = std::max(e->scratch_bytes, rpd.scratchpad_desc().get_size());
   }
-  p.conv.execute(s, {{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei_m}, {DNNL_ARG_DST, dst_m}});
-  s.wait();
+  return e;
+}
+
+bool ToDnnl(ffi::DataType t, dt* out) {
+  if (t == ffi::DataType::F32) { *out = dt::f32; return true; }
+  if (t == ffi::DataType::BF16) { *out = dt::bf16; return true; }
+  return false;
+}
+
+// Runs `kind` on (a, b) -> r. fwd: a=x, b=w, r=y. bwd data: a=dy, b=w, r=dx. bwd weights: a=x, b=dy, r=dw.
+ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> r, int64_t pt, int64_t pb,
+               int64_t pl, int64_t pr) {
+  dt in, out;
+  if (a.element_type() != b.element_type() || !ToDnnl(a.element_type(), &in) || !ToDnnl(r->element_type(), &out))
+    return ffi::Error::InvalidArgument("onednn_conv: operands must both be f32 or bf16, the result f32 or bf16");
+  auto ad = a.dimensions(), bd = b.dimensions(), rd = r->dimensions();
+  if (ad.size() != 4 || bd.size() != 4 || rd.size() != 4)
+    return ffi::Error::InvalidArgument("onednn_conv: rank-4 NHWC / HWIO operands expected");
+  Geo g;
+  if (kind == kFwd) {  // x [N,H,W,C], w [KH,KW,C,O], y [N,OH,OW,O]
+    g = {ad[0], ad[1], ad[2], ad[3], bd[0], bd[1], bd[3], rd[1], rd[2], pt, pb, pl, pr};
+    if (bd[2] != ad[3] || rd[0] != ad[0] || rd[3] != bd[3]) g.n = -1;
+  } else if (kind == kBwdData) {  // dy [N,OH,OW,O], w [KH,KW,C,O], dx [N,H,W,C]
+    g = {rd[0], rd[1], rd[2], rd[3], bd[0], bd[1], bd[3], ad[1], ad[2], pt, pb, pl, pr};
+    if (bd[2] != rd[3] || ad[0] != rd[0] || ad[3] != bd[3]) g.n = -1;
+  } else {  // x [N,H,W,C], dy [N,OH,OW,O], dw [KH,KW,C,O]
+    g = {ad[0], ad[1], ad[2], ad[3], rd[0], rd[1], bd[3], bd[1], bd[2], pt, pb, pl, pr};
+    if (rd[2] != ad[3] || bd[0] != ad[0] || rd[3] != bd[3]) g.n = -1;
+  }
+  if (!g.Valid()) return ffi::Error::InvalidArgument("onednn_conv: shapes and padding do not fit a stride-1 conv");
+  std::vector<int64_t> key = {kind, static_cast<int64_t>(in), static_cast<int64_t>(out), g.n, g.h, g.w, g.c, g.kh,
+                              g.kw, g.o, g.pt, g.pb, g.pl, g.pr};
+  Entry* e;
+  try {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, Build(kind, g, in, out)).first;
+    e = it->second.get();
+  } catch (const dnnl::error& err) {
+    return ffi::Error::Internal(std::string("onednn_conv: primitive creation failed: ") + err.what());
+  }
+  try {
+    dnnl::stream s(Engine());
+    dnnl::memory scratch(md({static_cast<int64_t>(std::max<size_t>(e->scratch_bytes, 1))}, dt::u8, tag::a), Engine(),
+                         scratch_buf.Get(e->scratch_bytes + 64));
+    void* wei_ptr = kind == kFwd || kind == kBwdData ? b.untyped_data() : r->untyped_data();
+    dnnl::memory user_w(e->user_wei, Engine(), wei_ptr);
+    dnnl::memory wei_m = user_w;
+    if (e->reorder_wei) wei_m = dnnl::memory(e->wei, Engine(), wei_buf.Get(e->wei.get_size() + 64));
+    if (e->reorder_wei && kind != kBwdWeights)
+      e->wei_reorder.execute(s, {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, wei_m}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    if (kind == kFwd) {
+      dnnl::memory src(e->act_a, Engine(), a.untyped_data()), dst(e->act_b, Engine(), r->untyped_data());
+      e->prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei_m}, {DNNL_ARG_DST, dst},
+                          {DNNL_ARG_SCRATCHPAD, scratch}});
+    } else if (kind == kBwdData) {
+      dnnl::memory ddst(e->act_a, Engine(), a.untyped_data()), dsrc(e->act_b, Engine(), r->untyped_data());
+      e->prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_WEIGHTS, wei_m}, {DNNL_ARG_DIFF_SRC, dsrc},
+                          {DNNL_ARG_SCRATCHPAD, scratch}});
+    } else {
+      dnnl::memory src(e->act_a, Engine(), a.untyped_data()), ddst(e->act_b, Engine(), b.untyped_data());
+      e->prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, wei_m},
+                          {DNNL_ARG_SCRATCHPAD, scratch}});
+      if (e->reorder_wei)
+        e->wei_reorder.execute(s, {{DNNL_ARG_FROM, wei_m}, {DNNL_ARG_TO, user_w}, {DNNL_ARG_SCRATCHPAD, scratch}});
+    }
+    s.wait();
+  } catch (const dnnl::error& err) {
+    return ffi::Error::Internal(std::string("onednn_conv: execution failed: ") + err.what());
+  }
   return ffi::Error::Success();
+}
+
+ffi::Error Fwd(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y, int64_t pt, int64_t pb, int64_t pl,
+               int64_t pr) {
+  return Run(kFwd, x, w, y, pt, pb, pl, pr);
+}
+ffi::Error BwdData(ffi::AnyBuffer dy, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> dx, int64_t pt, int64_t pb,
+                   int64_t pl, int64_t pr) {
+  return Run(kBwdData, dy, w, dx, pt, pb, pl, pr);
+}
+// The probe's original entry point (probe.py): bf16 x, w -> f32 y, symmetric padding.
+ffi::Error Bf16Conv(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y, int64_t pad) {
+  return Run(kFwd, x, w, y, pad, pad, pad, pad);
+}
+ffi::Error BwdWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyBuffer> dw, int64_t pt, int64_t pb,
+                      int64_t pl, int64_t pr) {
+  return Run(kBwdWeights, x, dy, dw, pt, pb, pl, pr);
 }
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnBf16Conv, Impl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+#define ONEDNN_CONV_BINDING                                                                           \
+  ffi::Ffi::Bind()                                                                                    \
+      .Arg<ffi::AnyBuffer>()                                                                          \
+      .Arg<ffi::AnyBuffer>()                                                                          \
+      .Ret<ffi::AnyBuffer>()                                                                          \
+      .Attr<int64_t>("pt")                                                                            \
+      .Attr<int64_t>("pb")                                                                            \
+      .Attr<int64_t>("pl")                                                                            \
+      .Attr<int64_t>("pr")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvFwd, Fwd, ONEDNN_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvBwdData, BwdData, ONEDNN_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvBwdWeights, BwdWeights, ONEDNN_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnBf16Conv, Bf16Conv,
+                              ffi::Ffi::Bind().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>()
                                   .Attr<int64_t>("pad"));

@@ -1,0 +1,257 @@
+"""jaxgen train steps with every stride-1 convolution on oneDNN (``conv.py``, f32 or bf16 on AMX) against XLA and
+PyTorch (eager f32, and bf16 under ``torch.autocast('cpu')``), interleaved on the same CPU.
+
+    PYTHON=.venv/bin/python bash benchmarks/onednn_ffi/build.sh
+    .venv/bin/python benchmarks/onednn_ffi/train_step.py [--cases edsr_b4,edsr_b16,style_b4] [--rounds 7]
+        [--variants xla_tuned,onednn_f32_1dev,...] [--torch-variants eager,autocast] [--out F.json]
+
+The driver, the workers' protocol, the cases (EDSR-baseline x2 / TransformerNet, Adam lr 1e-4, L1 on a fixed
+random batch) and the torch models are ``benchmarks/compare_torch.py``'s; this script adds worker variants:
+
+* ``xla_tuned``: compare_torch's ``tuned`` (what ``jaxgen train`` does: 2 CPU devices, conv VJP per batch).
+* ``onednn_<f32|bf16>_1dev``: one CPU device, ``OMP_NUM_THREADS=2`` (oneDNN's GNU OpenMP team on both cores).
+* ``onednn_<f32|bf16>_1dev_passive``: the same with ``OMP_WAIT_POLICY=passive`` (no spinning OpenMP threads).
+* ``xla_bf16act`` / ``onednn_bf16act_2dev``: ``config.compute_dtype = 'bfloat16'`` (jaxgen's bf16 modules: bf16
+  activations between layers, f32 params and loss) with XLA / oneDNN bf16 convolutions (EDSR cases only).
+* ``onednn_<f32|bf16>_2dev``: the 2-device data mesh, ``OMP_NUM_THREADS=1`` (one oneDNN thread per device).
+
+In the oneDNN variants ``jaxgen.models.conv_vjp.flax_conv_fn`` is replaced, in the worker process only, by
+``conv.flax_conv_fn(dtype)``: every ``nn.Conv`` jaxgen builds through ``layers.conv`` / ``TransformerNet`` gets
+oneDNN's forward and both backward primitives (strided convolutions fall back to XLA); blocks are unrolled (as
+the tuned CPU step). ``torch:autocast`` runs the forward and the loss under ``torch.autocast('cpu', bfloat16)``;
+``torch:eager_cl`` / ``torch:autocast_cl`` the same with the model and batch in ``channels_last``.
+Each worker also reports the loss of one extra step after setup (the jax variants share the init and the batch,
+so the f32 rows must agree; the bf16 rows show the rounding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))
+
+import compare_torch  # noqa: E402  (benchmarks/compare_torch.py: stdlib only, importable from both venvs)
+from cpuinfo import cpu_info  # noqa: E402
+
+CASES = {k: compare_torch.CASES[k] for k in ("edsr_b4", "edsr_b16", "style_b4")}
+SMOKE_CASES = {k: compare_torch.SMOKE_CASES[k] for k in ("edsr_b2", "style_b2")}
+VARIANTS = {
+    "xla_tuned": dict(base="tuned", env={}),
+    # jaxgen's own bf16: config.compute_dtype = bfloat16 (every module's dtype: bf16 activations), XLA convolutions
+    "xla_bf16act": dict(base="tuned", env={}, compute_dtype="bfloat16"),
+    "onednn_f32_1dev": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}),
+    "onednn_bf16_1dev": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}),
+    # GNU OpenMP's threads spin ~0.3 s after each parallel region by default, competing with XLA's own threads
+    "onednn_f32_1dev_passive": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2",
+                                                          "OMP_WAIT_POLICY": "passive"}),
+    "onednn_bf16_1dev_passive": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2",
+                                                            "OMP_WAIT_POLICY": "passive"}),
+    # the same with config.compute_dtype = bfloat16: bf16 activations between layers (conv outputs bf16), as autocast
+    "onednn_bf16act_2dev": dict(dtype="bfloat16", compute_dtype="bfloat16",
+                                env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
+    "onednn_f32_2dev": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
+    "onednn_bf16_2dev": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
+}
+
+
+class JaxWorker(compare_torch.JaxWorker):
+    """compare_torch's jax worker; the oneDNN variants swap jaxgen's flax conv function for ``conv.py``'s."""
+
+    def __init__(self, variant: str) -> None:
+        spec = VARIANTS[variant]
+        if "base" in spec:
+            super().__init__(spec["base"])
+            self.dtype = None
+            self._set_compute_dtype(spec)
+            return
+        compare_torch.VARIANTS[variant] = dict(setup=True)  # prepare_training's compile options for the rest
+        super().__init__(variant)
+        import jax.numpy as jnp  # the worker's venv (this file is also imported by the torch worker)
+
+        from jaxgen.models import conv_vjp
+        import conv as onednn  # benchmarks/onednn_ffi/conv.py (on the worker's PYTHONPATH)
+
+        onednn.load(os.environ["ONEDNN_FFI_LIB"])
+        self.dtype = jnp.dtype(spec["dtype"])
+        conv_vjp.flax_conv_fn = lambda: onednn.flax_conv_fn(self.dtype)  # this process only
+        self._set_compute_dtype(spec)
+
+    @staticmethod
+    def _set_compute_dtype(spec: dict) -> None:
+        """The SR task's ``config.compute_dtype`` (EDSR cases; TransformerNet stays f32). After ``super().__init__``:
+        importing jaxgen.tasks imports JAX, which must come after ``xla_setup.configure_process``."""
+        if "compute_dtype" not in spec:
+            return
+        import jaxgen.tasks
+
+        base_config = jaxgen.tasks.base_config
+
+        def with_dtype(task: str):
+            c = base_config(task)
+            c.compute_dtype = spec["compute_dtype"]
+            return c
+
+        jaxgen.tasks.base_config = with_dtype  # this process only
+
+    def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
+        kwargs = super()._jit_kwargs(per_device_batch, network)
+        if self.dtype is not None:
+            from jaxgen.models import layers
+
+            layers.set_scan_blocks(False)
+        return kwargs
+
+    def info(self) -> dict:
+        return {**super().info(), "conv": "xla" if self.dtype is None else f"onednn {self.dtype}",
+                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+    def setup(self, name: str, case: tuple) -> dict:
+        res = super().setup(name, case)
+        c = self.cases[name]
+        c["state"], m = c["step"](c["state"], c["data"], {})
+        res["loss_after_setup"] = float(m["loss"])
+        return res
+
+
+class TorchWorker(compare_torch.TorchWorker):
+    """compare_torch's torch worker; ``autocast`` runs the forward and the loss in bf16 autocast."""
+
+    def __init__(self, variant: str) -> None:
+        super().__init__("eager")
+        self.autocast = variant.startswith("autocast")
+        self.channels_last = variant.endswith("_cl")
+
+    def info(self) -> dict:
+        return {**super().info(), "autocast": self.autocast, "channels_last": self.channels_last}
+
+    def setup(self, name: str, case: tuple) -> dict:
+        import numpy as np  # the torch venv (this file is also imported by the jax worker)
+        import torch
+
+        import torch_models
+
+        kind, net, scale, batch, side = case
+        torch.manual_seed(0)
+        model = torch_models.build(net, scale)
+        rng = np.random.default_rng(0)
+        lr = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32))
+        if self.channels_last:
+            model, lr = model.to(memory_format=torch.channels_last), lr.contiguous(memory_format=torch.channels_last)
+        out_side = side * scale if net != "transformer_net" else side
+        hr = torch.from_numpy(rng.random((batch, 3, out_side, out_side), dtype=np.float32))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        autocast = self.autocast
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = torch.nn.functional.l1_loss(model(lr).float(), hr)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        t0 = time.perf_counter()
+        step()
+        step()
+        self.cases[name] = step
+        loss = float(step())
+        return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
+                "devices_used": 1, "loss_after_setup": loss}
+
+
+def worker_main(kind: str, variant: str) -> None:
+    compare_torch.JaxWorker, compare_torch.TorchWorker = JaxWorker, TorchWorker
+    compare_torch.SMOKE_CASES.update(SMOKE_CASES)
+    compare_torch.worker_main(kind, variant)
+
+
+class Proc(compare_torch.Proc):
+    def __init__(self, label: str, python: str, kind: str, variant: str, lib: str) -> None:
+        env = dict(os.environ)
+        env.pop("JAX_NUM_CPU_DEVICES", None)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE.parent), str(HERE)] if kind == "jax"
+                                            else [str(HERE.parent), str(HERE)])
+        env["ONEDNN_FFI_LIB"] = lib
+        if kind == "jax":
+            env.update(VARIANTS[variant]["env"])  # before the worker starts: libgomp reads OMP_NUM_THREADS at load
+        self.label = label
+        self.p = subprocess.Popen([python, str(Path(__file__).resolve()), "--worker", kind, "--variant", variant],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+        self.info = self.recv()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--variant", default="xla_tuned", help=argparse.SUPPRESS)
+    ap.add_argument("--cases", default="edsr_b4,edsr_b16")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--lib", default=str(HERE / "build" / "libonednn_conv.so"))
+    ap.add_argument("--jax-python", default=sys.executable)
+    ap.add_argument("--torch-python", default="/work/torchvenv/bin/python")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--torch-variants", default="eager,autocast")
+    ap.add_argument("--smoke", action="store_true", help="tiny cases, 2 rounds")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if args.worker:
+        return worker_main(args.worker, args.variant)
+    cases = SMOKE_CASES if args.smoke else CASES
+    names = [n for n in args.cases.split(",") if n] if not args.smoke else list(SMOKE_CASES)
+    rounds = 2 if args.smoke else args.rounds
+    procs = [Proc(f"jax:{v}", args.jax_python, "jax", v, args.lib) for v in args.variants.split(",") if v]
+    procs += [Proc(f"torch:{v}", args.torch_python, "torch", v, args.lib) for v in args.torch_variants.split(",") if v]
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), **cpu_info(),
+               "load_at_start": os.getloadavg(), "rounds": rounds, "workers": {p.label: p.info for p in procs},
+               "cases": {}}
+    results.pop("cpu_flags", None)
+    print(json.dumps({k: v for k, v in results.items() if k != "cases"}, indent=1), file=sys.stderr)
+    for name in names:
+        case_res: dict = {"spec": dict(zip(("kind", "net", "scale", "batch", "side"), cases[name])), "by": {}}
+        setup = {p.label: p.send(cmd="setup", case=name) for p in procs}
+        live = [p for p in procs if "error" not in setup[p.label]]
+        samples: dict[str, list] = {p.label: [] for p in live}
+        loads = [os.getloadavg()[0]]
+        for r in range(rounds):
+            for p in live[r % len(live):] + live[:r % len(live)]:
+                res = p.send(cmd="run", case=name)
+                if "error" not in res:
+                    samples[p.label].append((res["wall"], res["cpu"]))
+            loads.append(os.getloadavg()[0])
+        for p in procs:
+            entry = dict(setup[p.label])
+            if samples.get(p.label):
+                entry.update(compare_torch.summarise(samples[p.label]))
+                # process CPU seconds per step: less sensitive than wall time to other work on a shared machine
+                entry["cpu_s_median"] = statistics.median(c for _, c in samples[p.label])
+                entry["walls"] = [w for w, _ in samples[p.label]]
+            entry["rss_mb_after"] = p.send(cmd="drop", case=name).get("rss_mb")
+            case_res["by"][p.label] = entry
+        case_res["load_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
+        case_res["params_equal"] = len({e.get("params") for e in case_res["by"].values() if "params" in e}) == 1
+        results["cases"][name] = case_res
+        print(compare_torch.format_case(name, case_res), file=sys.stderr, flush=True)
+        for label, e in case_res["by"].items():
+            print(f"  {label:<22} loss after setup {e.get('loss_after_setup')}", file=sys.stderr, flush=True)
+    for p in procs:
+        p.send(cmd="quit")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(compare_torch.markdown(results))
+    failed = [f"{c} {w}" for c, r in results["cases"].items() for w, e in r["by"].items() if "error" in e]
+    if failed:
+        sys.exit(f"train_step: error: {len(failed)} case/worker pairs failed ({', '.join(failed)})")
+
+
+if __name__ == "__main__":
+    main()
