@@ -18,9 +18,10 @@ One driver (stdlib only) starts one worker process per contender and keeps them 
 
 Every case is set up (built, compiled, warmed up) in each worker, then timed in rounds: in each round every
 worker runs one step in turn (the order rotates), so all contenders see the same machine load. Reported per
-contender: median / min / max wall seconds, CPU utilisation (process CPU seconds / wall seconds; 2.0 = both
-cores of a 2-core machine busy), compile / first-step seconds, peak RSS of the worker so far, and the load
-average during the case.
+contender (``cases.<case>.by.<worker>``): ``median_s`` / ``min_s`` / ``max_s`` wall seconds and every round's
+``walls``, ``cpu_util`` (process CPU seconds / wall seconds; 2.0 = both cores of a 2-core machine busy),
+``cpu_s_median`` (process CPU seconds a step: less sensitive than wall time to other work on a shared machine),
+compile / first-step seconds, peak RSS of the worker so far, and the load average during the case.
 
 Cases: the train step is Adam (lr 1e-4) + L1 on a fixed random batch (data loading excluded; see
 ``loader.py``). ``style_b4`` trains the fast-style TransformerNet with an L1 loss to a fixed target (the
@@ -395,7 +396,10 @@ def main() -> None:
         sys.exit(f"compare_torch: error: {e}; nothing was written")
 
 
-def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, procs: list["Proc"]) -> None:
+def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, procs: list["Proc"],
+        prog: str = "compare_torch") -> None:
+    """Times ``names`` on the started workers ``procs`` (interleaved rounds), writes ``args.out``, prints the
+    table; exits 1 (``PROG: error:``) when a worker could not run a case. ``onednn_ffi/train_step.py`` calls it too."""
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), **cpu_info(),
         "cpus": os.cpu_count(), "load_at_start": os.getloadavg(), "rounds": rounds,
@@ -419,6 +423,9 @@ def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, pr
             entry = dict(setup[p.label])
             if p in live and samples[p.label]:
                 entry.update(summarise(samples[p.label]))
+                # process CPU seconds per step: less sensitive than wall time to other work on a shared machine
+                entry["cpu_s_median"] = statistics.median(c for _, c in samples[p.label])
+                entry["walls"] = [w for w, _ in samples[p.label]]
             entry["rss_mb_after"] = p.send(cmd="drop", case=name).get("rss_mb")
             case_res["by"][p.label] = entry
         case_res["load_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
@@ -426,6 +433,9 @@ def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, pr
         case_res["params_equal"] = len(counts) == 1
         results["cases"][name] = case_res
         print(format_case(name, case_res), file=sys.stderr, flush=True)
+        for label, e in case_res["by"].items():
+            if "loss_after_setup" in e:
+                print(f"  {label:<22} loss after setup {e['loss_after_setup']}", file=sys.stderr, flush=True)
     for p in procs:
         p.send(cmd="quit")
     text = json.dumps(results, indent=1)
@@ -434,7 +444,7 @@ def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, pr
     print(markdown(results))
     failed = [f"{case} {worker}" for case, r in results["cases"].items() for worker, e in r["by"].items() if "error" in e]
     if failed:  # the results are written; a worker that could not run a case fails the command
-        sys.exit(f"compare_torch: error: {len(failed)} case/worker pairs failed ({', '.join(failed)}); "
+        sys.exit(f"{prog}: error: {len(failed)} case/worker pairs failed ({', '.join(failed)}); "
                  "their errors are in the JSON and above")
 
 

@@ -34,6 +34,8 @@ from jax import lax
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from jaxgen.models import conv_vjp
+
 __all__ = ["conv2d_nhwc", "conv_general_dilated", "flax_conv_fn", "load"]
 
 TARGETS = {"fwd": "onednn_conv_fwd", "bwd_data": "onednn_conv_bwd_data", "bwd_weights": "onednn_conv_bwd_weights"}
@@ -218,16 +220,6 @@ def _is_simple(window_strides, padding, lhs_dilation, rhs_dilation, spec, featur
     )
 
 
-def _spec(dimension_numbers: Any, ndim: int) -> Any:
-    if dimension_numbers is None or ndim != 4:
-        return None
-    if isinstance(dimension_numbers, lax.ConvDimensionNumbers):
-        dn = dimension_numbers
-    else:
-        dn = lax.conv_dimension_numbers((1,) * ndim, (1,) * ndim, dimension_numbers)
-    return (tuple(dn.lhs_spec), tuple(dn.rhs_spec), tuple(dn.out_spec))
-
-
 def conv_general_dilated(
     lhs: jax.Array,
     rhs: jax.Array,
@@ -248,8 +240,9 @@ def conv_general_dilated(
     floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
     simple = (precision is None and preferred_element_type is None
               and jnp.dtype(lhs.dtype) in floats and jnp.dtype(rhs.dtype) in floats
-              and _is_simple(window_strides, padding, lhs_dilation, rhs_dilation, _spec(dimension_numbers, lhs.ndim),
-                             feature_group_count, batch_group_count, lhs.ndim))
+              and _is_simple(window_strides, padding, lhs_dilation, rhs_dilation,
+                             conv_vjp.dimension_spec(dimension_numbers, lhs.ndim), feature_group_count,
+                             batch_group_count, lhs.ndim))
     if simple:
         if isinstance(padding, str):
             padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], (1, 1), padding)

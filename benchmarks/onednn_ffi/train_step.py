@@ -27,10 +27,7 @@ so the f32 rows must agree; the bf16 rows show the rounding).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -41,7 +38,6 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
 
 import compare_torch  # noqa: E402  (benchmarks/compare_torch.py: stdlib only, importable from both venvs)
-from cpuinfo import cpu_info  # noqa: E402
 
 CASES = {k: compare_torch.CASES[k] for k in ("edsr_b4", "edsr_b16", "style_b4")}
 SMOKE_CASES = {k: compare_torch.SMOKE_CASES[k] for k in ("edsr_b2", "style_b2")}
@@ -211,46 +207,7 @@ def main() -> None:
     rounds = 2 if args.smoke else args.rounds
     procs = [Proc(f"jax:{v}", args.jax_python, "jax", v, args.lib) for v in args.variants.split(",") if v]
     procs += [Proc(f"torch:{v}", args.torch_python, "torch", v, args.lib) for v in args.torch_variants.split(",") if v]
-    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), **cpu_info(),
-               "load_at_start": os.getloadavg(), "rounds": rounds, "workers": {p.label: p.info for p in procs},
-               "cases": {}}
-    results.pop("cpu_flags", None)
-    print(json.dumps({k: v for k, v in results.items() if k != "cases"}, indent=1), file=sys.stderr)
-    for name in names:
-        case_res: dict = {"spec": dict(zip(("kind", "net", "scale", "batch", "side"), cases[name])), "by": {}}
-        setup = {p.label: p.send(cmd="setup", case=name) for p in procs}
-        live = [p for p in procs if "error" not in setup[p.label]]
-        samples: dict[str, list] = {p.label: [] for p in live}
-        loads = [os.getloadavg()[0]]
-        for r in range(rounds):
-            for p in live[r % len(live):] + live[:r % len(live)]:
-                res = p.send(cmd="run", case=name)
-                if "error" not in res:
-                    samples[p.label].append((res["wall"], res["cpu"]))
-            loads.append(os.getloadavg()[0])
-        for p in procs:
-            entry = dict(setup[p.label])
-            if samples.get(p.label):
-                entry.update(compare_torch.summarise(samples[p.label]))
-                # process CPU seconds per step: less sensitive than wall time to other work on a shared machine
-                entry["cpu_s_median"] = statistics.median(c for _, c in samples[p.label])
-                entry["walls"] = [w for w, _ in samples[p.label]]
-            entry["rss_mb_after"] = p.send(cmd="drop", case=name).get("rss_mb")
-            case_res["by"][p.label] = entry
-        case_res["load_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
-        case_res["params_equal"] = len({e.get("params") for e in case_res["by"].values() if "params" in e}) == 1
-        results["cases"][name] = case_res
-        print(compare_torch.format_case(name, case_res), file=sys.stderr, flush=True)
-        for label, e in case_res["by"].items():
-            print(f"  {label:<22} loss after setup {e.get('loss_after_setup')}", file=sys.stderr, flush=True)
-    for p in procs:
-        p.send(cmd="quit")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(compare_torch.markdown(results))
-    failed = [f"{c} {w}" for c, r in results["cases"].items() for w, e in r["by"].items() if "error" in e]
-    if failed:
-        sys.exit(f"train_step: error: {len(failed)} case/worker pairs failed ({', '.join(failed)})")
+    compare_torch.run(args, cases, names, rounds, procs, prog="train_step")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "set_enabled", "use",
-           "weight_grad"]
+__all__ = ["conv2d_nhwc", "conv_general_dilated", "dimension_spec", "enabled", "flax_conv_fn", "input_grad",
+           "set_enabled", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
@@ -153,7 +153,7 @@ def conv_general_dilated(
     ungrouped NHWC/HWIO case with explicit (or ``'VALID'``) padding goes through :func:`conv2d_nhwc`; anything else, and any
     ``precision`` / ``preferred_element_type`` request, is passed to ``lax.conv_general_dilated`` unchanged."""
     simple = precision is None and preferred_element_type is None and _is_simple(
-        window_strides, padding, lhs_dilation, rhs_dilation, _spec(dimension_numbers, lhs.ndim),
+        window_strides, padding, lhs_dilation, rhs_dilation, dimension_spec(dimension_numbers, lhs.ndim),
         feature_group_count, batch_group_count, lhs.ndim)
     if simple:
         pad = ((0, 0), (0, 0)) if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
@@ -164,7 +164,7 @@ def conv_general_dilated(
         batch_group_count=batch_group_count, precision=precision, preferred_element_type=preferred_element_type)
 
 
-def _spec(dimension_numbers: Any, ndim: int) -> Any:
+def dimension_spec(dimension_numbers: Any, ndim: int) -> Any:
     """Normalised ``(lhs, rhs, out)`` dimension tuples (``lax.conv_dimension_numbers``), or ``None``."""
     if dimension_numbers is None or ndim != 4:
         return None
