@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -385,3 +386,26 @@ def test_upsampler_is_conv_then_pixel_shuffle():
 def test_upsampler_rejects_other_scales(scale):
     with pytest.raises(ValueError, match="Upsampler"):
         blocks.upsampler_stages(scale)
+
+
+@pytest.mark.parametrize("broadcast_dims", [(), (1, 2)])
+def test_dropout_masks_are_flaxs_bit_for_bit(broadcast_dims):
+    """blocks.Dropout (flat mask draw) in place of nn.Dropout: same outputs for the same 'dropout' rng, including
+    the second of two dropouts in one module (its own rng fold-in) and broadcast dims; deterministic is identity."""
+
+    def net(dropout_cls):
+        class Net(nn.Module):
+            @nn.compact
+            def __call__(self, x, train):
+                h = dropout_cls(0.3, broadcast_dims=broadcast_dims, deterministic=not train)(x)
+                return dropout_cls(0.5, broadcast_dims=broadcast_dims, deterministic=not train)(h * 2.0)
+
+        return Net()
+
+    x = jax.random.normal(jax.random.key(0), (2, 6, 5, 8))
+    rngs = {"dropout": jax.random.key(7)}
+    want = net(nn.Dropout).apply({}, x, True, rngs=rngs)
+    got = net(blocks.Dropout).apply({}, x, True, rngs=rngs)
+    assert bool(jnp.array_equal(got, want))
+    assert 0 < float(jnp.mean(got == 0)) < 1  # masks drawn
+    assert bool(jnp.array_equal(net(blocks.Dropout).apply({}, x, False), x * 2.0))

@@ -36,6 +36,7 @@ __all__ = [
     "DIV2K_RGB_MEAN",
     "ChannelAttention",
     "ConvInit",
+    "Dropout",
     "MeanShift",
     "PReLU",
     "RCAB",
@@ -232,6 +233,31 @@ class PReLU(nn.Module):
         w = w.astype(self.dtype)
         x = x.astype(self.dtype)
         return jnp.where(x >= 0, x, w * x)
+
+
+class Dropout(nn.Dropout):
+    """``flax.linen.Dropout`` with its mask drawn as one flat vector, then reshaped: the same module name, rng
+    stream and masks bit for bit (``bernoulli(key, p, shape)`` is ``uniform(key, shape) < p``, and the partitionable
+    threefry numbers its draws by the flat index), compiled ~2x faster by XLA:CPU than the 4-D draw (see
+    :func:`_flat`)."""
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, deterministic: bool | None = None,
+                 rng: jax.Array | None = None) -> jax.Array:
+        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+        if self.rate == 0.0 or deterministic:
+            return inputs
+        if self.rate == 1.0:  # as Flax: no 0/0 in the gradient
+            return jnp.zeros_like(inputs)
+        keep_prob = 1.0 - self.rate
+        if rng is None:
+            rng = self.make_rng(self.rng_collection)
+        shape = list(inputs.shape)
+        for dim in self.broadcast_dims:
+            shape[dim] = 1
+        mask = jax.random.bernoulli(rng, p=keep_prob, shape=(math.prod(shape),)).reshape(shape)
+        mask = jnp.broadcast_to(mask, inputs.shape)
+        return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
 
 
 def activation(

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.models.discriminators import PatchGAN
-from jaxgen.models.layers import normal_init
+from jaxgen.models.layers import Dropout, normal_init
 
 __all__ = [
     "BatchNormPatchGAN",
@@ -156,7 +156,7 @@ class ResnetGenerator(nn.Module):
             r = _conv(dim, 3, 1, 0, bias, f"block{b}_conv1", **kw)(_reflect(h, 1))
             r = nn.relu(_norm(self.norm, f"block{b}_norm1", **kw)(r))
             if self.use_dropout:
-                r = nn.Dropout(0.5, deterministic=not train)(r)
+                r = Dropout(0.5, deterministic=not train)(r)
             r = _conv(dim, 3, 1, 0, bias, f"block{b}_conv2", **kw)(_reflect(r, 1))
             h = h + _norm(self.norm, f"block{b}_norm2", **kw)(r)
         for i in range(2):
@@ -216,7 +216,7 @@ class UnetGenerator(nn.Module):
                 break
             h = _norm(self.norm, f"up{lvl}_norm", **kw)(h)
             if self.use_dropout and 4 <= lvl <= n - 2:
-                h = nn.Dropout(0.5, deterministic=not train)(h)
+                h = Dropout(0.5, deterministic=not train)(h)
             h = jnp.concatenate([level_inputs[lvl], h], axis=-1)
         y = jnp.tanh(h).astype(jnp.float32)
         return (y + 1.0) / 2.0 if self.unit_range_io else y
