@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.cpuinfo import cpu_info  # noqa: E402  (stdlib only: lscpu model and flags for every record)
+
 # name: (config spec, overrides)
 TRAIN_CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "fast_style_b4_256": ("configs/fast_style.py", [("batch_size", "4")]),
@@ -167,7 +169,7 @@ def main() -> None:
 
     jax.config.update("jax_platforms", "cpu")
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or "cpu",
-              "cpus": os.cpu_count(), "jax": jax.__version__, "devices": jax.device_count(),
+              "cpus": os.cpu_count(), **cpu_info(), "jax": jax.__version__, "devices": jax.device_count(),
               "load_at_start": os.getloadavg(), "cases": {}}
     for name in names:
         r = train_case(name, args.steps) if name in TRAIN_CASES else forward_case(name, args.steps)
