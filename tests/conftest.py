@@ -46,8 +46,12 @@ def pytest_configure(config):
     if os.environ.get(TEST_CACHE_ENV) == "0":
         return
     if "PYTEST_XDIST_WORKER" not in os.environ or CACHE_ENV not in os.environ:  # the controller picks the folder
-        os.environ[CACHE_ENV] = suite_cache_dir()
-        Path(os.environ[CACHE_ENV]).mkdir(parents=True, exist_ok=True)
+        path = suite_cache_dir()
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError:  # an unwritable home (some CI runners): a session folder, as `session`
+            path = suite_cache_dir({TEST_CACHE_ENV: "session"})
+        os.environ[CACHE_ENV] = path
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(TEST_CACHE_MAX_BYTES)
