@@ -75,6 +75,23 @@ def test_simple_case_uses_the_custom_gradient():
     assert "custom_vjp_call" in str(jaxpr)
 
 
+def test_stride1_nhwc_padding_recognises_exactly_the_routed_case():
+    """The explicit padding of a stride-1 NHWC/HWIO call ('VALID' = zeros, asymmetric and negative pads kept as
+    given); ``None`` for strides, dilations, groups, another layout, 'SAME' (unresolved) or a non-4-D call."""
+    f = conv_vjp.stride1_nhwc_padding
+    assert f(4, (1, 1), ((1, 2), (0, 3)), dimension_numbers=DN) == ((1, 2), (0, 3))
+    assert f(4, [1, 1], [(-1, 0), (2, 2)], lhs_dilation=(1, 1), rhs_dilation=[1, 1], dimension_numbers=DN) == (
+        (-1, 0), (2, 2))
+    assert f(4, (1, 1), "VALID", dimension_numbers=lax.conv_dimension_numbers((1,) * 4, (1,) * 4, DN)) == (
+        (0, 0), (0, 0))
+    for kw in (dict(window_strides=(2, 2)), dict(rhs_dilation=(2, 2)), dict(lhs_dilation=(2, 1)),
+               dict(feature_group_count=2), dict(batch_group_count=2), dict(padding="SAME"),
+               dict(dimension_numbers=("NCHW", "OIHW", "NCHW")), dict(dimension_numbers=None)):
+        args = {"window_strides": (1, 1), "padding": ((1, 1), (1, 1)), "dimension_numbers": DN, **kw}
+        assert f(4, **args) is None, kw
+    assert f(3, (1,), ((1, 1),), dimension_numbers=("NWC", "WIO", "NWC")) is None
+
+
 def test_layers_conv_option_switches_the_gradient_only():
     """The switch is read when ``conv`` builds the layer (inside a model's compact ``__call__``, i.e. at trace time)."""
     x = jnp.asarray(np.random.default_rng(2).random((2, 9, 9, 4), np.float32))

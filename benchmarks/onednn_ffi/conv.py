@@ -40,7 +40,6 @@ __all__ = ["conv2d_nhwc", "conv_general_dilated", "flax_conv_fn", "load"]
 
 TARGETS = {"fwd": "onednn_conv_fwd", "bwd_data": "onednn_conv_bwd_data", "bwd_weights": "onednn_conv_bwd_weights"}
 SYMBOLS = {"fwd": "OnednnConvFwd", "bwd_data": "OnednnConvBwdData", "bwd_weights": "OnednnConvBwdWeights"}
-_NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., NHWC/HWIO/NHWC)
 _LOADED: dict[str, Any] = {}
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
@@ -204,22 +203,6 @@ conv2d_nhwc.defvjp(_fwd, _bwd)
 # ----------------------------------------------------------------------------------------------- flax drop-in
 
 
-def _is_simple(window_strides, padding, lhs_dilation, rhs_dilation, spec, feature_group_count, batch_group_count,
-               ndim) -> bool:
-    ones = (None, (1, 1), [1, 1])
-    return (
-        ndim == 4
-        and tuple(window_strides) == (1, 1)
-        and lhs_dilation in ones
-        and (rhs_dilation is None or tuple(rhs_dilation) == (1, 1))
-        and feature_group_count == 1
-        and batch_group_count == 1
-        and (padding in ("VALID", "SAME", "SAME_LOWER") or (not isinstance(padding, str) and len(padding) == 2
-                                    and all(len(p) == 2 and min(p) >= 0 for p in padding)))
-        and spec == _NHWC_SPEC
-    )
-
-
 def conv_general_dilated(
     lhs: jax.Array,
     rhs: jax.Array,
@@ -238,15 +221,15 @@ def conv_general_dilated(
     """Drop-in for ``lax.conv_general_dilated``: the simple stride-1 NHWC case goes to :func:`conv2d_nhwc` (in
     ``compute_dtype``), anything else to ``lax.conv_general_dilated`` unchanged."""
     floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
-    simple = (precision is None and preferred_element_type is None
-              and jnp.dtype(lhs.dtype) in floats and jnp.dtype(rhs.dtype) in floats
-              and _is_simple(window_strides, padding, lhs_dilation, rhs_dilation,
-                             conv_vjp.dimension_spec(dimension_numbers, lhs.ndim), feature_group_count,
-                             batch_group_count, lhs.ndim))
-    if simple:
-        if isinstance(padding, str):
-            padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], (1, 1), padding)
-        pad = tuple((int(lo), int(hi)) for lo, hi in padding)
+    pad = None
+    if (precision is None and preferred_element_type is None and jnp.dtype(lhs.dtype) in floats
+            and jnp.dtype(rhs.dtype) in floats):
+        explicit = padding
+        if isinstance(padding, str) and padding in ("SAME", "SAME_LOWER") and lhs.ndim == 4:
+            explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], (1, 1), padding)
+        pad = conv_vjp.stride1_nhwc_padding(lhs.ndim, window_strides, explicit, lhs_dilation, rhs_dilation,
+                                            dimension_numbers, feature_group_count, batch_group_count)
+    if pad is not None and min(min(p) for p in pad) >= 0:  # oneDNN takes no negative (cropping) padding
         return conv2d_nhwc(lhs, rhs, pad, jnp.dtype(compute_dtype))
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["conv2d_nhwc", "conv_general_dilated", "dimension_spec", "enabled", "flax_conv_fn", "input_grad",
-           "set_enabled", "use", "weight_grad"]
+__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "set_enabled",
+           "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
@@ -120,10 +120,15 @@ def _bwd(padding: Padding, res: tuple[jax.Array, jax.Array], dy: jax.Array) -> t
 conv2d_nhwc.defvjp(_fwd, _bwd)
 
 
-def _is_simple(window_strides: Sequence[int], padding: Any, lhs_dilation: Any, rhs_dilation: Any,
-               dimension_numbers: Any, feature_group_count: int, batch_group_count: int, ndim: int) -> bool:
+def stride1_nhwc_padding(ndim: int, window_strides: Sequence[int], padding: Any, lhs_dilation: Any = None,
+                         rhs_dilation: Any = None, dimension_numbers: Any = None, feature_group_count: int = 1,
+                         batch_group_count: int = 1) -> Padding | None:
+    """For the arguments of a ``lax.conv_general_dilated`` call on ``ndim``-dimensional operands: its padding as
+    ``((top, bottom), (left, right))`` ints when it is a stride-1, undilated, ungrouped NHWC/HWIO convolution with
+    explicit or ``'VALID'`` padding (the case :func:`conv_general_dilated` routes to :func:`conv2d_nhwc`), else
+    ``None``. Other padding strings (``'SAME'``) are ``None``: resolve them first (``lax.padtype_to_pads``)."""
     ones = (None, (1, 1), [1, 1])
-    return (
+    simple = (
         ndim == 4
         and tuple(window_strides) == (1, 1)
         and lhs_dilation in ones
@@ -132,8 +137,11 @@ def _is_simple(window_strides: Sequence[int], padding: Any, lhs_dilation: Any, r
         and batch_group_count == 1
         and (padding == "VALID" or (not isinstance(padding, str) and len(padding) == 2
                                     and all(len(p) == 2 for p in padding)))
-        and dimension_numbers == _NHWC_SPEC
+        and _spec(dimension_numbers, ndim) == _NHWC_SPEC
     )
+    if not simple:
+        return None
+    return ((0, 0), (0, 0)) if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
 def conv_general_dilated(
@@ -152,19 +160,18 @@ def conv_general_dilated(
     """Drop-in for ``lax.conv_general_dilated`` (the signature ``flax.linen.Conv`` calls): the stride-1, undilated,
     ungrouped NHWC/HWIO case with explicit (or ``'VALID'``) padding goes through :func:`conv2d_nhwc`; anything else, and any
     ``precision`` / ``preferred_element_type`` request, is passed to ``lax.conv_general_dilated`` unchanged."""
-    simple = precision is None and preferred_element_type is None and _is_simple(
-        window_strides, padding, lhs_dilation, rhs_dilation, dimension_spec(dimension_numbers, lhs.ndim),
-        feature_group_count, batch_group_count, lhs.ndim)
-    if simple:
-        pad = ((0, 0), (0, 0)) if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
-        return conv2d_nhwc(lhs, rhs, pad)  # type: ignore[arg-type]
+    pad = None if precision is not None or preferred_element_type is not None else stride1_nhwc_padding(
+        lhs.ndim, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+        batch_group_count)
+    if pad is not None:
+        return conv2d_nhwc(lhs, rhs, pad)
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
         dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
         batch_group_count=batch_group_count, precision=precision, preferred_element_type=preferred_element_type)
 
 
-def dimension_spec(dimension_numbers: Any, ndim: int) -> Any:
+def _spec(dimension_numbers: Any, ndim: int) -> Any:
     """Normalised ``(lhs, rhs, out)`` dimension tuples (``lax.conv_dimension_numbers``), or ``None``."""
     if dimension_numbers is None or ndim != 4:
         return None
