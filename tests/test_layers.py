@@ -283,7 +283,9 @@ def test_mean_shift_subtracts_the_mean_and_is_inverted_by_add():
 
 def test_mean_shift_official_formula_with_range_and_std():
     """EDSR-PyTorch: weight eye/std, bias sign*rgb_range*mean/std."""
-    x = RNG.random((1, 2, 2, 3)).astype(np.float32) * 255
+    # its own generator: the shared RNG's draws depend on which tests ran before in this worker, and some draws put
+    # an output near 0 (x/std and 255 mean/std cancel), where the relative bound is tighter than float32 rounding
+    x = np.random.default_rng(284).random((1, 2, 2, 3)).astype(np.float32) * 255
     std, mean = np.array([0.5, 2.0, 1.0]), np.asarray(blocks.DIV2K_RGB_MEAN)
     y = blocks.mean_shift(jnp.asarray(x), blocks.DIV2K_RGB_MEAN, -1, rgb_range=255.0, rgb_std=tuple(std))
     np.testing.assert_allclose(np.asarray(y), x / std - 255 * mean / std, rtol=1e-5)
