@@ -201,19 +201,20 @@ def test_resuming_with_another_architecture_says_what_to_do(trained, tmp_path):
 
 
 def test_checkpoint_shape_check_names_the_paths(trained, tmp_path):
-    """Below the config check: a state whose shapes differ from the checkpoint's is refused path by path."""
-    import shutil
-
+    """Below the config check: a state whose shapes differ from the checkpoint's is refused path by path (the
+    train state's layout: EDSR's two residual blocks stacked under ``body_0..1``), by the check and by restore."""
     from jaxgen.train import checkpoint
 
     config = load_config(TINY, [("model.num_feat", "24")])
     task = get_task("sr")(config)
     abstract = jax.eval_shape(task.init)
     manager = open_manager(trained / "checkpoints", read_only=True)
-    with pytest.raises(ValueError, match=r"shape mismatch at players/generator/params/body_0/conv1/kernel: "
-                                         r"checkpoint \(3, 3, 16, 16\) vs model \(3, 3, 24, 24\)"):
+    wanted = (r"shape mismatch at players/generator/params/body_0\.\.1/conv1/kernel: "
+              r"checkpoint \(2, 3, 3, 16, 16\) vs model \(2, 3, 3, 24, 24\)")
+    with pytest.raises(ValueError, match=wanted):
         checkpoint.check_compatible(manager, 8, abstract)
-    del shutil
+    with pytest.raises(ValueError, match=wanted):
+        checkpoint.restore(manager, 8, abstract)
 
 
 def test_eval_cli_bicubic_and_checkpoint(trained, tmp_path):

@@ -30,7 +30,7 @@ import numpy as np
 from flax.core.scope import LazyRng
 
 from jaxgen.image import imresize
-from jaxgen.models import conv_vjp
+from jaxgen.models import conv_vjp, stacking
 
 __all__ = [
     "DIV2K_RGB_MEAN",
@@ -485,29 +485,48 @@ def repeat_blocks(parent: nn.Module, make: Callable[..., nn.Module], names: Sequ
                   scan: bool = True) -> jax.Array:
     """Apply the identical blocks ``make(name=n)`` for ``n`` in ``names`` in sequence: ``x -> b_n(...b_1(x))``.
 
-    Parameters stay where the official names put them (``parent``'s children ``names[i]``, so weight import and
-    export are unchanged). With ``scan`` the blocks run as one ``jax.lax.scan`` over their stacked parameters:
-    XLA compiles one block body instead of ``len(names)`` copies (RRDBNet x4: 23 RRDBs), which shortens compiles
-    and shrinks the HLO; the arithmetic is the same block for block (a test compares outputs and gradients with
-    the unrolled form). At ``init`` the blocks' parameters are drawn as one ``vmap`` over the keys Flax gives each
-    child (:func:`_init_stacked`; bitwise the unrolled init's values): RRDBNet x4's 345 kernel draws were 58% of
-    a cold first training step (benchmarks/RESULTS.md). ``make`` must accept ``name=`` and ``parent=``; the
-    blocks may hold ``params`` only. :func:`set_scan_blocks` (``False``) unrolls every call, whatever ``scan``.
+    Parameters live where the official names put them (``parent``'s children ``names[i]``, so weight import and
+    export are unchanged), or -- in a train state -- stacked under one key ``{prefix}_0..{n-1}``
+    (``jaxgen.models.stacking``: initialised so inside ``stacking.stacked_init()``; read whenever the key is
+    there). With ``scan`` the blocks run as one ``jax.lax.scan`` over their stacked parameters: XLA compiles one
+    block body instead of ``len(names)`` copies (RRDBNet x4: 23 RRDBs), which shortens compiles and shrinks the
+    HLO; the arithmetic is the same block for block (a test compares outputs and gradients with the unrolled
+    form). At ``init`` the blocks' parameters are drawn as one ``vmap`` over the keys Flax gives each child
+    (:func:`_init_stacked`; bitwise the unrolled init's values): RRDBNet x4's 345 kernel draws were 58% of a cold
+    first training step (benchmarks/RESULTS.md). ``make`` must accept ``name=`` and ``parent=``; the blocks may
+    hold ``params`` only. :func:`set_scan_blocks` (``False``) unrolls every call, whatever ``scan``; unrolled
+    blocks with stacked parameters are applied to their slices (a capture of ``intermediates`` then sees none of
+    the blocks' own).
     """
     nested_init = parent.is_initializing() and _TRACING_STACKED_INIT[0]  # inside a block _init_stacked traces
     unrolled = not (scan and _SCAN_BLOCKS["enabled"]) or len(names) < 2
-    if unrolled or parent.is_mutable_collection("intermediates") or nested_init:
+    unrolled = unrolled or parent.is_mutable_collection("intermediates")
+    key = stacking.stacked_key(names)
+    if parent.is_initializing():
+        layout = "stacked" if key is not None and stacking.stacked_init_enabled() and not nested_init else "named"
+    else:
+        layout = "stacked" if key is not None and key in parent.variables.get("params", {}) else "named"
+    if layout == "named" and (unrolled or nested_init):
         for n in names:
             x = make(name=n)(x)
         return x
     block = make(name=None, parent=None)  # an unbound copy, applied to each block's slice of ``stacked``
     if parent.is_initializing():
         stacked = _init_stacked(parent, block, names, x)
-        for i, n in enumerate(names):
-            parent.put_variable("params", n, jax.tree.map(lambda a, i=i: a[i], stacked))
+        if layout == "stacked":
+            parent.put_variable("params", key, stacked)
+        else:
+            for i, n in enumerate(names):
+                parent.put_variable("params", n, jax.tree.map(lambda a, i=i: a[i], stacked))
+    elif layout == "stacked":
+        stacked = parent.variables["params"][key]
     else:
         params = parent.variables["params"]
         stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[params[n] for n in names])
+    if unrolled:
+        for i in range(len(names)):
+            x = block.apply({"params": jax.tree.map(lambda a, i=i: a[i], stacked)}, x)
+        return x
 
     # On CPU the blocks' convolutions take conv_vjp's gradients inside the scan (ordinary convolutions: XLA:CPU runs
     # autodiff's own convolution gradients inside a loop body outside its convolution library, 50x slower; see

@@ -37,6 +37,7 @@ from jaxgen import losses as losses_lib
 from jaxgen.config import ConfigError, optim_config
 from jaxgen.data import default_data_config
 from jaxgen.metrics import default_lpips_params, lpips_fn
+from jaxgen.models import stacking
 from jaxgen.models.vgg import VGG_BLOCKS, vgg_layer_names
 from jaxgen.tasks.common import Batch, build_model, compute_dtype, section_kwargs
 from jaxgen.train.state import (STREAM_AUGMENT, STREAM_DEGRADE, STREAM_POOL, Player, TrainState, init_key,
@@ -346,13 +347,16 @@ class InitWeights:
 
 def init_generator(config: ml_collections.ConfigDict, generator: nn.Module, tx: Any, init: InitWeights,
                    decay: float) -> Player:
-    """The generator player: ``init_from`` weights or a fresh init (key ``init_key(seed, 'generator')``)."""
+    """The generator player: ``init_from`` weights or a fresh init (key ``init_key(seed, 'generator')``), its
+    repeated blocks' parameters in the stacked layout of a train state (``jaxgen.models.stacking``)."""
     lr_shape, _ = example_shapes(config)
+    key, x = init_key(config.seed, "generator"), jnp.zeros(lr_shape)
     params = init.params()
-    if params is None:
-        params = generator.init(init_key(config.seed, "generator"), jnp.zeros(lr_shape))["params"]
-    else:
-        params = jax.tree.map(jnp.asarray, params)
+    with stacking.stacked_init():
+        if params is None:
+            params = generator.init(key, x)["params"]
+        else:
+            params = stacking.stack_like(jax.tree.map(jnp.asarray, params), jax.eval_shape(generator.init, key, x)["params"])
     return new_player(params, tx, ema=decay > 0)
 
 
@@ -434,7 +438,7 @@ class SRValidation:
         name = "lr_bicubic_sr_hr"
         init = self.init.params()
         if init is not None:
-            columns.insert(0, self.sr_fn(jax.tree.map(jnp.asarray, init))(first.lr))
+            columns.insert(0, self.sr_fn(stacking.stack_like(jax.tree.map(jnp.asarray, init), params))(first.lr))
             name = "lr_bicubic_init_sr_hr"
         crop = 192 if init is not None else 0
         return results, {name: evaluation.comparison_grid(first.lr, columns, first.hr, self.scale, crop=crop)}

@@ -18,6 +18,10 @@ by the task's metric (Orbax ``best_fn``/``best_mode``; ``manager.best_step()``).
 Portability: arrays are restored onto the *current* devices from an abstract target (shapes, dtypes and
 shardings of this run), so a checkpoint written on N devices restores on M devices; inference restores only
 the exported player's params (and EMA) as host arrays (:func:`restore_player`).
+
+Layout: a train state keeps repeated blocks' parameters stacked (``jaxgen.models.stacking``); checkpoints hold
+the state as it is. A checkpoint written before that layout (every block under its own name) restores into it
+(:func:`restore` stacks what it read), and :func:`restore_player` gives the official names whichever it reads.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from etils import epath
 from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxgen import storage
+from jaxgen.models import stacking
 
 
 def git_revision() -> str:
@@ -161,17 +166,32 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: 
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> tuple[Any, Any, dict[str, Any]]:
     """Restores ``(state, data_state, meta)`` at ``step`` onto the shardings/dtypes of ``abstract_state``
-    (``jax.ShapeDtypeStruct`` leaves with the current run's shardings)."""
-    check_compatible(manager, step, abstract_state)
+    (``jax.ShapeDtypeStruct`` leaves with the current run's shardings). A checkpoint whose repeated blocks are
+    kept under their own names (written before the stacked layout) is read in that layout and stacked."""
+    target = abstract_state
+    try:
+        check_compatible(manager, step, abstract_state)
+    except ValueError:
+        target = stacking.unstack(abstract_state)
+        if leaf_shapes(target) == leaf_shapes(abstract_state):  # no stacked groups: nothing else to try
+            raise
+        try:
+            check_compatible(manager, step, target)
+        except ValueError:
+            check_compatible(manager, step, abstract_state)  # the error of the layout this run wants
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
+            state=ocp.args.StandardRestore(target),
             data=ocp.args.JsonRestore(),
             meta=ocp.args.JsonRestore(),
         ),
     )
-    return restored["state"], restored["data"]["iterator"], dict(restored["meta"])
+    state = restored["state"]
+    if target is not abstract_state:
+        state = jax.tree.map(lambda a, t: jax.device_put(a, t.sharding), stacking.stack_like(state, abstract_state),
+                             abstract_state)
+    return state, restored["data"]["iterator"], dict(restored["meta"])
 
 
 def read_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
@@ -179,8 +199,9 @@ def read_meta(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
 
 
 def restore_player(directory: str | Path, step: int, player: str) -> dict[str, Any]:
-    """``{'params': ..., 'ema': ... or None}`` of one player at ``step`` as host numpy arrays, whatever the
-    number of devices the checkpoint was written on (partial restore: nothing else is read)."""
+    """``{'params': ..., 'ema': ... or None}`` of one player at ``step`` as host numpy arrays under the official
+    names (stacked repeated blocks unstacked), whatever the number of devices the checkpoint was written on
+    (partial restore: nothing else is read)."""
     path = as_path(directory) / str(step) / "state"
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
@@ -196,7 +217,7 @@ def restore_player(directory: str | Path, step: int, player: str) -> dict[str, A
     restored = checkpointer.restore(
         path, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
     )
-    out = restored["players"][player]
+    out = stacking.unstack(restored["players"][player])
     return {"params": out["params"], "ema": out.get("ema")}
 
 

@@ -69,7 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from jaxgen.models import MODELS, build
+from jaxgen.models import MODELS, build, stacking
 from jaxgen.models.layers import DIV2K_RGB_MEAN
 from jaxgen.weights.state_dict_io import load_state_dict, save_state_dict
 
@@ -463,7 +463,8 @@ def _raise_if(arch: str, what: str, missing: list[str], unexpected: list[str], p
 
 def flax_to_torch(arch: str, params: Mapping[str, Any], *, model: nn.Module | None = None) -> dict[str, np.ndarray]:
     """jaxgen Flax params (the tree under ``'params'``, or ``{'params': tree}``) -> ``{official torch key:
-    np.ndarray}`` loadable with ``load_state_dict(strict=True)`` into the official PyTorch module.
+    np.ndarray}`` loadable with ``load_state_dict(strict=True)`` into the official PyTorch module. A train
+    state's params (repeated blocks stacked, ``jaxgen.models.stacking``) are unstacked to the official names first.
 
     With ``model``, ``params`` are first checked against its parameter tree (all missing / unexpected /
     mis-shaped paths in one ``ValueError``), and EDSR/RCAN mean shifts use its ``rgb_mean``/``img_range``;
@@ -473,7 +474,8 @@ def flax_to_torch(arch: str, params: Mapping[str, Any], *, model: nn.Module | No
     _check_model(arch, model)
     if set(params) == {"params"}:
         params = params["params"]
-    flat = {k: np.asarray(v) for k, v in flatten_dict(dict(params)).items()}
+    params = stacking.unstack(dict(params))
+    flat = {k: np.asarray(v) for k, v in flatten_dict(params).items()}
     if model is not None:
         shapes = model_param_shapes(arch, model)
         missing = ["/".join(p) + f" {s}" for p, (s, _) in shapes.items() if p not in flat]

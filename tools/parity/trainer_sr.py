@@ -17,6 +17,7 @@ import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.config import optim_config
+from jaxgen.models import stacking
 from jaxgen.tasks import base_config
 from jaxgen.tasks import get_task
 from jaxgen.train.state import new_player
@@ -159,6 +160,7 @@ def run_jax(case: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
 
     def build(params):  # one jitted program, as the training loop's jax.jit(task.init); the replaced draws are dead
         state = task.init()
+        params = stacking.stack_like(params, state.players["generator"].params)  # the train state's layout
         check_keys(flatten_dict(params), flatten_dict(state.players["generator"].params), "generator")
         return state.replace(players={"generator": new_player(params, task.g_tx)})
 

@@ -20,6 +20,7 @@ import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.config import optim_config
+from jaxgen.models import stacking
 from jaxgen.tasks import base_config
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.tasks import get_task
@@ -162,6 +163,7 @@ def init_state(task: Any, case: dict[str, np.ndarray], g_to_flax: Any, d_from_to
 
     def build(g, d, coll):
         state = task.init()
+        g = stacking.stack_like(g, state.players["generator"].params)  # the train state's layout
         srp.check_keys(flatten_dict(g), flatten_dict(state.players["generator"].params), "generator")
         srp.check_keys(flatten_dict(d), flatten_dict(state.players["discriminator"].params), "discriminator")
         srp.check_keys(flatten_dict(coll), flatten_dict(state.players["discriminator"].collections),
