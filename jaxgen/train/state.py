@@ -9,6 +9,9 @@ Checkpoint tree (``W/checkpoints/<step>/state``), field by field:
 - ``players``: ``{name: Player}``, e.g. ``{'generator': ..., 'discriminator': ...}`` or CycleGAN's four.
   Each :class:`Player` holds ``params``, ``opt_state``, optional non-param ``collections`` (e.g. spectral-norm
   ``u`` vectors, updated through ``apply(..., mutable=...)``) and an optional ``ema`` copy of ``params``.
+  A network's repeated blocks (EDSR's, RRDBNet's, RCAN's) keep their parameters stacked under one key
+  (``body_0..22``; ``jaxgen.models.stacking``): one leaf per parameter of a block, so the optimizer and the step
+  stay small. ``stacking.unstack`` gives the official names (exports and ``restore_player`` do it).
 - ``buffers``: task-owned device arrays that live in the checkpoint (image pools, training-pair queues).
 
 Frozen networks (VGG, an AdaIN encoder) are *not* state: they are the step's separate ``consts`` argument.
