@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[1] in TRAINING_COMMANDS:
         # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off). Training only: a split
         # host slows single-image inference with Eigen convolutions (benchmarks/RESULTS.md).
-        xla_setup.configure_process()
+        xla_setup.configure_process(conv_backend=xla_setup.conv_backend_from_argv(argv[2:]))
 
     set_verbosity(verbose)  # quiet library logs for every command
     # the jaxgen process itself (argv from the command line, not an in-process caller's list): nothing after the

@@ -37,11 +37,15 @@ from typing import Any
 import ml_collections
 
 __all__ = [
+    "CONV_BACKENDS",
+    "CONV_BACKEND_ENV",
     "ConfigError",
     "apply_override",
+    "check_conv_backend",
     "check_finite",
     "check_run_config",
     "config_from_json",
+    "default_conv_backend",
     "exec_python_file",
     "load_config",
     "lock",
@@ -58,6 +62,27 @@ _OPTIM_KEYS = ("name", "lr", "schedule", "milestones", "gamma", "warmup_steps", 
 
 class ConfigError(ValueError):
     """A user mistake in a config file, variant or override (one line; the CLI exits with status 2)."""
+
+
+# The convolution backends (jaxgen.models.onednn_conv): "xla" (default) or the opt-in "onednn" (CPU only); the
+# environment variable sets the default of config.conv_backend and of the inference commands' --conv-backend.
+CONV_BACKENDS = ("xla", "onednn")
+CONV_BACKEND_ENV = "JAXGEN_CONV_BACKEND"
+
+
+def default_conv_backend(environ: Any = None) -> str:
+    """``$JAXGEN_CONV_BACKEND`` (lower-cased), else ``"xla"`` (validated where it is used)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(CONV_BACKEND_ENV, "").strip().lower() or "xla"
+
+
+def check_conv_backend(value: Any, what: str) -> str:
+    """``value`` when it is one of :data:`CONV_BACKENDS`, else :class:`ConfigError` naming ``what``."""
+    if value not in CONV_BACKENDS:
+        raise ConfigError(f"{what}={value!r}: expected one of {', '.join(map(repr, CONV_BACKENDS))} ('onednn': "
+                          f"oneDNN convolutions on CPU, pip install 'jaxgen[onednn]'; {CONV_BACKEND_ENV} sets "
+                          "the default)")
+    return value
 
 
 def _cast(value: str, default: Any, what: str = "config arg") -> Any:
@@ -177,6 +202,9 @@ def run_config(task: str) -> ml_collections.ConfigDict:
     c.total_steps = 1000
     c.batch_size = 16  # global batch size, split over processes and the `data` mesh axis
     c.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
+    # xla | onednn (opt-in, CPU: stride-1 convolutions through oneDNN; with bfloat16 only the convolutions multiply
+    # in bf16, as torch.autocast; jaxgen.models.onednn_conv, docs/performance.md)
+    c.conv_backend = default_conv_backend()
     c.log_every = 50
     c.eval_every = 500  # 0 = only at the end
     c.ckpt_every = 500
@@ -210,6 +238,7 @@ def check_run_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.time_budget_s={config.time_budget_s}: expected >= 0 (0 = no budget)")
     if config.compute_dtype not in ("float32", "bfloat16", "float16"):
         raise ConfigError(f"config.compute_dtype={config.compute_dtype!r}: expected float32, bfloat16 or float16")
+    check_conv_backend(config.get("conv_backend", "xla"), "config.conv_backend")
 
 
 def open_sections(config: ml_collections.ConfigDict) -> list[str]:

@@ -33,6 +33,11 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
 
 ``JAXGEN_XLA_DEFAULTS=0`` in the environment turns all of it off (plain XLA defaults), the unrolled CPU train
 steps excepted.
+
+Opt-in, not a default: ``conv_backend = "onednn"`` (config key, ``jaxgen upscale/stylize/translate
+--conv-backend``, default from ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the stride-1
+convolutions through oneDNN on CPU. :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA
+CPU devices (one oneDNN thread per device on the 2-device mesh) unless the user set it, before GNU OpenMP loads.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping
+
+from jaxgen.config import default_conv_backend  # jaxgen.config imports no JAX either
 
 __all__ = [
     "CPU_DEVICES_MAX",
@@ -58,9 +65,11 @@ __all__ = [
     "configure_process",
     "cpu_key",
     "cpu_device_count",
+    "conv_backend_from_argv",
     "enabled",
     "inference_compiler_options",
     "network_names",
+    "omp_threads",
     "prepare_training",
     "train_compiler_options",
     "use_conv_vjp",
@@ -110,11 +119,35 @@ def cpu_device_count(cpu_count: int | None = None) -> int:
     return max(1, min(int(cpus), CPU_DEVICES_MAX))
 
 
-def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count: int | None = None) -> dict[str, str]:
+def conv_backend_from_argv(args: Iterable[str]) -> str | None:
+    """The value of ``--conv-backend`` / ``--config.conv_backend`` in command-line ``args`` (``=value`` or the next
+    argument), or ``None``: ``jaxgen.cli.main`` reads it before JAX starts, for :func:`configure_process`."""
+    args = list(args)
+    for i, a in enumerate(args):
+        for flag in ("--conv-backend", "--config.conv_backend"):
+            if a == flag and i + 1 < len(args):
+                return args[i + 1].strip().lower()
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1].strip().lower()
+    return None
+
+
+def omp_threads(xla_cpu_devices: int, cpu_count: int | None = None) -> int:
+    """OpenMP threads for oneDNN: the cores divided among the XLA CPU devices (at least 1). Each device's thread
+    calls oneDNN with its own team; more threads than that oversubscribe the cores (benchmarks/RESULTS.md)."""
+    cpus = cpu_count if cpu_count is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    return max(1, int(cpus) // max(1, int(xla_cpu_devices)))
+
+
+def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count: int | None = None,
+                      conv_backend: str | None = None) -> dict[str, str]:
     """Sets jaxgen's process-level defaults in ``environ`` (default ``os.environ``); returns what it set.
 
     Must run before JAX initialises its CPU backend (``jaxgen.cli.main`` calls it before importing JAX). Only
-    affects the CPU backend; a no-op when the user chose the CPU device count or opted out.
+    affects the CPU backend; a no-op when the user chose the CPU device count or opted out. With ``conv_backend``
+    (default :func:`default_conv_backend`) ``"onednn"`` it also sets ``OMP_NUM_THREADS`` to :func:`omp_threads` of
+    the device count, unless the user set it (GNU OpenMP reads it once, when oneDNN loads it).
     """
     environ = os.environ if environ is None else environ
     if not enabled(environ):
@@ -124,8 +157,23 @@ def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count
         n = cpu_device_count(cpu_count)
         if n > 1:
             changes["JAX_NUM_CPU_DEVICES"] = str(n)
+    backend = default_conv_backend(environ) if conv_backend is None else conv_backend
+    if backend == "onednn" and "OMP_NUM_THREADS" not in environ:
+        changes["OMP_NUM_THREADS"] = str(omp_threads(_cpu_devices({**environ, **changes}), cpu_count))
     environ.update(changes)
     return changes
+
+
+def _cpu_devices(environ: Mapping[str, str]) -> int:
+    """The XLA CPU device count ``environ`` asks for (``JAX_NUM_CPU_DEVICES`` or the XLA flag), default 1."""
+    value = environ.get("JAX_NUM_CPU_DEVICES")
+    for token in environ.get("XLA_FLAGS", "").split():
+        if token.startswith("--xla_force_host_platform_device_count="):
+            value = token.split("=", 1)[1]
+    try:
+        return max(1, int(value)) if value is not None else 1
+    except ValueError:
+        return 1
 
 
 def cpu_key(cpuinfo: str | None = None) -> str:
@@ -235,15 +283,22 @@ def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Map
     return _backend(backend) == "cpu" and per_device_batch < CONV_VJP_MAX_BATCH
 
 
-def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = ()) -> dict[str, Any]:
+def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = (),
+                     conv_backend: str = "xla", compute_dtype: Any = None) -> dict[str, Any]:
     """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
     :func:`use_conv_vjp`, lets ``layers.repeat_blocks`` scan only where the convolution gradients are fast inside a
     loop (any backend but CPU; on CPU with the conv VJP; ``layers.set_scan_blocks``), and returns
-    :func:`train_compiler_options` (for the step's ``networks``, model names) for the train step's ``jax.jit``."""
-    from jaxgen.models import conv_vjp, layers  # here, not at the top: this module is imported before JAX
+    :func:`train_compiler_options` (for the step's ``networks``, model names) for the train step's ``jax.jit``.
+
+    ``conv_backend="onednn"`` (``config.conv_backend``) routes the convolutions to oneDNN
+    (``onednn_conv.configure``; bf16 multiplies when ``compute_dtype`` is bfloat16; an error off CPU) and unrolls
+    the blocks on CPU, the measured configuration (``benchmarks/RESULTS.md``; scanned blocks work too)."""
+    # here, not at the top: this module is imported before JAX
+    from jaxgen.models import conv_vjp, layers, onednn_conv
 
     backend = _backend(backend)
-    vjp = use_conv_vjp(per_device_batch, backend)
+    onednn_conv.configure(conv_backend, compute_dtype, backend)
+    vjp = use_conv_vjp(per_device_batch, backend) and conv_backend == "xla"
     conv_vjp.set_enabled(vjp)
     layers.set_scan_blocks(vjp or backend != "cpu")
     return train_compiler_options(backend, networks=networks)

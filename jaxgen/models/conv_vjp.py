@@ -28,12 +28,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "set_enabled",
-           "stride1_nhwc_padding", "use", "weight_grad"]
+__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "override", "set_enabled",
+           "set_override", "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
-_STATE = {"enabled": False}
+_STATE: dict[str, Any] = {"enabled": False, "override": None}
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -44,9 +44,24 @@ def enabled() -> bool:
 
 
 def flax_conv_fn() -> Any:
-    """The ``conv_general_dilated`` argument for ``flax.linen.Conv``: :func:`conv_general_dilated` when
-    :func:`enabled` (read at trace time), else ``None`` (Flax's default, ``lax.conv_general_dilated``)."""
+    """The ``conv_general_dilated`` argument for ``flax.linen.Conv`` (read at trace time): the :func:`override`
+    when one is set (the opt-in oneDNN backend), else :func:`conv_general_dilated` when :func:`enabled`, else
+    ``None`` (Flax's default, ``lax.conv_general_dilated``)."""
+    if _STATE["override"] is not None:
+        return _STATE["override"]
     return conv_general_dilated if enabled() else None
+
+
+def override() -> Any:
+    """The convolution function :func:`flax_conv_fn` hands every layer instead of its own choice, or ``None``."""
+    return _STATE["override"]
+
+
+def set_override(fn: Any) -> None:
+    """Process-wide: every convolution built through :func:`flax_conv_fn` from now on calls ``fn`` (a
+    ``lax.conv_general_dilated`` drop-in), or the default choice again with ``None``. Set by
+    ``jaxgen.models.onednn_conv.configure`` (``conv_backend = "onednn"``)."""
+    _STATE["override"] = fn
 
 
 def set_enabled(value: bool) -> None:

@@ -86,9 +86,13 @@ class TaskVariant:
 
 
 def compute_dtype(config: ml_collections.ConfigDict) -> Any:
-    """``config.compute_dtype`` as a JAX dtype (params stay float32)."""
+    """``config.compute_dtype`` as a JAX dtype: the modules' dtype (params stay float32). With
+    ``config.conv_backend = "onednn"`` bfloat16 is autocast-style: the modules stay float32 and only the oneDNN
+    convolutions multiply in bf16 (``jaxgen.models.onednn_conv``; bf16 activations measured slower there)."""
     if config.compute_dtype not in DTYPES:
         raise ConfigError(f"config.compute_dtype={config.compute_dtype!r}; expected one of {sorted(DTYPES)}")
+    if config.get("conv_backend", "xla") == "onednn" and config.compute_dtype == "bfloat16":
+        return jnp.float32
     return DTYPES[config.compute_dtype]
 
 

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from jaxgen import image, storage, workdir_lock, xla_setup
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config, config_from_json
+from jaxgen.models import onednn_conv
 from jaxgen.progress import Heartbeat
 from jaxgen.train import checkpoint, multihost, parallel
 from jaxgen.train.metric_writer import MetricWriter
@@ -152,6 +153,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
     workdir = storage.as_path(workdir)  # a local folder, or a URL (gs://...) written through etils.epath
     if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
+    # the opt-in oneDNN convolutions: built/loaded (or refused in one line) before any workdir is touched
+    onednn_conv.configure(config.get("conv_backend", "xla"), config.compute_dtype)
     # several processes: a SIGTERM never swallowed by a stalled collective, one shared workdir (docs/multihost.md)
     with multihost.StopWatchdog(enabled=jax.process_count() > 1):
         multihost.check_shared_workdir(workdir)
@@ -221,7 +224,9 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
     # options, Eigen convolutions for the networks measured faster with them): decided before the step is first
     # traced; nothing on accelerators (jaxgen/xla_setup.py).
     compiler_options = xla_setup.prepare_training(config.batch_size // mesh.devices.size,
-                                                  networks=xla_setup.network_names(task.architecture(config)))
+                                                  networks=xla_setup.network_names(task.architecture(config)),
+                                                  conv_backend=config.get("conv_backend", "xla"),
+                                                  compute_dtype=config.compute_dtype)
     train_step = jax.jit(
         task.step, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
         compiler_options=compiler_options or None,

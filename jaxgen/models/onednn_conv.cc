@@ -1,6 +1,7 @@
 // Stride-1 NHWC convolutions through oneDNN (AMX where the CPU has it) as XLA FFI handlers: the forward, the
-// backward-data and the backward-weights primitives behind benchmarks/onednn_ffi/conv.py's custom_vjp (issue 19's
-// "bf16 on AMX from JAX" lever). Built by build.sh. Layouts are XLA's: x [N,H,W,C], w [KH,KW,C,O] (HWIO),
+// backward-data and the backward-weights primitives behind jaxgen/models/onednn_conv.py's custom_vjp (jaxgen's
+// opt-in `conv_backend = "onednn"`). Built on first use by onednn_conv.load() with g++ against the oneDNN 3.2
+// wheels (`pip install 'jaxgen[onednn]'`) and jaxlib's FFI headers. Layouts are XLA's: x [N,H,W,C], w [KH,KW,C,O] (HWIO),
 // y [N,OH,OW,O]; padding (top, bottom, left, right) >= 0, OH = H + top + bottom - KH + 1.
 //
 //   OnednnConvFwd        (x, w)  -> y    forward_training
@@ -212,10 +213,6 @@ ffi::Error BwdData(ffi::AnyBuffer dy, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuff
                    int64_t pl, int64_t pr) {
   return Run(kBwdData, dy, w, dx, pt, pb, pl, pr);
 }
-// The probe's original entry point (probe.py): bf16 x, w -> f32 y, symmetric padding.
-ffi::Error Bf16Conv(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y, int64_t pad) {
-  return Run(kFwd, x, w, y, pad, pad, pad, pad);
-}
 ffi::Error BwdWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyBuffer> dw, int64_t pt, int64_t pb,
                       int64_t pl, int64_t pr) {
   return Run(kBwdWeights, x, dy, dw, pt, pb, pl, pr);
@@ -235,6 +232,3 @@ ffi::Error BwdWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyB
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvFwd, Fwd, ONEDNN_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvBwdData, BwdData, ONEDNN_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvBwdWeights, BwdWeights, ONEDNN_CONV_BINDING);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnBf16Conv, Bf16Conv,
-                              ffi::Ffi::Bind().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>()
-                                  .Attr<int64_t>("pad"));

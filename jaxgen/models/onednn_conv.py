@@ -1,0 +1,394 @@
+"""Opt-in oneDNN convolutions (``conv_backend = "onednn"``): stride-1 NHWC convolutions as XLA FFI custom calls.
+
+    onednn_conv.configure("onednn", compute_dtype="bfloat16")  # what `jaxgen train/upscale` do when chosen
+    y = onednn_conv.conv2d_nhwc(x, w, ((1, 1), (1, 1)), jnp.bfloat16)   # differentiable (custom_vjp)
+    nn.Conv(..., conv_general_dilated=onednn_conv.flax_conv_fn(jnp.bfloat16))  # drop-in for flax
+
+``onednn_conv.cc`` (next to this file) holds three XLA FFI handlers -- oneDNN's forward_training, backward-data
+and backward-weights convolution primitives. :func:`load` compiles it with ``g++`` on first use into
+``~/.cache/jaxgen/onednn/<key>/`` (``$XDG_CACHE_HOME`` honoured; the key hashes the source, the jaxlib version,
+oneDNN's version header and where it lives), against oneDNN 3.2 from the ``onednn-cpu-gomp`` /
+``onednn-devel-cpu-gomp`` wheels (``pip install 'jaxgen[onednn]'``: their ``lib/`` and ``include/`` land under
+``sys.prefix``; :data:`PREFIX_ENV` points elsewhere) and jaxlib's FFI headers (``jax.ffi.include_dir()``), then
+registers the handlers as CPU FFI targets (once per process). A missing compiler, header or library raises
+:class:`OnednnUnavailableError` (a ``ValueError``: the CLI prints it as one ``jaxgen: error:`` line, exit 2).
+
+:func:`conv2d_nhwc` runs the forward primitive; its VJP runs backward-data and backward-weights (no XLA
+convolution in the step). ``compute_dtype`` is what oneDNN multiplies in: ``float32`` (AVX-512) or ``bfloat16``
+(AMX on Sapphire Rapids; f32 accumulation and f32 results) -- ``torch.autocast('cpu', torch.bfloat16)``'s role
+for the convolutions. Inputs are cast to it in XLA; outputs and gradients come back in the caller's dtypes, so
+parameters, bias adds, activations and the optimizer stay f32.
+
+Sharded batches: each custom call is wrapped in ``jax.experimental.custom_partitioning`` with the batch
+dimension as the only shardable factor: on the data-parallel mesh every device convolves its own shard (forward,
+backward-data) and the weight gradient is summed over the shards (``psum``); other shardings are replicated.
+
+:func:`conv_general_dilated` has ``lax.conv_general_dilated``'s signature (what ``flax.linen.Conv`` calls) and
+``jaxgen.models.conv_vjp``'s fallback rules: only the stride-1, undilated, ungrouped NHWC/HWIO case with explicit
+(non-negative), ``'SAME'`` or ``'VALID'`` padding in f32/bf16 and no ``precision`` / ``preferred_element_type``
+request goes to oneDNN; everything else goes to ``lax.conv_general_dilated`` unchanged.
+
+:func:`configure` is the process-wide switch: with ``"onednn"`` it loads the library and installs
+:func:`flax_conv_fn` as ``conv_vjp``'s override, so every convolution jaxgen's models build through
+``conv_vjp.flax_conv_fn()`` (``layers.conv``, TransformerNet, VGG, Real-CUGAN), traced from then on, inside
+``layers.repeat_blocks``' scans too, takes oneDNN. Measured: ``benchmarks/RESULTS.md``, ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.experimental.custom_partitioning import custom_partitioning
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxgen import xla_setup
+from jaxgen.config import check_conv_backend
+from jaxgen.models import conv_vjp
+
+__all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "build_key", "cache_dir", "configure",
+           "conv2d_nhwc", "conv_general_dilated", "enabled", "find_toolchain", "flax_conv_fn", "load"]
+
+SOURCE = Path(__file__).with_name("onednn_conv.cc")
+PREFIX_ENV = "JAXGEN_ONEDNN_PREFIX"  # the folder holding oneDNN's lib/ and include/ (default: sys.prefix)
+INSTALL_HINT = "pip install 'jaxgen[onednn]' (oneDNN 3.2 wheels) and a C++ compiler (g++; CXX names another)"
+TARGETS = {"fwd": "onednn_conv_fwd", "bwd_data": "onednn_conv_bwd_data", "bwd_weights": "onednn_conv_bwd_weights"}
+SYMBOLS = {"fwd": "OnednnConvFwd", "bwd_data": "OnednnConvBwdData", "bwd_weights": "OnednnConvBwdWeights"}
+LIB_NAME = "libonednn_conv.so"
+_LOADED: dict[str, Any] = {}
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+class OnednnUnavailableError(ValueError):
+    """``conv_backend = "onednn"`` cannot run here (no compiler, no oneDNN wheel, a non-CPU backend): one line
+    saying what to install or change (``ValueError``: the CLI's user-error exit 2)."""
+
+
+# ------------------------------------------------------------------------------------------- build and load
+
+
+def find_toolchain(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The compiler, oneDNN's include and lib folders and its version header text, or
+    :class:`OnednnUnavailableError` naming what is missing and :data:`INSTALL_HINT`."""
+    environ = os.environ if environ is None else environ
+    cxx_name = environ.get("CXX") or "g++"
+    cxx = shutil.which(cxx_name, path=environ.get("PATH"))
+    if cxx is None:
+        raise OnednnUnavailableError(f"conv_backend 'onednn' needs a C++ compiler to build its extension; "
+                                     f"{cxx_name!r} is not on PATH: {INSTALL_HINT}")
+    prefix = Path(environ.get(PREFIX_ENV) or sys.prefix)
+    include, lib = prefix / "include", prefix / "lib"
+    header = include / "oneapi" / "dnnl" / "dnnl_version.h"
+    missing = [str(p) for p in (include / "oneapi" / "dnnl" / "dnnl.hpp", header, lib / "libdnnl.so")
+               if not p.is_file()]
+    if missing:
+        raise OnednnUnavailableError(f"conv_backend 'onednn' needs oneDNN 3.2's headers and library under {prefix} "
+                                     f"(missing {', '.join(missing)}): {INSTALL_HINT}")
+    return {"cxx": cxx, "include": str(include), "lib": str(lib), "version_header": header.read_text()}
+
+
+def _jaxlib_version() -> str:
+    try:
+        return version("jaxlib")
+    except PackageNotFoundError:  # pragma: no cover - jaxlib is a dependency
+        return jax.__version__
+
+
+def build_key(source: bytes, jaxlib_version: str, onednn_version_header: str, lib_dir: str) -> str:
+    """The cache folder name of one build: a hash of the handler source, the jaxlib version (its FFI headers and
+    ABI), oneDNN's version header and the library folder (its path is baked into the build as the rpath)."""
+    h = hashlib.sha256()
+    for part in (source, jaxlib_version.encode(), onednn_version_header.encode(), lib_dir.encode()):
+        h.update(len(part).to_bytes(8, "little") + part)
+    return h.hexdigest()[:16]
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/jaxgen/onednn`` (default ``~/.cache/jaxgen/onednn``)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxgen" / "onednn"
+
+
+def build(environ: Mapping[str, str] | None = None) -> Path:
+    """The compiled handler library for this source, jaxlib and oneDNN: from the cache, else built there with the
+    compiler (into a temporary file renamed into place, so a concurrent process never loads a partial one)."""
+    tools = find_toolchain(environ)
+    source = SOURCE.read_bytes()
+    key = build_key(source, _jaxlib_version(), tools["version_header"], tools["lib"])
+    folder = cache_dir(environ) / key
+    target = folder / LIB_NAME
+    if target.is_file():
+        return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{LIB_NAME}.", dir=folder)
+        os.close(fd)
+    except OSError as e:
+        raise OnednnUnavailableError(f"conv_backend 'onednn': cannot write its build cache {folder} ({e.strerror}); "
+                                     "set XDG_CACHE_HOME to a writable folder") from None
+    cmd = [tools["cxx"], "-O2", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{jax.ffi.include_dir()}",
+           f"-I{tools['include']}", str(SOURCE), "-o", tmp, f"-L{tools['lib']}", "-ldnnl",
+           f"-Wl,-rpath,{tools['lib']}"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[-300:])
+            raise OnednnUnavailableError(f"conv_backend 'onednn': {tools['cxx']} failed to build {SOURCE.name}: "
+                                         f"{first.strip()} (needs C++17 and oneDNN 3.2: {INSTALL_HINT})")
+        os.chmod(tmp, 0o755)  # mkstemp's 0600; a shared cache folder's other users load it too
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _gomp_loaded() -> bool:
+    try:
+        return "libgomp" in Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux: cannot tell
+        return True
+
+
+def load(environ: Mapping[str, str] | None = None) -> ctypes.CDLL:
+    """Builds (or finds in the cache) and loads the handler library, registering its three CPU FFI targets; once
+    per process. Sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices first when nobody set it and GNU OpenMP is
+    not loaded yet (it reads the variable once, when loaded): one oneDNN thread per device on the 2-device mesh
+    (``xla_setup.configure_process`` sets it earlier for ``JAXGEN_CONV_BACKEND=onednn`` / ``--config.conv_backend``)."""
+    if "lib" not in _LOADED:
+        path = build(environ)
+        if "OMP_NUM_THREADS" not in os.environ and not _gomp_loaded():
+            os.environ["OMP_NUM_THREADS"] = str(xla_setup.omp_threads(len(jax.devices("cpu"))))
+        lib = ctypes.CDLL(str(path))
+        for kind, target in TARGETS.items():
+            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, SYMBOLS[kind])), platform="cpu")
+        _LOADED["lib"] = lib
+    return _LOADED["lib"]
+
+
+# ------------------------------------------------------------------------------------------ the process switch
+
+
+def enabled() -> bool:
+    """Whether :func:`configure` routed jaxgen's convolutions to oneDNN."""
+    return conv_vjp.override() is not None
+
+
+def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None = None) -> None:
+    """The process-wide convolution backend for models traced from now on: ``"xla"`` (jaxgen's default) or
+    ``"onednn"`` (loads the library; ``compute_dtype`` ``bfloat16`` multiplies in bf16 on AMX, anything else f32).
+    ``"onednn"`` on a non-CPU JAX backend (``platform``, default ``jax.default_backend()``) is
+    :class:`OnednnUnavailableError`: the FFI handlers are CPU code."""
+    if check_conv_backend(conv_backend, "conv_backend") == "xla":
+        conv_vjp.set_override(None)
+        return
+    platform = jax.default_backend() if platform is None else platform
+    if platform != "cpu":
+        raise OnednnUnavailableError(f"conv_backend 'onednn' runs on the CPU backend only; this run's JAX backend is "
+                                     f"{platform!r}: use conv_backend 'xla' (XLA's own {platform} convolutions)")
+    load()
+    dtype = jnp.dtype(jnp.bfloat16) if compute_dtype is not None and jnp.dtype(compute_dtype) == jnp.bfloat16 \
+        else jnp.dtype(jnp.float32)
+    conv_vjp.set_override(flax_conv_fn(dtype))
+
+
+# ------------------------------------------------------------------------------------------------ custom calls
+
+
+def _attrs(padding: Padding) -> dict:
+    (pt, pb), (pl, pr) = padding
+    return {"pt": np.int64(pt), "pb": np.int64(pb), "pl": np.int64(pl), "pr": np.int64(pr)}
+
+
+def _call(kind: str, a: jax.Array, b: jax.Array, padding: Padding, out_shape: tuple, out_dtype: Any) -> jax.Array:
+    out = jax.ShapeDtypeStruct(out_shape, out_dtype)
+    return jax.ffi.ffi_call(TARGETS[kind], out)(a, b, **_attrs(padding))
+
+
+def _out_hw(h: int, w: int, kh: int, kw: int, padding: Padding) -> tuple[int, int]:
+    (pt, pb), (pl, pr) = padding
+    return h + pt + pb - kh + 1, w + pl + pr - kw + 1
+
+
+def _local_fwd(x, w, padding, out_dtype):
+    oh, ow = _out_hw(x.shape[1], x.shape[2], w.shape[0], w.shape[1], padding)
+    return _call("fwd", x, w, padding, (x.shape[0], oh, ow, w.shape[3]), out_dtype)
+
+
+def _local_bwd_data(dy, w, padding, out_dtype, hw):
+    return _call("bwd_data", dy, w, padding, (dy.shape[0], hw[0], hw[1], w.shape[2]), out_dtype)
+
+
+def _local_bwd_weights(x, dy, padding, out_dtype, khw):
+    return _call("bwd_weights", x, dy, padding, (khw[0], khw[1], x.shape[3], dy.shape[3]), out_dtype)
+
+
+# ------------------------------------------------------------------------------ partitioning (batch dimension only)
+
+
+def _batch_axes(sharding: Any) -> Any:
+    spec = getattr(sharding, "spec", None)
+    return spec[0] if spec else None
+
+
+def _batch_sharded(mesh, axes) -> NamedSharding:
+    return NamedSharding(mesh, P(axes, None, None, None))
+
+
+def _replicated(mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def _part_batch_major(local):
+    """Partition rule for fwd / bwd-data: operand 0 and the result sharded on the batch, operand 1 replicated."""
+
+    def partition(*args):
+        *static, mesh, arg_shapes, result_shape = args
+        axes = _batch_axes(arg_shapes[0].sharding)
+        shardings = (_batch_sharded(mesh, axes), _replicated(mesh))
+        return mesh, lambda a, b: local(a, b, *static), _batch_sharded(mesh, axes), shardings
+
+    def infer(*args):
+        *_, mesh, arg_shapes, result_shape = args
+        return _batch_sharded(mesh, _batch_axes(arg_shapes[0].sharding))
+
+    return partition, infer
+
+
+def _part_weights():
+    """Partition rule for bwd-weights: both operands sharded on the batch, the result replicated (psum)."""
+
+    def partition(padding, out_dtype, khw, mesh, arg_shapes, result_shape):
+        axes = _batch_axes(arg_shapes[0].sharding)
+        shardings = (_batch_sharded(mesh, axes), _batch_sharded(mesh, axes))
+
+        def lower(x, dy):
+            dw = _local_bwd_weights(x, dy, padding, out_dtype, khw)
+            return dw if axes is None else lax.psum(dw, axes)
+
+        return mesh, lower, _replicated(mesh), shardings
+
+    def infer(padding, out_dtype, khw, mesh, arg_shapes, result_shape):
+        return _replicated(mesh)
+
+    return partition, infer
+
+
+def _replicate(rule: str) -> tuple[str, ...]:
+    """Every factor of ``rule`` but the batch ``n``, in order of first appearance (Shardy wants them sorted)."""
+    return tuple(dict.fromkeys(f for f in rule.replace(",", " ").replace("->", " ").split() if f != "n"))
+
+
+_FWD_RULE, _BWD_DATA_RULE, _BWD_W_RULE = "n h w c, i j c o -> n a b o", "n a b o, i j c o -> n h w c", \
+    "n h w c, n a b o -> i j c o"
+_fwd_op = custom_partitioning(_local_fwd, static_argnums=(2, 3))
+_p, _i = _part_batch_major(_local_fwd)
+_fwd_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
+                      sharding_rule=_FWD_RULE, need_replication_factors=_replicate(_FWD_RULE))
+_bwd_data_op = custom_partitioning(_local_bwd_data, static_argnums=(2, 3, 4))
+_p, _i = _part_batch_major(_local_bwd_data)
+_bwd_data_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
+                           sharding_rule=_BWD_DATA_RULE, need_replication_factors=_replicate(_BWD_DATA_RULE))
+_bwd_weights_op = custom_partitioning(_local_bwd_weights, static_argnums=(2, 3, 4))
+_p, _i = _part_weights()
+_bwd_weights_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
+                              sharding_rule=_BWD_W_RULE, reduction_factors=("n",),
+                              need_replication_factors=_replicate(_BWD_W_RULE))
+del _p, _i
+
+
+# ------------------------------------------------------------------------------------------------- custom_vjp
+
+
+@jax.tree_util.register_pytree_node_class
+class _Res(tuple):
+    """VJP residuals: x and w in the compute dtype (arrays), the primal dtypes as static aux data."""
+
+    def tree_flatten(self):
+        return (self[0], self[1]), (self[2], self[3])
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls((*children, *aux))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv2d_nhwc(x: jax.Array, w: jax.Array, padding: Padding, compute_dtype: Any = jnp.float32) -> jax.Array:
+    """``lax.conv_general_dilated(x [B,H,W,C], w [kh,kw,C,O], (1,1), padding, NHWC/HWIO)`` on oneDNN, multiplying
+    in ``compute_dtype`` (f32 or bf16) and returning ``result_type(x, w)``. ``padding``: ``((top, bottom),
+    (left, right))`` non-negative ints. Needs :func:`load` first."""
+    return _fwd(x, w, padding, compute_dtype)[0]
+
+
+def _fwd(x, w, padding, compute_dtype):
+    cd = jnp.dtype(compute_dtype)
+    xc, wc = x.astype(cd), w.astype(cd)
+    y = _fwd_op(xc, wc, padding, jnp.result_type(x, w))
+    return y, _Res((xc, wc, jnp.dtype(x.dtype), jnp.dtype(w.dtype)))
+
+
+def _bwd(padding, compute_dtype, res, dy):
+    xc, wc, x_dtype, w_dtype = res
+    dyc = dy.astype(jnp.dtype(compute_dtype))
+    dx = _bwd_data_op(dyc, wc, padding, x_dtype, tuple(xc.shape[1:3]))
+    dw = _bwd_weights_op(xc, dyc, padding, w_dtype, tuple(wc.shape[0:2]))
+    return dx, dw
+
+
+conv2d_nhwc.defvjp(_fwd, _bwd)
+
+
+# ----------------------------------------------------------------------------------------------- flax drop-in
+
+
+def conv_general_dilated(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: Any,
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    *,
+    compute_dtype: Any = jnp.float32,
+) -> jax.Array:
+    """Drop-in for ``lax.conv_general_dilated``: the simple stride-1 NHWC case goes to :func:`conv2d_nhwc` (in
+    ``compute_dtype``), anything else to ``lax.conv_general_dilated`` unchanged."""
+    floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
+    pad = None
+    if (precision is None and preferred_element_type is None and jnp.dtype(lhs.dtype) in floats
+            and jnp.dtype(rhs.dtype) in floats):
+        explicit = padding
+        if isinstance(padding, str) and padding in ("SAME", "SAME_LOWER") and lhs.ndim == 4:
+            explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], (1, 1), padding)
+        pad = conv_vjp.stride1_nhwc_padding(lhs.ndim, window_strides, explicit, lhs_dilation, rhs_dilation,
+                                            dimension_numbers, feature_group_count, batch_group_count)
+    if pad is not None and min(min(p) for p in pad) >= 0:  # oneDNN takes no negative (cropping) padding
+        return conv2d_nhwc(lhs, rhs, pad, jnp.dtype(compute_dtype))
+    return lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision, preferred_element_type=preferred_element_type)
+
+
+def flax_conv_fn(compute_dtype: Any = jnp.float32) -> Any:
+    """The ``conv_general_dilated=`` argument for ``flax.linen.Conv`` computing in ``compute_dtype``."""
+    return functools.partial(conv_general_dilated, compute_dtype=jnp.dtype(compute_dtype))
