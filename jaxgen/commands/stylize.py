@@ -37,6 +37,7 @@ from jaxgen import image, inference, storage, video
 from jaxgen.commands.common import run_guarded
 from jaxgen.config import config_from_json
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs, read_rgb, resize_long_side, resize_to
+from jaxgen.models import onednn_conv
 from jaxgen.models.adain_net import AdaINEncoder
 from jaxgen.models.adain_ops import adain_interpolate, masked_adain, mix_alpha
 from jaxgen.style import GatysObjective, gatys_consts, stylize_gatys, stylize_multires
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--preserve-color", action="store_true", help="recolour the style to the content (CORAL)")
     a.add_argument("--mask", help="foreground mask (white = first style, black = second)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    onednn_conv.add_argument(p)
     video.add_arguments(p)
     p.add_argument("--temporal-blend", type=float, default=TEMPORAL_BLEND, metavar="A",
                    help=f"video: blend each frame with the previous output where the input matches after the camera "
@@ -247,6 +249,7 @@ def stylize(args: argparse.Namespace) -> tuple[list[Path], int]:
     if args.style_size not in (None, 0):
         _positive("--style-size", args.style_size)
     is_video = video.is_video(args.contents)
+    onednn_conv.configure(args.conv_backend)
     if not 0.0 <= args.temporal_blend < 1.0:
         raise ValueError(f"--temporal-blend {args.temporal_blend}: expected a strength in [0, 1) (0 = off)")
     if is_video and args.method == "gatys":

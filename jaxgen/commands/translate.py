@@ -17,6 +17,7 @@ import numpy as np
 from jaxgen import image, inference
 from jaxgen.commands.common import run_guarded, set_verbosity
 from jaxgen.config import config_from_json
+from jaxgen.models import onednn_conv
 from jaxgen.tasks import get_task
 from jaxgen.tasks.translation_base import size_multiple
 from jaxgen.train import checkpoint
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="run folder of a cyclegan or pix2pix config")
     p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
     p.add_argument("--which", choices=["latest", "best"], default="latest")
+    onednn_conv.add_argument(p)
     return p
 
 
@@ -69,6 +71,7 @@ def load_translator(workdir: str | Path, direction: str, which: str = "latest") 
 
 
 def translate(args: argparse.Namespace) -> list[Path]:
+    onednn_conv.configure(args.conv_backend)
     config, module, params, step, multiple = load_translator(args.workdir, args.direction, args.which)
     apply = inference.make_apply(module, str(config.model.name))
     out = Path(args.output)

@@ -32,6 +32,7 @@ from jaxgen import image, inference, storage, video
 from jaxgen.config import parse_literal
 from jaxgen.image import IMAGE_EXTENSIONS, expand_image_inputs
 from jaxgen.inference import ALPHA_UPSAMPLERS
+from jaxgen.models import onednn_conv
 from jaxgen.progress import Heartbeat
 from jaxgen.tasks import restore_generator
 from jaxgen.weights import WeightsError, zoo, zoo_sr_vulkan
@@ -60,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--outscale", type=float, default=None, help="final scale (any float; Lanczos after the model)")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp32", dest="bf16", action="store_false", help="float32 compute (default)")
-    prec.add_argument("--bf16", dest="bf16", action="store_true", help="bfloat16 compute")
+    prec.add_argument("--bf16", dest="bf16", action="store_true",
+                      help="bfloat16 compute (with --conv-backend onednn: the convolutions only, as torch.autocast)")
     p.set_defaults(bf16=False)  # argparse would take the first action's default (--fp32's store_false: True)
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations, averaged)")
     p.add_argument("--pre-pad", type=int, default=0, help="reflect padding of the input in pixels (default 0)")
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
     p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
     p.add_argument("--ext", default="png", help="output extension in folder mode: png (default), jpg, ... or auto")
+    onednn_conv.add_argument(p)
     video.add_arguments(p)
     return p
 
@@ -90,7 +93,8 @@ def _parse_kwargs(text: str) -> dict[str, Any]:
 
 def _load_model(args: argparse.Namespace) -> Any:
     """-> ``(SRModel, description)`` from whichever model source was given."""
-    dtype = jnp.bfloat16 if args.bf16 else None
+    # with oneDNN, --bf16 multiplies the convolutions in bf16 and keeps the modules float32 (onednn_conv.configure)
+    dtype = jnp.bfloat16 if args.bf16 and args.conv_backend != "onednn" else None
     if args.model:
         entry = zoo.ZOO.get(args.model) or zoo_sr_vulkan.ENTRIES.get(args.model)
         if entry is not None:  # an unknown name: zoo.load says which names exist
@@ -171,6 +175,7 @@ def upscale(args: argparse.Namespace) -> tuple[list[Path], int]:
     upscaled gets one ``jaxgen: error:`` line and the others go on; with one input its error is raised."""
     is_video = video.is_video(args.inputs)
     files = [] if is_video else expand_image_inputs(args.inputs)
+    onednn_conv.configure(args.conv_backend, jnp.bfloat16 if args.bf16 else None)
     model, what = _load_model(args)
     up = inference.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "override", "set_enabled",
-           "set_override", "stride1_nhwc_padding", "use", "weight_grad"]
+__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "override", "overridden",
+           "set_enabled", "set_override", "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
@@ -78,6 +78,17 @@ def use(value: bool = True) -> Iterator[None]:
         yield
     finally:
         _STATE["enabled"] = previous
+
+
+@contextlib.contextmanager
+def overridden(fn: Any) -> Iterator[None]:
+    """Context manager: :func:`set_override` ``fn`` (``None``: none) for what is traced inside, then the previous."""
+    previous = _STATE["override"]
+    _STATE["override"] = fn
+    try:
+        yield
+    finally:
+        _STATE["override"] = previous
 
 
 def _plain(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:

@@ -468,8 +468,11 @@ def _init_stacked(parent: nn.Module, block: nn.Module, names: Sequence[str], x: 
     key = jax.ShapeDtypeStruct(lazy.rng.shape, lazy.rng.dtype)
     _TRACING_STACKED_INIT[0] = True
     try:
-        traced = [jax.make_jaxpr(init(n), return_shape=True)(key, jax.ShapeDtypeStruct(x.shape, x.dtype))
-                  for n in names]
+        # traced with XLA's convolutions: the trace is evaluated under vmap, and the opt-in oneDNN convolutions
+        # (conv_vjp's override) have no batching rule; no parameter depends on a convolution's output
+        with conv_vjp.overridden(None):
+            traced = [jax.make_jaxpr(init(n), return_shape=True)(key, jax.ShapeDtypeStruct(x.shape, x.dtype))
+                      for n in names]
     finally:
         _TRACING_STACKED_INIT[0] = False
     closed, shapes = traced[0]

@@ -56,10 +56,11 @@ from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxgen import xla_setup
-from jaxgen.config import check_conv_backend
+from jaxgen.config import CONV_BACKENDS, check_conv_backend, default_conv_backend
 from jaxgen.models import conv_vjp
 
-__all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "build_key", "cache_dir", "configure",
+__all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "build_key", "cache_dir",
+           "configure",
            "conv2d_nhwc", "conv_general_dilated", "enabled", "find_toolchain", "flax_conv_fn", "load"]
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
@@ -204,6 +205,14 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
     dtype = jnp.dtype(jnp.bfloat16) if compute_dtype is not None and jnp.dtype(compute_dtype) == jnp.bfloat16 \
         else jnp.dtype(jnp.float32)
     conv_vjp.set_override(flax_conv_fn(dtype))
+
+
+def add_argument(parser: Any) -> None:
+    """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND`` or ``xla``); pass its
+    value to :func:`configure` before the model is first traced."""
+    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(),
+                        help="convolutions: xla (default) or onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
+                             "docs/performance.md)")
 
 
 # ------------------------------------------------------------------------------------------------ custom calls
