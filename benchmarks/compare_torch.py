@@ -13,7 +13,10 @@ One driver (stdlib only) starts one worker process per contender and keeps them 
   ``default`` is the same with ``JAXGEN_XLA_DEFAULTS=0`` (plain XLA defaults, one CPU device). ``infer`` is what the
   inference commands (upscale, stylize, translate) do: one CPU device and ``xla_setup.inference_compiler_options``
   for the network (forward cases; ``tuned`` also uses those options but on the host split for training). Further variants
-  (``VARIANTS``) isolate one lever each.
+  (``VARIANTS``) isolate one lever each. ``onednn`` / ``onednn_bf16`` are ``tuned`` with jaxgen's opt-in
+  ``conv_backend = "onednn"`` (``jaxgen.models.onednn_conv``: stride-1 convolutions through oneDNN, one OpenMP
+  thread per CPU device; ``onednn_bf16`` adds ``compute_dtype = "bfloat16"``: bf16 convolution operands on AMX,
+  f32 modules) -- they need ``pip install 'jaxgen[onednn]'`` and g++ in the jax venv.
 * ``torch:eager`` and ``torch:compile`` (the torch venv; ``torch.compile`` of the network, default mode).
 
 Every case is set up (built, compiled, warmed up) in each worker, then timed in rounds: in each round every
@@ -71,6 +74,9 @@ EIGEN = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 ONEDNN = EIGEN + " --xla_cpu_experimental_onednn_fusion_type=individual_convolution"
 VARIANTS: dict[str, dict] = {
     "tuned": dict(setup=True),
+    # jaxgen's opt-in oneDNN convolutions (config.conv_backend / compute_dtype), otherwise as tuned
+    "onednn": dict(setup=True, conv_backend="onednn"),
+    "onednn_bf16": dict(setup=True, conv_backend="onednn", compute_dtype="bfloat16"),
     # what jaxgen's inference commands do (upscale, stylize, translate): one CPU device, per-network compile options
     "infer": dict(setup=True, split=False),
     "tuned_onednn": dict(setup=True, env={"XLA_FLAGS": ONEDNN}),
@@ -107,22 +113,27 @@ class JaxWorker:
         if spec.get("setup") and spec.get("split", True):
             from jaxgen import xla_setup
 
-            xla_setup.configure_process()
+            xla_setup.configure_process(conv_backend=spec.get("conv_backend"))
         import jax
 
         self.jax, self.spec, self.cases = jax, spec, {}
 
     def info(self) -> dict:
         jax = self.jax
-        return {"devices": len(jax.devices()), "backend": jax.default_backend(), "jax": jax.__version__,
+        info = {"devices": len(jax.devices()), "backend": jax.default_backend(), "jax": jax.__version__,
                 "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAXGEN_XLA_DEFAULTS")}}
+        if self.spec.get("conv_backend"):  # the oneDNN variants: their OpenMP team size (set by configure_process)
+            info["conv_backend"], info["OMP_NUM_THREADS"] = self.spec["conv_backend"], os.environ.get("OMP_NUM_THREADS")
+        return info
 
     def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
         from jaxgen import xla_setup
         from jaxgen.models import conv_vjp
 
         if self.spec.get("setup"):
-            return {"compiler_options": xla_setup.prepare_training(per_device_batch, networks=(network,))}
+            return {"compiler_options": xla_setup.prepare_training(
+                per_device_batch, networks=(network,), conv_backend=self.spec.get("conv_backend", "xla"),
+                compute_dtype=self.spec.get("compute_dtype"))}
         conv_vjp.set_enabled(bool(self.spec.get("conv_vjp")))
         if self.spec.get("options"):
             return {"compiler_options": dict(xla_setup.CPU_EIGEN_CONV_OPTIONS)}
@@ -155,6 +166,8 @@ class JaxWorker:
             c = base_config("sr")
             c.scale, c.batch_size, c.data.patch_size = scale, batch, side
             c.model.name = net
+            c.conv_backend = self.spec.get("conv_backend", "xla")
+            c.compute_dtype = self.spec.get("compute_dtype", "float32")
             task = get_task("sr")(c)
             step_fn, init_fn = task.step, task.init
         elif kind == "train":
@@ -188,6 +201,10 @@ class JaxWorker:
             self.cases[name] = {"step": step, "state": state, "data": data}
         else:
             conv_vjp.set_enabled(False)
+            if self.spec.get("conv_backend"):
+                from jaxgen.models import onednn_conv
+
+                onednn_conv.configure(self.spec["conv_backend"], self.spec.get("compute_dtype"))
             if net == "transformer_net":
                 from jaxgen.models.transformer_net import TransformerNet
 

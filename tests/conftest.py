@@ -68,9 +68,11 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(autouse=True)
 def trace_switches():
-    """Every test starts with the process-wide trace-time switches at their defaults (conv VJP off, block scans
-    on): a training run in this process (``train``, ``prepare_training``) sets them for its step and leaves them."""
+    """Every test starts with the process-wide trace-time switches at their defaults (conv VJP off, no conv
+    override, block scans on): a training run in this process (``train``, ``prepare_training``) sets them for its
+    step and leaves them."""
     conv_vjp.set_enabled(False)
+    conv_vjp.set_override(None)  # the opt-in oneDNN convolutions (onednn_conv.configure) off
     layers.set_scan_blocks(True)
     yield
 

@@ -6,8 +6,8 @@ that starts trainers (it forks them, which a process running JAX must not do).
 
 What ``main`` changes in the process is put back afterwards: the environment (``jaxgen train`` sets the CPU device
 split for JAX's start, which has already happened here: JAX's backend is started first, so the split cannot
-change this process), the working directory, the log levels and the convolution-gradient and block-scan
-switches that training sets.
+change this process), the working directory, the log levels and the convolution-gradient, convolution-backend and
+block-scan switches that training sets.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def run_jaxgen(*args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
     environ, where = dict(os.environ), os.getcwd()
     loggers = [logging.getLogger(name) for name in ("absl", "jaxgen")]
     levels, absl_level, conv_grad = [lg.level for lg in loggers], absl_logging.get_verbosity(), conv_vjp.enabled()
+    conv_override = conv_vjp.override()
     scan = layers.scan_blocks_enabled()
     out, err = io.StringIO(), io.StringIO()
     os.chdir(cwd)
@@ -53,5 +54,6 @@ def run_jaxgen(*args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
             logger.setLevel(level)
         absl_logging.set_verbosity(absl_level)
         conv_vjp.set_enabled(conv_grad)
+        conv_vjp.set_override(conv_override)
         layers.set_scan_blocks(scan)
     return subprocess.CompletedProcess(argv, code or 0, out.getvalue(), err.getvalue())

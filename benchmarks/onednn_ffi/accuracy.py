@@ -1,7 +1,7 @@
-"""The accuracy cost of bf16 convolutions on oneDNN (``conv.py``): a pretrained SR model in bf16 inference, and a
-short training run's loss curve in bf16, each against XLA in f32.
+"""The accuracy cost of bf16 convolutions on oneDNN (``jaxgen.models.onednn_conv``): a pretrained SR model in bf16
+inference, and a short training run's loss curve in bf16, each against XLA in f32. Needs ``pip install
+'jaxgen[onednn]'`` and g++.
 
-    PYTHON=.venv/bin/python bash benchmarks/onednn_ffi/build.sh
     OMP_NUM_THREADS=2 JAX_NUM_CPU_DEVICES=1 .venv/bin/python benchmarks/onednn_ffi/accuracy.py \\
         [--model realesrgan-x4plus] [--steps 300] [--parts infer,train] [--out F.json]
 
@@ -36,24 +36,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import conv as onednn  # noqa: E402  (benchmarks/onednn_ffi/conv.py)
 from cpuinfo import cpu_info  # noqa: E402
 from jaxgen import image, models, xla_setup  # noqa: E402
 from jaxgen.metrics import psnr  # noqa: E402
-from jaxgen.models import conv_vjp, layers  # noqa: E402
+from jaxgen.models import layers, onednn_conv  # noqa: E402
 from jaxgen.weights import zoo  # noqa: E402
 
 DATA = HERE.parents[2] / "shared" / "data"
-_XLA_CONV_FN = conv_vjp.flax_conv_fn
 
 
 def use_convs(path: str) -> None:
     """Routes every jaxgen ``nn.Conv`` traced from now on: ``xla`` (jaxgen's own), ``onednn_f32``, ``onednn_bf16``."""
     if path == "xla":
-        conv_vjp.flax_conv_fn = _XLA_CONV_FN
+        onednn_conv.configure("xla")
     else:
-        dtype = jnp.float32 if path == "onednn_f32" else jnp.bfloat16
-        conv_vjp.flax_conv_fn = lambda: onednn.flax_conv_fn(dtype)
+        onednn_conv.configure("onednn", jnp.float32 if path == "onednn_f32" else jnp.bfloat16)
 
 
 def _set5(scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -189,7 +186,6 @@ def train(steps: int, feat: int, blocks: int, batch: int = 16, side: int = 32, s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lib", default=str(HERE / "build" / "libonednn_conv.so"))
     ap.add_argument("--model", default="realesrgan-x4plus")
     ap.add_argument("--parts", default="infer,train")
     ap.add_argument("--steps", type=int, default=300)
@@ -197,7 +193,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=8)
     ap.add_argument("--out")
     args = ap.parse_args()
-    onednn.load(args.lib)
+    onednn_conv.load()
     report = {**cpu_info(), "jax": jax.__version__, "devices": len(jax.devices())}
     report.pop("cpu_flags", None)
     if "infer" in args.parts:

@@ -1,10 +1,10 @@
 """bf16 on AMX from JAX: a 3x3 convolution (NHWC, stride 1, SAME) through XLA:CPU in f32 and bf16 and through
-oneDNN as an XLA FFI custom call (``onednn_conv.cc``, built by ``build.sh``), against PyTorch's oneDNN (f32, and
-bf16 under ``torch.autocast('cpu')``) on the same shape. GFLOP/s = 2 N H W C O 9 / best of 7 timed calls.
+oneDNN as an XLA FFI custom call (``jaxgen.models.onednn_conv``'s forward in bf16: f32 -> bf16 casts in XLA, f32
+result), against PyTorch's oneDNN (f32, and bf16 under ``torch.autocast('cpu')``) on the same shape.
+GFLOP/s = 2 N H W C O 9 / best of 7 timed calls. Needs ``pip install 'jaxgen[onednn]'`` and g++.
 
-    PYTHON=.venv/bin/python bash benchmarks/onednn_ffi/build.sh
-    .venv/bin/python benchmarks/onednn_ffi/probe.py [--lib benchmarks/onednn_ffi/build/libonednn_conv.so]
-        [--shape 16,96,96,64,64] [--torch-python /work/torchvenv/bin/python] [--out F.json]
+    .venv/bin/python benchmarks/onednn_ffi/probe.py [--shape 16,96,96,64,64]
+        [--torch-python /work/torchvenv/bin/python] [--out F.json]
 
 Errors are relative to XLA's f32 result at ``precision='highest'`` (max |diff| / max |ref|).
 """
@@ -12,7 +12,6 @@ Errors are relative to XLA's f32 result at ``precision='highest'`` (max |diff| /
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import subprocess
 import sys
@@ -27,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from benchmarks.cpuinfo import cpu_info  # noqa: E402
+from jaxgen.models import onednn_conv  # noqa: E402
 
 DN = ("NHWC", "HWIO", "NHWC")
 TORCH = """
@@ -62,15 +62,13 @@ def best(fn, *args) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lib", default=str(HERE / "build" / "libonednn_conv.so"))
     ap.add_argument("--shape", default="16,96,96,64,64", help="N,H,W,C,O")
     ap.add_argument("--torch-python", default="")
     ap.add_argument("--out")
     args = ap.parse_args()
     n, h, w, c, o = map(int, args.shape.split(","))
     flops = 2 * n * h * w * c * o * 9
-    lib = ctypes.CDLL(args.lib)
-    jax.ffi.register_ffi_target("onednn_bf16_conv", jax.ffi.pycapsule(lib.OnednnBf16Conv), platform="cpu")
+    onednn_conv.load()
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((n, h, w, c), np.float32))
     k = jnp.asarray(rng.standard_normal((3, 3, c, o), np.float32) * 0.05)
@@ -80,9 +78,7 @@ def main() -> None:
             x.astype(dtype), k.astype(dtype), (1, 1), "SAME", dimension_numbers=DN, preferred_element_type=jnp.float32))
 
     def onednn(x, k):
-        out = jax.ShapeDtypeStruct((n, h, w, o), jnp.float32)
-        return jax.ffi.ffi_call("onednn_bf16_conv", out)(x.astype(jnp.bfloat16), k.astype(jnp.bfloat16),
-                                                          pad=np.int64(1))
+        return onednn_conv.conv2d_nhwc(x, k, ((1, 1), (1, 1)), jnp.bfloat16)
 
     ref = np.asarray(jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=DN, precision="highest"))
     report = {**cpu_info(), "shape_nhwc_o": [n, h, w, c, o], "gflop": flops / 1e9, "jax": jax.__version__, "cases": {}}

@@ -1,27 +1,29 @@
-"""jaxgen train steps with every stride-1 convolution on oneDNN (``conv.py``, f32 or bf16 on AMX) against XLA and
-PyTorch (eager f32, and bf16 under ``torch.autocast('cpu')``), interleaved on the same CPU.
+"""jaxgen train steps with every stride-1 convolution on oneDNN (jaxgen's opt-in ``conv_backend = "onednn"``,
+``jaxgen.models.onednn_conv``; f32 or bf16 on AMX) against XLA and PyTorch (eager f32, and bf16 under
+``torch.autocast('cpu')``), interleaved on the same CPU.
 
-    PYTHON=.venv/bin/python bash benchmarks/onednn_ffi/build.sh
     .venv/bin/python benchmarks/onednn_ffi/train_step.py [--cases edsr_b4,edsr_b16,style_b4] [--rounds 7]
-        [--variants xla_tuned,onednn_f32_1dev,...] [--torch-variants eager,autocast] [--out F.json]
+        [--variants xla_tuned,onednn_f32_2dev,...] [--torch-variants eager,autocast] [--out F.json]
 
+Needs ``pip install 'jaxgen[onednn]'`` and g++ (the handler is built on first use into ``~/.cache/jaxgen/onednn``).
 The driver, the workers' protocol, the cases (EDSR-baseline x2 / TransformerNet, Adam lr 1e-4, L1 on a fixed
-random batch) and the torch models are ``benchmarks/compare_torch.py``'s; this script adds worker variants:
+random batch) and the torch models are ``benchmarks/compare_torch.py``'s, and so are the oneDNN settings
+(``compare_torch``'s ``onednn`` / ``onednn_bf16`` variants: ``prepare_training(conv_backend="onednn")``, bf16 as
+``compute_dtype``); this script adds worker variants around them:
 
 * ``xla_tuned``: compare_torch's ``tuned`` (what ``jaxgen train`` does: 2 CPU devices, conv VJP per batch).
-* ``onednn_<f32|bf16>_1dev``: one CPU device, ``OMP_NUM_THREADS=2`` (oneDNN's GNU OpenMP team on both cores).
-* ``onednn_<f32|bf16>_1dev_passive``: the same with ``OMP_WAIT_POLICY=passive`` (no spinning OpenMP threads).
-* ``xla_bf16act`` / ``onednn_bf16act_2dev``: ``config.compute_dtype = 'bfloat16'`` (jaxgen's bf16 modules: bf16
-  activations between layers, f32 params and loss) with XLA / oneDNN bf16 convolutions (EDSR cases only).
-* ``onednn_<f32|bf16>_2dev``: the 2-device data mesh, ``OMP_NUM_THREADS=1`` (one oneDNN thread per device).
+* ``xla_bf16act``: ``tuned`` with ``config.compute_dtype = 'bfloat16'`` (jaxgen's bf16 modules: bf16 activations
+  between layers, f32 params and loss; EDSR cases only).
+* ``onednn_<f32|bf16>_2dev``: what ``jaxgen train --config.conv_backend=onednn`` does: the 2-device data mesh and
+  ``OMP_NUM_THREADS=1`` (one oneDNN thread per device, set by ``xla_setup.configure_process``); bf16 =
+  ``compute_dtype='bfloat16'``: bf16 convolution operands, f32 modules (autocast-style).
+* ``onednn_<f32|bf16>_1dev``: one CPU device, ``OMP_NUM_THREADS=2`` (oneDNN's GNU OpenMP team on both cores);
+  ``..._passive`` adds ``OMP_WAIT_POLICY=passive`` (no spinning OpenMP threads).
 
-In the oneDNN variants ``jaxgen.models.conv_vjp.flax_conv_fn`` is replaced, in the worker process only, by
-``conv.flax_conv_fn(dtype)``: every ``nn.Conv`` jaxgen builds through ``layers.conv`` / ``TransformerNet`` gets
-oneDNN's forward and both backward primitives (strided convolutions fall back to XLA); blocks are unrolled (as
-the tuned CPU step). ``torch:autocast`` runs the forward and the loss under ``torch.autocast('cpu', bfloat16)``;
-``torch:eager_cl`` / ``torch:autocast_cl`` the same with the model and batch in ``channels_last``.
-Each worker also reports the loss of one extra step after setup (the jax variants share the init and the batch,
-so the f32 rows must agree; the bf16 rows show the rounding).
+``torch:autocast`` runs the forward and the loss under ``torch.autocast('cpu', bfloat16)``; ``torch:eager_cl`` /
+``torch:autocast_cl`` the same with the model and batch in ``channels_last``. Each worker also reports the loss
+of one extra step after setup (the jax variants share the init and the batch, so the f32 rows must agree; the
+bf16 rows show the rounding).
 """
 
 from __future__ import annotations
@@ -41,74 +43,33 @@ import compare_torch  # noqa: E402  (benchmarks/compare_torch.py: stdlib only, i
 
 CASES = {k: compare_torch.CASES[k] for k in ("edsr_b4", "edsr_b16", "style_b4")}
 SMOKE_CASES = {k: compare_torch.SMOKE_CASES[k] for k in ("edsr_b2", "style_b2")}
-VARIANTS = {
-    "xla_tuned": dict(base="tuned", env={}),
-    # jaxgen's own bf16: config.compute_dtype = bfloat16 (every module's dtype: bf16 activations), XLA convolutions
-    "xla_bf16act": dict(base="tuned", env={}, compute_dtype="bfloat16"),
-    "onednn_f32_1dev": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}),
-    "onednn_bf16_1dev": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}),
-    # GNU OpenMP's threads spin ~0.3 s after each parallel region by default, competing with XLA's own threads
-    "onednn_f32_1dev_passive": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2",
-                                                          "OMP_WAIT_POLICY": "passive"}),
-    "onednn_bf16_1dev_passive": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2",
-                                                            "OMP_WAIT_POLICY": "passive"}),
-    # the same with config.compute_dtype = bfloat16: bf16 activations between layers (conv outputs bf16), as autocast
-    "onednn_bf16act_2dev": dict(dtype="bfloat16", compute_dtype="bfloat16",
-                                env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
-    "onednn_f32_2dev": dict(dtype="float32", env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
-    "onednn_bf16_2dev": dict(dtype="bfloat16", env={"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
+ONE_DEVICE = {"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}
+# GNU OpenMP's threads spin ~0.3 s after each parallel region by default, competing with XLA's own threads
+PASSIVE = {**ONE_DEVICE, "OMP_WAIT_POLICY": "passive"}
+# variant: (compare_torch variant, its extra spec keys, environment before the worker starts)
+VARIANTS: dict[str, tuple[str, dict, dict]] = {
+    "xla_tuned": ("tuned", {}, {}),
+    "xla_bf16act": ("tuned", {"compute_dtype": "bfloat16"}, {}),
+    "onednn_f32_1dev": ("onednn", {}, ONE_DEVICE),
+    "onednn_bf16_1dev": ("onednn_bf16", {}, ONE_DEVICE),
+    "onednn_f32_1dev_passive": ("onednn", {}, PASSIVE),
+    "onednn_bf16_1dev_passive": ("onednn_bf16", {}, PASSIVE),
+    "onednn_f32_2dev": ("onednn", {}, {}),
+    "onednn_bf16_2dev": ("onednn_bf16", {}, {}),
 }
 
 
 class JaxWorker(compare_torch.JaxWorker):
-    """compare_torch's jax worker; the oneDNN variants swap jaxgen's flax conv function for ``conv.py``'s."""
+    """compare_torch's jax worker on the variant's compare_torch spec; reports the loss of one step after setup."""
 
     def __init__(self, variant: str) -> None:
-        spec = VARIANTS[variant]
-        if "base" in spec:
-            super().__init__(spec["base"])
-            self.dtype = None
-            self._set_compute_dtype(spec)
-            return
-        compare_torch.VARIANTS[variant] = dict(setup=True)  # prepare_training's compile options for the rest
+        base, extra, _ = VARIANTS[variant]
+        compare_torch.VARIANTS[variant] = {**compare_torch.VARIANTS[base], **extra}
         super().__init__(variant)
-        import jax.numpy as jnp  # the worker's venv (this file is also imported by the torch worker)
-
-        from jaxgen.models import conv_vjp
-        import conv as onednn  # benchmarks/onednn_ffi/conv.py (on the worker's PYTHONPATH)
-
-        onednn.load(os.environ["ONEDNN_FFI_LIB"])
-        self.dtype = jnp.dtype(spec["dtype"])
-        conv_vjp.flax_conv_fn = lambda: onednn.flax_conv_fn(self.dtype)  # this process only
-        self._set_compute_dtype(spec)
-
-    @staticmethod
-    def _set_compute_dtype(spec: dict) -> None:
-        """The SR task's ``config.compute_dtype`` (EDSR cases; TransformerNet stays f32). After ``super().__init__``:
-        importing jaxgen.tasks imports JAX, which must come after ``xla_setup.configure_process``."""
-        if "compute_dtype" not in spec:
-            return
-        import jaxgen.tasks
-
-        base_config = jaxgen.tasks.base_config
-
-        def with_dtype(task: str):
-            c = base_config(task)
-            c.compute_dtype = spec["compute_dtype"]
-            return c
-
-        jaxgen.tasks.base_config = with_dtype  # this process only
-
-    def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
-        kwargs = super()._jit_kwargs(per_device_batch, network)
-        if self.dtype is not None:
-            from jaxgen.models import layers
-
-            layers.set_scan_blocks(False)
-        return kwargs
 
     def info(self) -> dict:
-        return {**super().info(), "conv": "xla" if self.dtype is None else f"onednn {self.dtype}",
+        return {**super().info(), "conv": self.spec.get("conv_backend", "xla"),
+                "compute_dtype": self.spec.get("compute_dtype", "float32"),
                 "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
     def setup(self, name: str, case: tuple) -> dict:
@@ -172,14 +133,14 @@ def worker_main(kind: str, variant: str) -> None:
 
 
 class Proc(compare_torch.Proc):
-    def __init__(self, label: str, python: str, kind: str, variant: str, lib: str) -> None:
+    def __init__(self, label: str, python: str, kind: str, variant: str) -> None:
         env = dict(os.environ)
-        env.pop("JAX_NUM_CPU_DEVICES", None)
+        for key in ("JAX_NUM_CPU_DEVICES", "OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
+            env.pop(key, None)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE.parent), str(HERE)] if kind == "jax"
                                             else [str(HERE.parent), str(HERE)])
-        env["ONEDNN_FFI_LIB"] = lib
         if kind == "jax":
-            env.update(VARIANTS[variant]["env"])  # before the worker starts: libgomp reads OMP_NUM_THREADS at load
+            env.update(VARIANTS[variant][2])  # before the worker starts: libgomp reads OMP_NUM_THREADS at load
         self.label = label
         self.p = subprocess.Popen([python, str(Path(__file__).resolve()), "--worker", kind, "--variant", variant],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
@@ -192,7 +153,6 @@ def main() -> None:
     ap.add_argument("--variant", default="xla_tuned", help=argparse.SUPPRESS)
     ap.add_argument("--cases", default="edsr_b4,edsr_b16")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--lib", default=str(HERE / "build" / "libonednn_conv.so"))
     ap.add_argument("--jax-python", default=sys.executable)
     ap.add_argument("--torch-python", default="/work/torchvenv/bin/python")
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -205,8 +165,8 @@ def main() -> None:
     cases = SMOKE_CASES if args.smoke else CASES
     names = [n for n in args.cases.split(",") if n] if not args.smoke else list(SMOKE_CASES)
     rounds = 2 if args.smoke else args.rounds
-    procs = [Proc(f"jax:{v}", args.jax_python, "jax", v, args.lib) for v in args.variants.split(",") if v]
-    procs += [Proc(f"torch:{v}", args.torch_python, "torch", v, args.lib) for v in args.torch_variants.split(",") if v]
+    procs = [Proc(f"jax:{v}", args.jax_python, "jax", v) for v in args.variants.split(",") if v]
+    procs += [Proc(f"torch:{v}", args.torch_python, "torch", v) for v in args.torch_variants.split(",") if v]
     compare_torch.run(args, cases, names, rounds, procs, prog="train_step")
 
 
