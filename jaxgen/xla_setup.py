@@ -114,9 +114,14 @@ def user_xla_flags(environ: Mapping[str, str] | None = None) -> set[str]:
 
 def cpu_device_count(cpu_count: int | None = None) -> int:
     """How many XLA CPU devices jaxgen makes of this host: ``min(cpus, CPU_DEVICES_MAX)`` (at least 1)."""
-    cpus = cpu_count if cpu_count is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else (os.cpu_count() or 1)
-    return max(1, min(int(cpus), CPU_DEVICES_MAX))
+    return max(1, min(_cpus(cpu_count), CPU_DEVICES_MAX))
+
+
+def _cpus(cpu_count: int | None = None) -> int:
+    """``cpu_count``, else the cores this process may run on."""
+    if cpu_count is not None:
+        return int(cpu_count)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def conv_backend_from_argv(args: Iterable[str]) -> str | None:
@@ -135,9 +140,7 @@ def conv_backend_from_argv(args: Iterable[str]) -> str | None:
 def omp_threads(xla_cpu_devices: int, cpu_count: int | None = None) -> int:
     """OpenMP threads for oneDNN: the cores divided among the XLA CPU devices (at least 1). Each device's thread
     calls oneDNN with its own team; more threads than that oversubscribe the cores (benchmarks/RESULTS.md)."""
-    cpus = cpu_count if cpu_count is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else (os.cpu_count() or 1)
-    return max(1, int(cpus) // max(1, int(xla_cpu_devices)))
+    return max(1, _cpus(cpu_count) // max(1, int(xla_cpu_devices)))
 
 
 def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count: int | None = None,
