@@ -17,6 +17,7 @@ random batch) and the torch models are ``benchmarks/compare_torch.py``'s, and so
 * ``onednn_<f32|bf16>_2dev``: what ``jaxgen train --config.conv_backend=onednn`` does: the 2-device data mesh and
   ``OMP_NUM_THREADS=1`` (one oneDNN thread per device, set by ``xla_setup.configure_process``); bf16 =
   ``compute_dtype='bfloat16'``: bf16 convolution operands, f32 modules (autocast-style).
+* ``onednn_<f32|bf16>_2dev_scan``: the same with ``layers.repeat_blocks`` scanning (one compiled block body).
 * ``onednn_<f32|bf16>_1dev``: one CPU device, ``OMP_NUM_THREADS=2`` (oneDNN's GNU OpenMP team on both cores);
   ``..._passive`` adds ``OMP_WAIT_POLICY=passive`` (no spinning OpenMP threads).
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import compare_torch  # noqa: E402  (benchmarks/compare_torch.py: stdlib only, importable from both venvs)
 
-CASES = {k: compare_torch.CASES[k] for k in ("edsr_b4", "edsr_b16", "style_b4")}
+CASES = {k: compare_torch.CASES[k] for k in ("edsr_b4", "edsr_b16", "rrdb_b4", "style_b4")}
 SMOKE_CASES = {k: compare_torch.SMOKE_CASES[k] for k in ("edsr_b2", "style_b2")}
 ONE_DEVICE = {"JAX_NUM_CPU_DEVICES": "1", "OMP_NUM_THREADS": "2"}
 # GNU OpenMP's threads spin ~0.3 s after each parallel region by default, competing with XLA's own threads
@@ -56,6 +57,9 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "onednn_bf16_1dev_passive": ("onednn_bf16", {}, PASSIVE),
     "onednn_f32_2dev": ("onednn", {}, {}),
     "onednn_bf16_2dev": ("onednn_bf16", {}, {}),
+    # the same with the repeated blocks scanned (prepare_training unrolls them with oneDNN on CPU)
+    "onednn_f32_2dev_scan": ("onednn", {"scan": True}, {}),
+    "onednn_bf16_2dev_scan": ("onednn_bf16", {"scan": True}, {}),
 }
 
 
@@ -66,6 +70,14 @@ class JaxWorker(compare_torch.JaxWorker):
         base, extra, _ = VARIANTS[variant]
         compare_torch.VARIANTS[variant] = {**compare_torch.VARIANTS[base], **extra}
         super().__init__(variant)
+
+    def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
+        kwargs = super()._jit_kwargs(per_device_batch, network)
+        if self.spec.get("scan"):
+            from jaxgen.models import layers  # the worker's venv (this file is also imported by the torch worker)
+
+            layers.set_scan_blocks(True)
+        return kwargs
 
     def info(self) -> dict:
         return {**super().info(), "conv": self.spec.get("conv_backend", "xla"),
