@@ -482,7 +482,8 @@ def test_jaxgen_train_with_onednn_takes_the_xla_backends_steps(lib_env, tmp_path
         env.pop(key, None)
     xla = _train_losses(tmp_path, env, "xla")
     f32 = _train_losses(tmp_path, env, "onednn", "--config.conv_backend=onednn")
-    bf16 = _train_losses(tmp_path, env, "onednn_bf16", "--config.conv_backend=onednn", "--config.compute_dtype=bfloat16")
+    bf16 = _train_losses(tmp_path, env, "onednn_bf16", "--config.conv_backend=onednn",
+                         "--config.compute_dtype=bfloat16")
     assert len(xla) == len(f32) == len(bf16) == 4
     np.testing.assert_allclose(f32, xla, rtol=2e-5)
     gap = np.abs(np.asarray(bf16) - np.asarray(xla)) / np.asarray(xla)

@@ -1,8 +1,9 @@
 // Stride-1 NHWC convolutions through oneDNN (AMX where the CPU has it) as XLA FFI handlers: the forward, the
 // backward-data and the backward-weights primitives behind jaxgen/models/onednn_conv.py's custom_vjp (jaxgen's
 // opt-in `conv_backend = "onednn"`). Built on first use by onednn_conv.load() with g++ against the oneDNN 3.2
-// wheels (`pip install 'jaxgen[onednn]'`) and jaxlib's FFI headers. Layouts are XLA's: x [N,H,W,C], w [KH,KW,C,O] (HWIO),
-// y [N,OH,OW,O]; padding (top, bottom, left, right) >= 0, OH = H + top + bottom - KH + 1.
+// wheels (`pip install 'jaxgen[onednn]'`) and jaxlib's FFI headers (the key of its build cache hashes this file).
+// Layouts are XLA's: x [N,H,W,C], w [KH,KW,C,O] (HWIO), y [N,OH,OW,O]; padding (top, bottom, left, right) >= 0,
+// OH = H + top + bottom - KH + 1.
 //
 //   OnednnConvFwd        (x, w)  -> y    forward_training
 //   OnednnConvBwdData    (dy, w) -> dx   backward_data

@@ -32,6 +32,10 @@ request goes to oneDNN; everything else goes to ``lax.conv_general_dilated`` unc
 :func:`flax_conv_fn` as ``conv_vjp``'s override, so every convolution jaxgen's models build through
 ``conv_vjp.flax_conv_fn()`` (``layers.conv``, TransformerNet, VGG, Real-CUGAN), traced from then on, inside
 ``layers.repeat_blocks``' scans too, takes oneDNN. Measured: ``benchmarks/RESULTS.md``, ``docs/performance.md``.
+The custom calls have no ``vmap`` rule: ``layers.repeat_blocks``' stacked init traces XLA's convolutions instead.
+
+Ported from this repository's ``benchmarks/onednn_ffi/conv.py`` / ``onednn_conv.cc`` (commits db3e4da, 0d5eca2,
+73570c0), which measured it; the primitives follow oneDNN 3.2's C++ API (``oneapi/dnnl/dnnl.hpp``).
 """
 
 from __future__ import annotations
