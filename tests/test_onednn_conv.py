@@ -507,3 +507,26 @@ def test_jaxgen_upscale_with_onednn_equals_xla(lib_env, tmp_path, monkeypatch):
         assert conv_vjp.override() is None  # run_jaxgen puts the process switch back
     assert np.abs(outs["onednn"] - outs["xla"]).max() <= 1
     assert 0 < np.abs(outs["onednn_bf16"] - outs["xla"]).max() <= 8
+
+
+@pytest.mark.slow
+def test_scanned_repeated_blocks_on_onednn(lib_env):
+    """EDSR's repeated blocks as one ``lax.scan`` (``layers.repeat_blocks``) with every convolution on oneDNN: the
+    custom calls sit inside the loop body, and output and parameter gradients equal XLA's up to summation order."""
+    model = models.build("edsr", scale=2, num_feat=8, num_blocks=3)
+    x = jnp.asarray(np.random.default_rng(4).random((2, 7, 6, 3), np.float32))
+    params = model.init(jax.random.key(0), x)["params"]
+
+    def loss(p):
+        return jnp.mean(jnp.tanh(model.apply({"params": p}, x)) ** 2)
+
+    with jax.default_matmul_precision("highest"):
+        want = jax.value_and_grad(loss)(params)
+    with conv_vjp.overridden(onednn_conv.flax_conv_fn(jnp.float32)):
+        step = jax.jit(jax.value_and_grad(loss))
+        got = step(params)
+        hlo = step.lower(params).compile().as_text()
+    assert "while" in hlo and hlo.count('custom_call_target="onednn_conv_fwd"') >= 2, "no scan or no oneDNN call"
+    assert abs(float(got[0]) - float(want[0])) <= 1e-5 * abs(float(want[0]))
+    for a, b in zip(jax.tree.leaves(got[1]), jax.tree.leaves(want[1])):
+        assert _rel(a, b) < 1e-4, _rel(a, b)
