@@ -211,11 +211,12 @@ def test_override_reaches_the_layers_and_stacked_init_never_traces_it():
     fn, calls = _no_batching_conv()
     model = models.build("edsr", scale=2, num_feat=8, num_blocks=3)
     x = jnp.asarray(np.random.default_rng(0).random((1, 6, 6, 3), np.float32))
-    params = model.init(jax.random.key(0), x)["params"]
-    want = model.apply({"params": params}, x)
+    # jitted (a fresh lambda each: traced anew, so under the override when inside it); eager would compile op by op
+    params = jax.jit(lambda k, x: model.init(k, x))(jax.random.key(0), x)["params"]
+    want = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, x)
     with conv_vjp.overridden(fn):
         assert conv_vjp.flax_conv_fn() is fn
-        init = model.init(jax.random.key(0), x)["params"]
+        init = jax.jit(lambda k, x: model.init(k, x))(jax.random.key(0), x)["params"]
         assert calls, "the override was never called"
         calls.clear()
         got = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, x)
