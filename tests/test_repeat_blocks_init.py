@@ -104,3 +104,20 @@ def test_scan_init_program_does_not_grow_with_the_number_of_blocks():
 
     assert fold_ins(12, True) == fold_ins(3, True)  # one batched fold-in per parameter of a block
     assert fold_ins(12, False) == fold_ins(3, False) + 9 * 30  # 30 parameters a block, one fold-in each
+
+
+@pytest.mark.parametrize("rule", ["flax", "broken"])
+def test_two_blocks_are_traced_and_the_others_messages_follow_flax_rule(monkeypatch, rule):
+    """Blocks after the second get their messages from Flax's rule (SHA-1 of the folded data with the block's
+    name), checked against the first two traces; where the rule does not reproduce them (``broken``: a wrong
+    hash) every block is traced. Either way the values are the unrolled init's, bit for bit."""
+    traces = []
+    original = layers._fold_in_messages
+    monkeypatch.setattr(layers, "_fold_in_messages", lambda c: traces.append(1) or original(c))
+    if rule == "broken":
+        monkeypatch.setattr(layers, "_fold_in_hash", lambda data: 7)
+    for inner in (0, 2):  # and with repeated blocks inside the blocks (their fold-ins carry the outer name too)
+        traces.clear()
+        scanned = jax.jit(_net(3, True, inner=inner).init)(jax.random.key(4), X)
+        assert len(traces) == (2 if rule == "flax" else 3), inner
+        _assert_trees_equal(jax.jit(_net(3, False, inner=inner).init)(jax.random.key(4), X), scanned)
