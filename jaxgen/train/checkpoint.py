@@ -145,10 +145,7 @@ def leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     return {"/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ())) for path, leaf in flat}
 
 
-def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> None:
-    """Raises ``ValueError`` naming every parameter path whose presence or shape differs."""
-    saved = manager.item_metadata(step)["state"]
-    saved_shapes, wanted_shapes = leaf_shapes(saved), leaf_shapes(abstract_state)
+def _differences(saved_shapes: dict[str, tuple[int, ...]], wanted_shapes: dict[str, tuple[int, ...]]) -> list[str]:
     problems = [f"missing in checkpoint: {p} {s}" for p, s in wanted_shapes.items() if p not in saved_shapes]
     problems += [f"unexpected in checkpoint: {p} {s}" for p, s in saved_shapes.items() if p not in wanted_shapes]
     problems += [
@@ -156,29 +153,32 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: 
         for p, s in wanted_shapes.items()
         if p in saved_shapes and saved_shapes[p] != s
     ]
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; ... and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise ValueError(
-            f"checkpoint {manager.directory}/{step} does not match the configured networks "
-            f"({len(problems)} differences: {shown}); train in a new --workdir"
-        )
+    return problems
+
+
+def check_compatible(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> Any:
+    """The tree to read the checkpoint at ``step`` into: ``abstract_state``, or its official-names form
+    (``stacking.unstack``) for a checkpoint written before the stacked layout of repeated blocks. Raises
+    ``ValueError`` naming every parameter path whose presence or shape differs from ``abstract_state``'s."""
+    saved_shapes = leaf_shapes(manager.item_metadata(step)["state"])
+    problems = _differences(saved_shapes, leaf_shapes(abstract_state))
+    if not problems:
+        return abstract_state
+    named = stacking.unstack(abstract_state)
+    if not _differences(saved_shapes, leaf_shapes(named)):
+        return named
+    shown = "; ".join(problems[:5]) + (f"; ... and {len(problems) - 5} more" if len(problems) > 5 else "")
+    raise ValueError(
+        f"checkpoint {manager.directory}/{step} does not match the configured networks "
+        f"({len(problems)} differences: {shown}); train in a new --workdir"
+    )
 
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> tuple[Any, Any, dict[str, Any]]:
     """Restores ``(state, data_state, meta)`` at ``step`` onto the shardings/dtypes of ``abstract_state``
     (``jax.ShapeDtypeStruct`` leaves with the current run's shardings). A checkpoint whose repeated blocks are
     kept under their own names (written before the stacked layout) is read in that layout and stacked."""
-    target = abstract_state
-    try:
-        check_compatible(manager, step, abstract_state)
-    except ValueError:
-        target = stacking.unstack(abstract_state)
-        if leaf_shapes(target) == leaf_shapes(abstract_state):  # no stacked groups: nothing else to try
-            raise
-        try:
-            check_compatible(manager, step, target)
-        except ValueError:
-            check_compatible(manager, step, abstract_state)  # the error of the layout this run wants
+    target = check_compatible(manager, step, abstract_state)
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
