@@ -484,18 +484,16 @@ def _init_stacked(parent: nn.Module, block: nn.Module, names: Sequence[str], x: 
         # (conv_vjp's override) have no batching rule; no parameter depends on a convolution's output
         with conv_vjp.overridden(None):
             (first, suffixes), (second, _) = trace(names[0]), trace(names[1])
-            messages = [_fold_in_messages(first[0]), _fold_in_messages(second[0])]
+            traced = [first, second]
+            messages = [np.asarray(_fold_in_messages(c), np.uint32) for c, _ in traced]
             # The other blocks' messages from Flax's rule (SHA-1 of the folded data, the block's name at
             # ``len(lazy.suffix)``), where the rule reproduces both traces; else every block is traced.
-            where = len(lazy.suffix)
-            derived = [_derived_messages(suffixes, where, n) for n in names[:2]]
-            if all(d is not None and np.array_equal(d, np.asarray(m, np.uint32)) for d, m in zip(derived, messages)):
-                messages += [_derived_messages(suffixes, where, n) for n in names[2:]]
-                traced = [first, second]
+            derived = [_derived_messages(suffixes, len(lazy.suffix), n) for n in names]
+            if all(d is not None and np.array_equal(d, m) for d, m in zip(derived, messages)):
+                messages = derived
             else:
-                traced = [first, second] + [trace(n)[0] for n in names[2:]]
-                messages += [_fold_in_messages(c) for c, _ in traced[2:]]
-            messages = [np.asarray(m, np.uint32) for m in messages]
+                traced += [trace(n)[0] for n in names[2:]]
+                messages += [np.asarray(_fold_in_messages(c), np.uint32) for c, _ in traced[2:]]
     finally:
         _TRACING_STACKED_INIT[0] = False
     closed, shapes = traced[0]

@@ -119,13 +119,13 @@ def _stack_dict(d: Any, like: dict) -> dict:
         raise ValueError(f"stack_like: expected a dict with keys {sorted(like)[:4]}..., got {type(d).__name__}")
     out, used = {}, set()
     for key, layout in like.items():
-        parsed = parse_stacked_key(key)
-        if key in d or parsed is None:
-            if key not in d:
-                raise ValueError(f"stack_like: no {key!r} in the tree (has {sorted(d)[:6]}...)")
+        if key in d:
             out[key] = stack_like(d[key], layout)
             used.add(key)
             continue
+        parsed = parse_stacked_key(key)
+        if parsed is None:
+            raise ValueError(f"stack_like: no {key!r} in the tree (has {sorted(d)[:6]}...)")
         prefix, n = parsed
         names = [f"{prefix}_{i}" for i in range(n)]
         missing = [k for k in names if k not in d]

@@ -356,7 +356,8 @@ def init_generator(config: ml_collections.ConfigDict, generator: nn.Module, tx: 
         if params is None:
             params = generator.init(key, x)["params"]
         else:
-            params = stacking.stack_like(jax.tree.map(jnp.asarray, params), jax.eval_shape(generator.init, key, x)["params"])
+            layout = jax.eval_shape(generator.init, key, x)["params"]
+            params = stacking.stack_like(jax.tree.map(jnp.asarray, params), layout)
     return new_player(params, tx, ema=decay > 0)
 
 
