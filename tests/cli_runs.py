@@ -18,11 +18,11 @@ TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
 def cpu_env(devices: int, cache: Path) -> dict[str, str]:
     """The environment of a CPU-only JAX subprocess with ``devices`` host devices, importing this checkout's
     ``jaxgen``, with a persistent compilation cache in ``cache`` (runs of one test module compile the same
-    programs; the cache only saves time)."""
+    programs; the cache only saves time) and the suite's XLA flags (conftest.py's codegen)."""
     return dict(
         os.environ,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip(),
         PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         JAX_COMPILATION_CACHE_DIR=str(cache),
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",

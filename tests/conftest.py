@@ -7,11 +7,37 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+# The suite's XLA:CPU code generation, set before JAX starts a backend (XLA reads XLA_FLAGS once) and inherited
+# by the xdist workers and the subprocesses: LLVM -O0 and XLA's classic elemental emitters instead of the MLIR
+# fusion emitters. Most test programs are tiny and run once, so compiling is most of their cost: a 60-op batch
+# of tiny programs compiles in 15 ms median each instead of 48 ms, a small conv net's train step in 0.26 s
+# instead of 0.70 s, and a machine's first `make test` (an empty compilation cache) takes ~30% less CPU
+# (benchmarks/RESULTS.md, "The test suite's codegen"). Results differ from XLA's default codegen in the last bits
+# (no fused multiply-adds), so the checks that are about what a user's run computes bit for bit, or that
+# compare with the official code's float32 spread, compile with XLA's defaults (tests/param_utils.py's
+# USER_CODEGEN: the training parity goldens, the init equalities between program layouts). JAXGEN_TEST_CODEGEN=
+# default runs the whole suite with XLA's defaults (CI's `make test-slow` tier does).
+TEST_CODEGEN_ENV = "JAXGEN_TEST_CODEGEN"
+TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
 
-from jaxgen import xla_setup
-from jaxgen.models import conv_vjp, layers
+
+def add_test_xla_flags(environ=os.environ) -> None:
+    """Append :data:`TEST_XLA_FLAGS` to ``environ['XLA_FLAGS']`` (flags the user set there win), unless
+    ``JAXGEN_TEST_CODEGEN=default``."""
+    if environ.get(TEST_CODEGEN_ENV, "").strip() == "default":
+        return
+    current = environ.get("XLA_FLAGS", "").split()
+    names = {token.split("=", 1)[0] for token in current}
+    environ["XLA_FLAGS"] = " ".join(current + [f for f in TEST_XLA_FLAGS if f.split("=", 1)[0] not in names])
+
+
+add_test_xla_flags()
+
+import jax  # noqa: E402  (after XLA_FLAGS: see above)
+import pytest  # noqa: E402
+
+from jaxgen import xla_setup  # noqa: E402
+from jaxgen.models import conv_vjp, layers  # noqa: E402
 
 # The suite's persistent XLA compilation cache, inherited (environment) by the xdist workers and every CLI /
 # multi-process subprocess the tests start, so a program compiled once (a tiny config's train step, a pretrained

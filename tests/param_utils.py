@@ -13,6 +13,14 @@ import numpy as np
 # Not for bitwise comparisons with eager or default-compiled code: -O0 contracts no multiply-adds, so the last
 # bit can differ (a jitted init at -O0 draws other parameters than the eager init).
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
+# XLA:CPU's default code generation (LLVM -O3, the MLIR fusion emitters), for the programs whose checks are about
+# what a user's run computes bit for bit or against the official code's float32 spread: the suite compiles the
+# rest at -O0 with the classic emitters (tests/conftest.py), whose results differ in the last bits (no fused
+# multiply-adds) and, across program layouts, from each other.
+USER_CODEGEN = {"xla_backend_optimization_level": 3, "xla_cpu_use_fusion_emitters": True}
+# -O0 with the fusion emitters: one program comparing two layouts of the same computation bit for bit (the
+# classic emitters round a vmapped draw and the same draw unbatched differently; the fusion emitters do not).
+FAST_COMPILE_BITWISE = {**USER_CODEGEN, "xla_backend_optimization_level": 0}
 
 
 def zero_params(params, *path: str):

@@ -18,7 +18,8 @@ SCRIPT = Path(__file__).with_name("parallel_equivalence.py")
 
 def _run(tmp_path: Path, devices: int) -> dict[str, np.ndarray]:
     out = tmp_path / f"run_{devices}.npz"
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")  # the suite's codegen flags kept (conftest.py)
     subprocess.run([sys.executable, str(SCRIPT), str(out)], check=True, env=env, timeout=300)
     return dict(np.load(out))
 

@@ -16,7 +16,7 @@ from jaxgen.models import layers, stacking
 from jaxgen.train import checkpoint
 from jaxgen.train.state import new_player, new_state
 from jaxgen.weights import convert
-from tests.param_utils import FAST_COMPILE, numpy_params
+from tests.param_utils import FAST_COMPILE_BITWISE, numpy_params
 
 CASES = {
     "rrdbnet": dict(scale=4, num_feat=8, num_blocks=2, num_grow_ch=4),
@@ -54,8 +54,8 @@ def test_stacked_init_is_the_named_init_and_applies_the_same(name):
         with stacking.stacked_init():
             return named, model.init(key, X)["params"]
 
-    # LLVM -O0 (FAST_COMPILE) halves the compile; both layouts are in the one program, so it compares like with like
-    named, stacked = jax.jit(both_inits, compiler_options=FAST_COMPILE)(jax.random.key(5))
+    # LLVM -O0 halves the compile; both layouts are in the one program, so it compares like with like
+    named, stacked = jax.jit(both_inits, compiler_options=FAST_COMPILE_BITWISE)(jax.random.key(5))
     groups = sorted(k for k in stacked if stacking.parse_stacked_key(k))
     n = CASES[name]["num_groups" if name == "rcan" else "num_blocks"]
     assert groups == [f"body_0..{n - 1}"]
@@ -77,7 +77,7 @@ def test_stacked_init_is_the_named_init_and_applies_the_same(name):
             layers.set_scan_blocks(True)
 
     runs = jax.jit(lambda a, b: [(out_and_grad(a, s), out_and_grad(b, s)) for s in (True, False)],
-                   compiler_options=FAST_COMPILE)(named, stacked)
+                   compiler_options=FAST_COMPILE_BITWISE)(named, stacked)
     for (y1, g1), (y2, g2) in runs:
         np.testing.assert_array_equal(np.asarray(y2), np.asarray(y1))
         _assert_trees_equal(g1, stacking.unstack(g2))

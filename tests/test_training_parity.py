@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "parity"))
 
 import common  # noqa: E402  (tools/parity is not a package)
+from tests.param_utils import USER_CODEGEN  # noqa: E402
+
+common.COMPILER_OPTIONS = USER_CODEGEN  # the init and step programs as a user's run compiles them (conftest.py)
 
 GOLDENS = sorted(common.GOLDEN_DIR.glob("*.npz"))
 

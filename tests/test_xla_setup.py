@@ -17,7 +17,7 @@ import pytest
 from jaxgen import xla_setup
 from jaxgen.models import conv_vjp, edsr, layers
 from tests import conftest
-from tests.param_utils import numpy_params
+from tests.param_utils import USER_CODEGEN, numpy_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -337,3 +337,43 @@ def test_the_suites_cache_is_kept_per_cpu_kind_and_bounded(tmp_path):
     if os.environ.get(conftest.TEST_CACHE_ENV) != "0":
         assert jax.config.jax_compilation_cache_dir == os.environ[conftest.CACHE_ENV]
         assert int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) == conftest.TEST_CACHE_MAX_BYTES > 0
+
+
+def test_the_suites_codegen_flags_keep_the_users_and_reach_this_process():
+    """tests/conftest.py: the everyday suite compiles at -O0 with the classic emitters (XLA_FLAGS, so eager ops
+    and subprocesses too); a flag the user set keeps its value; ``JAXGEN_TEST_CODEGEN=default`` adds nothing; and
+    the override the fidelity tests use (param_utils.USER_CODEGEN) really is XLA's default codegen: a small conv
+    net's loss compiled with it is the one a process without the suite's flags computes, bit for bit."""
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=2"}
+    conftest.add_test_xla_flags(env)
+    assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2",
+                                        "--xla_backend_optimization_level=2", "--xla_cpu_use_fusion_emitters=false"]
+    conftest.add_test_xla_flags(env)  # idempotent
+    assert env["XLA_FLAGS"].count("fusion_emitters") == 1
+    off = {conftest.TEST_CODEGEN_ENV: "default"}
+    conftest.add_test_xla_flags(off)
+    assert "XLA_FLAGS" not in off
+    script = ("import jax, jax.numpy as jnp, numpy as np, sys\n"  # inputs from numpy and one program: no eager op
+              "k = (np.arange(3 * 3 * 4 * 4, dtype=np.float32).reshape(3, 3, 4, 4) / 97 - 0.7).astype(np.float32)\n"
+              "x = np.sin(np.arange(2 * 12 * 12 * 4, dtype=np.float32)).reshape(2, 12, 12, 4)\n"
+              "a = np.cos(np.arange(12 * 12 * 4, dtype=np.float32)).reshape(12, 12, 4)\n"
+              "def loss(k):\n"
+              "    y = x\n"
+              "    for _ in range(3):\n"
+              "        y = jnp.tanh(jax.lax.conv_general_dilated(y, k, (1, 1), 'SAME',\n"
+              "                     dimension_numbers=('NHWC', 'HWIO', 'NHWC')) * a + y)\n"
+              "    return jnp.mean(jnp.exp(y) * y + a * y)\n"
+              "opts = eval(sys.argv[1])\n"
+              "print(repr(float(jax.jit(lambda k: jax.grad(loss)(k).sum(), compiler_options=opts)(k))))\n")
+    suite_env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", conftest.TEST_CODEGEN_ENV)}
+    suite_env["JAX_PLATFORMS"] = "cpu"
+    conftest.add_test_xla_flags(suite_env)
+    plain_env = {k: v for k, v in suite_env.items() if k not in ("XLA_FLAGS", conftest.CACHE_ENV)}
+
+    def run(environ, opts):
+        return subprocess.run([sys.executable, "-c", script, repr(opts)], env=environ, capture_output=True,
+                              text=True, check=True, timeout=120).stdout.strip()
+
+    default = run(plain_env, None)
+    assert run(suite_env, USER_CODEGEN) == default
+    assert run(suite_env, None) != default  # the suite's codegen is in effect (else this test checks nothing)

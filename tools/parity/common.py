@@ -80,6 +80,10 @@ LOSS_FLOOR = 1e-8  # |torch| below this counts as this (a loss term that is exac
 FULL_PARAMS_MAX = 300_000  # goldens store every final param when the total is at most this many numbers
 SUBSET = 64
 FLOOR_FACTOR = 3.0  # margin over one sample of the torch-vs-torch float32 spread (its running max over steps)
+# Compile options of the programs the trainers jit (init, step): None = what XLA_FLAGS says, as in a user's run.
+# tests/test_training_parity.py sets XLA's defaults here (param_utils.USER_CODEGEN), because the test suite
+# compiles everything else at -O0 with XLA's classic emitters (tests/conftest.py).
+COMPILER_OPTIONS: dict[str, Any] | None = None
 
 __all__ = ["FLOOR_FACTOR", "FULL_PARAMS_MAX", "GOLDEN_DIR", "LOSS_RTOL", "PARAM_RTOL", "compare", "discover",
            "floor_allowance", "golden_case", "golden_floor", "golden_reference", "load_flat", "load_trainer",

@@ -96,8 +96,8 @@ def run_jax(case: dict) -> dict:
         p = state.players["decoder"]
         return state.replace(players={"decoder": p.replace(params=params, opt_state=task.tx.init(params))})
 
-    state = jax.jit(build)(params)
-    step = jax.jit(task.step)
+    state = jax.jit(build, compiler_options=common.COMPILER_OPTIONS)(params)
+    step = jax.jit(task.step, compiler_options=common.COMPILER_OPTIONS)
     losses = {t: [] for t in TERMS}
     for content, style in zip(case["batch/content"], case["batch/style"]):
         state, metrics = step(state, {"content": jax.device_put(content), "style": jax.device_put(style)}, consts)

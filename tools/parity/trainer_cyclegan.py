@@ -95,7 +95,7 @@ def put_params(task, case: dict, players) -> object:
             new[name] = state.players[name].replace(params=params[name], opt_state=tx.init(params[name]))
         return state.replace(players=new)
 
-    return jax.jit(build)(params)
+    return jax.jit(build, compiler_options=common.COMPILER_OPTIONS)(params)
 
 
 def _config(case: dict | None = None):
@@ -143,7 +143,7 @@ def run_jax(case: dict) -> dict:
     config, _ = _config(case)
     task = get_task(NAME)(config)
     state = put_params(task, case, PLAYERS)
-    step = jax.jit(task.step)
+    step = jax.jit(task.step, compiler_options=common.COMPILER_OPTIONS)
     losses = {t: [] for t in TERMS}
     for a, b in zip(case["batch/A"], case["batch/B"]):
         state, m = step(state, {"A": jax.device_put(a), "B": jax.device_put(b)}, {})

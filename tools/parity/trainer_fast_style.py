@@ -89,7 +89,7 @@ def make_case(steps: int, seed: int) -> dict:
 def run_jax(case: dict) -> dict:
     task = get_task(NAME)(_config(case))
     vgg = _vgg_to_flax(case)
-    feats = jax.jit(task.vgg.apply)({"params": vgg}, jax.device_put(case["frozen/style"][None]))
+    feats = jax.jit(task.vgg.apply, compiler_options=common.COMPILER_OPTIONS)({"params": vgg}, jax.device_put(case["frozen/style"][None]))
     consts = {"vgg": vgg, "style_grams": {k: gram_matrix(feats[k]) for k in task.config.style_layers}}
     init = {k[len("init/generator/"):]: v for k, v in case.items() if k.startswith("init/generator/")}
     params = jax.device_put(torch_to_flax("transformer_net", init, model=task.generator))
@@ -100,8 +100,8 @@ def run_jax(case: dict) -> dict:
         return state.replace(players={**state.players, "generator": g.replace(params=params,
                                                                               opt_state=task.g_tx.init(params))})
 
-    state = jax.jit(build)(params)
-    step = jax.jit(task.step)
+    state = jax.jit(build, compiler_options=common.COMPILER_OPTIONS)(params)
+    step = jax.jit(task.step, compiler_options=common.COMPILER_OPTIONS)
     losses = {t: [] for t in TERMS}
     for batch in case["batch/content"]:
         state, metrics = step(state, {"content": jax.device_put(batch)}, consts)

@@ -23,6 +23,8 @@ from jaxgen.tasks import get_task
 from jaxgen.train.state import new_player
 from jaxgen.weights import convert
 
+import common  # tools/parity is not a package: its folder is on sys.path
+
 NAME = "sr"
 
 
@@ -101,7 +103,7 @@ def run_steps(task: Any, state: Any, case: dict[str, np.ndarray], consts: Any, b
               metric_names: dict[str, str]) -> tuple[Any, dict[str, np.ndarray]]:
     """``task.step`` (jitted) for the case's steps; ``batch_keys`` {task batch key: case key};
     ``metric_names`` {parity term: jaxgen metric}. Returns the final state and ``{term: [steps]}``."""
-    step = jax.jit(task.step)
+    step = jax.jit(task.step, compiler_options=common.COMPILER_OPTIONS)
     steps = int(hp(case, "steps"))
     losses: dict[str, list[float]] = {t: [] for t in metric_names}
     for i in range(steps):
@@ -164,7 +166,7 @@ def run_jax(case: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         check_keys(flatten_dict(params), flatten_dict(state.players["generator"].params), "generator")
         return state.replace(players={"generator": new_player(params, task.g_tx)})
 
-    state = jax.jit(build)(params)
+    state = jax.jit(build, compiler_options=common.COMPILER_OPTIONS)(params)
     state, losses = run_steps(task, state, case, {}, {"lr": "batch/lr", "hr": "batch/hr"},
                               {"l_pix": "loss_l1", "l_total": "loss"})
     out = edsr_to_basicsr(np_tree(state.players["generator"].params), task.generator)

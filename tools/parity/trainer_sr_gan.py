@@ -27,6 +27,7 @@ from jaxgen.tasks import get_task
 from jaxgen.train.state import new_player
 from jaxgen.weights import convert
 
+import common  # tools/parity is not a package: its folder is on sys.path
 import trainer_sr as srp
 
 GOLDEN_DROP = ("frozen/", "batch/")
@@ -172,7 +173,7 @@ def init_state(task: Any, case: dict[str, np.ndarray], g_to_flax: Any, d_from_to
                    "discriminator": new_player(d, task.d_tx, collections=coll)}
         return state.replace(players=players)
 
-    return jax.jit(build)(jax.device_put(g), jax.device_put(d), coll)
+    return jax.jit(build, compiler_options=common.COMPILER_OPTIONS)(jax.device_put(g), jax.device_put(d), coll)
 
 
 GAN_METRICS = {"l_g_pix": "loss_l1", "l_g_percep": "loss_percep", "l_g_gan": "loss_gan", "l_g_total": "loss",
