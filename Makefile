@@ -24,7 +24,7 @@ demo: $(STAMP)
 # The everyday suite on 2 workers, listing its 20 slowest tests. tests/conftest.py keeps one persistent XLA
 # compilation cache for every worker, subprocess and later run (~/.cache/jaxgen/xla-tests; JAXGEN_TEST_XLA_CACHE=session
 # for a cold run). `make test-slow` runs the long end-to-end tests marked `slow` (multi-process training, tiny GAN
-# configs, translation resume, the opt-in oneDNN convolutions built with g++), which CI runs too. The everyday
+# configs, translation resume, whole sweeps, the opt-in oneDNN convolutions built with g++), which CI runs too. The everyday
 # suite compiles at LLVM -O0 with XLA's classic emitters (tests/conftest.py: compiling is most of its cost); the
 # slow tier compiles with XLA's defaults (JAXGEN_TEST_CODEGEN=default), as users' runs do.
 test: $(STAMP)

@@ -45,6 +45,7 @@ def status(workdir: Path, name: str) -> dict:
     return json.loads((workdir / name / "sweep_trial.json").read_text())
 
 
+@pytest.mark.slow  # two sweep runs of trainer subprocesses: 12-16 s of a cold `make test`; `make test-slow` (CI) runs it
 def test_parallel_trials_failure_isolated_rerun_skips(tmp_path):
     # lr 1e-3 and 5e-4 (the tiny config's own): train steps that test_sweep_resume, test_sweep_ray and other runs of
     # the tiny config compile too (a learning rate is a constant of the compiled step)

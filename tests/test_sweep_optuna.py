@@ -40,6 +40,7 @@ def load_study(w: Path):
     return optuna.load_study(study_name="jaxgen", storage=f"sqlite:///{w / 'optuna.db'}")
 
 
+@pytest.mark.slow  # two sweep runs of trainer subprocesses: 12-16 s of a cold `make test`; `make test-slow` (CI) runs it
 def test_optuna_study_resumes_across_runs(tmp_path):
     f, w = sweep_file(tmp_path), tmp_path / "w"
     run = [sys.executable, "-m", "jaxgen.cli", "sweep", str(f), "--workdir", str(w), "--search", "optuna", "--no-report"]

@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # a Ray cluster and trainer subprocesses: 12-16 s of a cold `make test`; `make test-slow` (CI) runs it
 def test_ray_backend_runs_trials_as_tasks_and_retries_failures(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     from jaxgen.sweeps import runner

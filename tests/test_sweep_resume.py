@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.test_sweep_local import REPO, cli, read_csv, status, sweep_file
 
 
@@ -34,6 +36,7 @@ def logged_steps(path: Path) -> list[int]:
     return steps
 
 
+@pytest.mark.slow  # two sweep runs of trainer subprocesses: 12-16 s of a cold `make test`; `make test-slow` (CI) runs it
 def test_sigterm_mid_trial_then_rerun_resumes_from_checkpoint(tmp_path):
     # Steps of training: the signal (forwarded within ~0.3 s, a step or two of the tiny config on a busy CPU) lands
     # after 2 logged steps, well before the last; the rerun trains the rest (each step here is a logged step).
