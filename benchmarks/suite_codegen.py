@@ -12,7 +12,7 @@ the classic emitters) a fresh process (no compilation cache) compiles
   contracts no multiply-adds).
 
 Medians over ``--repeats`` processes; the machine (``lscpu`` model and flags) and the load go with the numbers.
-Numbers: ``benchmarks/RESULTS.md``, "The test suite's codegen".
+Numbers: ``benchmarks/RESULTS.md``, the section "the suite's codegen".
 """
 
 from __future__ import annotations
