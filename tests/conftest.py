@@ -46,7 +46,10 @@ from jaxgen.models import conv_vjp, layers  # noqa: E402
 # folder is keyed like jaxgen's own cache by the CPU model and ISA flags (xla_setup.compilation_cache_dir), so
 # code compiled for one CPU kind is never loaded on another. Where, by JAXGEN_TEST_XLA_CACHE:
 #   unset / 1   ~/.cache/jaxgen/xla-tests/<jaxlib>-<machine>-<CPU key> ($XDG_CACHE_HOME honoured), kept between
-#               runs and bounded to TEST_CACHE_MAX_BYTES (JAX evicts the least recently used entries, under a lock)
+#               runs and bounded to TEST_CACHE_MAX_BYTES: the controller deletes the oldest-written entries at the
+#               start of a session (prune_cache). Not JAX's own bound (jax_compilation_cache_max_size): with it,
+#               every cache write lists, stats and reads the access time of every entry under a lock (0.9 s at
+#               5,000 entries here), so a cold run of ~2,500 compiles paid for a quadratic scan.
 #   session     a fresh temp folder for this session, removed at its end (a cold run: what CI's first run sees)
 #   0           off (measuring what the cache saves)
 #   PATH        that folder, kept
@@ -68,6 +71,27 @@ def suite_cache_dir(environ=os.environ) -> str:
     return str(user.parent.parent / "xla-tests" / user.name)
 
 
+def prune_cache(path: str | Path, max_bytes: int = TEST_CACHE_MAX_BYTES) -> list[str]:
+    """Delete the oldest-written entries of JAX's cache folder ``path`` (``*-cache`` files, and their
+    ``*-atime`` files) until the rest fits in ``max_bytes``; returns the deleted entries' keys, oldest first."""
+    entries = []
+    for f in Path(path).glob("*-cache"):
+        try:
+            st = f.stat()
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        entries.append((st.st_mtime_ns, f.name, st.st_size, f))
+    total, deleted = sum(e[2] for e in entries), []
+    for _, name, size, f in sorted(entries):
+        if total <= max_bytes:
+            break
+        f.unlink(missing_ok=True)
+        f.with_name(name.removesuffix("-cache") + "-atime").unlink(missing_ok=True)
+        total -= size
+        deleted.append(name.removesuffix("-cache"))
+    return deleted
+
+
 def pytest_configure(config):
     if os.environ.get(TEST_CACHE_ENV) == "0":
         return
@@ -75,16 +99,17 @@ def pytest_configure(config):
         path = suite_cache_dir()
         try:
             Path(path).mkdir(parents=True, exist_ok=True)
+            prune_cache(path)
         except OSError:  # an unwritable home (some CI runners): a session folder, as `session`
             path = suite_cache_dir({TEST_CACHE_ENV: "session"})
         os.environ[CACHE_ENV] = path
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(TEST_CACHE_MAX_BYTES)
+    os.environ.pop("JAX_COMPILATION_CACHE_MAX_SIZE", None)  # no per-write eviction (above)
     jax.config.update("jax_compilation_cache_dir", os.environ[CACHE_ENV])  # in case JAX read its env already
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", TEST_CACHE_MAX_BYTES)
+    jax.config.update("jax_compilation_cache_max_size", -1)
 
 
 def pytest_unconfigure(config):

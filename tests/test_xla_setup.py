@@ -336,7 +336,23 @@ def test_the_suites_cache_is_kept_per_cpu_kind_and_bounded(tmp_path):
     assert conftest.suite_cache_dir({conftest.TEST_CACHE_ENV: str(tmp_path / "x")}) == str(tmp_path / "x")
     if os.environ.get(conftest.TEST_CACHE_ENV) != "0":
         assert jax.config.jax_compilation_cache_dir == os.environ[conftest.CACHE_ENV]
-        assert int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) == conftest.TEST_CACHE_MAX_BYTES > 0
+        # bounded by prune_cache at the start of a run, not by JAX's per-write eviction (a scan of the whole folder)
+        assert jax.config.jax_compilation_cache_max_size == -1 and "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ
+
+
+def test_the_suites_cache_is_pruned_oldest_written_first(tmp_path):
+    """conftest.prune_cache: entries (``KEY-cache`` with its ``KEY-atime``) go oldest-written first until the rest
+    fits the bound; other files and a folder already within the bound are left alone."""
+    for i, size in enumerate([300, 100, 200, 50]):  # written in this order: k0 oldest
+        f = tmp_path / f"k{i}-cache"
+        f.write_bytes(b"x" * size)
+        (tmp_path / f"k{i}-atime").write_bytes(b"t")
+        os.utime(f, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
+    (tmp_path / "lockfile").write_bytes(b"")
+    assert conftest.prune_cache(tmp_path, max_bytes=650) == []  # 650 bytes: fits
+    assert conftest.prune_cache(tmp_path, max_bytes=260) == ["k0", "k1"]  # 650 -> 350 -> 250
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k2-atime", "k2-cache", "k3-atime", "k3-cache", "lockfile"]
+    assert conftest.prune_cache(tmp_path, max_bytes=0) == ["k2", "k3"]
 
 
 def test_the_suites_codegen_flags_keep_the_users_and_reach_this_process():
