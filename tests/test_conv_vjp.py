@@ -12,6 +12,7 @@ from jax import lax
 from jaxgen import models
 from jaxgen.models import conv_vjp
 from jaxgen.models.layers import conv
+from jaxgen.models.vgg import VGGFeatures
 from tests.param_utils import FAST_COMPILE, numpy_params
 
 DN = ("NHWC", "HWIO", "NHWC")
@@ -129,7 +130,6 @@ def test_edsr_train_gradients_equal_plain_formulation():
 def test_vgg_input_gradient_inside_a_while_loop_equals_plain_autodiff():
     """What Gatys uses (VGG convolutions built under ``conv_vjp.use``, differentiated w.r.t. the image inside a
     ``lax.fori_loop`` as in optax's line search): the same image updates as plain autodiff outside any loop."""
-    from jaxgen.models.vgg import VGGFeatures
 
     vgg = VGGFeatures(vgg_type="vgg19", taps=("relu1_2", "relu2_1"))
     r = np.random.default_rng(5)
@@ -155,3 +155,68 @@ def test_vgg_input_gradient_inside_a_while_loop_equals_plain_autodiff():
         got = jax.jit(lambda z: lax.fori_loop(0, 2, body, z), compiler_options=FAST_COMPILE)(z0)
     assert float(np.max(np.abs(ref - z0))) > 0.05  # the steps moved the image
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("h,w,k,pad", [(2, 2, 3, ((1, 1), (1, 1))), (1, 4, 3, ((1, 1), (1, 1))),
+                                       (2, 4, 3, ((2, 0), (1, 0))), (3, 5, 3, ((0, 0), (0, 0))),
+                                       (4, 4, 3, ((-1, 1), (1, 2))), (2, 3, 1, ((0, 0), (0, 0)))])
+def test_as_dot_equals_the_convolution_and_its_gradients(h, w, k, pad):
+    """The windows in the kernel's HWIO order (a swapped ``i``/``j`` or a wrong pad fails on these non-square,
+    asymmetric cases): values and both gradients against XLA's convolution and the float64 numpy weight grad."""
+    x, kern = _data(b=2, h=h, w=w, c=5, o=4, k=k, seed=h * 10 + w)
+    plain = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pad, dimension_numbers=DN)  # noqa: E731
+    y = plain(x, kern)
+    dy = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+    grads = lambda f: jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) * dy), argnums=(0, 1)))  # noqa: E731
+    np.testing.assert_allclose(conv_vjp.as_dot(x, kern, pad), y, rtol=1e-5, atol=1e-5)
+    (dx, dw), (ref_dx, ref_dw) = grads(lambda x, w: conv_vjp.as_dot(x, w, pad))(x, kern), grads(plain)(x, kern)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-5, atol=1e-5)
+    if min(min(p) for p in pad) >= 0:  # the numpy loop pads with np.pad (no crops)
+        np.testing.assert_allclose(dw, _numpy_weight_grad(x, dy, k, pad), rtol=1e-5, atol=1e-5)
+
+
+def test_small_maps_become_one_dot_on_cpu_and_larger_ones_stay_convolutions():
+    """At most SMALL_MAP_PIXELS (8) pixels: one dot_general and no convolution, through the default function
+    every layer gets (flax_conv_fn), the custom-gradient one and a 'SAME' call; 3x3 (9 pixels) stays a conv."""
+    assert conv_vjp.SMALL_MAP_PIXELS == 8 and conv_vjp.flax_conv_fn() is conv_vjp.default_conv
+    kern = np.ones((3, 3, 4, 4), np.float32)
+
+    def prims(fn, hw, padding=((1, 1), (1, 1))):
+        x = jnp.ones((1, *hw, 4))
+        return str(jax.make_jaxpr(lambda x: fn(x, kern, (1, 1), padding, dimension_numbers=DN))(x))
+
+    for fn in (conv_vjp.default_conv, conv_vjp.conv_general_dilated):
+        for hw in ((2, 2), (1, 8), (2, 4), (1, 1)):
+            text = prims(fn, hw)
+            assert "dot_general" in text and "conv_general_dilated" not in text, (fn.__name__, hw)
+        for hw in ((3, 3), (2, 5), (1, 9)):
+            assert "conv_general_dilated" in prims(fn, hw), (fn.__name__, hw)
+    same = prims(conv_vjp.default_conv, (2, 2), "SAME")
+    assert "dot_general" in same and "conv_general_dilated" not in same
+    strided = lambda x, w, s, p, dimension_numbers: conv_vjp.default_conv(x, w, (2, 2), p,  # noqa: E731
+                                                                          dimension_numbers=dimension_numbers)
+    assert "conv_general_dilated" in prims(strided, (2, 2))
+
+
+def test_vgg_on_a_32px_input_is_its_convolutions_with_conv5_as_dots():
+    """VGG19's conv5 block on a 32 px input runs on 2x2 maps: the features through the default function equal
+    lax's convolutions within float32 summation order (forward and the input gradient a perceptual loss takes)."""
+    vgg = VGGFeatures(vgg_type="vgg19", taps=("conv4_4", "conv5_4"))
+    x = jnp.asarray(np.random.default_rng(3).random((2, 32, 32, 3), np.float32))
+    params = {"params": numpy_params(jax.eval_shape(vgg.init, jax.random.key(0), x)["params"], seed=5,
+                                     kernel_gain=2.0)}
+
+    def loss(p, x):
+        return sum(jnp.mean(jnp.abs(f)) for f in vgg.apply(p, x).values())
+
+    def run():
+        return jax.jit(jax.value_and_grad(loss, argnums=1))(params, x)
+
+    text = str(jax.make_jaxpr(lambda x: vgg.apply(params, x))(x))
+    assert text.count("dot_general") == 4 and text.count("conv_general_dilated") == 12  # conv5_1..4; the rest
+    (v, g) = run()
+    with conv_vjp.overridden(lax.conv_general_dilated):
+        (v_ref, g_ref) = run()
+    np.testing.assert_allclose(v, v_ref, rtol=1e-5)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-6 * float(jnp.abs(g_ref).max()))

@@ -221,7 +221,7 @@ def test_override_reaches_the_layers_and_stacked_init_never_traces_it():
         calls.clear()
         got = jax.jit(lambda p, x: model.apply({"params": p}, x))(params, x)
         assert len(calls) >= 4  # head, the scanned block body's two, body tail, upsampler
-    assert conv_vjp.flax_conv_fn() is None and conv_vjp.override() is None
+    assert conv_vjp.flax_conv_fn() is conv_vjp.default_conv and conv_vjp.override() is None
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), init, params))
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
 

@@ -16,6 +16,14 @@ difference).
 Use: ``nn.Conv(..., conv_general_dilated=conv_general_dilated)`` (what ``jaxgen.models.layers.conv`` does when
 :func:`enabled`); other convolutions (strides, dilations, groups, other layouts) fall back to
 ``lax.conv_general_dilated`` unchanged.
+
+Small maps: XLA:CPU runs a stride-1 convolution over a map of at most :data:`SMALL_MAP_PIXELS` pixels (VGG's
+``conv5`` block on a 32 px input is 2x2; 1x1, 1x4, 1x8 and 2x4 too) outside its convolution libraries, 2-48x
+slower than the same sum as one matrix product (forward and gradients; 210 ms instead of 3 ms for a 3x3
+512->512 convolution of 4 maps of 2x2 at LLVM -O0; ``benchmarks/small_map_conv.py``, numbers in
+``benchmarks/RESULTS.md``). On CPU both :func:`conv_general_dilated` and :func:`default_conv` (every jaxgen
+convolution's function when neither :func:`enabled` nor an :func:`override`) compute those as :func:`as_dot`:
+the ``kh * kw`` shifted windows side by side, times the reshaped kernel (equal up to float summation order).
 """
 
 from __future__ import annotations
@@ -28,14 +36,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["conv2d_nhwc", "conv_general_dilated", "enabled", "flax_conv_fn", "input_grad", "override", "overridden",
-           "set_enabled", "set_override", "stride1_nhwc_padding", "use", "weight_grad"]
+__all__ = ["SMALL_MAP_PIXELS", "as_dot", "conv2d_nhwc", "conv_general_dilated", "default_conv", "enabled", "flax_conv_fn", "input_grad", "override", "overridden",
+           "set_enabled", "set_override", "small_map", "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
 _STATE: dict[str, Any] = {"enabled": False, "override": None}
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
+# The largest map (input height x width) XLA:CPU's convolution runs outside its libraries: 1x1 ... 2x4 measured
+# 2-48x slower than as_dot at 64-512 channels, 3x3 and 2x8 at par (benchmarks/small_map_conv.py).
+SMALL_MAP_PIXELS = 8
 
 
 def enabled() -> bool:
@@ -46,10 +57,10 @@ def enabled() -> bool:
 def flax_conv_fn() -> Any:
     """The ``conv_general_dilated`` argument for ``flax.linen.Conv`` (read at trace time): the :func:`override`
     when one is set (the opt-in oneDNN backend), else :func:`conv_general_dilated` when :func:`enabled`, else
-    ``None`` (Flax's default, ``lax.conv_general_dilated``)."""
+    :func:`default_conv` (``lax.conv_general_dilated``, small maps on CPU as :func:`as_dot`)."""
     if _STATE["override"] is not None:
         return _STATE["override"]
-    return conv_general_dilated if enabled() else None
+    return conv_general_dilated if enabled() else default_conv
 
 
 def override() -> Any:
@@ -184,13 +195,67 @@ def conv_general_dilated(
     preferred_element_type: Any = None,
 ) -> jax.Array:
     """Drop-in for ``lax.conv_general_dilated`` (the signature ``flax.linen.Conv`` calls): the stride-1, undilated,
-    ungrouped NHWC/HWIO case with explicit (or ``'VALID'``) padding goes through :func:`conv2d_nhwc`; anything else, and any
-    ``precision`` / ``preferred_element_type`` request, is passed to ``lax.conv_general_dilated`` unchanged."""
+    ungrouped NHWC/HWIO case with explicit (or ``'VALID'``) padding goes through :func:`conv2d_nhwc` (a small map on
+    CPU through :func:`as_dot`, see :func:`small_map`); anything else, and any ``precision`` /
+    ``preferred_element_type`` request, is passed to :func:`default_conv`."""
     pad = None if precision is not None or preferred_element_type is not None else stride1_nhwc_padding(
         lhs.ndim, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
         batch_group_count)
     if pad is not None:
-        return conv2d_nhwc(lhs, rhs, pad)
+        return as_dot(lhs, rhs, pad) if small_map(lhs) else conv2d_nhwc(lhs, rhs, pad)
+    return default_conv(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision, preferred_element_type=preferred_element_type)
+
+
+def small_map(x: jax.Array) -> bool:
+    """Whether a stride-1 NHWC convolution of ``x`` goes to :func:`as_dot`: on CPU (the backend at trace time),
+    maps of at most :data:`SMALL_MAP_PIXELS` pixels. A symbolic size (``jax.export`` shape polymorphism) is not."""
+    h, w = x.shape[1:3]
+    return isinstance(h, int) and isinstance(w, int) and h * w <= SMALL_MAP_PIXELS and jax.default_backend() == "cpu"
+
+
+def as_dot(x: jax.Array, kernel: jax.Array, padding: Padding, precision: Any = None,
+           preferred_element_type: Any = None) -> jax.Array:
+    """``conv(x [B,H,W,C], kernel [kh,kw,C,O], stride 1, padding)`` as one matrix product: the padded input's
+    ``kh * kw`` shifted windows concatenated on the channel axis (``[B*Ho*Wo, kh*kw*C]``, window-major as the
+    kernel's ``HWIO`` layout) times ``kernel.reshape(kh*kw*C, O)``. Padding may be negative (a crop)."""
+    (pt, pb), (pl, pr) = padding
+    kh, kw, c, o = kernel.shape
+    zero = jnp.zeros((), x.dtype)
+    xp = lax.pad(x, zero, ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
+    ho, wo = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"as_dot: input {x.shape} padded {padding} is smaller than the {kh}x{kw} kernel")
+    cols = jnp.concatenate([xp[:, i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)], axis=-1)
+    y = jnp.matmul(cols.reshape(-1, kh * kw * c), kernel.reshape(kh * kw * c, o), precision=precision,
+                   preferred_element_type=preferred_element_type)
+    return y.reshape(x.shape[0], ho, wo, o)
+
+
+def default_conv(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: Any,
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """Drop-in for ``lax.conv_general_dilated``: a stride-1 NHWC/HWIO convolution of a small map on CPU
+    (:func:`small_map`) as :func:`as_dot`, anything else ``lax.conv_general_dilated`` unchanged."""
+    explicit = padding
+    if isinstance(padding, str) and padding != "VALID" and _spec(dimension_numbers, lhs.ndim) == _NHWC_SPEC:
+        explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+    pad = stride1_nhwc_padding(lhs.ndim, window_strides, explicit, lhs_dilation, rhs_dilation, dimension_numbers,
+                               feature_group_count, batch_group_count)
+    if pad is not None and small_map(lhs):
+        return as_dot(lhs, rhs, pad, precision, preferred_element_type)
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
         dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,

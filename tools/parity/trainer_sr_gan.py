@@ -66,7 +66,9 @@ def random_vgg(seed: int, layers: dict[str, float]) -> dict[str, np.ndarray]:
     """``{features.N.weight|bias: torch layout}`` of a Kaiming-initialised VGG19 up to the deepest layer."""
     names = vgg_layer_names("vgg19")
     deepest = max(layers, key=names.index)
-    params = VGGFeatures(vgg_type="vgg19", taps=(deepest,)).init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
+    # one jitted init, compiled as the trainers' programs (eagerly each layer's draws compile op by op: ~5 s)
+    init = jax.jit(VGGFeatures(vgg_type="vgg19", taps=(deepest,)).init, compiler_options=common.COMPILER_OPTIONS)
+    params = init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
     out = {}
     for mod, leaves in params["params"].items():
         n = mod.split("_")[1]
