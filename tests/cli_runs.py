@@ -15,6 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = f"{REPO / 'configs' / 'edsr.py'}:x2,tiny"
 
 
+def device_flags(devices: int) -> str:
+    """``XLA_FLAGS`` for a subprocess with ``devices`` host devices: the inherited flags (the suite's codegen,
+    conftest.py, and the user's) plus the device count."""
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+
+
 def cpu_env(devices: int, cache: Path) -> dict[str, str]:
     """The environment of a CPU-only JAX subprocess with ``devices`` host devices, importing this checkout's
     ``jaxgen``, with a persistent compilation cache in ``cache`` (runs of one test module compile the same
@@ -22,7 +28,7 @@ def cpu_env(devices: int, cache: Path) -> dict[str, str]:
     return dict(
         os.environ,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip(),
+        XLA_FLAGS=device_flags(devices),
         PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         JAX_COMPILATION_CACHE_DIR=str(cache),
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",

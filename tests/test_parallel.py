@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from tests import parallel_equivalence
+from tests.cli_runs import device_flags
 
 SCRIPT = Path(__file__).with_name("parallel_equivalence.py")
 
 
 def _run(tmp_path: Path, devices: int) -> dict[str, np.ndarray]:
     out = tmp_path / f"run_{devices}.npz"
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
-    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")  # the suite's codegen flags kept (conftest.py)
+    env = dict(os.environ, XLA_FLAGS=device_flags(devices), JAX_PLATFORMS="cpu")
     subprocess.run([sys.executable, str(SCRIPT), str(out)], check=True, env=env, timeout=300)
     return dict(np.load(out))
 
