@@ -15,8 +15,9 @@ from pathlib import Path
 # (benchmarks/RESULTS.md, "The test suite's codegen"). Results differ from XLA's default codegen in the last bits
 # (no fused multiply-adds), so the checks that are about what a user's run computes bit for bit, or that
 # compare with the official code's float32 spread, compile with XLA's defaults (tests/param_utils.py's
-# USER_CODEGEN: the training parity goldens, the init equalities between program layouts). JAXGEN_TEST_CODEGEN=
-# default runs the whole suite with XLA's defaults (CI's `make test-slow` tier does).
+# USER_CODEGEN: the init equalities between program layouts, the chaotic CycleGAN parity golden; every parity
+# golden again in the slow tier: tests/test_training_parity.py). JAXGEN_TEST_CODEGEN=default runs the whole suite
+# with XLA's defaults (CI's `make test-slow` tier does).
 TEST_CODEGEN_ENV = "JAXGEN_TEST_CODEGEN"
 TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
 

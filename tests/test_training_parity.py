@@ -6,6 +6,12 @@ the batches, the hyper-parameters) goes through ``tools/parity/trainer_NAME.py``
 at every step and the final params must agree with the torch side within ``LOSS_RTOL``/``PARAM_RTOL`` (1e-4
 relative, float32; definitions in ``tools/parity/common.py``), or, for a golden that stores the measured float32
 noise floor of the official code (a chaotic case), within ``FLOOR_FACTOR`` x that floor.
+
+Two codegens: the everyday suite compiles the trainers' programs as the rest of the suite (LLVM -O0, XLA's classic
+emitters: conftest.py), except the goldens in ``USER_CODEGEN_ONLY``, and the ``slow`` tier (CI, every run) checks
+every golden again with the programs compiled as a user's run compiles them (``USER_CODEGEN``). CycleGAN's float32
+trajectory is chaotic enough that the suite's codegen alone (no fused multiply-adds) takes it 14.6x beyond the
+official code's own spread, so it is checked at the users' codegen in both tiers.
 """
 
 from __future__ import annotations
@@ -21,13 +27,26 @@ sys.path.insert(0, str(ROOT / "tools" / "parity"))
 import common  # noqa: E402  (tools/parity is not a package)
 from tests.param_utils import USER_CODEGEN  # noqa: E402
 
-common.COMPILER_OPTIONS = USER_CODEGEN  # the init and step programs as a user's run compiles them (conftest.py)
-
 GOLDENS = sorted(common.GOLDEN_DIR.glob("*.npz"))
+USER_CODEGEN_ONLY = {"cyclegan"}  # chaotic beyond its floor at the suite's codegen (module doc)
 
 
 @pytest.mark.parametrize("golden_path", GOLDENS, ids=[p.stem for p in GOLDENS])
-def test_trainer_matches_official_golden(golden_path):
+def test_trainer_matches_official_golden(golden_path, monkeypatch):
+    """At the suite's codegen (``USER_CODEGEN_ONLY``: the users')."""
+    monkeypatch.setattr(common, "COMPILER_OPTIONS", USER_CODEGEN if golden_path.stem in USER_CODEGEN_ONLY else None)
+    _check_golden(golden_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("golden_path", GOLDENS, ids=[p.stem for p in GOLDENS])
+def test_trainer_matches_official_golden_as_users_compile(golden_path, monkeypatch):
+    """The init and step programs compiled as a user's run compiles them (XLA's defaults)."""
+    monkeypatch.setattr(common, "COMPILER_OPTIONS", USER_CODEGEN)
+    _check_golden(golden_path)
+
+
+def _check_golden(golden_path):
     golden = common.load_flat(golden_path)
     trainer = common.load_trainer(golden_path.stem)
     case = common.golden_case(golden, trainer)
