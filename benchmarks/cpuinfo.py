@@ -3,6 +3,7 @@ one CPU kind say nothing of another), the core count and the load."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -24,3 +25,11 @@ def cpu_info() -> dict:
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "load_1min": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "platform": platform.platform()}
+
+
+def write_record(record: dict, out: str) -> None:
+    """Adds the load at the end (``load_1min_end``) to ``record`` and writes it as JSON to ``out`` when given."""
+    record["load_1min_end"] = os.getloadavg()[0]
+    if out:
+        with open(out, "w") as f:
+            f.write(json.dumps(record, indent=1) + "\n")

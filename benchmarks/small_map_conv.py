@@ -14,7 +14,6 @@ convolutions. The machine (``lscpu`` model and flags) and the load go with the n
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from benchmarks.cpuinfo import cpu_info  # noqa: E402
+from benchmarks.cpuinfo import cpu_info, write_record  # noqa: E402
 from jaxgen.models import conv_vjp  # noqa: E402
 from jaxgen.models.vgg import VGGFeatures  # noqa: E402
 
@@ -98,9 +97,7 @@ def main() -> None:
         r = record["vgg19_32px"][name]
         print(f"VGG19 to conv5_4, 4 x 32 px, {name:12s}: forward {r['fwd_s'] * 1e3:6.1f} ms, input gradient "
               f"{r['input_grad_s'] * 1e3:6.1f} ms", flush=True)
-    record["load_1min_end"] = os.getloadavg()[0]
-    if args.out:
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.cpuinfo import cpu_info  # noqa: E402
+from benchmarks.cpuinfo import cpu_info, write_record  # noqa: E402
 
 FLAG_SETS = {
     "default": "",
@@ -90,9 +90,7 @@ def main() -> None:
         record["flag_sets"][name] = row
         print(f"{name:36s} tiny {row['tiny_median_ms']:6.1f} ms  step compile {row['step_compile_s']:.2f} s  "
               f"20 runs {row['step_run20_s']:.3f} s  loss {row['loss']!r}", flush=True)
-    record["load_1min_end"] = os.getloadavg()[0]
-    if args.out:
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

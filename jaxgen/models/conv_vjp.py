@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from typing import Any, Iterator, Sequence
 
 import jax
@@ -47,6 +48,7 @@ Padding = tuple[tuple[int, int], tuple[int, int]]
 # The largest map (input height x width) XLA:CPU's convolution runs outside its libraries: 1x1 ... 2x4 measured
 # 2-48x slower than as_dot at 64-512 channels, 3x3 and 2x8 at par (benchmarks/small_map_conv.py).
 SMALL_MAP_PIXELS = 8
+_LAX_CONV = inspect.signature(lax.conv_general_dilated)
 
 
 def enabled() -> bool:
@@ -234,32 +236,20 @@ def as_dot(x: jax.Array, kernel: jax.Array, padding: Padding, precision: Any = N
     return y.reshape(x.shape[0], ho, wo, o)
 
 
-def default_conv(
-    lhs: jax.Array,
-    rhs: jax.Array,
-    window_strides: Sequence[int],
-    padding: Any,
-    lhs_dilation: Sequence[int] | None = None,
-    rhs_dilation: Sequence[int] | None = None,
-    dimension_numbers: Any = None,
-    feature_group_count: int = 1,
-    batch_group_count: int = 1,
-    precision: Any = None,
-    preferred_element_type: Any = None,
-) -> jax.Array:
-    """Drop-in for ``lax.conv_general_dilated``: a stride-1 NHWC/HWIO convolution of a small map on CPU
-    (:func:`small_map`) as :func:`as_dot`, anything else ``lax.conv_general_dilated`` unchanged."""
+def default_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any, *args: Any,
+                 **kwargs: Any) -> jax.Array:
+    """Drop-in for ``lax.conv_general_dilated`` (same arguments): a stride-1 NHWC/HWIO convolution of a small map
+    on CPU (:func:`small_map`) as :func:`as_dot`, anything else ``lax.conv_general_dilated`` unchanged."""
+    a = _LAX_CONV.bind(lhs, rhs, window_strides, padding, *args, **kwargs).arguments
+    dn = a.get("dimension_numbers")
     explicit = padding
-    if isinstance(padding, str) and padding != "VALID" and _spec(dimension_numbers, lhs.ndim) == _NHWC_SPEC:
+    if isinstance(padding, str) and padding != "VALID" and _spec(dn, lhs.ndim) == _NHWC_SPEC:
         explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
-    pad = stride1_nhwc_padding(lhs.ndim, window_strides, explicit, lhs_dilation, rhs_dilation, dimension_numbers,
-                               feature_group_count, batch_group_count)
+    pad = stride1_nhwc_padding(lhs.ndim, window_strides, explicit, a.get("lhs_dilation"), a.get("rhs_dilation"), dn,
+                               a.get("feature_group_count", 1), a.get("batch_group_count", 1))
     if pad is not None and small_map(lhs):
-        return as_dot(lhs, rhs, pad, precision, preferred_element_type)
-    return lax.conv_general_dilated(
-        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
-        batch_group_count=batch_group_count, precision=precision, preferred_element_type=preferred_element_type)
+        return as_dot(lhs, rhs, pad, a.get("precision"), a.get("preferred_element_type"))
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, *args, **kwargs)
 
 
 def _spec(dimension_numbers: Any, ndim: int) -> Any:
