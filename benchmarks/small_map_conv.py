@@ -7,8 +7,10 @@ jitted forward and of the jitted gradient (input and kernel) of ``lax.conv_gener
 ``conv_vjp.as_dot``, at XLA's default codegen. Then what jaxgen's default convolution function
 (``conv_vjp.default_conv``, maps of at most ``SMALL_MAP_PIXELS`` pixels as the dot) gives a frozen VGG19 on a 32 px
 batch of 4 (a perceptual loss's forward and input gradient: conv5 runs on 2x2 maps), against plain lax
-convolutions. The machine (``lscpu`` model and flags) and the load go with the numbers; they are in
-``benchmarks/RESULTS.md``, the section "Small maps".
+convolutions. ``--dot-gradient`` adds a lever measured and not adopted: the library's forward with the dot
+form's gradients (a ``jax.custom_vjp``) on 3x3-32x32 maps, both gradients and the input gradient alone (a
+frozen network's), batch 4 and 16. The machine (``lscpu`` model and flags) and the load go with the numbers;
+they are in ``benchmarks/RESULTS.md``, the section "Small maps".
 """
 
 from __future__ import annotations
@@ -59,10 +61,49 @@ def grad_of(f):
     return jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1)))
 
 
+@jax.custom_vjp
+def conv_dot_grad(x, w):
+    """The library's forward, :func:`dot`'s gradients."""
+    return conv(x, w)
+
+
+def _cdg_fwd(x, w):
+    return conv(x, w), (x, w)
+
+
+def _cdg_bwd(res, dy):
+    return jax.vjp(dot, *res)[1](dy)
+
+
+conv_dot_grad.defvjp(_cdg_fwd, _cdg_bwd)
+
+
+def dot_gradient_table(steps: int) -> list[dict]:
+    rows = []
+    for c in (128, 256, 512):
+        for hw in (3, 4, 8, 12, 16, 24, 32):
+            for b in (4, 16) if hw <= 16 else (4,):
+                x = jax.random.normal(jax.random.key(0), (b, hw, hw, c))
+                k = jax.random.normal(jax.random.key(1), (3, 3, c, c)) * 0.02
+                row = {"h": hw, "w": hw, "c": c, "batch": b}
+                for name, fn in (("conv", conv), ("dot_grad", conv_dot_grad)):
+                    both = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) ** 2), argnums=(0, 1)))
+                    x_only = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) ** 2)))
+                    row[f"{name}_both_grads_s"] = median_s(both, x, k, steps=steps)
+                    row[f"{name}_input_grad_s"] = median_s(x_only, x, k, steps=steps)
+                rows.append(row)
+                print(f"{hw}x{hw} C={c:3d} B={b:2d}: both gradients {row['conv_both_grads_s'] * 1e3:7.2f} -> "
+                      f"{row['dot_grad_both_grads_s'] * 1e3:7.2f} ms, input gradient "
+                      f"{row['conv_input_grad_s'] * 1e3:7.2f} -> {row['dot_grad_input_grad_s'] * 1e3:7.2f} ms",
+                      flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="", help="write the JSON here too")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--dot-gradient", action="store_true", help="also the library forward with dot gradients")
     args = ap.parse_args()
     record = {"benchmark": "small_map_conv", **cpu_info(), "small_map_pixels": conv_vjp.SMALL_MAP_PIXELS,
               "xla_flags": os.environ.get("XLA_FLAGS", ""), "maps": [], "vgg19_32px": {}}
@@ -97,6 +138,8 @@ def main() -> None:
         r = record["vgg19_32px"][name]
         print(f"VGG19 to conv5_4, 4 x 32 px, {name:12s}: forward {r['fwd_s'] * 1e3:6.1f} ms, input gradient "
               f"{r['input_grad_s'] * 1e3:6.1f} ms", flush=True)
+    if args.dot_gradient:
+        record["dot_gradient"] = dot_gradient_table(args.steps)
     write_record(record, args.out)
 
 
