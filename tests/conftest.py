@@ -32,6 +32,12 @@ def add_test_xla_flags(environ=os.environ) -> None:
     environ["XLA_FLAGS"] = " ".join(current + [f for f in TEST_XLA_FLAGS if f.split("=", 1)[0] not in names])
 
 
+def without_test_xla_flags(flags: str) -> str:
+    """``XLA_FLAGS`` less :data:`TEST_XLA_FLAGS`: for a subprocess that must compile as a user's run does (a
+    benchmark whose numbers and variants are the check)."""
+    return " ".join(token for token in flags.split() if token not in TEST_XLA_FLAGS)
+
+
 add_test_xla_flags()
 
 import jax  # noqa: E402  (after XLA_FLAGS: see above)

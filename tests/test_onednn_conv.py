@@ -35,6 +35,7 @@ from jaxgen import image, models, xla_setup
 from jaxgen.config import ConfigError, check_run_config, run_config
 from jaxgen.models import conv_vjp, onednn_conv
 from jaxgen.tasks.common import compute_dtype
+from tests import conftest
 from tests.inprocess_cli import run_jaxgen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -427,7 +428,8 @@ def test_train_step_benchmark_smoke(lib_env, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "onednn_ffi" / "train_step.py"), "--smoke",
                         "--variants", "xla_tuned,onednn_f32_2dev,onednn_bf16_2dev", "--torch-variants", "",
                         "--out", str(out)], capture_output=True, text=True, cwd=str(ROOT), timeout=600,
-                       env={**lib_env, "PYTHONPATH": str(ROOT)})
+                       env={**lib_env, "PYTHONPATH": str(ROOT),
+                            "XLA_FLAGS": conftest.without_test_xla_flags(lib_env.get("XLA_FLAGS", ""))})
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
     for case in ("edsr_b2", "style_b2"):
