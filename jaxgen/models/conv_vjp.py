@@ -197,14 +197,14 @@ def conv_general_dilated(
     preferred_element_type: Any = None,
 ) -> jax.Array:
     """Drop-in for ``lax.conv_general_dilated`` (the signature ``flax.linen.Conv`` calls): the stride-1, undilated,
-    ungrouped NHWC/HWIO case with explicit (or ``'VALID'``) padding goes through :func:`conv2d_nhwc` (a small map on
-    CPU through :func:`as_dot`, see :func:`small_map`); anything else, and any ``precision`` /
-    ``preferred_element_type`` request, is passed to :func:`default_conv`."""
+    ungrouped NHWC/HWIO case with explicit (or ``'VALID'``) padding goes through :func:`conv2d_nhwc`; anything else
+    (a small map on CPU: :func:`small_map`), and any ``precision`` / ``preferred_element_type`` request, is passed
+    to :func:`default_conv`."""
     pad = None if precision is not None or preferred_element_type is not None else stride1_nhwc_padding(
         lhs.ndim, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
         batch_group_count)
-    if pad is not None:
-        return as_dot(lhs, rhs, pad) if small_map(lhs) else conv2d_nhwc(lhs, rhs, pad)
+    if pad is not None and not small_map(lhs):
+        return conv2d_nhwc(lhs, rhs, pad)
     return default_conv(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
         dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
