@@ -13,10 +13,7 @@ numbers; they are in ``benchmarks/RESULTS.md``, the section "Cores per convoluti
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,25 +24,12 @@ import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
 from benchmarks.cpuinfo import cpu_info, write_record  # noqa: E402
+from benchmarks.timing import timed  # noqa: E402
 from jaxgen import models, xla_setup  # noqa: E402
 
 LIBRARIES = {"ynnpack": None, "eigen": xla_setup.CPU_EIGEN_CONV_OPTIONS}
 CONVS = ((1, 256, 64, 64), (4, 128, 64, 64), (16, 64, 64, 64), (1, 64, 64, 64), (2, 64, 64, 64), (1, 64, 64, 32),
          (1, 128, 64, 32))
-
-
-def timed(fn, *args, steps: int) -> tuple[float, float]:
-    """Median wall seconds of ``fn(*args)`` and the cores it kept busy (CPU seconds / wall seconds)."""
-    jax.block_until_ready(fn(*args))
-    walls, cpus = [], []
-    for _ in range(steps):
-        t, c = time.perf_counter(), os.times()
-        jax.block_until_ready(fn(*args))
-        c2 = os.times()
-        walls.append(time.perf_counter() - t)
-        cpus.append(c2.user - c.user + c2.system - c.system)
-    wall = statistics.median(walls)
-    return wall, sum(cpus) / sum(walls)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """The machine a benchmark ran on: ``lscpu``'s model name and ISA flags (every record carries them: timings on
-one CPU kind say nothing of another), the core count and the load."""
+one CPU kind say nothing of another), the core count and the load, and
+:func:`write_record` (the record with the load at its end, as JSON)."""
 
 from __future__ import annotations
 

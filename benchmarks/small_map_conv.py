@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +28,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
 from benchmarks.cpuinfo import cpu_info, write_record  # noqa: E402
+from benchmarks.timing import timed  # noqa: E402
 from jaxgen.models import conv_vjp  # noqa: E402
 from jaxgen.models.vgg import VGGFeatures  # noqa: E402
 
@@ -37,16 +36,6 @@ DN = ("NHWC", "HWIO", "NHWC")
 PAD = ((1, 1), (1, 1))
 MAPS = ((1, 1), (1, 4), (2, 2), (1, 8), (2, 4), (3, 3), (2, 8), (4, 4), (4, 8), (8, 8))
 CHANNELS = (64, 256, 512)
-
-
-def median_s(fn, *args, steps: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def conv(x, w):
@@ -89,8 +78,8 @@ def dot_gradient_table(steps: int) -> list[dict]:
                 for name, fn in (("conv", conv), ("dot_grad", conv_dot_grad)):
                     both = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) ** 2), argnums=(0, 1)))
                     x_only = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) ** 2)))
-                    row[f"{name}_both_grads_s"] = median_s(both, x, k, steps=steps)
-                    row[f"{name}_input_grad_s"] = median_s(x_only, x, k, steps=steps)
+                    row[f"{name}_both_grads_s"] = timed(both, x, k, steps=steps)[0]
+                    row[f"{name}_input_grad_s"] = timed(x_only, x, k, steps=steps)[0]
                 rows.append(row)
                 print(f"{hw}x{hw} C={c:3d} B={b:2d}: both gradients {row['conv_both_grads_s'] * 1e3:7.2f} -> "
                       f"{row['dot_grad_both_grads_s'] * 1e3:7.2f} ms, input gradient "
@@ -112,10 +101,10 @@ def main() -> None:
             x = jax.random.normal(jax.random.key(0), (4, h, w, c))
             k = jax.random.normal(jax.random.key(1), (3, 3, c, c)) * 0.02
             row = {"h": h, "w": w, "c": c,
-                   "conv_fwd_s": median_s(jax.jit(conv), x, k, steps=args.steps),
-                   "dot_fwd_s": median_s(jax.jit(dot), x, k, steps=args.steps),
-                   "conv_grad_s": median_s(grad_of(conv), x, k, steps=args.steps),
-                   "dot_grad_s": median_s(grad_of(dot), x, k, steps=args.steps)}
+                   "conv_fwd_s": timed(jax.jit(conv), x, k, steps=args.steps)[0],
+                   "dot_fwd_s": timed(jax.jit(dot), x, k, steps=args.steps)[0],
+                   "conv_grad_s": timed(grad_of(conv), x, k, steps=args.steps)[0],
+                   "dot_grad_s": timed(grad_of(dot), x, k, steps=args.steps)[0]}
             record["maps"].append(row)
             print(f"{h}x{w} C={c:3d}: forward conv {row['conv_fwd_s'] * 1e3:7.2f} ms, dot {row['dot_fwd_s'] * 1e3:6.2f}"
                   f" ms ({row['conv_fwd_s'] / row['dot_fwd_s']:5.2f}x); gradient conv "
@@ -133,8 +122,8 @@ def main() -> None:
         with conv_vjp.overridden(fn):  # read when the jits below trace
             fwd = jax.jit(lambda p, x: vgg.apply(p, x))
             grad = jax.jit(jax.grad(loss, argnums=1))
-            record["vgg19_32px"][name] = {"fwd_s": median_s(fwd, params, x, steps=args.steps),
-                                          "input_grad_s": median_s(grad, params, x, steps=args.steps)}
+            record["vgg19_32px"][name] = {"fwd_s": timed(fwd, params, x, steps=args.steps)[0],
+                                          "input_grad_s": timed(grad, params, x, steps=args.steps)[0]}
         r = record["vgg19_32px"][name]
         print(f"VGG19 to conv5_4, 4 x 32 px, {name:12s}: forward {r['fwd_s'] * 1e3:6.1f} ms, input gradient "
               f"{r['input_grad_s'] * 1e3:6.1f} ms", flush=True)
