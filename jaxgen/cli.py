@@ -23,8 +23,6 @@ COMMANDS = {
     "report": ("jaxgen.commands.report", "write a sweep folder's self-contained report.html (table, curves, images)"),
 }
 
-# Commands that train (and so get jaxgen.xla_setup's process-level CPU device split).
-TRAINING_COMMANDS = ("train", "demo", "sweep")
 
 
 def usage() -> str:
@@ -82,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if no_cache:
         os.environ[xla_setup.CACHE_ENV] = "0"
     xla_setup.configure_compilation_cache()  # compiled programs reused by the next command (benchmarks/RESULTS.md)
-    if argv[1] in TRAINING_COMMANDS:
-        # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off). Training only: a split
-        # host slows single-image inference with Eigen convolutions (benchmarks/RESULTS.md).
+    if xla_setup.splits_host(argv[1], argv[2:]):
+        # per-backend XLA defaults, before JAX initialises (JAXGEN_XLA_DEFAULTS=0: off). Training and tiled
+        # upscales only: a split host slows single-image inference (benchmarks/RESULTS.md).
         xla_setup.configure_process(conv_backend=xla_setup.conv_backend_from_argv(argv[2:]))
 
     set_verbosity(verbose)  # quiet library logs for every command

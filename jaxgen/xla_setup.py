@@ -2,12 +2,14 @@
 
 Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun them):
 
-* CPU, process level, training commands only (:func:`configure_process`, called by ``jaxgen.cli.main`` for
-  ``train``/``demo``/``sweep`` before JAX is imported): the host is split into ``min(os.cpu_count(), 2)`` XLA CPU
-  devices (``JAX_NUM_CPU_DEVICES``), so the training batch, sharded on the ``data`` mesh axis, runs as concurrent
-  per-device programs that keep every core busy (one XLA:CPU program keeps ~1.2 of 2 cores busy in a conv-net
-  backward pass). Skipped when the user set ``JAX_NUM_CPU_DEVICES`` or ``--xla_force_host_platform_device_count``.
-  Inference commands keep one device (a split host makes single-image forwards up to 1.7x slower).
+* CPU, process level, training commands and tiled upscales (:func:`configure_process`, called by
+  ``jaxgen.cli.main`` before JAX is imported when :func:`splits_host`: ``train``/``demo``/``sweep``, ``upscale
+  --tile N``): the host is split into ``min(os.cpu_count(), 2)`` XLA CPU devices (``JAX_NUM_CPU_DEVICES``), so the
+  training batch, sharded on the ``data`` mesh axis, runs as concurrent per-device programs that keep every core
+  busy (one XLA:CPU program keeps ~1.2 of 2 cores busy in a conv-net backward pass), and so do an upscale's
+  windows, one per device. Skipped when the user set ``JAX_NUM_CPU_DEVICES`` or
+  ``--xla_force_host_platform_device_count``. Whole-image inference keeps one device (a split host makes
+  single-image forwards up to 1.7x slower).
 * CPU, per network (:func:`train_compiler_options` for the train step, :func:`inference_compiler_options` for
   inference ``jax.jit`` s): Eigen instead of YNNPACK convolutions (:data:`CPU_EIGEN_CONV_OPTIONS`) for the
   networks in :data:`CPU_EIGEN_CONV_TRAIN` / :data:`CPU_EIGEN_CONV_INFERENCE` -- measured per network by
@@ -66,11 +68,13 @@ __all__ = [
     "cpu_key",
     "cpu_device_count",
     "conv_backend_from_argv",
+    "SPLIT_HOST_COMMANDS",
     "enabled",
     "inference_compiler_options",
     "network_names",
     "omp_threads",
     "prepare_training",
+    "splits_host",
     "train_compiler_options",
     "use_conv_vjp",
     "user_xla_flags",
@@ -91,6 +95,8 @@ CPU_TRAIN_OPTIONS: dict[str, str] = {}
 # benchmarks/RESULTS.md). A train step gets Eigen convolutions when any of its networks is listed.
 CPU_EIGEN_CONV_TRAIN: frozenset[str] = frozenset({"transformer_net", "adain_decoder", "resnet"})
 CPU_EIGEN_CONV_INFERENCE: frozenset[str] = frozenset({"transformer_net", "resnet"})
+# Commands that train, and so get configure_process's CPU device split (splits_host).
+SPLIT_HOST_COMMANDS = ("train", "demo", "sweep")
 # The transposed-roles weight gradient measured faster below this per-device batch on XLA:CPU (and up to 1.5x
 # slower at per-device batch 8 with YNNPACK convolutions).
 CONV_VJP_MAX_BATCH = 4
@@ -124,17 +130,40 @@ def _cpus(cpu_count: int | None = None) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _argv_value(args: Iterable[str], *flags: str) -> str | None:
+    """The value of the first of ``flags`` in command-line ``args`` (``--flag=value`` or ``--flag value``)."""
+    args = list(args)
+    for i, a in enumerate(args):
+        for flag in flags:
+            if a == flag and i + 1 < len(args):
+                return args[i + 1].strip()
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1].strip()
+    return None
+
+
 def conv_backend_from_argv(args: Iterable[str]) -> str | None:
     """The value of ``--conv-backend`` / ``--config.conv_backend`` in command-line ``args`` (``=value`` or the next
     argument), or ``None``: ``jaxgen.cli.main`` reads it before JAX starts, for :func:`configure_process`."""
-    args = list(args)
-    for i, a in enumerate(args):
-        for flag in ("--conv-backend", "--config.conv_backend"):
-            if a == flag and i + 1 < len(args):
-                return args[i + 1].strip().lower()
-            if a.startswith(flag + "="):
-                return a.split("=", 1)[1].strip().lower()
-    return None
+    value = _argv_value(args, "--conv-backend", "--config.conv_backend")
+    return None if value is None else value.lower()
+
+
+def splits_host(command: str, args: Iterable[str]) -> bool:
+    """Whether ``jaxgen COMMAND args`` gets :func:`configure_process`'s CPU device split: the training commands
+    (:data:`SPLIT_HOST_COMMANDS`), and ``upscale`` with ``--tile N`` > 0, whose windows then run one per device
+    (``jaxgen.inference.Upscaler``): an XLA:CPU device keeps ~1 of 2 cores busy in the convolutions of a small
+    window's forward, two devices both (RRDBNet x4, 64 px windows: 1.9x the windows a second, 128 px 1.35x;
+    ``benchmarks/tile_devices.py``, ``benchmarks/RESULTS.md``). Whole-image inference keeps one device (a split
+    host makes single-image forwards up to 1.7x slower)."""
+    if command in SPLIT_HOST_COMMANDS:
+        return True
+    if command != "upscale":
+        return False
+    try:
+        return int(_argv_value(args, "--tile") or 0) > 0
+    except ValueError:  # argparse says what is wrong with it
+        return False
 
 
 def omp_threads(xla_cpu_devices: int, cpu_count: int | None = None) -> int:

@@ -179,3 +179,31 @@ def test_fixed_shape_pads_small_sides_to_the_tile(net):
     lr = _image(9, 30, seed=3)
     np.testing.assert_array_equal(upscale_tiled(pointwise, lr, SCALE, tile=16, overlap=4, fixed_shape=True),
                                   pointwise(lr[None])[0])
+
+
+@pytest.mark.parametrize("batch,fixed", [(2, False), (4, False), (5, True)])
+def test_batched_windows_equal_one_window_at_a_time(net, batch, fixed):
+    """``batch``: every call gets ``batch`` windows (the last group filled up with copies, so one shape), there are
+    ceil(windows / batch) calls, and each window's kept part lands where the one-at-a-time run puts it (a window
+    order or filler mix-up moves pixels: the images differ by O(1))."""
+    sr_fn, calls = net
+    lr = _image(30, 44, seed=7)  # 3 x 5 windows of 16 with overlap 4
+    calls.clear()
+    one = upscale_tiled(sr_fn, lr, SCALE, tile=16, overlap=4, fixed_shape=fixed)
+    n = len(calls)
+    assert n == len(tile_windows(30, 16, 4)) * len(tile_windows(44, 16, 4)) == 15
+    calls.clear()
+    batched = upscale_tiled(sr_fn, lr, SCALE, tile=16, overlap=4, fixed_shape=fixed, batch=batch)
+    assert calls == [(batch, 16, 16, 3)] * -(-n // batch)
+    np.testing.assert_allclose(batched, one, rtol=0, atol=1e-6)
+    small = _image(9, 11, seed=8)  # one window, padded to the tile with fixed_shape
+    calls.clear()
+    out = upscale_tiled(sr_fn, small, SCALE, tile=16, overlap=4, fixed_shape=fixed, batch=batch)
+    assert calls == [(batch, 16, 16, 3) if fixed else (batch, 9, 11, 3)]
+    np.testing.assert_allclose(out, upscale_tiled(sr_fn, small, SCALE, tile=16, overlap=4, fixed_shape=fixed),
+                               rtol=0, atol=1e-6)
+
+
+def test_batch_must_be_positive(net):
+    with pytest.raises(ValueError, match="batch must be >= 1; got 0"):
+        upscale_tiled(net[0], _image(20, 20), SCALE, tile=8, overlap=2, batch=0)

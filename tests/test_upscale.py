@@ -7,6 +7,10 @@ files read back by Pillow / pypng. The pretrained-model tests skip without the `
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import png
 import pytest
@@ -18,6 +22,7 @@ import jax.numpy as jnp
 from jaxgen import image, inference
 from jaxgen.commands import upscale as upscale_cmd
 from jaxgen.image import ImageData
+from tests.cli_runs import cpu_env
 
 
 def _nearest(x: np.ndarray, s: int) -> np.ndarray:
@@ -114,6 +119,45 @@ def test_tiles_equal_untiled_and_only_tiles_reach_the_device():
     tiled = inference.Upscaler(conv_model(k, b, shapes=shapes), tile=16, tile_overlap=1).upscale_rgb(x)
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
     assert shapes == [(1, 16, 16, 3)]  # one compiled window shape; never the whole image
+
+
+MULTI_DEVICE_TILES = r"""
+import json
+import jax, numpy as np
+from tests.test_upscale import conv_model, _img
+from jaxgen import inference
+rng = np.random.default_rng(2)
+k, b = rng.standard_normal((3, 3, 3, 3)).astype(np.float32) * 0.2, np.full(3, 0.4, np.float32)
+x = _img(37, 50, seed=3)  # 3 x 4 windows of 16 with overlap 1: 4 groups of 3
+whole = inference.Upscaler(conv_model(k, b)).upscale_rgb(x)
+shapes, one_shapes = [], []
+up = inference.Upscaler(conv_model(k, b, shapes=shapes), tile=16, tile_overlap=1)
+tiled = up.upscale_rgb(x)
+tiled_shapes = list(shapes)
+one = inference.Upscaler(conv_model(k, b, shapes=one_shapes), tile=16, tile_overlap=1,
+                         devices=jax.devices()[:1]).upscale_rgb(x)
+small = up.upscale_rgb(_img(5, 7, seed=4))  # one window, filled up to a group of 3
+print(json.dumps(dict(devices=len(up.devices), shapes=tiled_shapes, small_shapes=shapes[1:], one_shapes=one_shapes,
+                      sharding=str(up._replicated_params["k"].sharding.device_set.__len__()),
+                      diff=float(np.abs(tiled - whole).max()), diff_one=float(np.abs(tiled - one).max()),
+                      small_diff=float(np.abs(small - inference.Upscaler(conv_model(k, b)).upscale_rgb(
+                          _img(5, 7, seed=4))).max()))))
+"""
+
+
+def test_tiles_go_one_per_device_on_a_split_host(tmp_path):
+    """Three host devices: the windows run three at a time as one program sharded on the batch (one traced
+    shape ``(3, 16, 16, 3)``, the parameters placed on every device once), and the image equals the untiled and
+    the one-device tiled runs; an image of one window fills the group up and still comes out right."""
+    env = cpu_env(3, tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-c", MULTI_DEVICE_TILES], env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["devices"] == 3 and got["sharding"] == "3"
+    assert got["shapes"] == [[3, 16, 16, 3]] and got["one_shapes"] == [[1, 16, 16, 3]]
+    assert got["small_shapes"] == [[3, 5, 7, 3]]
+    assert got["diff"] < 1e-6 and got["diff_one"] < 1e-6 and got["small_diff"] < 1e-6
 
 
 def test_tiles_equal_untiled_for_a_pretrained_model():

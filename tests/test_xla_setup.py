@@ -209,17 +209,24 @@ def test_the_measured_tables_hold_the_measured_networks():
     assert not {"edsr", "rrdbnet", "srvgg_compact"} & (xla_setup.CPU_EIGEN_CONV_TRAIN | xla_setup.CPU_EIGEN_CONV_INFERENCE)
 
 
-def test_only_training_commands_split_the_cpu(monkeypatch):
+def test_only_training_commands_and_tiled_upscales_split_the_cpu(monkeypatch):
     from jaxgen import cli
 
     calls = []
     monkeypatch.setattr(xla_setup, "configure_process", lambda *a, **k: calls.append(1) or {})
-    for command in ("upscale", "eval", "stylize", "translate", "train"):
+    cases = [(["upscale", "-h"], False), (["eval", "-h"], False), (["stylize", "-h"], False),
+             (["translate", "-h"], False), (["train", "-h"], True), (["upscale", "--tile", "64", "-h"], True),
+             (["upscale", "--tile=0", "-h"], False), (["eval", "--tile", "64", "-h"], False)]
+    for args, split in cases:
+        calls.clear()
         with pytest.raises(SystemExit) as exc:
-            cli.main(["jaxgen", command, "-h"])
+            cli.main(["jaxgen", *args])
         assert exc.value.code == 0
-        assert len(calls) == (command == "train"), command
-    assert set(cli.TRAINING_COMMANDS) == {"train", "demo", "sweep"}
+        assert calls == [1] * split, args
+    assert not xla_setup.splits_host("upscale", ["--tile", "x"])  # not split; argparse then says what is wrong
+    assert set(xla_setup.SPLIT_HOST_COMMANDS) == {"train", "demo", "sweep"}
+    assert xla_setup.splits_host("upscale", ["a.png", "--tile=128"])
+    assert not xla_setup.splits_host("upscale", ["a.png", "-o", "b.png"])
 
 
 def test_eigen_convolutions_compute_the_style_network_gradient_of_the_default():

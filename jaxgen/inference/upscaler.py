@@ -15,8 +15,11 @@ Pipeline of :meth:`Upscaler.upscale` for one :class:`jaxgen.image.ImageData`:
    bottom/right and cropped after, as Real-ESRGAN's ``mod_pad``; tiles and overlaps are rounded to multiples of it;
 4. ``ensemble``: the x8 geometric self-ensemble (Lim et al., EDSR, CVPR-W 2017 ``forward_x8``): the 8 flips /
    90-degree rotations of the input, each upscaled and transformed back, averaged;
-5. ``tile`` > 0: :func:`jaxgen.inference.tiling.upscale_tiled` -- only one window (``[1,tile,tile,3]``) is on the device at
-   a time and the output is assembled in host memory, so a 4000x3000 photo never sits whole on the device;
+5. ``tile`` > 0: :func:`jaxgen.inference.tiling.upscale_tiled` -- one window (``[1,tile,tile,3]``) per device is on the
+   devices at a time and the output is assembled in host memory, so a 4000x3000 photo never sits whole on a device;
+   with several devices (``devices``; ``jaxgen upscale --tile`` splits a CPU host in two, ``jaxgen.xla_setup``) the
+   windows go to them in groups, one window each, as one program sharded on the batch (the last group filled up
+   with copies of its last window);
    with ``fixed_tile_shape`` (``jaxgen upscale --tile``'s default) a side shorter than the tile is reflect-padded
    to it, so every window of every image has the one shape and the network compiles once (and, with the
    persistent compilation cache, not at all in the next command);
@@ -34,11 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from PIL import Image
 
 from jaxgen import image
@@ -142,8 +146,9 @@ class Upscaler:
     ``tile``: LR window side (0 = whole image); ``tile_overlap``: LR context pixels around each kept part
     (Real-ESRGAN's ``tile_pad``, default 10); ``pre_pad``: reflect padding (default 0, as Real-ESRGAN's CLI);
     ``ensemble``: x8 self-ensemble; ``alpha_upsampler``: ``'realesrgan'`` or ``'bilinear'``; ``outscale``: final
-    scale (``None`` = the model's); ``fixed_tile_shape``: pad sides shorter than ``tile`` (step 5). The jitted
-    network is compiled once per input shape and reused.
+    scale (``None`` = the model's); ``fixed_tile_shape``: pad sides shorter than ``tile`` (step 5); ``devices``:
+    where a tiled upscale's windows run, one each (default ``jax.local_devices()``; the whole image runs on the
+    default device). The jitted network is compiled once per input shape and reused.
     """
 
     def __init__(
@@ -157,6 +162,7 @@ class Upscaler:
         alpha_upsampler: str = "realesrgan",
         outscale: float | None = None,
         fixed_tile_shape: bool = False,
+        devices: Sequence[jax.Device] | None = None,
     ) -> None:
         self.model = model
         self.fixed_tile_shape = bool(fixed_tile_shape)
@@ -175,14 +181,28 @@ class Upscaler:
                 raise ValueError(f"outscale must be a positive number; got {outscale}")
         self.outscale = outscale
         self._jitted = jax.jit(model.apply)
+        self.devices = list(jax.local_devices() if devices is None else devices)
+        if not self.devices:
+            raise ValueError("devices must name at least one device")
+        self._window_mesh = Mesh(np.array(self.devices), ("data",))
+        self._windows_jitted = jax.jit(
+            model.apply, in_shardings=(NamedSharding(self._window_mesh, P()), NamedSharding(self._window_mesh, P("data"))),
+            out_shardings=NamedSharding(self._window_mesh, P("data")))
+        self._replicated_params: Any = None
 
     @property
     def scale(self) -> int:
         return self.model.scale
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
-        """``[1,h,w,3]`` host array -> host output; the only place data goes to the device."""
+        """``[1,h,w,3]`` host array -> host output on the default device."""
         return np.asarray(self._jitted(self.model.params, x))
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        """``[len(devices),h,w,3]`` host windows -> host outputs, one window per device."""
+        if self._replicated_params is None:  # once, not a copy to every device per call
+            self._replicated_params = jax.device_put(self.model.params, NamedSharding(self._window_mesh, P()))
+        return np.asarray(self._windows_jitted(self._replicated_params, x))
 
     def _net(self, lr: np.ndarray) -> np.ndarray:
         """float32 ``[H,W,3]`` -> ``[H*s,W*s,3]``: size-multiple padding and tiling, unclamped."""
@@ -197,7 +217,12 @@ class Upscaler:
             if 2 * overlap >= tile:
                 raise ValueError(f"{self.model.name}: tile {self.tile} / overlap {self.tile_overlap} rounded to "
                                  f"multiples of {m} leave no kept part (need overlap < tile / 2)")
-        out = tiling.upscale_tiled(self._batch, lr, s, tile=tile, overlap=overlap, fixed_shape=self.fixed_tile_shape)
+        if tile and len(self.devices) > 1:
+            out = tiling.upscale_tiled(self._windows, lr, s, tile=tile, overlap=overlap,
+                                       fixed_shape=self.fixed_tile_shape, batch=len(self.devices))
+        else:
+            out = tiling.upscale_tiled(self._batch, lr, s, tile=tile, overlap=overlap,
+                                       fixed_shape=self.fixed_tile_shape)
         return out[: h * s, : w * s]
 
     def upscale_rgb(self, lr: np.ndarray) -> np.ndarray:
