@@ -13,7 +13,9 @@ One driver (stdlib only) starts one worker process per contender and keeps them 
   ``default`` is the same with ``JAXGEN_XLA_DEFAULTS=0`` (plain XLA defaults, one CPU device). ``infer`` is what the
   inference commands (upscale, stylize, translate) do: one CPU device and ``xla_setup.inference_compiler_options``
   for the network (forward cases; ``tuned`` also uses those options but on the host split for training). Further variants
-  (``VARIANTS``) isolate one lever each. ``onednn`` / ``onednn_bf16`` are ``tuned`` with jaxgen's opt-in
+  (``VARIANTS``) isolate one lever each. ``tuned`` trains with ``config.conv_backend``'s default ``"auto"``
+  (oneDNN's convolutions on the CPUs ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS`` names, when installed; XLA's elsewhere);
+  ``xla`` is ``tuned`` with XLA's convolutions everywhere. ``onednn`` / ``onednn_bf16`` are ``tuned`` with
   ``conv_backend = "onednn"`` (``jaxgen.models.onednn_conv``: stride-1 convolutions through oneDNN, one OpenMP
   thread per CPU device; ``onednn_bf16`` adds ``compute_dtype = "bfloat16"``: bf16 convolution operands on AMX,
   f32 modules) -- they need ``pip install 'jaxgen[onednn]'`` and g++ in the jax venv.
@@ -74,7 +76,9 @@ EIGEN = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 ONEDNN = EIGEN + " --xla_cpu_experimental_onednn_fusion_type=individual_convolution"
 VARIANTS: dict[str, dict] = {
     "tuned": dict(setup=True),
-    # jaxgen's opt-in oneDNN convolutions (config.conv_backend / compute_dtype), otherwise as tuned
+    # tuned with XLA's convolutions (config.conv_backend = "xla"; tuned's "auto" takes oneDNN's on AVX-512 + AMX)
+    "xla": dict(setup=True, conv_backend="xla"),
+    # jaxgen's oneDNN convolutions (config.conv_backend / compute_dtype), otherwise as tuned
     "onednn": dict(setup=True, conv_backend="onednn"),
     "onednn_bf16": dict(setup=True, conv_backend="onednn", compute_dtype="bfloat16"),
     # what jaxgen's inference commands do (upscale, stylize, translate): one CPU device, per-network compile options
@@ -132,7 +136,7 @@ class JaxWorker:
 
         if self.spec.get("setup"):
             return {"compiler_options": xla_setup.prepare_training(
-                per_device_batch, networks=(network,), conv_backend=self.spec.get("conv_backend", "xla"),
+                per_device_batch, networks=(network,), conv_backend=self.spec.get("conv_backend"),
                 compute_dtype=self.spec.get("compute_dtype"))}
         conv_vjp.set_enabled(bool(self.spec.get("conv_vjp")))
         if self.spec.get("options"):

@@ -64,24 +64,26 @@ class ConfigError(ValueError):
     """A user mistake in a config file, variant or override (one line; the CLI exits with status 2)."""
 
 
-# The convolution backends (jaxgen.models.onednn_conv): "xla" (default) or the opt-in "onednn" (CPU only); the
-# environment variable sets the default of config.conv_backend and of the inference commands' --conv-backend.
-CONV_BACKENDS = ("xla", "onednn")
+# The convolution backends (jaxgen.models.onednn_conv): "xla", "onednn" (CPU only) or "auto" (config.conv_backend's
+# default: oneDNN where jaxgen measured it faster for float32 training and it is installed, else XLA;
+# onednn_conv.resolve). The environment variable sets the default of config.conv_backend and of the inference
+# commands' --conv-backend (whose own default is "xla").
+CONV_BACKENDS = ("auto", "xla", "onednn")
 CONV_BACKEND_ENV = "JAXGEN_CONV_BACKEND"
 
 
-def default_conv_backend(environ: Any = None) -> str:
-    """``$JAXGEN_CONV_BACKEND`` (lower-cased), else ``"xla"`` (validated where it is used)."""
+def default_conv_backend(environ: Any = None, fallback: str = "auto") -> str:
+    """``$JAXGEN_CONV_BACKEND`` (lower-cased), else ``fallback`` (validated where it is used)."""
     environ = os.environ if environ is None else environ
-    return environ.get(CONV_BACKEND_ENV, "").strip().lower() or "xla"
+    return environ.get(CONV_BACKEND_ENV, "").strip().lower() or fallback
 
 
 def check_conv_backend(value: Any, what: str) -> str:
     """``value`` when it is one of :data:`CONV_BACKENDS`, else :class:`ConfigError` naming ``what``."""
     if value not in CONV_BACKENDS:
         raise ConfigError(f"{what}={value!r}: expected one of {', '.join(map(repr, CONV_BACKENDS))} ('onednn': "
-                          f"oneDNN convolutions on CPU, pip install 'jaxgen[onednn]'; {CONV_BACKEND_ENV} sets "
-                          "the default)")
+                          f"oneDNN convolutions on CPU, pip install 'jaxgen[onednn]'; 'auto': oneDNN where "
+                          f"measured faster, else XLA; {CONV_BACKEND_ENV} sets the default)")
     return value
 
 
@@ -202,8 +204,9 @@ def run_config(task: str) -> ml_collections.ConfigDict:
     c.total_steps = 1000
     c.batch_size = 16  # global batch size, split over processes and the `data` mesh axis
     c.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
-    # xla | onednn (opt-in, CPU: stride-1 convolutions through oneDNN; with bfloat16 only the convolutions multiply
-    # in bf16, as torch.autocast; jaxgen.models.onednn_conv, docs/performance.md)
+    # auto | xla | onednn (CPU: stride-1 convolutions through oneDNN; with bfloat16 only the convolutions multiply
+    # in bf16, as torch.autocast; jaxgen.models.onednn_conv, docs/performance.md). auto: oneDNN for float32 on
+    # the CPUs where it measured faster (xla_setup.ONEDNN_TRAIN_CPU_FLAGS) when installed, else xla
     c.conv_backend = default_conv_backend()
     c.log_every = 50
     c.eval_every = 500  # 0 = only at the end

@@ -36,9 +36,12 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
 ``JAXGEN_XLA_DEFAULTS=0`` in the environment turns all of it off (plain XLA defaults), the unrolled CPU train
 steps excepted.
 
-Opt-in, not a default: ``conv_backend = "onednn"`` (config key, ``jaxgen upscale/stylize/translate
---conv-backend``, default from ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the stride-1
-convolutions through oneDNN on CPU. :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA
+``conv_backend = "onednn"`` (config key, ``jaxgen upscale/stylize/translate --conv-backend``, default from
+``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the stride-1 convolutions through oneDNN on CPU. The
+config's default ``"auto"`` takes it for float32 training on the CPUs where it measured faster
+(:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or AVX512-FP16) when its extra and a compiler are
+installed (``onednn_conv.resolve``), XLA's convolutions otherwise; the inference commands' ``--conv-backend``
+defaults to ``xla``. :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA
 CPU devices (one oneDNN thread per device on the 2-device mesh) unless the user set it, before GNU OpenMP loads.
 """
 
@@ -73,6 +76,10 @@ __all__ = [
     "inference_compiler_options",
     "network_names",
     "omp_threads",
+    "ONEDNN_SCAN_F32",
+    "ONEDNN_TRAIN_CPU_FLAGS",
+    "cpu_flags",
+    "prefers_onednn",
     "prepare_training",
     "splits_host",
     "train_compiler_options",
@@ -95,6 +102,17 @@ CPU_TRAIN_OPTIONS: dict[str, str] = {}
 # benchmarks/RESULTS.md). A train step gets Eigen convolutions when any of its networks is listed.
 CPU_EIGEN_CONV_TRAIN: frozenset[str] = frozenset({"transformer_net", "adain_decoder", "resnet"})
 CPU_EIGEN_CONV_INFERENCE: frozenset[str] = frozenset({"transformer_net", "resnet"})
+# conv_backend "auto" (the config default) takes oneDNN's convolutions (jaxgen.models.onednn_conv) for float32
+# training on CPUs whose /proc/cpuinfo flags include every flag of one of these sets: the two CPU kinds where it
+# was measured faster than XLA's -- Intel Xeon with AVX-512 and AMX (2026-12-06) and Intel Xeon with AVX-512 and
+# AVX512-FP16 but no AMX flags (2026-12-07): train steps 1.4-2x faster than XLA's, 1.17-1.26x ahead of PyTorch
+# eager (benchmarks/RESULTS.md, "The opt-in oneDNN backend" and "oneDNN convolutions by default"). Other CPUs (AMD
+# Zen 4: AVX-512 without either; ARM) are unmeasured with oneDNN and keep XLA.
+ONEDNN_TRAIN_CPU_FLAGS: tuple[frozenset[str], ...] = (frozenset({"avx512f", "amx_bf16"}),
+                                                     frozenset({"avx512f", "avx512_fp16"}))
+# With oneDNN's float32 convolutions these networks' repeated blocks stay one scan in the train step (RRDBNet x4
+# b4: 2.02 s a step scanned vs 2.30 s unrolled, first step 10 s vs 44 s); the others unroll (EDSR b16 1.22 vs 1.41 s).
+ONEDNN_SCAN_F32: frozenset[str] = frozenset({"rrdbnet"})
 # Commands that train, and so get configure_process's CPU device split (splits_host).
 SPLIT_HOST_COMMANDS = ("train", "demo", "sweep")
 # The transposed-roles weight gradient measured faster below this per-device batch on XLA:CPU (and up to 1.5x
@@ -208,11 +226,9 @@ def _cpu_devices(environ: Mapping[str, str]) -> int:
         return 1
 
 
-def cpu_key(cpuinfo: str | None = None) -> str:
-    """A short hash of this processor's model name and ISA flags (``/proc/cpuinfo``; ``platform`` elsewhere).
-
-    XLA:CPU compiles for the host's instruction set, so executables cached on one CPU kind must never be loaded
-    on another (an AVX-512 kernel on a CPU without it dies with SIGILL): the cache folder is keyed by this."""
+def _cpuinfo_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first ``model name``, ``flags``/``Features`` (sorted), ``CPU implementer``/``CPU part`` of
+    ``/proc/cpuinfo`` (``cpuinfo`` text; read when ``None``; ``{}`` where there is none)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
@@ -224,6 +240,32 @@ def cpu_key(cpuinfo: str | None = None) -> str:
         key = key.strip()
         if key in ("model name", "flags", "Features", "CPU implementer", "CPU part") and key not in fields:
             fields[key] = " ".join(sorted(value.split())) if key in ("flags", "Features") else value.strip()
+    return fields
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """This CPU's ISA flags (``/proc/cpuinfo``'s ``flags``/``Features``; empty where there is no such file)."""
+    fields = _cpuinfo_fields(cpuinfo)
+    return frozenset((fields.get("flags") or fields.get("Features") or "").split())
+
+
+def prefers_onednn(float32_compute: bool = True, environ: Mapping[str, str] | None = None,
+                   cpuinfo: str | None = None) -> bool:
+    """Whether ``conv_backend = "auto"`` should take oneDNN on this CPU (installed or not: ``onednn_conv.resolve``
+    checks that): float32 compute, jaxgen's defaults on (:func:`enabled`), and the CPU has every flag of one of
+    :data:`ONEDNN_TRAIN_CPU_FLAGS`' sets."""
+    if not (float32_compute and enabled(environ)):
+        return False
+    flags = cpu_flags(cpuinfo)
+    return any(measured <= flags for measured in ONEDNN_TRAIN_CPU_FLAGS)
+
+
+def cpu_key(cpuinfo: str | None = None) -> str:
+    """A short hash of this processor's model name and ISA flags (``/proc/cpuinfo``; ``platform`` elsewhere).
+
+    XLA:CPU compiles for the host's instruction set, so executables cached on one CPU kind must never be loaded
+    on another (an AVX-512 kernel on a CPU without it dies with SIGILL): the cache folder is keyed by this."""
+    fields = _cpuinfo_fields(cpuinfo)
     text = "|".join(f"{k}={fields[k]}" for k in sorted(fields)) or f"{platform.machine()}|{platform.processor()}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -316,23 +358,29 @@ def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Map
 
 
 def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = (),
-                     conv_backend: str = "xla", compute_dtype: Any = None) -> dict[str, Any]:
-    """Call once before the train step is first traced: switches ``jaxgen.models.conv_vjp`` per
-    :func:`use_conv_vjp`, lets ``layers.repeat_blocks`` scan only where the convolution gradients are fast inside a
-    loop (any backend but CPU; on CPU with the conv VJP; ``layers.set_scan_blocks``), and returns
+                     conv_backend: str | None = None, compute_dtype: Any = None) -> dict[str, Any]:
+    """Call once before the train step is first traced: picks the convolution backend (``conv_backend``, as
+    ``config.conv_backend``, default :func:`default_conv_backend`: ``"auto"`` is resolved by
+    ``onednn_conv.resolve``), switches
+    ``jaxgen.models.conv_vjp`` per :func:`use_conv_vjp`, lets ``layers.repeat_blocks`` scan only where the
+    convolution gradients are fast inside a loop (``layers.set_scan_blocks``), and returns
     :func:`train_compiler_options` (for the step's ``networks``, model names) for the train step's ``jax.jit``.
 
-    ``conv_backend="onednn"`` (``config.conv_backend``) routes the convolutions to oneDNN
-    (``onednn_conv.configure``; bf16 multiplies when ``compute_dtype`` is bfloat16; an error off CPU) and unrolls
-    the blocks on CPU, the measured configuration (``benchmarks/RESULTS.md``; scanned blocks work too)."""
+    With XLA's convolutions the blocks scan on any backend but CPU, and on CPU with the conv VJP. oneDNN
+    (``onednn_conv.configure``; bf16 multiplies when ``compute_dtype`` is bfloat16; an error off CPU) unrolls them on
+    CPU, except in float32 for the networks of :data:`ONEDNN_SCAN_F32` -- the measured configurations
+    (``benchmarks/RESULTS.md``; either way works)."""
     # here, not at the top: this module is imported before JAX
     from jaxgen.models import conv_vjp, layers, onednn_conv
 
     backend = _backend(backend)
+    conv_backend = onednn_conv.resolve(conv_backend or default_conv_backend(), compute_dtype, backend)
     onednn_conv.configure(conv_backend, compute_dtype, backend)
     vjp = use_conv_vjp(per_device_batch, backend) and conv_backend == "xla"
     conv_vjp.set_enabled(vjp)
-    layers.set_scan_blocks(vjp or backend != "cpu")
+    onednn_scan = (conv_backend == "onednn" and not onednn_conv.bf16(compute_dtype)
+                   and bool(set(networks) & ONEDNN_SCAN_F32))
+    layers.set_scan_blocks(vjp or backend != "cpu" or onednn_scan)
     return train_compiler_options(backend, networks=networks)
 
 

@@ -15,6 +15,7 @@ benchmark driver's smoke run."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ from jax import lax
 
 from jaxgen import image, models, xla_setup
 from jaxgen.config import ConfigError, check_run_config, run_config
-from jaxgen.models import conv_vjp, onednn_conv
+from jaxgen.models import conv_vjp, layers, onednn_conv
 from jaxgen.tasks.common import compute_dtype
 from tests import conftest
 from tests.inprocess_cli import run_jaxgen
@@ -58,20 +59,97 @@ def _one_error_line(proc, *fragments: str) -> str:
 # ------------------------------------------------------------------------------------ everyday: no build
 
 
-def test_config_key_defaults_to_xla_and_follows_the_environment(monkeypatch):
+def test_config_key_defaults_to_auto_and_follows_the_environment(monkeypatch):
     monkeypatch.delenv("JAXGEN_CONV_BACKEND", raising=False)
-    assert run_config("sr").conv_backend == "xla"
+    assert run_config("sr").conv_backend == "auto"
+    parser = argparse.ArgumentParser()
+    onednn_conv.add_argument(parser)
+    assert parser.parse_args([]).conv_backend == "xla"  # the inference commands' default
     monkeypatch.setenv("JAXGEN_CONV_BACKEND", " oneDNN ")
     assert run_config("sr").conv_backend == "onednn"
+
+
+SAPPHIRE_RAPIDS = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+NO_AMX = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_fp16\n"
+ZEN4 = "model name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+NEOVERSE = "processor\t: 0\nFeatures\t: fp asimd sve bf16\nCPU implementer\t: 0x41\n"
+
+
+def test_auto_prefers_onednn_only_for_float32_on_the_measured_cpus():
+    """``ONEDNN_TRAIN_CPU_FLAGS`` (the two Xeon flag sets where oneDNN measured faster) by ISA flags, never by
+    vendor: an AVX-512 CPU with neither AMX nor AVX512-FP16 (Zen 4, unmeasured) and an ARM CPU keep XLA; bf16 and
+    the global opt-out keep XLA."""
+    assert xla_setup.cpu_flags(SAPPHIRE_RAPIDS) >= {"avx512f", "amx_bf16"}
+    assert xla_setup.cpu_flags(NEOVERSE) == {"fp", "asimd", "sve", "bf16"}
+    assert xla_setup.cpu_flags("") == frozenset()
+    assert xla_setup.prefers_onednn(True, {}, SAPPHIRE_RAPIDS)
+    assert xla_setup.prefers_onednn(True, {}, NO_AMX)
+    assert not xla_setup.prefers_onednn(False, {}, SAPPHIRE_RAPIDS)
+    assert not xla_setup.prefers_onednn(True, {"JAXGEN_XLA_DEFAULTS": "0"}, SAPPHIRE_RAPIDS)
+    assert not xla_setup.prefers_onednn(True, {}, ZEN4)
+    assert not xla_setup.prefers_onednn(True, {}, NEOVERSE)
+
+
+def test_auto_resolves_to_onednn_only_where_preferred_and_loadable(monkeypatch):
+    """``resolve``: explicit backends pass through; ``auto`` is oneDNN only on the CPU backend, for float32, where
+    ``prefers_onednn`` and the library loads -- a missing compiler or wheel falls back to XLA, never an error."""
+    loads = []
+    monkeypatch.setattr(onednn_conv, "load", lambda: loads.append(1))
+    monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: float32)
+    assert onednn_conv.resolve("xla", None, "cpu") == "xla" and onednn_conv.resolve("onednn", None, "gpu") == "onednn"
+    assert onednn_conv.resolve("auto", None, "cpu") == "onednn" and len(loads) == 1
+    assert onednn_conv.resolve("auto", "float32", "cpu") == "onednn"
+    assert onednn_conv.resolve("auto", jnp.float32, "cpu") == "onednn"
+    assert onednn_conv.resolve("auto", "bfloat16", "cpu") == "xla"
+    assert onednn_conv.resolve("auto", None, "gpu") == "xla"
+    with pytest.raises(ConfigError, match="'auto', 'xla', 'onednn'"):
+        onednn_conv.resolve("mkl", None, "cpu")
+
+    def missing():
+        raise onednn_conv.OnednnUnavailableError("no g++")
+
+    monkeypatch.setattr(onednn_conv, "load", missing)
+    assert onednn_conv.resolve("auto", None, "cpu") == "xla"
+    monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: False)
+    assert onednn_conv.resolve("auto", None, "cpu") == "xla"
+
+
+def test_onednn_float32_scans_rrdbnet_blocks_only(monkeypatch):
+    """With oneDNN the train step unrolls repeated blocks on CPU, except RRDBNet's in float32
+    (``ONEDNN_SCAN_F32``: scanned it measured faster and compiles 4x shorter); XLA keeps its rule (scan with the
+    conv VJP only); ``auto`` follows what it resolves to."""
+    configured = []
+    monkeypatch.setattr(onednn_conv, "configure", lambda b, d=None, p=None: configured.append(b))
+    monkeypatch.setattr(onednn_conv, "load", lambda: None)
+    try:
+        for backend, dtype, nets, scan in (("onednn", None, ["rrdbnet", "vgg19"], True),
+                                           ("onednn", "float32", ["rrdbnet"], True),
+                                           ("onednn", "bfloat16", ["rrdbnet"], False),
+                                           ("onednn", None, ["edsr"], False)):
+            xla_setup.prepare_training(1, "cpu", networks=nets, conv_backend=backend, compute_dtype=dtype)
+            assert layers.scan_blocks_enabled() is scan and not conv_vjp.enabled(), (backend, dtype, nets)
+        xla_setup.prepare_training(1, "cpu", networks=["rrdbnet"], conv_backend="xla")
+        assert layers.scan_blocks_enabled() and conv_vjp.enabled()
+        xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="xla")
+        assert not layers.scan_blocks_enabled() and not conv_vjp.enabled()
+        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: float32)
+        xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
+        assert configured[-1] == "onednn" and layers.scan_blocks_enabled()
+        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: False)
+        xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
+        assert configured[-1] == "xla" and not layers.scan_blocks_enabled()
+    finally:
+        conv_vjp.set_enabled(False)
+        layers.set_scan_blocks(True)
 
 
 def test_unknown_conv_backend_is_one_config_error_line(tmp_path):
     c = run_config("sr")
     c.conv_backend = "mkl"
-    with pytest.raises(ConfigError, match="config.conv_backend='mkl': expected one of 'xla', 'onednn'"):
+    with pytest.raises(ConfigError, match="config.conv_backend='mkl': expected one of 'auto', 'xla', 'onednn'"):
         check_run_config(c)
     proc = run_jaxgen("train", f"--config={TINY}", f"--workdir={tmp_path / 'w'}", "--config.conv_backend=mkl", *QUIET)
-    _one_error_line(proc, "config.conv_backend='mkl'", "'xla', 'onednn'")
+    _one_error_line(proc, "config.conv_backend='mkl'", "'auto', 'xla', 'onednn'")
     assert not (tmp_path / "w" / "checkpoints").exists()
 
 
@@ -471,6 +549,11 @@ def _train_losses(tmp_path: Path, env: dict, name: str, *overrides: str) -> list
                         "--config.total_steps=4", "--config.log_every=1", "--config.eval_every=0", *QUIET,
                         *overrides], capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    backend = "onednn" if "--config.conv_backend=onednn" in overrides else "xla" if overrides else None
+    if backend:  # the summary line says which convolutions ran
+        assert f", {backend} convolutions" in r.stdout, r.stdout[-2000:]
+    else:  # the default, "auto": oneDNN's float32 convolutions where jaxgen prefers them (AVX-512 + AMX), else XLA's
+        assert f", {'onednn' if xla_setup.prefers_onednn() else 'xla'} convolutions" in r.stdout, r.stdout[-2000:]
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     return [r["loss"] for r in records if "loss" in r]
 
@@ -483,7 +566,7 @@ def test_jaxgen_train_with_onednn_takes_the_xla_backends_steps(lib_env, tmp_path
     env = {**lib_env, "PYTHONPATH": str(ROOT), "JAXGEN_COMPILATION_CACHE": "0"}
     for key in ("JAX_NUM_CPU_DEVICES", "OMP_NUM_THREADS", "XLA_FLAGS", "JAXGEN_CONV_BACKEND"):
         env.pop(key, None)
-    xla = _train_losses(tmp_path, env, "xla")
+    xla = _train_losses(tmp_path, env, "xla", "--config.conv_backend=xla")
     f32 = _train_losses(tmp_path, env, "onednn", "--config.conv_backend=onednn")
     bf16 = _train_losses(tmp_path, env, "onednn_bf16", "--config.conv_backend=onednn",
                          "--config.compute_dtype=bfloat16")
@@ -492,6 +575,9 @@ def test_jaxgen_train_with_onednn_takes_the_xla_backends_steps(lib_env, tmp_path
     gap = np.abs(np.asarray(bf16) - np.asarray(xla)) / np.asarray(xla)
     assert gap.max() > 1e-6 and gap.max() < 2e-2, gap
     assert json.loads((tmp_path / "onednn" / "config.json").read_text())["conv_backend"] == "onednn"
+    auto = _train_losses(tmp_path, env, "auto")  # the default; which backend it took: checked in _train_losses
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["conv_backend"] == "auto"
+    np.testing.assert_allclose(auto, xla, rtol=2e-5)
 
 
 @pytest.mark.slow

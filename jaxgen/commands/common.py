@@ -199,7 +199,8 @@ def print_train_summary(summary: dict[str, Any]) -> None:
     params = ", ".join(f"{name} {n:,}" for name, n in summary["params"].items())
     lines = [
         f"steps {summary['start_step']} -> {summary['final_step']} on {summary['devices']} device(s), "
-        f"task {summary['task']}, params: {params}, {summary['train_seconds']:.1f} s",
+        f"task {summary['task']}, params: {params}, {summary['train_seconds']:.1f} s"
+        + (f", {summary['conv_backend']} convolutions" if summary.get("conv_backend") else ""),
     ]
     if train:
         rate = f", {train['images_per_s']:.1f} images/s" if "images_per_s" in train else ""

@@ -63,9 +63,9 @@ from jaxgen import xla_setup
 from jaxgen.config import CONV_BACKENDS, check_conv_backend, default_conv_backend
 from jaxgen.models import conv_vjp
 
-__all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "build_key", "cache_dir",
-           "configure",
-           "conv2d_nhwc", "conv_general_dilated", "enabled", "find_toolchain", "flax_conv_fn", "load"]
+__all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "bf16", "build_key",
+           "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated", "enabled", "find_toolchain", "flax_conv_fn",
+           "load", "resolve"]
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
 PREFIX_ENV = "JAXGEN_ONEDNN_PREFIX"  # the folder holding oneDNN's lib/ and include/ (default: sys.prefix)
@@ -193,12 +193,36 @@ def enabled() -> bool:
     return conv_vjp.override() is not None
 
 
+def bf16(compute_dtype: Any) -> bool:
+    """Whether ``compute_dtype`` (``None``, a name or a dtype) is bfloat16."""
+    return compute_dtype is not None and jnp.dtype(compute_dtype) == jnp.bfloat16
+
+
+def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None = None) -> str:
+    """``"xla"`` or ``"onednn"`` for a ``conv_backend`` setting: itself unless ``"auto"``, which is ``"onednn"`` when
+    the JAX backend (``platform``, default ``jax.default_backend()``) is the CPU, ``xla_setup.prefers_onednn``
+    (float32 ``compute_dtype``, a CPU of ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``) and the library builds and loads
+    here (:func:`load`; its cached build after the first time), else ``"xla"`` -- never an error."""
+    if check_conv_backend(conv_backend, "conv_backend") != "auto":
+        return conv_backend
+    platform = jax.default_backend() if platform is None else platform
+    float32 = compute_dtype is None or jnp.dtype(compute_dtype) == jnp.float32
+    if platform != "cpu" or not xla_setup.prefers_onednn(float32):
+        return "xla"
+    try:
+        load()
+    except OnednnUnavailableError:
+        return "xla"
+    return "onednn"
+
+
 def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None = None) -> None:
-    """The process-wide convolution backend for models traced from now on: ``"xla"`` (jaxgen's default) or
-    ``"onednn"`` (loads the library; ``compute_dtype`` ``bfloat16`` multiplies in bf16 on AMX, anything else f32).
-    ``"onednn"`` on a non-CPU JAX backend (``platform``, default ``jax.default_backend()``) is
+    """The process-wide convolution backend for models traced from now on: ``"xla"``, ``"onednn"`` (loads the
+    library; ``compute_dtype`` ``bfloat16`` multiplies in bf16 on AMX, anything else f32) or ``"auto"``
+    (:func:`resolve`). ``"onednn"`` on a non-CPU JAX backend (``platform``, default ``jax.default_backend()``) is
     :class:`OnednnUnavailableError`: the FFI handlers are CPU code."""
-    if check_conv_backend(conv_backend, "conv_backend") == "xla":
+    conv_backend = resolve(conv_backend, compute_dtype, platform)
+    if conv_backend == "xla":
         conv_vjp.set_override(None)
         return
     platform = jax.default_backend() if platform is None else platform
@@ -206,17 +230,15 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
         raise OnednnUnavailableError(f"conv_backend 'onednn' runs on the CPU backend only; this run's JAX backend is "
                                      f"{platform!r}: use conv_backend 'xla' (XLA's own {platform} convolutions)")
     load()
-    dtype = jnp.dtype(jnp.bfloat16) if compute_dtype is not None and jnp.dtype(compute_dtype) == jnp.bfloat16 \
-        else jnp.dtype(jnp.float32)
-    conv_vjp.set_override(flax_conv_fn(dtype))
+    conv_vjp.set_override(flax_conv_fn(jnp.dtype(jnp.bfloat16) if bf16(compute_dtype) else jnp.dtype(jnp.float32)))
 
 
 def add_argument(parser: Any) -> None:
     """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND`` or ``xla``); pass its
     value to :func:`configure` before the model is first traced."""
-    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(),
-                        help="convolutions: xla (default) or onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
-                             "docs/performance.md)")
+    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(fallback="xla"),
+                        help="convolutions: xla (default), onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
+                             "docs/performance.md) or auto (onednn where measured faster for float32 and installed)")
 
 
 # ------------------------------------------------------------------------------------------------ custom calls

@@ -233,7 +233,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
     )
     writer = MetricWriter(workdir, enabled=is_main)
     meta = {"config": json.loads(config.to_json()), "git": checkpoint.git_revision(), "consts": const_sources,
-            "task": config.task, "time": time.time()}
+            "task": config.task, "time": time.time(),
+            "conv_backend": "onednn" if onednn_conv.enabled() else "xla"}  # what config.conv_backend resolved to
 
     def evaluate_and_log(step: int, state: Any) -> dict[str, float]:
         results, grids = task.evaluate(state)
@@ -248,7 +249,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
         checkpoint.save(manager, step, state, data_state=data_iter.get_state(), meta=meta, metrics=metrics or None)
 
     summary: dict[str, Any] = {"start_step": start_step, "params": n_params, "devices": mesh.devices.size,
-                               "task": config.task}
+                               "task": config.task, "conv_backend": meta["conv_backend"]}
     val_metrics: dict[str, float] = {}
     progress = None
     if is_main and config.progress_bar:
