@@ -29,7 +29,8 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
   persistent compilation cache in ``~/.cache/jaxgen/xla/<jax version>-<CPU key>`` (``$XDG_CACHE_HOME`` honoured),
   so a second process reuses the executables the first one compiled (RRDBNet x4's first train step, a second
   ``jaxgen upscale``; numbers in ``benchmarks/RESULTS.md``). The CPU key hashes the processor model and its ISA
-  flags, so a cache folder shared between machines never hands one CPU code compiled for another.
+  flags, so a cache folder shared between machines never hands one CPU code compiled for another; the code key
+  hashes the oneDNN convolutions' partitioning rules (:data:`CACHE_KEYED_SOURCES`).
   ``JAXGEN_COMPILATION_CACHE=0`` (or ``jaxgen --no-compile-cache COMMAND``) turns it off, ``=PATH`` moves it; a
   ``JAX_COMPILATION_CACHE_DIR`` the user set is left alone.
 
@@ -65,6 +66,8 @@ __all__ = [
     "CONV_VJP_MAX_BATCH",
     "OPT_OUT_ENV",
     "CACHE_ENV",
+    "CACHE_KEYED_SOURCES",
+    "code_key",
     "compilation_cache_dir",
     "configure_compilation_cache",
     "configure_process",
@@ -270,6 +273,20 @@ def cpu_key(cpuinfo: str | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+# Python code that shapes compiled programs without showing in the program JAX hashes for the cache key: the
+# oneDNN convolutions' custom_partitioning rules (onednn_conv.configure has JAX leave their callback pointers out of
+# the key, so their programs are cached at all). The cache folder name carries a hash of these files instead.
+CACHE_KEYED_SOURCES = ("models/onednn_conv.py",)
+
+
+def code_key() -> str:
+    """A short hash of :data:`CACHE_KEYED_SOURCES` (part of :func:`compilation_cache_dir`'s folder name)."""
+    h = hashlib.sha256()
+    for name in CACHE_KEYED_SOURCES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:8]
+
+
 def compilation_cache_dir(environ: Mapping[str, str] | None = None) -> str | None:
     """Where jaxgen keeps JAX's persistent compilation cache, or ``None`` when it is off (see the module doc)."""
     environ = os.environ if environ is None else environ
@@ -283,7 +300,7 @@ def compilation_cache_dir(environ: Mapping[str, str] | None = None) -> str | Non
     except PackageNotFoundError:  # pragma: no cover - jaxlib is a dependency
         jax_version = "unknown"
     base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return str(base / "jaxgen" / "xla" / f"jaxlib-{jax_version}-{platform.machine()}-{cpu_key()}")
+    return str(base / "jaxgen" / "xla" / f"jaxlib-{jax_version}-{platform.machine()}-{cpu_key()}-{code_key()}")
 
 
 def configure_compilation_cache(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:

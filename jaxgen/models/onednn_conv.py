@@ -230,6 +230,10 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
         raise OnednnUnavailableError(f"conv_backend 'onednn' runs on the CPU backend only; this run's JAX backend is "
                                      f"{platform!r}: use conv_backend 'xla' (XLA's own {platform} convolutions)")
     load()
+    # the custom_partitioning callbacks' pointers differ in every process: left in the cache key, no program with
+    # these convolutions would ever come from the persistent cache. Their rules are this file's code, which keys
+    # jaxgen's cache folder instead (xla_setup.CACHE_KEYED_SOURCES).
+    jax.config.update("jax_remove_custom_partitioning_ptr_from_cache_key", True)
     conv_vjp.set_override(flax_conv_fn(jnp.dtype(jnp.bfloat16) if bf16(compute_dtype) else jnp.dtype(jnp.float32)))
 
 
