@@ -102,6 +102,9 @@ def test_auto_resolves_to_onednn_only_where_preferred_and_loadable(monkeypatch):
     assert onednn_conv.resolve("auto", jnp.float32, "cpu") == "onednn"
     assert onednn_conv.resolve("auto", "bfloat16", "cpu") == "xla"
     assert onednn_conv.resolve("auto", None, "gpu") == "xla"
+    monkeypatch.setattr(jax, "process_count", lambda: 2)  # several hosts: unmeasured with oneDNN
+    assert onednn_conv.resolve("auto", None, "cpu") == "xla"
+    monkeypatch.setattr(jax, "process_count", lambda: 1)
     with pytest.raises(ConfigError, match="'auto', 'xla', 'onednn'"):
         onednn_conv.resolve("mkl", None, "cpu")
 

@@ -58,7 +58,7 @@ def enabled() -> bool:
 
 def flax_conv_fn() -> Any:
     """The ``conv_general_dilated`` argument for ``flax.linen.Conv`` (read at trace time): the :func:`override`
-    when one is set (the opt-in oneDNN backend), else :func:`conv_general_dilated` when :func:`enabled`, else
+    when one is set (the oneDNN backend), else :func:`conv_general_dilated` when :func:`enabled`, else
     :func:`default_conv` (``lax.conv_general_dilated``, small maps on CPU as :func:`as_dot`)."""
     if _STATE["override"] is not None:
         return _STATE["override"]

@@ -480,7 +480,7 @@ def _init_stacked(parent: nn.Module, block: nn.Module, names: Sequence[str], x: 
     key = jax.ShapeDtypeStruct(lazy.rng.shape, lazy.rng.dtype)
     _TRACING_STACKED_INIT[0] = True
     try:
-        # traced with XLA's convolutions: the trace is evaluated under vmap, and the opt-in oneDNN convolutions
+        # traced with XLA's convolutions: the trace is evaluated under vmap, and the oneDNN convolutions
         # (conv_vjp's override) have no batching rule; no parameter depends on a convolution's output
         with conv_vjp.overridden(None):
             (first, suffixes), (second, _) = trace(names[0]), trace(names[1])

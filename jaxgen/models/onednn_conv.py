@@ -1,4 +1,5 @@
-"""Opt-in oneDNN convolutions (``conv_backend = "onednn"``): stride-1 NHWC convolutions as XLA FFI custom calls.
+"""oneDNN convolutions (``conv_backend = "onednn"``, and ``"auto"`` -- the config default -- for float32 training on
+the CPUs where they measured faster: :func:`resolve`): stride-1 NHWC convolutions as XLA FFI custom calls.
 
     onednn_conv.configure("onednn", compute_dtype="bfloat16")  # what `jaxgen train/upscale` do when chosen
     y = onednn_conv.conv2d_nhwc(x, w, ((1, 1), (1, 1)), jnp.bfloat16)   # differentiable (custom_vjp)
@@ -200,14 +201,15 @@ def bf16(compute_dtype: Any) -> bool:
 
 def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None = None) -> str:
     """``"xla"`` or ``"onednn"`` for a ``conv_backend`` setting: itself unless ``"auto"``, which is ``"onednn"`` when
-    the JAX backend (``platform``, default ``jax.default_backend()``) is the CPU, ``xla_setup.prefers_onednn``
-    (float32 ``compute_dtype``, a CPU of ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``) and the library builds and loads
-    here (:func:`load`; its cached build after the first time), else ``"xla"`` -- never an error."""
+    the JAX backend (``platform``, default ``jax.default_backend()``) is the CPU, the run is one process (several
+    hosts are unmeasured with it), ``xla_setup.prefers_onednn`` (float32 ``compute_dtype``, a CPU of
+    ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``) and the library builds and loads here (:func:`load`; its cached build
+    after the first time), else ``"xla"`` -- never an error."""
     if check_conv_backend(conv_backend, "conv_backend") != "auto":
         return conv_backend
     platform = jax.default_backend() if platform is None else platform
     float32 = compute_dtype is None or jnp.dtype(compute_dtype) == jnp.float32
-    if platform != "cpu" or not xla_setup.prefers_onednn(float32):
+    if platform != "cpu" or jax.process_count() > 1 or not xla_setup.prefers_onednn(float32):
         return "xla"
     try:
         load()

@@ -153,7 +153,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
     workdir = storage.as_path(workdir)  # a local folder, or a URL (gs://...) written through etils.epath
     if config.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
-    # the opt-in oneDNN convolutions: built/loaded (or refused in one line) before any workdir is touched
+    # the oneDNN convolutions (config.conv_backend "onednn", or "auto" where preferred): built/loaded (or refused
+    # in one line) before any workdir is touched
     onednn_conv.configure(config.get("conv_backend", "xla"), config.compute_dtype)
     # several processes: a SIGTERM never swallowed by a stalled collective, one shared workdir (docs/multihost.md)
     with multihost.StopWatchdog(enabled=jax.process_count() > 1):
