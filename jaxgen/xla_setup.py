@@ -199,8 +199,9 @@ def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count
 
     Must run before JAX initialises its CPU backend (``jaxgen.cli.main`` calls it before importing JAX). Only
     affects the CPU backend; a no-op when the user chose the CPU device count or opted out. With ``conv_backend``
-    (default :func:`default_conv_backend`) ``"onednn"`` it also sets ``OMP_NUM_THREADS`` to :func:`omp_threads` of
-    the device count, unless the user set it (GNU OpenMP reads it once, when oneDNN loads it).
+    (default :func:`default_conv_backend`) ``"onednn"``, or ``"auto"`` on a CPU :func:`prefers_onednn`, it also
+    sets ``OMP_NUM_THREADS`` to :func:`omp_threads` of the device count, unless the user set it (GNU OpenMP reads
+    it once, when oneDNN loads it; a train step with ``"auto"`` measured 13% more CPU a step without it).
     """
     environ = os.environ if environ is None else environ
     if not enabled(environ):
@@ -211,7 +212,8 @@ def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count
         if n > 1:
             changes["JAX_NUM_CPU_DEVICES"] = str(n)
     backend = default_conv_backend(environ) if conv_backend is None else conv_backend
-    if backend == "onednn" and "OMP_NUM_THREADS" not in environ:
+    onednn = backend == "onednn" or (backend == "auto" and prefers_onednn(environ=environ))
+    if onednn and "OMP_NUM_THREADS" not in environ:
         changes["OMP_NUM_THREADS"] = str(omp_threads(_cpu_devices({**environ, **changes}), cpu_count))
     environ.update(changes)
     return changes

@@ -240,13 +240,21 @@ def test_cache_dir_honours_xdg_cache_home(tmp_path):
     ({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}, "onednn", 6, {"OMP_NUM_THREADS": "2"}),
     ({"OMP_NUM_THREADS": "5"}, "onednn", 2, {"JAX_NUM_CPU_DEVICES": "2"}),  # the user's choice stays
     ({}, "xla", 2, {"JAX_NUM_CPU_DEVICES": "2"}),
-    ({}, None, 2, {"JAX_NUM_CPU_DEVICES": "2"}),
+    ({"JAXGEN_CONV_BACKEND": "xla"}, None, 2, {"JAX_NUM_CPU_DEVICES": "2"}),
     ({"JAXGEN_XLA_DEFAULTS": "0"}, "onednn", 2, {}),
 ])
 def test_configure_process_sets_omp_threads_only_for_onednn(environ, conv_backend, cpus, want):
     env = dict(environ)
     assert xla_setup.configure_process(env, cpu_count=cpus, conv_backend=conv_backend) == want
     assert env == {**environ, **want}
+
+
+def test_configure_process_sets_omp_threads_for_auto_where_onednn_is_preferred(monkeypatch):
+    for preferred, want in ((True, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
+                            (False, {"JAX_NUM_CPU_DEVICES": "2"})):
+        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, environ=None, p=preferred: p)
+        assert xla_setup.configure_process({}, cpu_count=2, conv_backend="auto") == want
+        assert xla_setup.configure_process({}, cpu_count=2) == want  # the default: auto
 
 
 def test_conv_backend_read_from_the_command_line():

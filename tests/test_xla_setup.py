@@ -23,17 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_configure_process_splits_the_cpu_into_devices():
+    # conv_backend "xla": no oneDNN thread count (configure_process's oneDNN cases: tests/test_onednn_conv.py)
     env: dict[str, str] = {}
-    assert xla_setup.configure_process(env, cpu_count=2) == {"JAX_NUM_CPU_DEVICES": "2"}
+    assert xla_setup.configure_process(env, cpu_count=2, conv_backend="xla") == {"JAX_NUM_CPU_DEVICES": "2"}
     assert env["JAX_NUM_CPU_DEVICES"] == "2"
     env = {}
-    assert xla_setup.configure_process(env, cpu_count=64) == {"JAX_NUM_CPU_DEVICES": str(xla_setup.CPU_DEVICES_MAX)}
-    assert xla_setup.configure_process({}, cpu_count=1) == {}  # one core: nothing to split
+    assert xla_setup.configure_process(env, cpu_count=64, conv_backend="xla") == {
+        "JAX_NUM_CPU_DEVICES": str(xla_setup.CPU_DEVICES_MAX)}
+    assert xla_setup.configure_process({}, cpu_count=1, conv_backend="xla") == {}  # one core: nothing to split
 
 
 @pytest.mark.parametrize("env", [
-    {"JAX_NUM_CPU_DEVICES": "8"},
-    {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+    {"JAX_NUM_CPU_DEVICES": "8", "OMP_NUM_THREADS": "2"},
+    {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAXGEN_CONV_BACKEND": "xla"},
     {"JAXGEN_XLA_DEFAULTS": "0"},
     {"JAXGEN_XLA_DEFAULTS": "off"},
 ])

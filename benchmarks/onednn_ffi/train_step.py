@@ -17,7 +17,8 @@ random batch) and the torch models are ``benchmarks/compare_torch.py``'s, and so
 * ``onednn_<f32|bf16>_2dev``: what ``jaxgen train --config.conv_backend=onednn`` does: the 2-device data mesh and
   ``OMP_NUM_THREADS=1`` (one oneDNN thread per device, set by ``xla_setup.configure_process``); bf16 =
   ``compute_dtype='bfloat16'``: bf16 convolution operands, f32 modules (autocast-style).
-* ``onednn_<f32|bf16>_2dev_scan``: the same with ``layers.repeat_blocks`` scanning (one compiled block body).
+* ``onednn_<f32|bf16>_2dev_scan``: the same with ``layers.repeat_blocks`` scanning (one compiled block body);
+  ``onednn_f32_2dev_unrolled`` unrolling (``prepare_training`` scans RRDBNet's blocks with oneDNN f32).
 * ``onednn_<f32|bf16>_1dev``: one CPU device, ``OMP_NUM_THREADS=2`` (oneDNN's GNU OpenMP team on both cores);
   ``..._passive`` adds ``OMP_WAIT_POLICY=passive`` (no spinning OpenMP threads).
 
@@ -60,6 +61,7 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     # the same with the repeated blocks scanned (prepare_training unrolls them with oneDNN on CPU)
     "onednn_f32_2dev_scan": ("onednn", {"scan": True}, {}),
     "onednn_bf16_2dev_scan": ("onednn_bf16", {"scan": True}, {}),
+    "onednn_f32_2dev_unrolled": ("onednn", {"scan": False}, {}),
 }
 
 
@@ -73,10 +75,10 @@ class JaxWorker(compare_torch.JaxWorker):
 
     def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
         kwargs = super()._jit_kwargs(per_device_batch, network)
-        if self.spec.get("scan"):
+        if "scan" in self.spec:  # else prepare_training's rule
             from jaxgen.models import layers  # the worker's venv (this file is also imported by the torch worker)
 
-            layers.set_scan_blocks(True)
+            layers.set_scan_blocks(self.spec["scan"])
         return kwargs
 
     def info(self) -> dict:
