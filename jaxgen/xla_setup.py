@@ -108,7 +108,7 @@ CPU_EIGEN_CONV_INFERENCE: frozenset[str] = frozenset({"transformer_net", "resnet
 # conv_backend "auto" (the config default) takes oneDNN's convolutions (jaxgen.models.onednn_conv) for float32
 # training on CPUs whose /proc/cpuinfo flags include every flag of one of these sets: the two CPU kinds where it
 # was measured faster than XLA's -- Intel Xeon with AVX-512 and AMX (2026-12-06) and Intel Xeon with AVX-512 and
-# AVX512-FP16 but no AMX flags (2026-12-07): train steps 1.4-2x faster than XLA's, 1.17-1.26x ahead of PyTorch
+# AVX512-FP16 but no AMX flags (2026-12-07): train steps 1.3-2x faster than XLA's, level with or ahead of PyTorch
 # eager (benchmarks/RESULTS.md, "The opt-in oneDNN backend" and "oneDNN convolutions by default"). Other CPUs (AMD
 # Zen 4: AVX-512 without either; ARM) are unmeasured with oneDNN and keep XLA.
 ONEDNN_TRAIN_CPU_FLAGS: tuple[frozenset[str], ...] = (frozenset({"avx512f", "amx_bf16"}),
