@@ -67,7 +67,7 @@ class ConfigError(ValueError):
 # The convolution backends (jaxgen.models.onednn_conv): "xla", "onednn" (CPU only) or "auto" (config.conv_backend's
 # default: oneDNN where jaxgen measured it faster for float32 training and it is installed, else XLA;
 # onednn_conv.resolve). The environment variable sets the default of config.conv_backend and of the inference
-# commands' --conv-backend (whose own default is "xla").
+# commands' --conv-backend (whose own default is "auto" for upscale, "xla" for stylize and translate).
 CONV_BACKENDS = ("auto", "xla", "onednn")
 CONV_BACKEND_ENV = "JAXGEN_CONV_BACKEND"
 

@@ -41,8 +41,8 @@ steps excepted.
 ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the stride-1 convolutions through oneDNN on CPU. The
 config's default ``"auto"`` takes it for float32 training on the CPUs where it measured faster
 (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or AVX512-FP16) when its extra and a compiler are
-installed (``onednn_conv.resolve``), XLA's convolutions otherwise; the inference commands' ``--conv-backend``
-defaults to ``xla``. :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA
+installed (``onednn_conv.resolve``), XLA's convolutions otherwise; so does ``jaxgen upscale --conv-backend``
+(``stylize`` and ``translate`` default to ``xla``). :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA
 CPU devices (one oneDNN thread per device on the 2-device mesh) unless the user set it, before GNU OpenMP loads.
 """
 

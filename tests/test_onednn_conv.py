@@ -32,10 +32,11 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgen import image, models, xla_setup
+from jaxgen import image, inference, models, xla_setup
 from jaxgen.config import ConfigError, check_run_config, run_config
 from jaxgen.models import conv_vjp, layers, onednn_conv
 from jaxgen.tasks.common import compute_dtype
+from jaxgen.weights import zoo, zoo_sr_vulkan
 from tests import conftest
 from tests.inprocess_cli import run_jaxgen
 
@@ -607,6 +608,39 @@ def test_jaxgen_upscale_with_onednn_equals_xla(lib_env, tmp_path, monkeypatch):
         assert conv_vjp.override() is None  # run_jaxgen puts the process switch back
     assert np.abs(outs["onednn"] - outs["xla"]).max() <= 1
     assert 0 < np.abs(outs["onednn_bf16"] - outs["xla"]).max() <= 8
+
+
+@pytest.mark.slow
+def test_every_zoo_model_gives_xlas_image_with_onednn(lib_env, monkeypatch):
+    """``jaxgen upscale``'s default ``--conv-backend auto`` takes oneDNN's convolutions on the CPUs where it
+    measured faster, for every pretrained model: each zoo model (RRDBNet, SRVGG, RealSR, waifu2x upconv_7 / CUNet,
+    Real-CUGAN se / pro, when its package is installed) upscales a 20x24 image to XLA's result within 1e-4
+    (measured <= 5.4e-5, Real-CUGAN pro; a convolution routed wrongly is off by O(0.1)), and the flag's default
+    is ``auto`` for ``upscale`` only."""
+    x = np.random.default_rng(0).random((20, 24, 3), dtype=np.float32)
+    checked = differing = 0
+    try:
+        for name in [*zoo.ZOO, *zoo_sr_vulkan.ENTRIES]:
+            outs = {}
+            for backend in ("xla", "onednn"):
+                onednn_conv.configure(backend)
+                try:
+                    model = zoo.load(name) if name in zoo.ZOO else zoo_sr_vulkan.load(name)
+                except ValueError:  # its weights' package is not installed
+                    break
+                outs[backend] = inference.Upscaler(model).upscale_rgb(x)
+            if outs:
+                diff = float(np.abs(outs["onednn"] - outs["xla"]).max())
+                assert diff < 1e-4, (name, diff)
+                checked, differing = checked + 1, differing + (diff > 0)
+    finally:
+        onednn_conv.configure("xla")
+    # oneDNN sums in another order than XLA: equal images everywhere would mean its convolutions never ran
+    assert checked >= 3 and differing >= checked // 2, (checked, differing)
+    monkeypatch.delenv("JAXGEN_CONV_BACKEND")  # the suite's pin (conftest.py)
+    for command, default in (("upscale", "auto"), ("stylize", "xla"), ("translate", "xla")):
+        proc = run_jaxgen(command, "-h")
+        assert proc.returncode == 0 and f"default {default}" in " ".join(proc.stdout.split()), (command, proc.stdout)
 
 
 @pytest.mark.slow

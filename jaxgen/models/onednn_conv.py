@@ -239,12 +239,14 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
     conv_vjp.set_override(flax_conv_fn(jnp.dtype(jnp.bfloat16) if bf16(compute_dtype) else jnp.dtype(jnp.float32)))
 
 
-def add_argument(parser: Any) -> None:
-    """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND`` or ``xla``); pass its
-    value to :func:`configure` before the model is first traced."""
-    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(fallback="xla"),
-                        help="convolutions: xla (default), onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
-                             "docs/performance.md) or auto (onednn where measured faster for float32 and installed)")
+def add_argument(parser: Any, default: str = "xla") -> None:
+    """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND``, else ``default``: ``auto``
+    for ``upscale``, whose forwards measured faster with oneDNN where :func:`resolve` picks it, ``xla`` for the
+    others); pass its value to :func:`configure` before the model is first traced."""
+    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(fallback=default),
+                        help=f"convolutions: xla, onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
+                             f"docs/performance.md) or auto (onednn for float32 on the CPUs where it measured faster, "
+                             f"when installed; else xla); default {default}")
 
 
 # ------------------------------------------------------------------------------------------------ custom calls
