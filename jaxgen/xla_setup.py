@@ -26,9 +26,9 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
   it applies with ``JAXGEN_XLA_DEFAULTS=0`` too.
 * Accelerators: nothing (XLA's GPU/TPU defaults).
 * Every command (:func:`configure_compilation_cache`, called by ``jaxgen.cli.main`` before JAX starts): JAX's
-  persistent compilation cache in ``~/.cache/jaxgen/xla/<jax version>-<CPU key>`` (``$XDG_CACHE_HOME`` honoured),
-  so a second process reuses the executables the first one compiled (RRDBNet x4's first train step, a second
-  ``jaxgen upscale``; numbers in ``benchmarks/RESULTS.md``). The CPU key hashes the processor model and its ISA
+  persistent compilation cache in ``~/.cache/jaxgen/xla/<jaxlib>-<machine>-<CPU key>-<code key>``
+  (``$XDG_CACHE_HOME`` honoured), so a second process reuses the executables the first one compiled (RRDBNet x4's
+  first train step, a second ``jaxgen upscale``; numbers in ``benchmarks/RESULTS.md``). The CPU key hashes the processor model and its ISA
   flags, so a cache folder shared between machines never hands one CPU code compiled for another; the code key
   hashes the oneDNN convolutions' partitioning rules (:data:`CACHE_KEYED_SOURCES`).
   ``JAXGEN_COMPILATION_CACHE=0`` (or ``jaxgen --no-compile-cache COMMAND``) turns it off, ``=PATH`` moves it; a
@@ -42,8 +42,9 @@ steps excepted.
 config's default ``"auto"`` takes it for float32 training on the CPUs where it measured faster
 (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or AVX512-FP16) when its extra and a compiler are
 installed (``onednn_conv.resolve``), XLA's convolutions otherwise; so does ``jaxgen upscale --conv-backend``
-(``stylize`` and ``translate`` default to ``xla``). :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA
-CPU devices (one oneDNN thread per device on the 2-device mesh) unless the user set it, before GNU OpenMP loads.
+(``stylize`` and ``translate`` default to ``xla``). :func:`configure_process` then also sets ``OMP_NUM_THREADS``
+to cores / XLA CPU devices (one oneDNN thread per device on the 2-device mesh) unless the user set it, before GNU
+OpenMP loads.
 """
 
 from __future__ import annotations
