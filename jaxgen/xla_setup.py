@@ -28,9 +28,9 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
 * Every command (:func:`configure_compilation_cache`, called by ``jaxgen.cli.main`` before JAX starts): JAX's
   persistent compilation cache in ``~/.cache/jaxgen/xla/<jaxlib>-<machine>-<CPU key>-<code key>``
   (``$XDG_CACHE_HOME`` honoured), so a second process reuses the executables the first one compiled (RRDBNet x4's
-  first train step, a second ``jaxgen upscale``; numbers in ``benchmarks/RESULTS.md``). The CPU key hashes the processor model and its ISA
-  flags, so a cache folder shared between machines never hands one CPU code compiled for another; the code key
-  hashes the oneDNN convolutions' partitioning rules (:data:`CACHE_KEYED_SOURCES`).
+  first train step, a second ``jaxgen upscale``; numbers in ``benchmarks/RESULTS.md``). The CPU key hashes the
+  processor model and its ISA flags, so a cache folder shared between machines never hands one CPU code compiled
+  for another; the code key hashes the oneDNN convolutions' partitioning rules (:data:`CACHE_KEYED_SOURCES`).
   ``JAXGEN_COMPILATION_CACHE=0`` (or ``jaxgen --no-compile-cache COMMAND``) turns it off, ``=PATH`` moves it; a
   ``JAX_COMPILATION_CACHE_DIR`` the user set is left alone.
 
