@@ -64,8 +64,8 @@ def main() -> None:
                            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
                 if backend == "onednn":
                     env.setdefault("OMP_NUM_THREADS", str(xla_setup.omp_threads(devices)))
-                out = subprocess.run([sys.executable, "-c", CHILD, str(tile), str(args.steps), str(OVERLAP), backend],
-                                     env=env, capture_output=True, text=True, cwd=ROOT)
+                argv = [sys.executable, "-c", CHILD, str(tile), str(args.steps), str(OVERLAP), backend]
+                out = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT)
                 if out.returncode:
                     raise SystemExit(f"child failed (tile {tile}, {backend}, {devices} devices):\n{out.stderr[-3000:]}")
                 run = json.loads(out.stdout.strip().splitlines()[-1])

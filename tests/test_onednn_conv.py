@@ -70,7 +70,8 @@ def test_config_key_defaults_to_auto_and_follows_the_environment(monkeypatch):
     assert run_config("sr").conv_backend == "onednn"
 
 
-SAPPHIRE_RAPIDS = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+SAPPHIRE_RAPIDS = ("model name\t: Intel(R) Xeon(R) Processor\n"
+                   "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
 NO_AMX = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_fp16\n"
 ZEN4 = "model name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 NEOVERSE = "processor\t: 0\nFeatures\t: fp asimd sve bf16\nCPU implementer\t: 0x41\n"

@@ -185,9 +185,8 @@ class Upscaler:
         if not self.devices:
             raise ValueError("devices must name at least one device")
         self._window_mesh = Mesh(np.array(self.devices), ("data",))
-        self._windows_jitted = jax.jit(
-            model.apply, in_shardings=(NamedSharding(self._window_mesh, P()), NamedSharding(self._window_mesh, P("data"))),
-            out_shardings=NamedSharding(self._window_mesh, P("data")))
+        replicated, windows = NamedSharding(self._window_mesh, P()), NamedSharding(self._window_mesh, P("data"))
+        self._windows_jitted = jax.jit(model.apply, in_shardings=(replicated, windows), out_shardings=windows)
         self._replicated_params: Any = None
 
     @property
