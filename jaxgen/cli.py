@@ -24,7 +24,6 @@ COMMANDS = {
 }
 
 
-
 def usage() -> str:
     lines = ["usage: jaxgen [--no-compile-cache] COMMAND [options]   (jaxgen COMMAND -h for a command's options)",
              "", "commands:"]

@@ -175,7 +175,7 @@ def splits_host(command: str, args: Iterable[str]) -> bool:
     """Whether ``jaxgen COMMAND args`` gets :func:`configure_process`'s CPU device split: the training commands
     (:data:`SPLIT_HOST_COMMANDS`), and ``upscale`` with ``--tile N`` > 0, whose windows then run one per device
     (``jaxgen.inference.Upscaler``): an XLA:CPU device keeps ~1 of 2 cores busy in the convolutions of a small
-    window's forward, two devices both (RRDBNet x4, 64 px windows: 1.9x the windows a second, 128 px 1.35x;
+    window's forward, two devices both (RRDBNet x4, 64 px windows: 2.15x the windows a second, 128 px 1.26x;
     ``benchmarks/tile_devices.py``, ``benchmarks/RESULTS.md``). Whole-image inference keeps one device (a split
     host makes single-image forwards up to 1.7x slower)."""
     if command in SPLIT_HOST_COMMANDS:
@@ -381,9 +381,9 @@ def prepare_training(per_device_batch: int, backend: str | None = None, networks
                      conv_backend: str | None = None, compute_dtype: Any = None) -> dict[str, Any]:
     """Call once before the train step is first traced: picks the convolution backend (``conv_backend``, as
     ``config.conv_backend``, default :func:`default_conv_backend`: ``"auto"`` is resolved by
-    ``onednn_conv.resolve``), switches
-    ``jaxgen.models.conv_vjp`` per :func:`use_conv_vjp`, lets ``layers.repeat_blocks`` scan only where the
-    convolution gradients are fast inside a loop (``layers.set_scan_blocks``), and returns
+    ``onednn_conv.resolve``), switches ``jaxgen.models.conv_vjp`` per :func:`use_conv_vjp`, lets
+    ``layers.repeat_blocks`` scan only where the convolution gradients are fast inside a loop
+    (``layers.set_scan_blocks``), and returns
     :func:`train_compiler_options` (for the step's ``networks``, model names) for the train step's ``jax.jit``.
 
     With XLA's convolutions the blocks scan on any backend but CPU, and on CPU with the conv VJP. oneDNN

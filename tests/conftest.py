@@ -24,7 +24,7 @@ TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_em
 
 # The suite trains with XLA's convolutions wherever it runs: config.conv_backend's default "auto" would take
 # oneDNN's on the CPUs where jaxgen measured them faster (xla_setup.ONEDNN_TRAIN_CPU_FLAGS), so the same test would
-# check a different program on an AMX machine than on CI's. The oneDNN backend and "auto" have their own tests
+# check a different program on such a CPU than on another. The oneDNN backend and "auto" have their own tests
 # (tests/test_onednn_conv.py); JAXGEN_CONV_BACKEND=auto in the environment runs the suite as users' runs go.
 os.environ.setdefault("JAXGEN_CONV_BACKEND", "xla")
 

@@ -175,8 +175,9 @@ def upscale(args: argparse.Namespace) -> tuple[list[Path], int]:
     upscaled gets one ``jaxgen: error:`` line and the others go on; with one input its error is raised."""
     is_video = video.is_video(args.inputs)
     files = [] if is_video else expand_image_inputs(args.inputs)
-    args.conv_backend = onednn_conv.resolve(args.conv_backend, jnp.bfloat16 if args.bf16 else None)  # "auto"
-    onednn_conv.configure(args.conv_backend, jnp.bfloat16 if args.bf16 else None)
+    dtype = jnp.bfloat16 if args.bf16 else None
+    args.conv_backend = onednn_conv.resolve(args.conv_backend, dtype)  # "auto" -> what _load_model reads
+    onednn_conv.configure(args.conv_backend, dtype)
     model, what = _load_model(args)
     up = inference.Upscaler(
         model, tile=args.tile, tile_overlap=args.tile_overlap, pre_pad=args.pre_pad, ensemble=args.ensemble,

@@ -37,8 +37,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["SMALL_MAP_PIXELS", "as_dot", "conv2d_nhwc", "conv_general_dilated", "default_conv", "enabled", "flax_conv_fn", "input_grad", "override", "overridden",
-           "set_enabled", "set_override", "small_map", "stride1_nhwc_padding", "use", "weight_grad"]
+__all__ = ["SMALL_MAP_PIXELS", "as_dot", "conv2d_nhwc", "conv_general_dilated", "default_conv", "enabled",
+           "flax_conv_fn", "input_grad", "override", "overridden", "set_enabled", "set_override", "small_map",
+           "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
