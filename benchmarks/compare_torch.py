@@ -83,6 +83,9 @@ VARIANTS: dict[str, dict] = {
     "onednn_bf16": dict(setup=True, conv_backend="onednn", compute_dtype="bfloat16"),
     # what jaxgen's inference commands do (upscale, stylize, translate): one CPU device, per-network compile options
     "infer": dict(setup=True, split=False),
+    # what the inference commands do with --conv-backend auto: oneDNN f32 where xla_setup.prefers_onednn (one
+    # device, OpenMP's default team: every core)
+    "infer_auto": dict(setup=True, split=False, conv_backend="auto"),
     "tuned_onednn": dict(setup=True, env={"XLA_FLAGS": ONEDNN}),
     "infer_onednn": dict(setup=True, split=False, env={"XLA_FLAGS": ONEDNN}),
     "default": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}),

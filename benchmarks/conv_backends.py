@@ -1,6 +1,7 @@
-"""Which XLA:CPU convolution library each network's train step and inference forward is fastest with.
+"""Which convolution library each network's train step and inference forward is fastest with.
 
-    python benchmarks/conv_backends.py [--cases fast_style,adain,...] [--steps 4] [--out results.json]
+    python benchmarks/conv_backends.py [--cases fast_style,adain,...] [--backends default,eigen,onednn]
+                                       [--steps 4] [--out results.json]
 
 XLA:CPU runs convolutions with YNNPACK by default; ``compiler_options=xla_setup.CPU_EIGEN_CONV_OPTIONS`` (per
 ``jax.jit``) hands them to Eigen instead. Neither wins everywhere on this project's 2-core CPU (YNNPACK keeps
@@ -13,6 +14,13 @@ batches), jits the real train step as ``jaxgen train`` does (2 CPU devices, stat
 ``data`` mesh, ``prepare_training``'s conv-VJP choice) once with the default and once with Eigen convolutions,
 and times ``--steps`` steps of each interleaved (medians); forward cases time ``jax.jit(model.apply)`` on one
 image. It also reports the max abs difference between the two backends' first-step losses.
+
+``--backends`` adds ``onednn``: ``conv_backend = "onednn"`` (``jaxgen.models.onednn_conv``: oneDNN's float32
+convolutions through XLA FFI calls, what ``conv_backend = "auto"`` picks on the CPUs of
+``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``) with the per-network compile options for XLA's other convolutions, as
+``jaxgen train`` and the inference commands run it; ``default`` and ``eigen`` then run with ``conv_backend = "xla"``. Every
+backend is traced afresh (``prepare_training`` / ``onednn_conv.configure`` before its first call), and the
+differences reported are each backend's against the first one's.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ def _median_times(fns: dict, steps: int) -> dict[str, list[float]]:
     return times
 
 
-def train_case(name: str, steps: int) -> dict:
+def train_case(name: str, steps: int, backends: list[str]) -> dict:
     import jax
     import numpy as np
 
@@ -91,12 +99,17 @@ def train_case(name: str, steps: int) -> dict:
     it = task.make_data(0, 1)
     batch = parallel.global_batch(next(iter(it)), mesh)
     per_device = config.batch_size // mesh.devices.size
-    base_options = xla_setup.prepare_training(per_device, networks=())
+    networks = xla_setup.network_names(task.architecture(config))
     fns, losses, compile_s = {}, {}, {}
-    for backend, options in (("default", base_options), ("eigen", {**base_options, **xla_setup.CPU_EIGEN_CONV_OPTIONS})):
+    for backend in backends:
+        options = xla_setup.prepare_training(per_device, networks=networks,
+                                             conv_backend="onednn" if backend == "onednn" else "xla")
+        if backend == "eigen":
+            options = {**options, **xla_setup.CPU_EIGEN_CONV_OPTIONS}
         state = jax.jit(task.init, out_shardings=repl)()
-        step = jax.jit(task.step, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
-                       compiler_options=options or None)
+        # a new function per backend: jax.jit's trace cache is keyed on the function, not on the convolution switch
+        step = jax.jit(lambda s, b, c: task.step(s, b, c), in_shardings=(repl, bsh, repl),
+                       out_shardings=(repl, repl), donate_argnums=(0,), compiler_options=options or None)
         t = time.perf_counter()
         state, metrics = step(state, batch, consts)
         jax.block_until_ready(metrics)
@@ -110,41 +123,55 @@ def train_case(name: str, steps: int) -> dict:
 
         fns[backend] = run
     times = _median_times(fns, steps)
-    keys = sorted(set(losses["default"]) & set(losses["eigen"]))
+    first = backends[0]
+
+    def rel_diff(backend):
+        keys = sorted(set(losses[first]) & set(losses[backend]))
+        return max((abs(losses[first][k] - losses[backend][k]) / max(abs(losses[first][k]), 1e-12) for k in keys),
+                   default=None)
+
     return {
         "devices": mesh.devices.size, "per_device_batch": per_device, "first_step_s": compile_s,
         "median_s": {k: statistics.median(v) for k, v in times.items()},
         "min_s": {k: min(v) for k, v in times.items()},
-        "first_step_metric_max_rel_diff": max((abs(losses["default"][k] - losses["eigen"][k])
-                                               / max(abs(losses["default"][k]), 1e-12) for k in keys), default=None),
+        "first_step_metric_max_rel_diff": {b: rel_diff(b) for b in backends[1:]},
     }
 
 
-def forward_case(name: str, steps: int) -> dict:
+def forward_case(name: str, steps: int, backends: list[str]) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     from jaxgen import models, xla_setup
+    from jaxgen.models import onednn_conv
 
     net, kwargs, side = FORWARD_CASES[name]
     model = models.build(net, **kwargs)
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
     x = jnp.asarray(np.random.default_rng(0).random((1, side, side, 3), dtype=np.float32))
-    fns, outs = {}, {}
-    for backend, options in (("default", {}), ("eigen", xla_setup.CPU_EIGEN_CONV_OPTIONS)):
+    fns, outs, first_s = {}, {}, {}
+    for backend in backends:
+        onednn_conv.configure("onednn" if backend == "onednn" else "xla")
+        options = xla_setup.CPU_EIGEN_CONV_OPTIONS if backend == "eigen" else {}
+        if backend == "onednn":  # as the inference commands: the per-network options for XLA's other convolutions
+            options = xla_setup.inference_compiler_options(net)
         apply = jax.jit(lambda p, x: model.apply({"params": p}, x), compiler_options=dict(options) or None)
+        t = time.perf_counter()
         outs[backend] = np.asarray(apply(params, x))
+        first_s[backend] = time.perf_counter() - t
         fns[backend] = lambda apply=apply: apply(params, x)
     times = _median_times(fns, steps)
     return {"median_s": {k: statistics.median(v) for k, v in times.items()},
-            "min_s": {k: min(v) for k, v in times.items()},
-            "max_abs_diff": float(np.max(np.abs(outs["default"] - outs["eigen"])))}
+            "min_s": {k: min(v) for k, v in times.items()}, "first_s": first_s,
+            "max_abs_diff": {b: float(np.max(np.abs(outs[backends[0]] - outs[b]))) for b in backends[1:]}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="", help=f"comma list of {sorted(TRAIN_CASES) + sorted(FORWARD_CASES)}")
+    ap.add_argument("--backends", default="default,eigen",
+                    help="comma list of default (XLA's YNNPACK convolutions), eigen, onednn (jaxgen's oneDNN calls)")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--out")
     ap.add_argument("--forward-child", action="store_true", help=argparse.SUPPRESS)
@@ -153,6 +180,9 @@ def main() -> None:
     unknown = [n for n in names if n not in TRAIN_CASES and n not in FORWARD_CASES]
     if unknown:
         sys.exit(f"conv_backends: unknown case(s) {unknown}; expected {sorted(TRAIN_CASES) + sorted(FORWARD_CASES)}")
+    backends = [b for b in args.backends.split(",") if b]
+    if not backends or set(backends) - {"default", "eigen", "onednn"}:
+        sys.exit(f"conv_backends: --backends {args.backends!r}: expected a comma list of default, eigen, onednn")
     forward = [n for n in names if n in FORWARD_CASES]
     if not args.forward_child:
         names = [n for n in names if n in TRAIN_CASES]
@@ -161,10 +191,11 @@ def main() -> None:
             import subprocess
 
             subprocess.run([sys.executable, __file__, "--forward-child", "--cases", ",".join(forward),
-                            "--steps", str(args.steps), *out], check=True)
+                            "--steps", str(args.steps), "--backends", args.backends, *out], check=True)
         from jaxgen import xla_setup
 
-        xla_setup.configure_process()  # as jaxgen.cli.main for `jaxgen train`: 2 CPU devices
+        # as jaxgen.cli.main for `jaxgen train`: 2 CPU devices (and oneDNN's OpenMP team size when measured)
+        xla_setup.configure_process(conv_backend="onednn" if "onednn" in backends else "xla")  # as jaxgen.cli.main for `jaxgen train`: 2 CPU devices
     import jax
 
     jax.config.update("jax_platforms", "cpu")
@@ -172,12 +203,14 @@ def main() -> None:
               "cpus": os.cpu_count(), **cpu_info(), "jax": jax.__version__, "devices": jax.device_count(),
               "load_at_start": os.getloadavg(), "cases": {}}
     for name in names:
-        r = train_case(name, args.steps) if name in TRAIN_CASES else forward_case(name, args.steps)
+        run = train_case if name in TRAIN_CASES else forward_case
+        r = run(name, args.steps, backends)
         r["load"] = os.getloadavg()[0]
         report["cases"][name] = r
-        d, e = r["median_s"]["default"], r["median_s"]["eigen"]
-        print(f"{name:28s} default {d:7.3f} s  eigen {e:7.3f} s  eigen/default {e / d:5.2f}  load {r['load']:.1f}",
-              flush=True)
+        med = r["median_s"]
+        cols = "  ".join(f"{b} {med[b]:7.3f} s" for b in backends)
+        ratios = "  ".join(f"{b}/{backends[0]} {med[b] / med[backends[0]]:5.2f}" for b in backends[1:])
+        print(f"{name:28s} {cols}  {ratios}  load {r['load']:.1f}", flush=True)
         if args.out:
             Path(args.out).write_text(json.dumps(report, indent=1))
 

@@ -38,7 +38,7 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
 steps excepted.
 
 ``conv_backend = "onednn"`` (config key, ``jaxgen upscale/stylize/translate --conv-backend``, default from
-``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the stride-1 convolutions through oneDNN on CPU. The
+``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the plain (strided or not) convolutions through oneDNN on CPU. The
 config's default ``"auto"`` takes it for float32 training on the CPUs where it measured faster
 (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or AVX512-FP16) when its extra and a compiler are
 installed (``onednn_conv.resolve``), XLA's convolutions otherwise; so does ``jaxgen upscale --conv-backend``

@@ -324,18 +324,20 @@ def test_override_reaches_the_layers_and_stacked_init_never_traces_it():
 @pytest.fixture(scope="module")
 def lib_env(tmp_path_factory) -> dict:
     """The environment of a process using the handler built (with g++, against the ``jaxgen[onednn]`` wheels) into
-    a temporary cache; this process has it loaded. Skips when the compiler or the wheels are missing."""
+    a temporary cache; this process has it loaded. Skips when the compiler or the wheels are missing; a handler
+    that does not compile with them fails (a broken ``onednn_conv.cc`` must not read as "not installed")."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("onednn_cache"))}
     try:
-        onednn_conv.build(env)
-        onednn_conv.load(env)
+        onednn_conv.find_toolchain(env)
     except onednn_conv.OnednnUnavailableError as e:
         pytest.skip(str(e))
+    onednn_conv.build(env)
+    onednn_conv.load(env)
     return env
 
 
-def _ref(x, w, pad):
-    return lax.conv_general_dilated(x, w, (1, 1), pad, dimension_numbers=DN, precision="highest")
+def _ref(x, w, pad, strides=(1, 1)):
+    return lax.conv_general_dilated(x, w, strides, pad, dimension_numbers=DN, precision="highest")
 
 
 def _value_and_grads(f, x, w, g):
@@ -351,24 +353,32 @@ def _rel(a, b) -> float:
 # (batch, H, W, C, O, kh, kw, ((top, bottom), (left, right))): non-square images and kernels (an H/W swap fails),
 # C != O (a transposed HWIO -> OIHW mapping fails), asymmetric padding on each side (swapped top/bottom, left/right
 # or (t,b)/(l,r) pads change the output shape or shift it), 1x1 .. 9x9 kernels (a wrong flip of the kernel in the
-# input gradient fails every k > 1), 'VALID' and over-padding (pad >= k).
+# input gradient fails every k > 1), 'VALID' and over-padding (pad >= k). Then strides (the last item): the
+# discriminators' 4x4/2 with padding 1, a 3x3/2 whose bottom-right padding no window reaches, unequal strides (2, 3)
+# (swapped sh/sw fails) that leave the last input row and column unread (their input gradient must be 0, not
+# garbage), a 1x1/2 shortcut, and asymmetric padding with strides.
 CASES = [
-    (2, 7, 5, 3, 4, 1, 1, ((0, 0), (0, 0))),
-    (2, 9, 6, 4, 6, 3, 3, ((1, 1), (1, 1))),
-    (1, 8, 11, 5, 3, 3, 3, ((0, 2), (1, 0))),
-    (2, 11, 13, 3, 5, 5, 5, ((2, 1), (0, 3))),
-    (1, 12, 10, 2, 3, 9, 9, ((4, 4), (3, 5))),
-    (2, 9, 7, 3, 2, 1, 3, ((0, 0), (2, 0))),
-    (1, 10, 9, 4, 4, 5, 3, ((0, 0), (0, 0))),
-    (1, 6, 5, 2, 3, 3, 3, ((3, 0), (0, 4))),
+    (2, 7, 5, 3, 4, 1, 1, ((0, 0), (0, 0)), (1, 1)),
+    (2, 9, 6, 4, 6, 3, 3, ((1, 1), (1, 1)), (1, 1)),
+    (1, 8, 11, 5, 3, 3, 3, ((0, 2), (1, 0)), (1, 1)),
+    (2, 11, 13, 3, 5, 5, 5, ((2, 1), (0, 3)), (1, 1)),
+    (1, 12, 10, 2, 3, 9, 9, ((4, 4), (3, 5)), (1, 1)),
+    (2, 9, 7, 3, 2, 1, 3, ((0, 0), (2, 0)), (1, 1)),
+    (1, 10, 9, 4, 4, 5, 3, ((0, 0), (0, 0)), (1, 1)),
+    (1, 6, 5, 2, 3, 3, 3, ((3, 0), (0, 4)), (1, 1)),
+    (2, 8, 10, 3, 5, 4, 4, ((1, 1), (1, 1)), (2, 2)),
+    (1, 9, 8, 4, 3, 3, 3, ((1, 1), (1, 1)), (2, 2)),
+    (1, 10, 7, 2, 4, 3, 3, ((0, 0), (0, 0)), (2, 3)),
+    (2, 7, 9, 3, 4, 1, 1, ((0, 0), (0, 0)), (2, 2)),
+    (1, 11, 12, 3, 2, 5, 3, ((2, 1), (0, 2)), (3, 2)),
 ]
-IDS = [f"k{c[5]}x{c[6]}_pad{c[7]}" for c in CASES]
+IDS = [f"k{c[5]}x{c[6]}_pad{c[7]}_s{c[8][0]}x{c[8][1]}" for c in CASES]
 
 
 def _data(case, seed=0, bf16_exact=False):
-    n, h, w, c, o, kh, kw, pad = case
+    n, h, w, c, o, kh, kw, pad, (sh, sw) = case
     r = np.random.default_rng(seed)
-    oh, ow = h + sum(pad[0]) - kh + 1, w + sum(pad[1]) - kw + 1
+    oh, ow = (h + sum(pad[0]) - kh) // sh + 1, (w + sum(pad[1]) - kw) // sw + 1
     arrays = [r.standard_normal(s).astype(np.float32) for s in ((n, h, w, c), (kh, kw, c, o), (n, oh, ow, o))]
     if bf16_exact:  # representable in bf16: the bf16 products are then exact in f32
         arrays = [np.asarray(jnp.asarray(a, jnp.bfloat16).astype(jnp.float32)) for a in arrays]
@@ -379,9 +389,9 @@ def _data(case, seed=0, bf16_exact=False):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_f32_values_and_gradients_equal_lax(lib_env, case):
     x, w, g = _data(case)
-    pad = case[-1]
-    got = _value_and_grads(jax.jit(lambda x, w: onednn_conv.conv2d_nhwc(x, w, pad, jnp.float32)), x, w, g)
-    want = _value_and_grads(lambda x, w: _ref(x, w, pad), x, w, g)
+    pad, st = case[-2:]
+    got = _value_and_grads(jax.jit(lambda x, w: onednn_conv.conv2d_nhwc(x, w, pad, jnp.float32, st)), x, w, g)
+    want = _value_and_grads(lambda x, w: _ref(x, w, pad, st), x, w, g)
     for name, a, b in zip(("y", "dx", "dw"), got, want):
         assert a.shape == b.shape and a.dtype == jnp.float32, name
         assert _rel(a, b) < 1e-5, (name, _rel(a, b))
@@ -395,10 +405,10 @@ def test_bf16_within_the_rounding_bound(lib_env, case):
     sums) or an f32 path that never reaches bf16 (error 0) is told apart by the next test; this one catches wrong
     values at bf16-level sizes (a dropped padding row, a shifted window) that a loose max-norm check would miss."""
     x, w, g = _data(case, seed=1)
-    pad = case[-1]
-    got = _value_and_grads(jax.jit(lambda x, w: onednn_conv.conv2d_nhwc(x, w, pad, jnp.bfloat16)), x, w, g)
-    want = _value_and_grads(lambda x, w: _ref(x, w, pad), x, w, g)
-    bounds = _value_and_grads(lambda x, w: _ref(x, w, pad), jnp.abs(x), jnp.abs(w), jnp.abs(g))
+    pad, st = case[-2:]
+    got = _value_and_grads(jax.jit(lambda x, w: onednn_conv.conv2d_nhwc(x, w, pad, jnp.bfloat16, st)), x, w, g)
+    want = _value_and_grads(lambda x, w: _ref(x, w, pad, st), x, w, g)
+    bounds = _value_and_grads(lambda x, w: _ref(x, w, pad, st), jnp.abs(x), jnp.abs(w), jnp.abs(g))
     # the output gradient g is rounded to bf16 too (a third rounding in the gradients): 3.01 u
     for name, a, b, bound, k in zip(("y", "dx", "dw"), got, want, bounds, (2.01, 3.01, 3.01)):
         assert a.dtype == jnp.float32, name
@@ -407,14 +417,14 @@ def test_bf16_within_the_rounding_bound(lib_env, case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES[1:5], ids=IDS[1:5])
+@pytest.mark.parametrize("case", CASES[1:5] + CASES[8:10], ids=IDS[1:5] + IDS[8:10])
 def test_bf16_of_bf16_exact_operands_equals_f32(lib_env, case):
     """With operands representable in bf16 the products are exact and oneDNN accumulates in f32: the result equals
     the f32 convolution up to summation order (a bf16 accumulator or bf16 result would be ~1e-3 off)."""
     x, w, g = _data(case, seed=2, bf16_exact=True)
-    pad = case[-1]
-    got = _value_and_grads(jax.jit(lambda x, w: onednn_conv.conv2d_nhwc(x, w, pad, jnp.bfloat16)), x, w, g)
-    want = _value_and_grads(lambda x, w: _ref(x, w, pad), x, w, g)
+    pad, st = case[-2:]
+    got = _value_and_grads(jax.jit(lambda x, w: onednn_conv.conv2d_nhwc(x, w, pad, jnp.bfloat16, st)), x, w, g)
+    want = _value_and_grads(lambda x, w: _ref(x, w, pad, st), x, w, g)
     for name, a, b in zip(("y", "dx", "dw"), got, want):
         assert _rel(a, b) < 1e-5, (name, _rel(a, b))
 
@@ -425,7 +435,7 @@ def test_inside_scan_and_a_nonlinear_loss(lib_env):
     case = CASES[3]
     x, w, _ = _data(case)
     w2 = jnp.asarray(np.random.default_rng(5).standard_normal((3, 3, 5, 5)).astype(np.float32) * 0.2)
-    pad = case[-1]
+    pad = case[-2]
 
     def loss(conv_fn):
         def f(x, w, w2):
@@ -445,20 +455,33 @@ def test_inside_scan_and_a_nonlinear_loss(lib_env):
 
 
 @pytest.mark.slow
-def test_flax_drop_in_routes_only_stride_1(lib_env):
-    """``nn.Conv(conv_general_dilated=flax_conv_fn())``: SAME with an even kernel (asymmetric padding) and a bias goes
-    through oneDNN and equals the default conv; a strided conv falls back to lax (no custom call)."""
-    x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 9, 8, 3)).astype(np.float32))
-    for kw, stride, calls in ((dict(kernel_size=(4, 2)), 1, 1), (dict(kernel_size=(3, 3)), 2, 0)):
-        ref = nn.Conv(5, strides=stride, **kw)
-        mine = nn.Conv(5, strides=stride, conv_general_dilated=onednn_conv.flax_conv_fn(jnp.float32), **kw)
+def test_flax_drop_in_routes_plain_convolutions_to_onednn(lib_env):
+    """``nn.Conv(conv_general_dilated=flax_conv_fn())``: SAME with an even kernel (asymmetric padding) and a bias, and
+    strided convolutions (SAME 3x3/2 on an odd map; the discriminators' 4x4/2 with padding 1) go through oneDNN and
+    equal the default conv; grouped and dilated kernels and transposed convolutions (dilated inputs) fall back to
+    lax (no custom call)."""
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 9, 8, 4)).astype(np.float32))
+    for kw, calls in ((dict(kernel_size=(4, 2)), 1), (dict(kernel_size=(3, 3), strides=2), 1),
+                      (dict(kernel_size=(4, 4), strides=2, padding=1), 1),
+                      (dict(kernel_size=(3, 3), feature_group_count=2), 0),
+                      (dict(kernel_size=(3, 3), kernel_dilation=2), 0)):
+        ref = nn.Conv(6, **kw)
+        mine = nn.Conv(6, conv_general_dilated=onednn_conv.flax_conv_fn(jnp.float32), **kw)
         params = ref.init(jax.random.key(0), x)
         with jax.default_matmul_precision("highest"):
             want = ref.apply(params, x)
         got = jax.jit(mine.apply)(params, x)
-        assert _rel(got, want) < 1e-5
+        assert got.shape == want.shape and _rel(got, want) < 1e-5, kw
         hlo = jax.jit(mine.apply).lower(params, x).compile().as_text()
-        assert hlo.count("custom_call_target=\"onednn_conv_fwd\"") == calls
+        assert hlo.count("custom_call_target=\"onednn_conv_fwd\"") == calls, kw
+    # a transposed convolution's form (dilated input, as lax.conv_transpose builds it): lax's, unchanged
+    w = jnp.asarray(np.random.default_rng(4).standard_normal((3, 3, 4, 3)).astype(np.float32))
+    pad = ((2, 2), (2, 2))
+    up = jax.jit(lambda x, w: onednn_conv.conv_general_dilated(x, w, (1, 1), pad, lhs_dilation=(2, 2),
+                                                               dimension_numbers=DN))
+    want = lax.conv_general_dilated(x, w, (1, 1), pad, lhs_dilation=(2, 2), dimension_numbers=DN)
+    assert _rel(up(x, w), want) < 1e-6
+    assert "custom_call_target=\"onednn_conv" not in up.lower(x, w).compile().as_text()
 
 
 MESH_SCRIPT = textwrap.dedent("""

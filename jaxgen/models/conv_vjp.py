@@ -39,7 +39,7 @@ from jax import lax
 
 __all__ = ["SMALL_MAP_PIXELS", "as_dot", "conv2d_nhwc", "conv_general_dilated", "default_conv", "enabled",
            "flax_conv_fn", "input_grad", "override", "overridden", "set_enabled", "set_override", "small_map",
-           "stride1_nhwc_padding", "use", "weight_grad"]
+           "nhwc_padding", "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
@@ -160,17 +160,15 @@ def _bwd(padding: Padding, res: tuple[jax.Array, jax.Array], dy: jax.Array) -> t
 conv2d_nhwc.defvjp(_fwd, _bwd)
 
 
-def stride1_nhwc_padding(ndim: int, window_strides: Sequence[int], padding: Any, lhs_dilation: Any = None,
-                         rhs_dilation: Any = None, dimension_numbers: Any = None, feature_group_count: int = 1,
-                         batch_group_count: int = 1) -> Padding | None:
-    """For the arguments of a ``lax.conv_general_dilated`` call on ``ndim``-dimensional operands: its padding as
-    ``((top, bottom), (left, right))`` ints when it is a stride-1, undilated, ungrouped NHWC/HWIO convolution with
-    explicit or ``'VALID'`` padding (the case :func:`conv_general_dilated` routes to :func:`conv2d_nhwc`), else
-    ``None``. Other padding strings (``'SAME'``) are ``None``: resolve them first (``lax.padtype_to_pads``)."""
+def nhwc_padding(ndim: int, padding: Any, lhs_dilation: Any = None, rhs_dilation: Any = None,
+                 dimension_numbers: Any = None, feature_group_count: int = 1, batch_group_count: int = 1) -> Padding | None:
+    """For the arguments of a ``lax.conv_general_dilated`` call on ``ndim``-dimensional operands (its window strides
+    aside): its padding as ``((top, bottom), (left, right))`` ints when it is an undilated, ungrouped NHWC/HWIO
+    convolution with explicit or ``'VALID'`` padding, else ``None``. Other padding strings (``'SAME'``) are
+    ``None``: resolve them first (``lax.padtype_to_pads``)."""
     ones = (None, (1, 1), [1, 1])
     simple = (
         ndim == 4
-        and tuple(window_strides) == (1, 1)
         and lhs_dilation in ones
         and (rhs_dilation is None or tuple(rhs_dilation) == (1, 1))
         and feature_group_count == 1
@@ -182,6 +180,17 @@ def stride1_nhwc_padding(ndim: int, window_strides: Sequence[int], padding: Any,
     if not simple:
         return None
     return ((0, 0), (0, 0)) if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
+
+
+def stride1_nhwc_padding(ndim: int, window_strides: Sequence[int], padding: Any, lhs_dilation: Any = None,
+                         rhs_dilation: Any = None, dimension_numbers: Any = None, feature_group_count: int = 1,
+                         batch_group_count: int = 1) -> Padding | None:
+    """:func:`nhwc_padding` of a stride-1 convolution (the case :func:`conv_general_dilated` routes to
+    :func:`conv2d_nhwc`), else ``None``."""
+    if tuple(window_strides) != (1, 1):
+        return None
+    return nhwc_padding(ndim, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+                        batch_group_count)
 
 
 def conv_general_dilated(

@@ -1,16 +1,17 @@
-// Stride-1 NHWC convolutions through oneDNN (AMX where the CPU has it) as XLA FFI handlers: the forward, the
+// NHWC convolutions through oneDNN (AMX where the CPU has it) as XLA FFI handlers: the forward, the
 // backward-data and the backward-weights primitives behind jaxgen/models/onednn_conv.py's custom_vjp (jaxgen's
 // opt-in `conv_backend = "onednn"`). Built on first use by onednn_conv.load() with g++ against the oneDNN 3.2
 // wheels (`pip install 'jaxgen[onednn]'`) and jaxlib's FFI headers (the key of its build cache hashes this file).
 // Layouts are XLA's: x [N,H,W,C], w [KH,KW,C,O] (HWIO), y [N,OH,OW,O]; padding (top, bottom, left, right) >= 0,
-// OH = H + top + bottom - KH + 1.
+// strides (sh, sw) >= 1, OH = (H + top + bottom - KH) / sh + 1 (rounded down, as XLA: input rows past the last
+// window get a zero gradient).
 //
 //   OnednnConvFwd        (x, w)  -> y    forward_training
 //   OnednnConvBwdData    (dy, w) -> dx   backward_data
 //   OnednnConvBwdWeights (x, dy) -> dw   backward_weights (no bias: the bias gradient stays in XLA)
 //
 // Inputs are f32 or bf16 (both operands the same); results f32 or bf16 (oneDNN accumulates in f32 either way).
-// Primitives are cached per (kind, dtypes, shape, padding); the cache mutex covers only the lookup/insert, so two
+// Primitives are cached per (kind, dtypes, shape, padding, strides); the cache mutex covers only the lookup/insert, so two
 // XLA CPU devices can run the same primitive concurrently: every primitive uses a user-provided scratchpad and
 // writes reordered weights into a per-thread buffer. Weights are reordered from HWIO to the layout the primitive
 // prefers (format_tag::any) on each call (the weights are small next to the activations).
@@ -56,13 +57,17 @@ thread_local Buf scratch_buf, wei_buf;
 enum Kind : int64_t { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
 
 struct Geo {
-  int64_t n, h, w, c, kh, kw, o, oh, ow, pt, pb, pl, pr;
+  int64_t n, h, w, c, kh, kw, o, oh, ow, pt, pb, pl, pr, sh, sw;
   dnnl::memory::dims Src() const { return {n, c, h, w}; }
   dnnl::memory::dims Wei() const { return {o, c, kh, kw}; }
   dnnl::memory::dims Dst() const { return {n, o, oh, ow}; }
+  dnnl::memory::dims Strides() const { return {sh, sw}; }
+  dnnl::memory::dims PadL() const { return {pt, pl}; }
+  dnnl::memory::dims PadR() const { return {pb, pr}; }  // oneDNN's output size rounds down as XLA's
   bool Valid() const {
-    return n > 0 && c > 0 && o > 0 && kh > 0 && kw > 0 && pt >= 0 && pb >= 0 && pl >= 0 && pr >= 0 &&
-           oh == h + pt + pb - kh + 1 && ow == w + pl + pr - kw + 1 && oh > 0 && ow > 0;
+    return n > 0 && c > 0 && o > 0 && kh > 0 && kw > 0 && pt >= 0 && pb >= 0 && pl >= 0 && pr >= 0 && sh > 0 &&
+           sw > 0 && h + pt + pb >= kh && w + pl + pr >= kw && oh == (h + pt + pb - kh) / sh + 1 &&
+           ow == (w + pl + pr - kw) / sw + 1;
   }
 };
 
@@ -88,12 +93,12 @@ dnnl::primitive_attr Attr() {
 dnnl::convolution_forward::primitive_desc FwdPd(const Geo& g, dt in, dt out) {
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, md(g.Src(), in, tag::nhwc),
-      md(g.Wei(), in, tag::any), md(g.Dst(), out, tag::nhwc), {1, 1}, {g.pt, g.pl}, {g.pb, g.pr}, Attr());
+      md(g.Wei(), in, tag::any), md(g.Dst(), out, tag::nhwc), g.Strides(), g.PadL(), g.PadR(), Attr());
 }
 
 std::unique_ptr<Entry> Build(Kind kind, const Geo& g, dt in, dt out) {
   auto e = std::make_unique<Entry>();
-  dnnl::memory::dims strides = {1, 1}, pad_l = {g.pt, g.pl}, pad_r = {g.pb, g.pr};
+  dnnl::memory::dims strides = g.Strides(), pad_l = g.PadL(), pad_r = g.PadR();
   if (kind == kFwd) {
     auto pd = FwdPd(g, in, out);
     e->prim = dnnl::convolution_forward(pd);
@@ -144,7 +149,7 @@ bool ToDnnl(ffi::DataType t, dt* out) {
 
 // Runs `kind` on (a, b) -> r. fwd: a=x, b=w, r=y. bwd data: a=dy, b=w, r=dx. bwd weights: a=x, b=dy, r=dw.
 ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> r, int64_t pt, int64_t pb,
-               int64_t pl, int64_t pr) {
+               int64_t pl, int64_t pr, int64_t sh, int64_t sw) {
   dt in, out;
   if (a.element_type() != b.element_type() || !ToDnnl(a.element_type(), &in) || !ToDnnl(r->element_type(), &out))
     return ffi::Error::InvalidArgument("onednn_conv: operands must both be f32 or bf16, the result f32 or bf16");
@@ -153,18 +158,18 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
     return ffi::Error::InvalidArgument("onednn_conv: rank-4 NHWC / HWIO operands expected");
   Geo g;
   if (kind == kFwd) {  // x [N,H,W,C], w [KH,KW,C,O], y [N,OH,OW,O]
-    g = {ad[0], ad[1], ad[2], ad[3], bd[0], bd[1], bd[3], rd[1], rd[2], pt, pb, pl, pr};
+    g = {ad[0], ad[1], ad[2], ad[3], bd[0], bd[1], bd[3], rd[1], rd[2], pt, pb, pl, pr, sh, sw};
     if (bd[2] != ad[3] || rd[0] != ad[0] || rd[3] != bd[3]) g.n = -1;
   } else if (kind == kBwdData) {  // dy [N,OH,OW,O], w [KH,KW,C,O], dx [N,H,W,C]
-    g = {rd[0], rd[1], rd[2], rd[3], bd[0], bd[1], bd[3], ad[1], ad[2], pt, pb, pl, pr};
+    g = {rd[0], rd[1], rd[2], rd[3], bd[0], bd[1], bd[3], ad[1], ad[2], pt, pb, pl, pr, sh, sw};
     if (bd[2] != rd[3] || ad[0] != rd[0] || ad[3] != bd[3]) g.n = -1;
   } else {  // x [N,H,W,C], dy [N,OH,OW,O], dw [KH,KW,C,O]
-    g = {ad[0], ad[1], ad[2], ad[3], rd[0], rd[1], bd[3], bd[1], bd[2], pt, pb, pl, pr};
+    g = {ad[0], ad[1], ad[2], ad[3], rd[0], rd[1], bd[3], bd[1], bd[2], pt, pb, pl, pr, sh, sw};
     if (rd[2] != ad[3] || bd[0] != ad[0] || rd[3] != bd[3]) g.n = -1;
   }
-  if (!g.Valid()) return ffi::Error::InvalidArgument("onednn_conv: shapes and padding do not fit a stride-1 conv");
+  if (!g.Valid()) return ffi::Error::InvalidArgument("onednn_conv: shapes, padding and strides do not fit a conv");
   std::vector<int64_t> key = {kind, static_cast<int64_t>(in), static_cast<int64_t>(out), g.n, g.h, g.w, g.c, g.kh,
-                              g.kw, g.o, g.pt, g.pb, g.pl, g.pr};
+                              g.kw, g.o, g.pt, g.pb, g.pl, g.pr, g.sh, g.sw};
   Entry* e;
   try {
     std::lock_guard<std::mutex> lock(mu);
@@ -207,16 +212,16 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
 }
 
 ffi::Error Fwd(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y, int64_t pt, int64_t pb, int64_t pl,
-               int64_t pr) {
-  return Run(kFwd, x, w, y, pt, pb, pl, pr);
+               int64_t pr, int64_t sh, int64_t sw) {
+  return Run(kFwd, x, w, y, pt, pb, pl, pr, sh, sw);
 }
 ffi::Error BwdData(ffi::AnyBuffer dy, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> dx, int64_t pt, int64_t pb,
-                   int64_t pl, int64_t pr) {
-  return Run(kBwdData, dy, w, dx, pt, pb, pl, pr);
+                   int64_t pl, int64_t pr, int64_t sh, int64_t sw) {
+  return Run(kBwdData, dy, w, dx, pt, pb, pl, pr, sh, sw);
 }
 ffi::Error BwdWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyBuffer> dw, int64_t pt, int64_t pb,
-                      int64_t pl, int64_t pr) {
-  return Run(kBwdWeights, x, dy, dw, pt, pb, pl, pr);
+                      int64_t pl, int64_t pr, int64_t sh, int64_t sw) {
+  return Run(kBwdWeights, x, dy, dw, pt, pb, pl, pr, sh, sw);
 }
 }  // namespace
 
@@ -228,7 +233,9 @@ ffi::Error BwdWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyB
       .Attr<int64_t>("pt")                                                                            \
       .Attr<int64_t>("pb")                                                                            \
       .Attr<int64_t>("pl")                                                                            \
-      .Attr<int64_t>("pr")
+      .Attr<int64_t>("pr")                                                                            \
+      .Attr<int64_t>("sh")                                                                            \
+      .Attr<int64_t>("sw")
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvFwd, Fwd, ONEDNN_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvBwdData, BwdData, ONEDNN_CONV_BINDING);

@@ -1,8 +1,9 @@
 """oneDNN convolutions (``conv_backend = "onednn"``, and ``"auto"`` -- the config default -- for float32 training on
-the CPUs where they measured faster: :func:`resolve`): stride-1 NHWC convolutions as XLA FFI custom calls.
+the CPUs where they measured faster: :func:`resolve`): strided NHWC convolutions as XLA FFI custom calls.
 
     onednn_conv.configure("onednn", compute_dtype="bfloat16")  # what `jaxgen train/upscale` do when chosen
     y = onednn_conv.conv2d_nhwc(x, w, ((1, 1), (1, 1)), jnp.bfloat16)   # differentiable (custom_vjp)
+    y = onednn_conv.conv2d_nhwc(x, w, ((1, 1), (1, 1)), jnp.float32, (2, 2))   # a stride-2 downsampling
     nn.Conv(..., conv_general_dilated=onednn_conv.flax_conv_fn(jnp.bfloat16))  # drop-in for flax
 
 ``onednn_conv.cc`` (next to this file) holds three XLA FFI handlers -- oneDNN's forward_training, backward-data
@@ -25,9 +26,11 @@ dimension as the only shardable factor: on the data-parallel mesh every device c
 backward-data) and the weight gradient is summed over the shards (``psum``); other shardings are replicated.
 
 :func:`conv_general_dilated` has ``lax.conv_general_dilated``'s signature (what ``flax.linen.Conv`` calls) and
-``jaxgen.models.conv_vjp``'s fallback rules: only the stride-1, undilated, ungrouped NHWC/HWIO case with explicit
-(non-negative), ``'SAME'`` or ``'VALID'`` padding in f32/bf16 and no ``precision`` / ``preferred_element_type``
-request goes to oneDNN; everything else goes to ``lax.conv_general_dilated`` unchanged.
+``jaxgen.models.conv_vjp``'s fallback rules: only the undilated, ungrouped NHWC/HWIO case (any window strides:
+the discriminators' and encoders' stride-2 downsamplings too) with explicit (non-negative), ``'SAME'`` or
+``'VALID'`` padding in f32/bf16 and no ``precision`` / ``preferred_element_type`` request goes to oneDNN;
+everything else (transposed convolutions' dilated inputs, grouped or dilated kernels) goes to
+``lax.conv_general_dilated`` unchanged.
 
 :func:`configure` is the process-wide switch: with ``"onednn"`` it loads the library and installs
 :func:`flax_conv_fn` as ``conv_vjp``'s override, so every convolution jaxgen's models build through
@@ -77,6 +80,7 @@ LIB_NAME = "libonednn_conv.so"
 _LOADED: dict[str, Any] = {}
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
+Strides = tuple[int, int]
 
 
 class OnednnUnavailableError(ValueError):
@@ -252,32 +256,35 @@ def add_argument(parser: Any, default: str = "xla") -> None:
 # ------------------------------------------------------------------------------------------------ custom calls
 
 
-def _attrs(padding: Padding) -> dict:
+def _attrs(padding: Padding, strides: Strides) -> dict:
     (pt, pb), (pl, pr) = padding
-    return {"pt": np.int64(pt), "pb": np.int64(pb), "pl": np.int64(pl), "pr": np.int64(pr)}
+    return {"pt": np.int64(pt), "pb": np.int64(pb), "pl": np.int64(pl), "pr": np.int64(pr),
+            "sh": np.int64(strides[0]), "sw": np.int64(strides[1])}
 
 
-def _call(kind: str, a: jax.Array, b: jax.Array, padding: Padding, out_shape: tuple, out_dtype: Any) -> jax.Array:
+def _call(kind: str, a: jax.Array, b: jax.Array, padding: Padding, strides: Strides, out_shape: tuple,
+          out_dtype: Any) -> jax.Array:
     out = jax.ShapeDtypeStruct(out_shape, out_dtype)
-    return jax.ffi.ffi_call(TARGETS[kind], out)(a, b, **_attrs(padding))
+    return jax.ffi.ffi_call(TARGETS[kind], out)(a, b, **_attrs(padding, strides))
 
 
-def _out_hw(h: int, w: int, kh: int, kw: int, padding: Padding) -> tuple[int, int]:
+def _out_hw(h: int, w: int, kh: int, kw: int, padding: Padding, strides: Strides) -> tuple[int, int]:
+    """XLA's output size: ``(H + top + bottom - KH) // stride + 1`` (input rows past the last window unused)."""
     (pt, pb), (pl, pr) = padding
-    return h + pt + pb - kh + 1, w + pl + pr - kw + 1
+    return (h + pt + pb - kh) // strides[0] + 1, (w + pl + pr - kw) // strides[1] + 1
 
 
-def _local_fwd(x, w, padding, out_dtype):
-    oh, ow = _out_hw(x.shape[1], x.shape[2], w.shape[0], w.shape[1], padding)
-    return _call("fwd", x, w, padding, (x.shape[0], oh, ow, w.shape[3]), out_dtype)
+def _local_fwd(x, w, padding, strides, out_dtype):
+    oh, ow = _out_hw(x.shape[1], x.shape[2], w.shape[0], w.shape[1], padding, strides)
+    return _call("fwd", x, w, padding, strides, (x.shape[0], oh, ow, w.shape[3]), out_dtype)
 
 
-def _local_bwd_data(dy, w, padding, out_dtype, hw):
-    return _call("bwd_data", dy, w, padding, (dy.shape[0], hw[0], hw[1], w.shape[2]), out_dtype)
+def _local_bwd_data(dy, w, padding, strides, out_dtype, hw):
+    return _call("bwd_data", dy, w, padding, strides, (dy.shape[0], hw[0], hw[1], w.shape[2]), out_dtype)
 
 
-def _local_bwd_weights(x, dy, padding, out_dtype, khw):
-    return _call("bwd_weights", x, dy, padding, (khw[0], khw[1], x.shape[3], dy.shape[3]), out_dtype)
+def _local_bwd_weights(x, dy, padding, strides, out_dtype, khw):
+    return _call("bwd_weights", x, dy, padding, strides, (khw[0], khw[1], x.shape[3], dy.shape[3]), out_dtype)
 
 
 # ------------------------------------------------------------------------------ partitioning (batch dimension only)
@@ -315,17 +322,17 @@ def _part_batch_major(local):
 def _part_weights():
     """Partition rule for bwd-weights: both operands sharded on the batch, the result replicated (psum)."""
 
-    def partition(padding, out_dtype, khw, mesh, arg_shapes, result_shape):
+    def partition(padding, strides, out_dtype, khw, mesh, arg_shapes, result_shape):
         axes = _batch_axes(arg_shapes[0].sharding)
         shardings = (_batch_sharded(mesh, axes), _batch_sharded(mesh, axes))
 
         def lower(x, dy):
-            dw = _local_bwd_weights(x, dy, padding, out_dtype, khw)
+            dw = _local_bwd_weights(x, dy, padding, strides, out_dtype, khw)
             return dw if axes is None else lax.psum(dw, axes)
 
         return mesh, lower, _replicated(mesh), shardings
 
-    def infer(padding, out_dtype, khw, mesh, arg_shapes, result_shape):
+    def infer(padding, strides, out_dtype, khw, mesh, arg_shapes, result_shape):
         return _replicated(mesh)
 
     return partition, infer
@@ -338,15 +345,15 @@ def _replicate(rule: str) -> tuple[str, ...]:
 
 _FWD_RULE, _BWD_DATA_RULE, _BWD_W_RULE = "n h w c, i j c o -> n a b o", "n a b o, i j c o -> n h w c", \
     "n h w c, n a b o -> i j c o"
-_fwd_op = custom_partitioning(_local_fwd, static_argnums=(2, 3))
+_fwd_op = custom_partitioning(_local_fwd, static_argnums=(2, 3, 4))
 _p, _i = _part_batch_major(_local_fwd)
 _fwd_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
                       sharding_rule=_FWD_RULE, need_replication_factors=_replicate(_FWD_RULE))
-_bwd_data_op = custom_partitioning(_local_bwd_data, static_argnums=(2, 3, 4))
+_bwd_data_op = custom_partitioning(_local_bwd_data, static_argnums=(2, 3, 4, 5))
 _p, _i = _part_batch_major(_local_bwd_data)
 _bwd_data_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
                            sharding_rule=_BWD_DATA_RULE, need_replication_factors=_replicate(_BWD_DATA_RULE))
-_bwd_weights_op = custom_partitioning(_local_bwd_weights, static_argnums=(2, 3, 4))
+_bwd_weights_op = custom_partitioning(_local_bwd_weights, static_argnums=(2, 3, 4, 5))
 _p, _i = _part_weights()
 _bwd_weights_op.def_partition(partition=_p, infer_sharding_from_operands=_i,
                               sharding_rule=_BWD_W_RULE, reduction_factors=("n",),
@@ -369,26 +376,27 @@ class _Res(tuple):
         return cls((*children, *aux))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv2d_nhwc(x: jax.Array, w: jax.Array, padding: Padding, compute_dtype: Any = jnp.float32) -> jax.Array:
-    """``lax.conv_general_dilated(x [B,H,W,C], w [kh,kw,C,O], (1,1), padding, NHWC/HWIO)`` on oneDNN, multiplying
-    in ``compute_dtype`` (f32 or bf16) and returning ``result_type(x, w)``. ``padding``: ``((top, bottom),
-    (left, right))`` non-negative ints. Needs :func:`load` first."""
-    return _fwd(x, w, padding, compute_dtype)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv2d_nhwc(x: jax.Array, w: jax.Array, padding: Padding, compute_dtype: Any = jnp.float32,
+                strides: Strides = (1, 1)) -> jax.Array:
+    """``lax.conv_general_dilated(x [B,H,W,C], w [kh,kw,C,O], strides, padding, NHWC/HWIO)`` on oneDNN,
+    multiplying in ``compute_dtype`` (f32 or bf16) and returning ``result_type(x, w)``. ``padding``: ``((top,
+    bottom), (left, right))`` non-negative ints; ``strides``: positive ints. Needs :func:`load` first."""
+    return _fwd(x, w, padding, compute_dtype, strides)[0]
 
 
-def _fwd(x, w, padding, compute_dtype):
+def _fwd(x, w, padding, compute_dtype, strides=(1, 1)):
     cd = jnp.dtype(compute_dtype)
     xc, wc = x.astype(cd), w.astype(cd)
-    y = _fwd_op(xc, wc, padding, jnp.result_type(x, w))
+    y = _fwd_op(xc, wc, padding, tuple(strides), jnp.result_type(x, w))
     return y, _Res((xc, wc, jnp.dtype(x.dtype), jnp.dtype(w.dtype)))
 
 
-def _bwd(padding, compute_dtype, res, dy):
+def _bwd(padding, compute_dtype, strides, res, dy):
     xc, wc, x_dtype, w_dtype = res
     dyc = dy.astype(jnp.dtype(compute_dtype))
-    dx = _bwd_data_op(dyc, wc, padding, x_dtype, tuple(xc.shape[1:3]))
-    dw = _bwd_weights_op(xc, dyc, padding, w_dtype, tuple(wc.shape[0:2]))
+    dx = _bwd_data_op(dyc, wc, padding, tuple(strides), x_dtype, tuple(xc.shape[1:3]))
+    dw = _bwd_weights_op(xc, dyc, padding, tuple(strides), w_dtype, tuple(wc.shape[0:2]))
     return dx, dw
 
 
@@ -413,19 +421,22 @@ def conv_general_dilated(
     *,
     compute_dtype: Any = jnp.float32,
 ) -> jax.Array:
-    """Drop-in for ``lax.conv_general_dilated``: the simple stride-1 NHWC case goes to :func:`conv2d_nhwc` (in
-    ``compute_dtype``), anything else to ``lax.conv_general_dilated`` unchanged."""
+    """Drop-in for ``lax.conv_general_dilated``: the undilated, ungrouped NHWC case (any window strides) goes to
+    :func:`conv2d_nhwc` (in ``compute_dtype``), anything else to ``lax.conv_general_dilated`` unchanged."""
     floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
     pad = None
+    strides = tuple(int(s) for s in window_strides)
     if (precision is None and preferred_element_type is None and jnp.dtype(lhs.dtype) in floats
-            and jnp.dtype(rhs.dtype) in floats):
+            and jnp.dtype(rhs.dtype) in floats and len(strides) == 2 and min(strides) >= 1):
         explicit = padding
         if isinstance(padding, str) and padding in ("SAME", "SAME_LOWER") and lhs.ndim == 4:
-            explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], (1, 1), padding)
-        pad = conv_vjp.stride1_nhwc_padding(lhs.ndim, window_strides, explicit, lhs_dilation, rhs_dilation,
-                                            dimension_numbers, feature_group_count, batch_group_count)
-    if pad is not None and min(min(p) for p in pad) >= 0:  # oneDNN takes no negative (cropping) padding
-        return conv2d_nhwc(lhs, rhs, pad, jnp.dtype(compute_dtype))
+            explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], strides, padding)
+        pad = conv_vjp.nhwc_padding(lhs.ndim, explicit, lhs_dilation, rhs_dilation, dimension_numbers,
+                                    feature_group_count, batch_group_count)
+    # oneDNN takes no negative (cropping) padding, and an empty output is XLA's business
+    if (pad is not None and min(min(p) for p in pad) >= 0
+            and min(_out_hw(lhs.shape[1], lhs.shape[2], rhs.shape[0], rhs.shape[1], pad, strides)) >= 1):
+        return conv2d_nhwc(lhs, rhs, pad, jnp.dtype(compute_dtype), strides)
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
         dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
