@@ -56,6 +56,8 @@ FORWARD_CASES: dict[str, tuple[str, dict, int]] = {
     "fwd_rrdbnet_256": ("rrdbnet", {"scale": 4}, 256),
     "fwd_srvgg_compact_256": ("srvgg_compact", {"scale": 4}, 256),
     "fwd_resnet_256": ("resnet", {}, 256),
+    "fwd_unet_256": ("unet", {}, 256),
+    "fwd_adain_vgg_256": ("adain_vgg", {}, 256),
 }
 
 
@@ -148,8 +150,9 @@ def forward_case(name: str, steps: int, backends: list[str]) -> dict:
 
     net, kwargs, side = FORWARD_CASES[name]
     model = models.build(net, **kwargs)
-    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
     x = jnp.asarray(np.random.default_rng(0).random((1, side, side, 3), dtype=np.float32))
+    init_side = side if net == "unet" else 16  # the U-Net needs its full depth's multiple
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, init_side, init_side, 3)))["params"]
     fns, outs, first_s = {}, {}, {}
     for backend in backends:
         onednn_conv.configure("onednn" if backend == "onednn" else "xla")
@@ -158,13 +161,15 @@ def forward_case(name: str, steps: int, backends: list[str]) -> dict:
             options = xla_setup.inference_compiler_options(net)
         apply = jax.jit(lambda p, x: model.apply({"params": p}, x), compiler_options=dict(options) or None)
         t = time.perf_counter()
-        outs[backend] = np.asarray(apply(params, x))
+        outs[backend] = jax.device_get(apply(params, x))
         first_s[backend] = time.perf_counter() - t
         fns[backend] = lambda apply=apply: apply(params, x)
     times = _median_times(fns, steps)
     return {"median_s": {k: statistics.median(v) for k, v in times.items()},
             "min_s": {k: min(v) for k, v in times.items()}, "first_s": first_s,
-            "max_abs_diff": {b: float(np.max(np.abs(outs[backends[0]] - outs[b]))) for b in backends[1:]}}
+            "max_abs_diff": {b: max(float(np.max(np.abs(np.asarray(u) - np.asarray(v))))  # a feature dict too
+                                    for u, v in zip(jax.tree.leaves(outs[backends[0]]), jax.tree.leaves(outs[b])))
+                             for b in backends[1:]}}
 
 
 def main() -> None:

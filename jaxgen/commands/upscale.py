@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=int, default=10, help="LR pixels of context around each tile (default 10)")
     p.add_argument("--alpha-upsampler", choices=ALPHA_UPSAMPLERS, default="realesrgan")
     p.add_argument("--ext", default="png", help="output extension in folder mode: png (default), jpg, ... or auto")
-    onednn_conv.add_argument(p, default="auto")  # oneDNN f32 measured faster (benchmarks/RESULTS.md)
+    onednn_conv.add_argument(p)  # auto: oneDNN f32 where it measured faster (benchmarks/RESULTS.md)
     video.add_arguments(p)
     return p
 

@@ -27,7 +27,7 @@ backward-data) and the weight gradient is summed over the shards (``psum``); oth
 
 :func:`conv_general_dilated` has ``lax.conv_general_dilated``'s signature (what ``flax.linen.Conv`` calls) and
 ``jaxgen.models.conv_vjp``'s fallback rules: only the undilated, ungrouped NHWC/HWIO case (any window strides:
-the discriminators' and encoders' stride-2 downsamplings too) with explicit (non-negative), ``'SAME'`` or
+TransformerNet's and Real-CUGAN's stride-2 downsamplings too) with explicit (non-negative), ``'SAME'`` or
 ``'VALID'`` padding in f32/bf16 and no ``precision`` / ``preferred_element_type`` request goes to oneDNN;
 everything else (transposed convolutions' dilated inputs, grouped or dilated kernels) goes to
 ``lax.conv_general_dilated`` unchanged.
@@ -243,10 +243,10 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
     conv_vjp.set_override(flax_conv_fn(jnp.dtype(jnp.bfloat16) if bf16(compute_dtype) else jnp.dtype(jnp.float32)))
 
 
-def add_argument(parser: Any, default: str = "xla") -> None:
-    """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND``, else ``default``: ``auto``
-    for ``upscale``, whose forwards measured faster with oneDNN where :func:`resolve` picks it, ``xla`` for the
-    others); pass its value to :func:`configure` before the model is first traced."""
+def add_argument(parser: Any, default: str = "auto") -> None:
+    """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND``, else ``default``:
+    ``auto``, oneDNN where :func:`resolve` picks it -- single-image forwards measured 1.1-1.7x faster with it on
+    those CPUs, ``benchmarks/RESULTS.md``); pass its value to :func:`configure` before the model is first traced."""
     parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(fallback=default),
                         help=f"convolutions: xla, onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
                              f"docs/performance.md) or auto (onednn for float32 on the CPUs where it measured faster, "
