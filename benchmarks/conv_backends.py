@@ -46,6 +46,8 @@ TRAIN_CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "edsr_b16_48": ("configs/edsr.py", [("batch_size", "16")]),
     "rrdbnet_b4_32": ("configs/rrdbnet.py", [("batch_size", "4"), ("data.patch_size", "32")]),
     "cyclegan_b1_256": ("configs/cyclegan.py", [("data.source", "folder")]),
+    # ESRGAN's GAN stage: RRDBNet, VGG19 perceptual loss, the VGG-style discriminator on 128 px HR patches
+    "esrgan_b4_32": ("configs/esrgan.py", [("batch_size", "4")]),
 }
 # name: (network, kwargs, input side, scale)
 FORWARD_CASES: dict[str, tuple[str, dict, int]] = {
@@ -91,6 +93,7 @@ def train_case(name: str, steps: int, backends: list[str]) -> dict:
         "edsr_b16_48": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "rrdbnet_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "cyclegan_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/styles")],
+        "esrgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
     }.get(name, [])
     config = load_config(str(ROOT / spec), overrides + extra)
     task = get_task(config.task)(config)

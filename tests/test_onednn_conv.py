@@ -668,6 +668,38 @@ def test_every_zoo_model_gives_xlas_image_with_onednn(lib_env, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name,kwargs,side", [
+    ("patchgan", {}, 64), ("vgg_style", {"num_feat": 8}, 128), ("unet_sn", {"num_feat": 8}, 32),
+    ("resnet", {"ngf": 8, "n_blocks": 2}, 32), ("unet", {"ngf": 4, "num_downs": 5}, 32),
+    ("adain_vgg", {}, 32)])
+def test_discriminators_and_translation_nets_reach_onednn(lib_env, name, kwargs, side):
+    """The layers built with ``conv_vjp.override_or_lax()`` (the discriminators, the CycleGAN / pix2pix generators,
+    AdaIN's encoder): with oneDNN configured their plain convolutions -- the 4x4/2 downsamplings included -- are
+    oneDNN custom calls, the output and the input gradient equal XLA's within 1e-4 of their scale; with XLA the
+    program is flax's own ``lax.conv_general_dilated`` (no custom call)."""
+    model = models.build(name, **kwargs)
+    x = jnp.asarray(np.random.default_rng(6).random((2, side, side, 3), dtype=np.float32))
+    variables = model.init(jax.random.key(0), x)
+
+    def loss(x):
+        out = model.apply(variables, x)
+        return sum(jnp.sum(jnp.tanh(leaf)) for leaf in jax.tree.leaves(out))  # AdaIN's encoder: a feature dict
+
+    outs, calls = {}, {}
+    try:
+        for backend in ("xla", "onednn"):
+            onednn_conv.configure(backend)
+            f = jax.jit(jax.value_and_grad(loss))
+            outs[backend] = f(x)
+            calls[backend] = f.lower(x).compile().as_text().count('custom_call_target="onednn_conv_')
+    finally:
+        onednn_conv.configure("xla")
+    assert calls["xla"] == 0 and calls["onednn"] >= 2, calls
+    for a, b in zip(outs["onednn"], outs["xla"]):
+        assert _rel(a, b) < 1e-4, (name, _rel(a, b))
+
+
+@pytest.mark.slow
 def test_scanned_repeated_blocks_on_onednn(lib_env):
     """EDSR's repeated blocks as one ``lax.scan`` (``layers.repeat_blocks``) with every convolution on oneDNN: the
     custom calls sit inside the loop body, and output and parameter gradients equal XLA's up to summation order."""

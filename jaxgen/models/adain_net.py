@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models import conv_vjp
 from jaxgen.models.adain_ops import adain
 from jaxgen.models.layers import check_input, torch_init, upsample_nearest
 from jaxgen.models.vgg import normalize_input, vgg_layer_names
@@ -50,7 +51,8 @@ def _reflect_conv(x: jax.Array, features: int, kernel: int, name: str, dtype: Dt
         x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
     k_init, b_init = torch_init(x.shape[-1] * kernel * kernel)
     return nn.Conv(features, (kernel, kernel), padding="VALID", kernel_init=k_init, bias_init=b_init, dtype=dtype,
-                   param_dtype=param_dtype, name=name)(x)
+                   param_dtype=param_dtype, name=name,
+                   conv_general_dilated=conv_vjp.override_or_lax())(x)  # oneDNN when chosen, else XLA's as it is
 
 
 class AdaINEncoder(nn.Module):

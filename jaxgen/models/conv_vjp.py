@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from jax import lax
 
 __all__ = ["SMALL_MAP_PIXELS", "as_dot", "conv2d_nhwc", "conv_general_dilated", "default_conv", "enabled",
-           "flax_conv_fn", "input_grad", "override", "overridden", "set_enabled", "set_override", "small_map",
+           "flax_conv_fn", "input_grad", "override", "override_or_lax", "overridden", "set_enabled", "set_override", "small_map",
            "nhwc_padding", "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -64,6 +64,14 @@ def flax_conv_fn() -> Any:
     if _STATE["override"] is not None:
         return _STATE["override"]
     return conv_general_dilated if enabled() else default_conv
+
+
+def override_or_lax() -> Any:
+    """The ``conv_general_dilated`` argument for the ``flax.linen.Conv`` layers that keep XLA's convolution as it
+    is (the discriminators, the CycleGAN / pix2pix generators, AdaIN's networks; read at trace time): the
+    :func:`override` when one is set (the oneDNN backend), else ``lax.conv_general_dilated`` itself -- flax's
+    default, so their XLA programs and numbers are unchanged."""
+    return _STATE["override"] or lax.conv_general_dilated
 
 
 def override() -> Any:

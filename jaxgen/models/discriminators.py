@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models import conv_vjp
 from jaxgen.models.layers import normal_init, torch_init, upsample_bilinear
 
 SPECTRAL_COLLECTION = "spectral"
@@ -128,6 +129,7 @@ class PatchGAN(nn.Module):
             kernel_init=normal_init(0.02),  # flat draw: same N(0, 0.02^2), compiles in ms on CPU
             dtype=self.dtype,
             param_dtype=self.param_dtype,
+            conv_general_dilated=conv_vjp.override_or_lax(),  # oneDNN when chosen, else XLA's as it is
         )
         x = x.astype(self.dtype)
         x = nn.leaky_relu(conv(self.ndf, strides=(2, 2), name="conv0")(x), 0.2)
@@ -187,6 +189,7 @@ class VGGStyleDiscriminator(nn.Module):
         normed = self.norm != "none"
         torch_like = self.norm == "batch"
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        conv_fn = conv_vjp.override_or_lax()  # oneDNN when chosen, else XLA's as it is
 
         def inits(fan_in: int) -> dict[str, Any]:
             if not torch_like:
@@ -196,7 +199,8 @@ class VGGStyleDiscriminator(nn.Module):
 
         def block(h: jax.Array, features: int, kernel: int, stride: int, name: str) -> jax.Array:
             h = nn.Conv(features, (kernel, kernel), (stride, stride), padding=((1, 1), (1, 1)),
-                        use_bias=not normed, name=name, **inits(h.shape[-1] * kernel * kernel), **kw)(h)
+                        use_bias=not normed, name=name, conv_general_dilated=conv_fn,
+                        **inits(h.shape[-1] * kernel * kernel), **kw)(h)
             if self.norm == "instance":
                 h = nn.InstanceNorm(epsilon=1e-5, use_fast_variance=False, name=f"norm{name[4:]}", **kw)(h)
             elif self.norm == "batch":
@@ -205,7 +209,7 @@ class VGGStyleDiscriminator(nn.Module):
 
         x = x.astype(self.dtype)
         h = nn.leaky_relu(nn.Conv(self.num_feat, (3, 3), padding=((1, 1), (1, 1)), name="conv0_0",
-                                  **inits(x.shape[-1] * 9), **kw)(x), 0.2)
+                                  conv_general_dilated=conv_fn, **inits(x.shape[-1] * 9), **kw)(x), 0.2)
         h = block(h, self.num_feat, 4, 2, "conv0_1")
         mults = (2, 4, 8, 8) + ((8,) if self.input_size == 256 else ())
         for i, m in enumerate(mults, start=1):
@@ -286,18 +290,19 @@ class UNetDiscriminatorSN(nn.Module):
         if x.shape[1] % 8 or x.shape[2] % 8:
             raise ValueError(f"UNetDiscriminatorSN needs H and W divisible by 8; got {x.shape[1]}x{x.shape[2]}")
         nf, kw = self.num_feat, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        conv_fn = conv_vjp.override_or_lax()  # oneDNN when chosen, else XLA's as it is
 
         def sn_conv(h, features, kernel, stride, name):
             k_init, _ = torch_init(h.shape[-1] * kernel * kernel)
             layer = nn.Conv(features, (kernel, kernel), (stride, stride), padding=((1, 1), (1, 1)), use_bias=False,
-                            kernel_init=k_init, name=name, **kw)
+                            kernel_init=k_init, name=name, conv_general_dilated=conv_fn, **kw)
             sn = nn.SpectralNorm(layer, collection_name=SPECTRAL_COLLECTION, name=f"{name}_sn", **kw)
             return nn.leaky_relu(sn(h, update_stats=update_stats), 0.2)
 
         def plain_conv(h, features, name):
             k_init, b_init = torch_init(h.shape[-1] * 9)
             return nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), kernel_init=k_init, bias_init=b_init, name=name,
-                           **kw)(h)
+                           conv_general_dilated=conv_fn, **kw)(h)
 
         x = x.astype(self.dtype)
         x0 = nn.leaky_relu(plain_conv(x, nf, "conv0"), 0.2)

@@ -37,6 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models import conv_vjp
 from jaxgen.models.discriminators import PatchGAN
 from jaxgen.models.layers import Dropout, normal_init
 
@@ -100,7 +101,8 @@ def _conv(features: int, kernel: int, stride: int, padding: int, use_bias: bool,
           param_dtype: Dtype) -> nn.Conv:
     return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((padding, padding), (padding, padding)),
                    use_bias=use_bias, kernel_init=normal_init(INIT_STD), bias_init=nn.initializers.zeros,
-                   dtype=dtype, param_dtype=param_dtype, name=name)
+                   dtype=dtype, param_dtype=param_dtype, name=name,
+                   conv_general_dilated=conv_vjp.override_or_lax())  # oneDNN when chosen, else XLA's as it is
 
 
 def _conv_transpose(features: int, kernel: int, padding: int, output_padding: int, use_bias: bool, name: str,
