@@ -18,9 +18,9 @@ image. It also reports the max abs difference between the two backends' first-st
 ``--backends`` adds ``onednn``: ``conv_backend = "onednn"`` (``jaxgen.models.onednn_conv``: oneDNN's float32
 convolutions through XLA FFI calls, what ``conv_backend = "auto"`` picks on the CPUs of
 ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``) with the per-network compile options for XLA's other convolutions, as
-``jaxgen train`` and the inference commands run it; ``default`` and ``eigen`` then run with ``conv_backend = "xla"``. Every
-backend is traced afresh (``prepare_training`` / ``onednn_conv.configure`` before its first call), and the
-differences reported are each backend's against the first one's.
+``jaxgen train`` and the inference commands run it; ``default`` and ``eigen`` then run with ``conv_backend =
+"xla"``. Every backend is traced afresh (``prepare_training`` / ``onednn_conv.configure`` before its first call),
+and the differences reported are each backend's against the first one's.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def main() -> None:
         from jaxgen import xla_setup
 
         # as jaxgen.cli.main for `jaxgen train`: 2 CPU devices (and oneDNN's OpenMP team size when measured)
-        xla_setup.configure_process(conv_backend="onednn" if "onednn" in backends else "xla")  # as jaxgen.cli.main for `jaxgen train`: 2 CPU devices
+        xla_setup.configure_process(conv_backend="onednn" if "onednn" in backends else "xla")
     import jax
 
     jax.config.update("jax_platforms", "cpu")

@@ -101,7 +101,8 @@ def run_case(name: str) -> dict:
     a, b = np.asarray(xla_dw(x, kern, g)), np.asarray(dot_dw(x, g))
     return {"shape": [n, side, side, c, o, k, s], "forward_s": _best(fwd_j, x, kern),
             "xla_weight_grad_s": _best(xla_dw, x, kern, g), "dot_weight_grad_s": _best(dot_dw, x, g),
-            "xla_err_vs_f64": float(np.abs(a - truth).max() / scale), "dot_err_vs_f64": float(np.abs(b - truth).max() / scale)}
+            "xla_err_vs_f64": float(np.abs(a - truth).max() / scale),
+            "dot_err_vs_f64": float(np.abs(b - truth).max() / scale)}
 
 
 def main() -> None:
@@ -115,7 +116,8 @@ def main() -> None:
               "load_at_start": os.getloadavg(), "cases": {}}
     for name in [c for c in args.cases.split(",") if c]:
         r = report["cases"][name] = run_case(name)
-        print(f"{name:16s} forward {r['forward_s'] * 1e3:7.1f} ms  XLA kernel grad {r['xla_weight_grad_s'] * 1e3:7.1f} ms "
+        print(f"{name:16s} forward {r['forward_s'] * 1e3:7.1f} ms  "
+              f"XLA kernel grad {r['xla_weight_grad_s'] * 1e3:7.1f} ms "
               f"(err {r['xla_err_vs_f64']:.1e})  as one product {r['dot_weight_grad_s'] * 1e3:6.1f} ms "
               f"(err {r['dot_err_vs_f64']:.1e})", flush=True)
         if args.out:

@@ -140,6 +140,15 @@ def test_onednn_float32_scans_rrdbnet_blocks_only(monkeypatch):
         monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: float32)
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
         assert configured[-1] == "onednn" and layers.scan_blocks_enabled()
+        # a mesh on fewer devices than the process has (batch 1 on the 2-device split): auto keeps XLA's
+        with monkeypatch.context() as m:
+            m.setattr(jax, "devices", lambda *a: ["cpu:0", "cpu:1"])
+            xla_setup.prepare_training(1, "cpu", networks=["resnet"], conv_backend="auto", devices=2)
+            assert configured[-1] == "onednn"
+            xla_setup.prepare_training(1, "cpu", networks=["resnet"], conv_backend="auto", devices=1)
+            assert configured[-1] == "xla"
+            xla_setup.prepare_training(1, "cpu", networks=["resnet"], conv_backend="onednn", devices=1)
+            assert configured[-1] == "onednn"  # an explicit choice stands
         monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: False)
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
         assert configured[-1] == "xla" and not layers.scan_blocks_enabled()

@@ -38,8 +38,8 @@ import jax.numpy as jnp
 from jax import lax
 
 __all__ = ["SMALL_MAP_PIXELS", "as_dot", "conv2d_nhwc", "conv_general_dilated", "default_conv", "enabled",
-           "flax_conv_fn", "input_grad", "override", "override_or_lax", "overridden", "set_enabled", "set_override", "small_map",
-           "nhwc_padding", "stride1_nhwc_padding", "use", "weight_grad"]
+           "flax_conv_fn", "input_grad", "nhwc_padding", "overridden", "override", "override_or_lax", "set_enabled",
+           "set_override", "small_map", "stride1_nhwc_padding", "use", "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
@@ -169,7 +169,8 @@ conv2d_nhwc.defvjp(_fwd, _bwd)
 
 
 def nhwc_padding(ndim: int, padding: Any, lhs_dilation: Any = None, rhs_dilation: Any = None,
-                 dimension_numbers: Any = None, feature_group_count: int = 1, batch_group_count: int = 1) -> Padding | None:
+                 dimension_numbers: Any = None, feature_group_count: int = 1,
+                 batch_group_count: int = 1) -> Padding | None:
     """For the arguments of a ``lax.conv_general_dilated`` call on ``ndim``-dimensional operands (its window strides
     aside): its padding as ``((top, bottom), (left, right))`` ints when it is an undilated, ungrouped NHWC/HWIO
     convolution with explicit or ``'VALID'`` padding, else ``None``. Other padding strings (``'SAME'``) are

@@ -11,10 +11,11 @@
 //   OnednnConvBwdWeights (x, dy) -> dw   backward_weights (no bias: the bias gradient stays in XLA)
 //
 // Inputs are f32 or bf16 (both operands the same); results f32 or bf16 (oneDNN accumulates in f32 either way).
-// Primitives are cached per (kind, dtypes, shape, padding, strides); the cache mutex covers only the lookup/insert, so two
-// XLA CPU devices can run the same primitive concurrently: every primitive uses a user-provided scratchpad and
-// writes reordered weights into a per-thread buffer. Weights are reordered from HWIO to the layout the primitive
-// prefers (format_tag::any) on each call (the weights are small next to the activations).
+// Primitives are cached per (kind, dtypes, shape, padding, strides); the cache mutex covers only the
+// lookup/insert, so two XLA CPU devices can run the same primitive concurrently: every primitive uses a
+// user-provided scratchpad and writes reordered weights into a per-thread buffer. Weights are reordered from HWIO
+// to the layout the primitive prefers (format_tag::any) on each call (the weights are small next to the
+// activations).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>

@@ -27,14 +27,15 @@ backward-data) and the weight gradient is summed over the shards (``psum``); oth
 
 :func:`conv_general_dilated` has ``lax.conv_general_dilated``'s signature (what ``flax.linen.Conv`` calls) and
 ``jaxgen.models.conv_vjp``'s fallback rules: only the undilated, ungrouped NHWC/HWIO case (any window strides:
-TransformerNet's and Real-CUGAN's stride-2 downsamplings too) with explicit (non-negative), ``'SAME'`` or
-``'VALID'`` padding in f32/bf16 and no ``precision`` / ``preferred_element_type`` request goes to oneDNN;
-everything else (transposed convolutions' dilated inputs, grouped or dilated kernels) goes to
-``lax.conv_general_dilated`` unchanged.
+the discriminators', TransformerNet's and the translation generators' stride-2 downsamplings too) with explicit
+(non-negative), ``'SAME'`` or ``'VALID'`` padding in f32/bf16 and no ``precision`` / ``preferred_element_type``
+request goes to oneDNN; everything else (transposed convolutions' dilated inputs, grouped or dilated kernels)
+goes to ``lax.conv_general_dilated`` unchanged.
 
 :func:`configure` is the process-wide switch: with ``"onednn"`` it loads the library and installs
 :func:`flax_conv_fn` as ``conv_vjp``'s override, so every convolution jaxgen's models build through
-``conv_vjp.flax_conv_fn()`` (``layers.conv``, TransformerNet, VGG, Real-CUGAN), traced from then on, inside
+``conv_vjp.flax_conv_fn()`` (``layers.conv``, TransformerNet, VGG, Real-CUGAN) or ``conv_vjp.override_or_lax()``
+(the discriminators, the CycleGAN / pix2pix generators, AdaIN's networks), traced from then on, inside
 ``layers.repeat_blocks``' scans too, takes oneDNN. Measured: ``benchmarks/RESULTS.md``, ``docs/performance.md``.
 The custom calls have no ``vmap`` rule: ``layers.repeat_blocks``' stacked init traces XLA's convolutions instead.
 
