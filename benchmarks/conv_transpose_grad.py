@@ -17,7 +17,9 @@ with ``kernel[kh-1-i, kw-1-j, o, c] = K[i, j, c, o]`` (``transpose_kernel=True``
 measures each against a float64 reference. It is not wired into jaxgen's layers: with it, the CycleGAN training-
 parity golden (``tests/test_training_parity.py``, a float32-chaotic case judged against the official code's own
 float32-vs-float64 spread) diverged 14.6x beyond that spread (from step 4; XLA's gradient: 0.68x), although the
-product is closer to float64 than XLA's own gradient -- see ``benchmarks/RESULTS.md``, "Transposed convolutions".
+product is closer to float64 than XLA's own gradient -- see ``benchmarks/RESULTS.md``, "oneDNN for forwards,
+strided convolutions and every network". With ``conv_backend`` oneDNN, ``layers.ConvTranspose`` runs oneDNN's
+primitives instead (``onednn_conv.conv_transpose``), which do not have XLA's slow kernel gradient.
 """
 
 from __future__ import annotations

@@ -378,8 +378,7 @@ def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Map
 
 
 def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = (),
-                     conv_backend: str | None = None, compute_dtype: Any = None,
-                     devices: int | None = None) -> dict[str, Any]:
+                     conv_backend: str | None = None, compute_dtype: Any = None) -> dict[str, Any]:
     """Call once before the train step is first traced: picks the convolution backend (``conv_backend``, as
     ``config.conv_backend``, default :func:`default_conv_backend`: ``"auto"`` is resolved by
     ``onednn_conv.resolve``), switches ``jaxgen.models.conv_vjp`` per :func:`use_conv_vjp`, lets
@@ -390,20 +389,12 @@ def prepare_training(per_device_batch: int, backend: str | None = None, networks
     With XLA's convolutions the blocks scan on any backend but CPU, and on CPU with the conv VJP. oneDNN
     (``onednn_conv.configure``; bf16 multiplies when ``compute_dtype`` is bfloat16; an error off CPU) unrolls them on
     CPU, except in float32 for the networks of :data:`ONEDNN_SCAN_F32` -- the measured configurations
-    (``benchmarks/RESULTS.md``; either way works). ``devices``: how many devices the train step's mesh uses; when
-    that is fewer than the process has (a batch of 1 on the 2-device CPU split), ``"auto"`` keeps XLA's
-    convolutions: oneDNN's OpenMP team is sized for the whole split (:func:`configure_process`) and would leave
-    cores idle (CycleGAN, batch 1: 42.97 s a step with oneDNN, 39.81 s with XLA's)."""
+    (``benchmarks/RESULTS.md``; either way works)."""
     # here, not at the top: this module is imported before JAX
-    import jax
-
     from jaxgen.models import conv_vjp, layers, onednn_conv
 
     backend = _backend(backend)
-    conv_backend = conv_backend or default_conv_backend()
-    if conv_backend == "auto" and backend == "cpu" and devices is not None and devices < len(jax.devices()):
-        conv_backend = "xla"
-    conv_backend = onednn_conv.resolve(conv_backend, compute_dtype, backend)
+    conv_backend = onednn_conv.resolve(conv_backend or default_conv_backend(), compute_dtype, backend)
     onednn_conv.configure(conv_backend, compute_dtype, backend)
     vjp = use_conv_vjp(per_device_batch, backend) and conv_backend == "xla"
     conv_vjp.set_enabled(vjp)

@@ -214,6 +214,23 @@ def test_conv_transpose_matches_pytorch_scatter(s):
     np.testing.assert_allclose(np.asarray(y), np_conv_transpose(x, w_torch, bias, s, 4, s - 1), atol=1e-5)
 
 
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv_transpose_module_is_flaxs(use_bias):
+    """``layers.ConvTranspose`` (the module behind ``conv_transpose`` and the translation generators, with a hook
+    for the oneDNN backend) has flax's ``nn.ConvTranspose(transpose_kernel=True)`` parameters -- names, shapes and
+    initial values from the same key -- and, with no override set, its output bit for bit (checkpoints, imported
+    weights and the XLA programs unchanged)."""
+    x = jnp.asarray(_x(2, 5, 6, 3))
+    kw = dict(strides=(2, 2), padding=((1, 2), (0, 1)), use_bias=use_bias, bias_init=nn.initializers.normal(0.1))
+    ours = blocks.ConvTranspose(4, (3, 3), **kw)
+    flax_ = nn.ConvTranspose(4, (3, 3), transpose_kernel=True, **kw)
+    p_ours, p_flax = ours.init(jax.random.key(3), x), flax_.init(jax.random.key(3), x)
+    assert jax.tree.structure(p_ours) == jax.tree.structure(p_flax)
+    for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_flax)):
+        assert a.shape == b.shape and np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.array_equal(np.asarray(jax.jit(ours.apply)(p_ours, x)), np.asarray(jax.jit(flax_.apply)(p_flax, x)))
+
+
 # ------------------------------------------------------------------------------ initialisers
 
 

@@ -140,15 +140,6 @@ def test_onednn_float32_scans_rrdbnet_blocks_only(monkeypatch):
         monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: float32)
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
         assert configured[-1] == "onednn" and layers.scan_blocks_enabled()
-        # a mesh on fewer devices than the process has (batch 1 on the 2-device split): auto keeps XLA's
-        with monkeypatch.context() as m:
-            m.setattr(jax, "devices", lambda *a: ["cpu:0", "cpu:1"])
-            xla_setup.prepare_training(1, "cpu", networks=["resnet"], conv_backend="auto", devices=2)
-            assert configured[-1] == "onednn"
-            xla_setup.prepare_training(1, "cpu", networks=["resnet"], conv_backend="auto", devices=1)
-            assert configured[-1] == "xla"
-            xla_setup.prepare_training(1, "cpu", networks=["resnet"], conv_backend="onednn", devices=1)
-            assert configured[-1] == "onednn"  # an explicit choice stands
         monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: False)
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
         assert configured[-1] == "xla" and not layers.scan_blocks_enabled()
@@ -676,6 +667,45 @@ def test_every_zoo_model_gives_xlas_image_with_onednn(lib_env, monkeypatch):
         assert proc.returncode == 0 and f"default {default}" in " ".join(proc.stdout.split()), (command, proc.stdout)
 
 
+# transposed convolutions (x [n, h, w, c], kernel [kh, kw, o, c], strides, lax.conv_transpose padding): CycleGAN's
+# 3x3/2 (PyTorch padding 1, output_padding 1), pix2pix's 4x4/2 (padding 1), waifu2x's 4x4/2 with padding 3
+# (lax padding 0: the transpose of a convolution padded 3), unequal strides with asymmetric padding (a sh/sw or
+# top/bottom swap fails), and one whose convolution would need negative padding (lax's, unchanged)
+CT_CASES = [
+    (2, 5, 6, 3, 4, 3, 3, (2, 2), ((1, 2), (1, 2)), True),
+    (1, 4, 5, 4, 2, 4, 4, (2, 2), ((2, 2), (2, 2)), True),
+    (2, 6, 5, 3, 3, 4, 4, (2, 2), ((0, 0), (0, 0)), True),
+    (1, 5, 3, 2, 2, 3, 2, (2, 3), ((0, 1), (1, 0)), True),
+    (1, 4, 4, 2, 3, 3, 3, (2, 2), ((3, 1), (1, 1)), False),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CT_CASES, ids=[f"k{c[5]}x{c[6]}_s{c[7]}_pad{c[8]}" for c in CT_CASES])
+def test_conv_transpose_equals_lax(lib_env, case):
+    """``onednn_conv.conv_transpose`` (backward-data forward; forward and backward-weights gradients): value, input
+    and kernel gradients equal ``lax.conv_transpose(..., transpose_kernel=True)`` within 1e-5, through oneDNN's
+    custom calls where its convolution has non-negative padding, lax's otherwise."""
+    n, h, w, c, o, kh, kw, strides, pad, on_onednn = case
+    r = np.random.default_rng(7)
+    x = jnp.asarray(r.standard_normal((n, h, w, c)).astype(np.float32))
+    k = jnp.asarray(r.standard_normal((kh, kw, o, c)).astype(np.float32))
+
+    def ref(x, k):
+        return lax.conv_transpose(x, k, strides, pad, dimension_numbers=DN, transpose_kernel=True,
+                                  precision="highest")
+
+    g = jnp.asarray(r.standard_normal(ref(x, k).shape).astype(np.float32))
+    mine = jax.jit(lambda x, k: onednn_conv.conv_transpose(x, k, strides, pad))
+    got, want = _value_and_grads(mine, x, k, g), _value_and_grads(ref, x, k, g)
+    for name, a, b in zip(("y", "dx", "dk"), got, want):
+        assert a.shape == b.shape and _rel(a, b) < 1e-5, (name, _rel(a, b))
+    hlo = jax.jit(jax.value_and_grad(lambda x, k: jnp.sum(mine(x, k) * g), (0, 1))).lower(x, k).compile().as_text()
+    calls = {t: hlo.count(f'custom_call_target="onednn_conv_{t}"') for t in ("fwd", "bwd_data", "bwd_weights")}
+    assert calls == ({"fwd": 1, "bwd_data": 1, "bwd_weights": 1} if on_onednn else
+                     {"fwd": 0, "bwd_data": 0, "bwd_weights": 0}), calls
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,kwargs,side", [
     ("patchgan", {}, 64), ("vgg_style", {"num_feat": 8}, 128), ("unet_sn", {"num_feat": 8}, 32),
@@ -683,9 +713,10 @@ def test_every_zoo_model_gives_xlas_image_with_onednn(lib_env, monkeypatch):
     ("adain_vgg", {}, 32)])
 def test_discriminators_and_translation_nets_reach_onednn(lib_env, name, kwargs, side):
     """The layers built with ``conv_vjp.override_or_lax()`` (the discriminators, the CycleGAN / pix2pix generators,
-    AdaIN's encoder): with oneDNN configured their plain convolutions -- the 4x4/2 downsamplings included -- are
-    oneDNN custom calls, the output and the input gradient equal XLA's within 1e-4 of their scale; with XLA the
-    program is flax's own ``lax.conv_general_dilated`` (no custom call)."""
+    AdaIN's encoder) and ``layers.ConvTranspose`` (the generators' upsamplings): with oneDNN configured their plain
+    and transposed convolutions -- the 4x4/2 downsamplings included -- are oneDNN custom calls, the output and
+    the input gradient equal XLA's within 1e-4 of their scale; with XLA the program is flax's own (no custom
+    call)."""
     model = models.build(name, **kwargs)
     x = jnp.asarray(np.random.default_rng(6).random((2, side, side, 3), dtype=np.float32))
     variables = model.init(jax.random.key(0), x)

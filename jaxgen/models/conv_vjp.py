@@ -39,11 +39,12 @@ from jax import lax
 
 __all__ = ["SMALL_MAP_PIXELS", "as_dot", "conv2d_nhwc", "conv_general_dilated", "default_conv", "enabled",
            "flax_conv_fn", "input_grad", "nhwc_padding", "overridden", "override", "override_or_lax", "set_enabled",
-           "set_override", "small_map", "stride1_nhwc_padding", "use", "weight_grad"]
+           "set_override", "set_transpose_override", "small_map", "stride1_nhwc_padding", "transpose_override", "use",
+           "weight_grad"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _NHWC_SPEC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # lax.conv_dimension_numbers(..., _NHWC) as tuples
-_STATE: dict[str, Any] = {"enabled": False, "override": None}
+_STATE: dict[str, Any] = {"enabled": False, "override": None, "transpose_override": None}
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 # The largest map (input height x width) XLA:CPU's convolution runs outside its libraries: 1x1 ... 2x4 measured
@@ -86,6 +87,18 @@ def set_override(fn: Any) -> None:
     _STATE["override"] = fn
 
 
+def transpose_override() -> Any:
+    """The transposed-convolution function ``jaxgen.models.layers.ConvTranspose`` calls instead of
+    ``lax.conv_transpose`` (``fn(x, kernel, strides, padding)``, NHWC, ``transpose_kernel=True``), or ``None``."""
+    return _STATE["transpose_override"]
+
+
+def set_transpose_override(fn: Any) -> None:
+    """Process-wide: every ``layers.ConvTranspose`` traced from now on calls ``fn``, or ``lax.conv_transpose`` again
+    with ``None``. Set by ``jaxgen.models.onednn_conv.configure`` with :func:`set_override`."""
+    _STATE["transpose_override"] = fn
+
+
 def set_enabled(value: bool) -> None:
     """Process-wide switch (``jaxgen.xla_setup`` sets it from the measured per-backend choice)."""
     _STATE["enabled"] = bool(value)
@@ -104,13 +117,16 @@ def use(value: bool = True) -> Iterator[None]:
 
 @contextlib.contextmanager
 def overridden(fn: Any) -> Iterator[None]:
-    """Context manager: :func:`set_override` ``fn`` (``None``: none) for what is traced inside, then the previous."""
-    previous = _STATE["override"]
+    """Context manager: :func:`set_override` ``fn`` (``None``: none, and no :func:`transpose_override` either) for
+    what is traced inside, then the previous."""
+    previous = _STATE["override"], _STATE["transpose_override"]
     _STATE["override"] = fn
+    if fn is None:
+        _STATE["transpose_override"] = None
     try:
         yield
     finally:
-        _STATE["override"] = previous
+        _STATE["override"], _STATE["transpose_override"] = previous
 
 
 def _plain(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:

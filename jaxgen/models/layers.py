@@ -32,6 +32,7 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 from flax.core.scope import LazyRng
+from jax import lax
 
 from jaxgen.image import imresize
 from jaxgen.models import conv_vjp, stacking
@@ -181,6 +182,40 @@ def conv(
     )
 
 
+class ConvTranspose(nn.Module):
+    """``nn.ConvTranspose(features, kernel_size, strides, padding, transpose_kernel=True)`` on NHWC inputs with
+    explicit padding: the same parameters (``kernel [kh, kw, features, in]``, ``bias [features]``: flax's names,
+    shapes and initialisers, so checkpoints and imported weights are unchanged) and, unless a
+    ``conv_vjp.transpose_override()`` is set (the oneDNN backend: ``onednn_conv.conv_transpose``), the same
+    ``lax.conv_transpose`` call and bias add as flax's module (the same XLA program)."""
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]
+    use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros
+    dtype: Dtype | None = None
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, self.features, x.shape[-1]),
+                            self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        override = conv_vjp.transpose_override()
+        if override is not None:
+            y = override(x, kernel, tuple(self.strides), self.padding)
+        else:
+            y = lax.conv_transpose(x, kernel, tuple(self.strides), self.padding, rhs_dilation=(1, 1),
+                                   transpose_kernel=True)
+        if bias is not None:
+            y += jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
+        return y
+
+
 def conv_transpose(
     features: int,
     kernel_size: int,
@@ -192,8 +227,8 @@ def conv_transpose(
     dtype: Dtype = jnp.float32,
     param_dtype: Dtype = jnp.float32,
     name: str | None = None,
-) -> nn.ConvTranspose:
-    """PyTorch ``ConvTranspose2d(in, features, k, stride, padding, output_padding)`` as ``nn.ConvTranspose``.
+) -> ConvTranspose:
+    """PyTorch ``ConvTranspose2d(in, features, k, stride, padding, output_padding)`` as :class:`ConvTranspose`.
 
     Output side ``(h - 1) * stride - 2 * padding + k + output_padding`` (default ``output_padding = stride - 1``
     so that ``k = 2 * padding + 1`` gives ``h * stride``). The kernel is ``[k, k, features, in]``: the PyTorch
@@ -204,12 +239,11 @@ def conv_transpose(
         output_padding = stride - 1
     lo = kernel_size - 1 - padding
     kernel_init, bias_init = conv_init(features * kernel_size * kernel_size)  # PyTorch's fan-in of ConvTranspose2d
-    return nn.ConvTranspose(
+    return ConvTranspose(
         features,
         (kernel_size, kernel_size),
         strides=(stride, stride),
         padding=((lo, lo + output_padding), (lo, lo + output_padding)),
-        transpose_kernel=True,
         kernel_init=kernel_init,
         bias_init=bias_init,
         dtype=dtype,

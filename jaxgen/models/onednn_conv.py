@@ -30,12 +30,17 @@ backward-data) and the weight gradient is summed over the shards (``psum``); oth
 the discriminators', TransformerNet's and the translation generators' stride-2 downsamplings too) with explicit
 (non-negative), ``'SAME'`` or ``'VALID'`` padding in f32/bf16 and no ``precision`` / ``preferred_element_type``
 request goes to oneDNN; everything else (transposed convolutions' dilated inputs, grouped or dilated kernels)
-goes to ``lax.conv_general_dilated`` unchanged.
+goes to ``lax.conv_general_dilated`` unchanged. :func:`conv_transpose` is ``lax.conv_transpose``'s drop-in for
+``jaxgen.models.layers.ConvTranspose`` (``transpose_kernel=True``): the transpose of a convolution is oneDNN's
+backward-data primitive, its gradients the forward and backward-weights primitives with the roles swapped
+(XLA:CPU's own kernel gradient of a transposed convolution is 50-90x its forward:
+``benchmarks/conv_transpose_grad.py``).
 
 :func:`configure` is the process-wide switch: with ``"onednn"`` it loads the library and installs
 :func:`flax_conv_fn` as ``conv_vjp``'s override, so every convolution jaxgen's models build through
 ``conv_vjp.flax_conv_fn()`` (``layers.conv``, TransformerNet, VGG, Real-CUGAN) or ``conv_vjp.override_or_lax()``
-(the discriminators, the CycleGAN / pix2pix generators, AdaIN's networks), traced from then on, inside
+(the discriminators, the CycleGAN / pix2pix generators, AdaIN's networks), and every ``layers.ConvTranspose``
+through ``conv_vjp.transpose_override()``, traced from then on, inside
 ``layers.repeat_blocks``' scans too, takes oneDNN. Measured: ``benchmarks/RESULTS.md``, ``docs/performance.md``.
 The custom calls have no ``vmap`` rule: ``layers.repeat_blocks``' stacked init traces XLA's convolutions instead.
 
@@ -69,8 +74,8 @@ from jaxgen.config import CONV_BACKENDS, check_conv_backend, default_conv_backen
 from jaxgen.models import conv_vjp
 
 __all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "bf16", "build_key",
-           "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated", "enabled", "find_toolchain", "flax_conv_fn",
-           "load", "resolve"]
+           "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated", "conv_transpose", "conv_transpose_nhwc",
+           "enabled", "find_toolchain", "flax_conv_fn", "load", "resolve"]
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
 PREFIX_ENV = "JAXGEN_ONEDNN_PREFIX"  # the folder holding oneDNN's lib/ and include/ (default: sys.prefix)
@@ -231,6 +236,7 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
     conv_backend = resolve(conv_backend, compute_dtype, platform)
     if conv_backend == "xla":
         conv_vjp.set_override(None)
+        conv_vjp.set_transpose_override(None)
         return
     platform = jax.default_backend() if platform is None else platform
     if platform != "cpu":
@@ -241,7 +247,9 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
     # these convolutions would ever come from the persistent cache. Their rules are this file's code, which keys
     # jaxgen's cache folder instead (xla_setup.CACHE_KEYED_SOURCES).
     jax.config.update("jax_remove_custom_partitioning_ptr_from_cache_key", True)
-    conv_vjp.set_override(flax_conv_fn(jnp.dtype(jnp.bfloat16) if bf16(compute_dtype) else jnp.dtype(jnp.float32)))
+    dtype = jnp.dtype(jnp.bfloat16) if bf16(compute_dtype) else jnp.dtype(jnp.float32)
+    conv_vjp.set_override(flax_conv_fn(dtype))
+    conv_vjp.set_transpose_override(functools.partial(conv_transpose, compute_dtype=dtype))
 
 
 def add_argument(parser: Any, default: str = "auto") -> None:
@@ -403,6 +411,59 @@ def _bwd(padding, compute_dtype, strides, res, dy):
 
 
 conv2d_nhwc.defvjp(_fwd, _bwd)
+
+
+# ----------------------------------------------------------------------------------------- transposed convolutions
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv_transpose_nhwc(x: jax.Array, kernel: jax.Array, padding: Padding, compute_dtype: Any,
+                        strides: Strides) -> jax.Array:
+    """The transpose (input gradient) of the convolution ``F(z) = conv(z, kernel, strides, padding)`` with
+    ``kernel [kh, kw, O, C]`` as HWIO, applied to ``x [N, H, W, C]``: ``[N, (H-1) s + kh - top - bottom, ..., O]``
+    -- oneDNN's backward-data primitive; its gradients are the forward (input) and backward-weights (kernel)
+    primitives with the roles swapped. ``padding`` is ``F``'s (non-negative)."""
+    return _ct_fwd(x, kernel, padding, compute_dtype, strides)[0]
+
+
+def _ct_fwd(x, kernel, padding, compute_dtype, strides):
+    cd = jnp.dtype(compute_dtype)
+    xc, kc = x.astype(cd), kernel.astype(cd)
+    (top, bottom), (left, right) = padding
+    (kh, kw), (sh, sw) = kernel.shape[:2], strides
+    hw = ((x.shape[1] - 1) * sh + kh - top - bottom, (x.shape[2] - 1) * sw + kw - left - right)
+    y = _bwd_data_op(xc, kc, padding, tuple(strides), jnp.result_type(x, kernel), hw)
+    return y, _Res((xc, kc, jnp.dtype(x.dtype), jnp.dtype(kernel.dtype)))
+
+
+def _ct_bwd(padding, compute_dtype, strides, res, dy):
+    xc, kc, x_dtype, k_dtype = res
+    dyc = dy.astype(jnp.dtype(compute_dtype))
+    dx = _fwd_op(dyc, kc, padding, tuple(strides), x_dtype)
+    dk = _bwd_weights_op(dyc, xc, padding, tuple(strides), k_dtype, tuple(kc.shape[0:2]))
+    return dx, dk
+
+
+conv_transpose_nhwc.defvjp(_ct_fwd, _ct_bwd)
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Any, *,
+                   compute_dtype: Any = jnp.float32) -> jax.Array:
+    """Drop-in for ``lax.conv_transpose(x, kernel, strides, padding, ('NHWC', 'HWIO', 'NHWC'),
+    transpose_kernel=True)`` with explicit ``((top, bottom), (left, right))`` padding (what
+    ``jaxgen.models.layers.ConvTranspose`` calls): on oneDNN (:func:`conv_transpose_nhwc`) when it is the
+    transpose of a convolution with non-negative padding (``kh - 1 - top`` etc.), in f32/bf16; else lax's."""
+    strides = tuple(int(s) for s in strides)
+    kh, kw = kernel.shape[:2]
+    floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
+    pads = None if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
+    if (pads is not None and len(pads) == 2 and x.ndim == 4 and len(strides) == 2 and min(strides) >= 1
+            and jnp.dtype(x.dtype) in floats and jnp.dtype(kernel.dtype) in floats):
+        conv_pad = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]), (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
+        if min(min(p) for p in conv_pad) >= 0:
+            return conv_transpose_nhwc(x, kernel, conv_pad, jnp.dtype(compute_dtype), strides)
+    return lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                              transpose_kernel=True)
 
 
 # ----------------------------------------------------------------------------------------------- flax drop-in

@@ -60,7 +60,7 @@ def valid_conv(features: int, kernel: int, in_features: int, *, stride: int = 1,
 
 
 def _deconv(features: int, kernel: int, stride: int, padding: int, *, name: str, dtype: Dtype,
-            param_dtype: Dtype) -> nn.ConvTranspose:
+            param_dtype: Dtype) -> blocks.ConvTranspose:
     """PyTorch ``ConvTranspose2d(in, features, kernel, stride, padding)``: side ``(h - 1) * stride - 2 * padding +
     kernel``."""
     return blocks.conv_transpose(features, kernel, stride, padding, blocks.torch_init, output_padding=0,

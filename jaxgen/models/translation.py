@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from jaxgen.models import conv_vjp
 from jaxgen.models.discriminators import PatchGAN
-from jaxgen.models.layers import Dropout, normal_init
+from jaxgen.models.layers import ConvTranspose, Dropout, normal_init
 
 __all__ = [
     "BatchNormPatchGAN",
@@ -106,15 +106,15 @@ def _conv(features: int, kernel: int, stride: int, padding: int, use_bias: bool,
 
 
 def _conv_transpose(features: int, kernel: int, padding: int, output_padding: int, use_bias: bool, name: str,
-                    dtype: Dtype, param_dtype: Dtype) -> nn.ConvTranspose:
+                    dtype: Dtype, param_dtype: Dtype) -> ConvTranspose:
     """PyTorch ``ConvTranspose2d(in, features, kernel, stride=2, padding, output_padding, bias=use_bias)`` (output
     side ``2h`` for ``kernel = 2 * padding + 2 - output_padding``), the same mapping as
     :func:`jaxgen.models.layers.conv_transpose` plus an optional bias; kernel ``N(0, 0.02^2)``, bias 0."""
     lo = kernel - 1 - padding
-    return nn.ConvTranspose(features, (kernel, kernel), strides=(2, 2),
-                            padding=((lo, lo + output_padding), (lo, lo + output_padding)), transpose_kernel=True,
-                            use_bias=use_bias, kernel_init=normal_init(INIT_STD), bias_init=nn.initializers.zeros,
-                            dtype=dtype, param_dtype=param_dtype, name=name)
+    return ConvTranspose(features, (kernel, kernel), strides=(2, 2),
+                         padding=((lo, lo + output_padding), (lo, lo + output_padding)), use_bias=use_bias,
+                         kernel_init=normal_init(INIT_STD), bias_init=nn.initializers.zeros, dtype=dtype,
+                         param_dtype=param_dtype, name=name)  # oneDNN when chosen, else flax's lax call
 
 
 def _reflect(x: jax.Array, p: int) -> jax.Array:
