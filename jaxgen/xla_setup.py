@@ -39,10 +39,10 @@ steps excepted.
 
 ``conv_backend = "onednn"`` (config key, ``jaxgen upscale/stylize/translate --conv-backend``, default from
 ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the undilated, ungrouped convolutions (strided ones
-too) through oneDNN on CPU. The default ``"auto"`` (the config's, ``upscale``'s and ``stylize``'s; ``translate``
-defaults to ``xla``) takes it for float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`:
-Intel Xeons with AVX-512 and AMX or AVX512-FP16) when its extra and a compiler are installed
-(``onednn_conv.resolve``), XLA's convolutions otherwise.
+too) through oneDNN on CPU. The default ``"auto"`` (the config's and the inference commands') takes it for
+float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or
+AVX512-FP16) when its extra and a compiler are installed (``onednn_conv.resolve``), XLA's convolutions
+otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
 device on the 2-device mesh) unless the user set it, before GNU OpenMP loads.
 """

@@ -65,7 +65,7 @@ def test_config_key_defaults_to_auto_and_follows_the_environment(monkeypatch):
     assert run_config("sr").conv_backend == "auto"
     parser = argparse.ArgumentParser()
     onednn_conv.add_argument(parser)
-    assert parser.parse_args([]).conv_backend == "auto"  # the inference commands' default (upscale, stylize)
+    assert parser.parse_args([]).conv_backend == "auto"  # the inference commands' default
     monkeypatch.setenv("JAXGEN_CONV_BACKEND", " oneDNN ")
     assert run_config("sr").conv_backend == "onednn"
 
@@ -662,7 +662,7 @@ def test_every_zoo_model_gives_xlas_image_with_onednn(lib_env, monkeypatch):
     # oneDNN sums in another order than XLA: equal images everywhere would mean its convolutions never ran
     assert checked >= 3 and differing >= checked // 2, (checked, differing)
     monkeypatch.delenv("JAXGEN_CONV_BACKEND")  # the suite's pin (conftest.py)
-    for command, default in (("upscale", "auto"), ("stylize", "auto"), ("translate", "xla")):
+    for command, default in (("upscale", "auto"), ("stylize", "auto"), ("translate", "auto")):
         proc = run_jaxgen(command, "-h")
         assert proc.returncode == 0 and f"default {default}" in " ".join(proc.stdout.split()), (command, proc.stdout)
 

@@ -30,9 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="run folder of a cyclegan or pix2pix config")
     p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
     p.add_argument("--which", choices=["latest", "best"], default="latest")
-    # xla: the generators' forwards measured no faster with oneDNN (CycleGAN's ResNet 0.521 vs 0.519 s, pix2pix's
-    # U-Net 0.232 vs 0.212 s at 256 px; benchmarks/RESULTS.md)
-    onednn_conv.add_argument(p, default="xla")
+    onednn_conv.add_argument(p)  # auto: oneDNN where it measured faster (benchmarks/RESULTS.md)
     return p
 
 

@@ -254,9 +254,9 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
 
 def add_argument(parser: Any, default: str = "auto") -> None:
     """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND``, else ``default``:
-    ``auto``, oneDNN where :func:`resolve` picks it -- the SR and fast-style forwards measured 1.1-1.7x faster with
-    it on those CPUs, ``benchmarks/RESULTS.md``; ``translate`` passes ``xla``); pass its value to :func:`configure`
-    before the model is first traced."""
+    ``auto``, oneDNN where :func:`resolve` picks it -- the SR, fast-style and translation forwards measured
+    1.1-1.8x faster with it on those CPUs, ``benchmarks/RESULTS.md``); pass its value to :func:`configure` before
+    the model is first traced."""
     parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(fallback=default),
                         help=f"convolutions: xla, onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
                              f"docs/performance.md) or auto (onednn for float32 on the CPUs where it measured faster, "
