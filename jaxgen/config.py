@@ -67,15 +67,15 @@ class ConfigError(ValueError):
 # The convolution backends (jaxgen.models.onednn_conv): "xla", "onednn" (CPU only) or "auto" (config.conv_backend's
 # default: oneDNN where jaxgen measured it faster for float32 training and it is installed, else XLA;
 # onednn_conv.resolve). The environment variable sets the default of config.conv_backend and of the inference
-# commands' --conv-backend (whose own default is "auto" for upscale, "xla" for stylize and translate).
+# commands' --conv-backend (whose own default is "auto" too).
 CONV_BACKENDS = ("auto", "xla", "onednn")
 CONV_BACKEND_ENV = "JAXGEN_CONV_BACKEND"
 
 
-def default_conv_backend(environ: Any = None, fallback: str = "auto") -> str:
-    """``$JAXGEN_CONV_BACKEND`` (lower-cased), else ``fallback`` (validated where it is used)."""
+def default_conv_backend(environ: Any = None) -> str:
+    """``$JAXGEN_CONV_BACKEND`` (lower-cased), else ``"auto"`` (validated where it is used)."""
     environ = os.environ if environ is None else environ
-    return environ.get(CONV_BACKEND_ENV, "").strip().lower() or fallback
+    return environ.get(CONV_BACKEND_ENV, "").strip().lower() or "auto"
 
 
 def check_conv_backend(value: Any, what: str) -> str:

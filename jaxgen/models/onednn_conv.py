@@ -252,18 +252,23 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
     conv_vjp.set_transpose_override(functools.partial(conv_transpose, compute_dtype=dtype))
 
 
-def add_argument(parser: Any, default: str = "auto") -> None:
-    """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND``, else ``default``:
-    ``auto``, oneDNN where :func:`resolve` picks it -- the SR, fast-style and translation forwards measured
-    1.1-1.8x faster with it on those CPUs, ``benchmarks/RESULTS.md``); pass its value to :func:`configure` before
-    the model is first traced."""
-    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(fallback=default),
-                        help=f"convolutions: xla, onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
-                             f"docs/performance.md) or auto (onednn for float32 on the CPUs where it measured faster, "
-                             f"when installed; else xla); default {default}")
+def add_argument(parser: Any) -> None:
+    """The inference commands' ``--conv-backend`` flag (default ``$JAXGEN_CONV_BACKEND``, else ``auto``: oneDNN
+    where :func:`resolve` picks it -- the SR, fast-style and translation forwards measured 1.1-1.8x faster with it
+    on those CPUs, ``benchmarks/RESULTS.md``); pass its value to :func:`configure` before the model is first
+    traced."""
+    parser.add_argument("--conv-backend", choices=CONV_BACKENDS, default=default_conv_backend(),
+                        help="convolutions: xla, onednn (CPU; pip install 'jaxgen[onednn]' and g++; "
+                             "docs/performance.md) or auto (onednn for float32 on the CPUs where it measured faster, "
+                             "when installed; else xla); default auto")
 
 
 # ------------------------------------------------------------------------------------------------ custom calls
+
+
+def _onednn_dtypes(*arrays: jax.Array) -> bool:
+    """Whether every array is float32 or bfloat16 (what the FFI handlers multiply)."""
+    return all(jnp.dtype(a.dtype) in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16)) for a in arrays)
 
 
 def _attrs(padding: Padding, strides: Strides) -> dict:
@@ -395,7 +400,7 @@ def conv2d_nhwc(x: jax.Array, w: jax.Array, padding: Padding, compute_dtype: Any
     return _fwd(x, w, padding, compute_dtype, strides)[0]
 
 
-def _fwd(x, w, padding, compute_dtype, strides=(1, 1)):
+def _fwd(x, w, padding, compute_dtype, strides):
     cd = jnp.dtype(compute_dtype)
     xc, wc = x.astype(cd), w.astype(cd)
     y = _fwd_op(xc, wc, padding, tuple(strides), jnp.result_type(x, w))
@@ -455,10 +460,9 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padd
     transpose of a convolution with non-negative padding (``kh - 1 - top`` etc.), in f32/bf16; else lax's."""
     strides = tuple(int(s) for s in strides)
     kh, kw = kernel.shape[:2]
-    floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
     pads = None if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
     if (pads is not None and len(pads) == 2 and x.ndim == 4 and len(strides) == 2 and min(strides) >= 1
-            and jnp.dtype(x.dtype) in floats and jnp.dtype(kernel.dtype) in floats):
+            and _onednn_dtypes(x, kernel)):
         conv_pad = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]), (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
         if min(min(p) for p in conv_pad) >= 0:
             return conv_transpose_nhwc(x, kernel, conv_pad, jnp.dtype(compute_dtype), strides)
@@ -486,11 +490,10 @@ def conv_general_dilated(
 ) -> jax.Array:
     """Drop-in for ``lax.conv_general_dilated``: the undilated, ungrouped NHWC case (any window strides) goes to
     :func:`conv2d_nhwc` (in ``compute_dtype``), anything else to ``lax.conv_general_dilated`` unchanged."""
-    floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
     pad = None
     strides = tuple(int(s) for s in window_strides)
-    if (precision is None and preferred_element_type is None and jnp.dtype(lhs.dtype) in floats
-            and jnp.dtype(rhs.dtype) in floats and len(strides) == 2 and min(strides) >= 1):
+    if (precision is None and preferred_element_type is None and _onednn_dtypes(lhs, rhs) and len(strides) == 2
+            and min(strides) >= 1):
         explicit = padding
         if isinstance(padding, str) and padding in ("SAME", "SAME_LOWER") and lhs.ndim == 4:
             explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], strides, padding)
