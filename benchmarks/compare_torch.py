@@ -31,6 +31,12 @@ compile / first-step seconds, peak RSS of the worker so far, and the load averag
 Cases: the train step is Adam (lr 1e-4) + L1 on a fixed random batch (data loading excluded; see
 ``loader.py``). ``style_b4`` trains the fast-style TransformerNet with an L1 loss to a fixed target (the
 perceptual loss's frozen VGG is the same on both sides and left out: the step measures the trained network).
+``cyclegan_g_b1`` / ``unet_b1`` train CycleGAN's ResNet-9 generator / pix2pix's ``unet_256`` the same way (batch
+1 at 256 px, as their protocols; no dropout on either side). ``cyclegan_b1`` is the whole CycleGAN iteration at
+256 px: jaxgen's ``cyclegan`` task step (``configs/cyclegan.py``: two generators, two PatchGANs, image pools)
+against the official ``optimize_parameters`` (``torch_models.CycleGAN``); batch 1 runs on one of the host split's
+devices, as ``jaxgen train`` runs it, with oneDNN's team on the idle device's cores too
+(``xla_setup.omp_team``).
 Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
 ``jaxgen.inference.make_apply``). Each worker's setup runs the step (or forward) twice, untimed but for the first
 call (``first_step_s``, compile included), before the interleaved rounds (since 2026-12-07: the jax worker ran it
@@ -62,6 +68,9 @@ CASES: dict[str, tuple[str, str, int, int, int]] = {
     "edsr_b4": ("train", "edsr", 2, 4, 48),
     "rrdb_b4": ("train", "rrdbnet", 4, 4, 32),
     "style_b4": ("train", "transformer_net", 1, 4, 256),
+    "cyclegan_g_b1": ("train", "resnet_generator", 1, 1, 256),
+    "unet_b1": ("train", "unet_generator", 1, 1, 256),
+    "cyclegan_b1": ("train", "cyclegan", 1, 1, 256),  # the whole iteration: 2 generators, 2 discriminators
     "fwd_edsr_256": ("forward", "edsr", 2, 1, 256),
     "fwd_rrdb_64": ("forward", "rrdbnet", 4, 1, 64),
     "fwd_style_256": ("forward", "transformer_net", 1, 1, 256),
@@ -115,6 +124,24 @@ def _rss_mb() -> float:
 # ------------------------------------------------------------------------------------------------ jax worker
 
 
+IMAGE_TO_IMAGE = ("transformer_net", "resnet_generator", "unet_generator")  # output side = input side
+
+
+def _image_to_image(net: str):
+    """The flax network of a case whose output has the input's size: the fast-style TransformerNet, CycleGAN's
+    ResNet generator (``resnet_9blocks``, instance norm) or pix2pix's ``unet_256`` (batch norm on the batch's own
+    statistics, as the official training mode; no dropout on either side, so both run the same arithmetic)."""
+    if net == "transformer_net":
+        from jaxgen.models.transformer_net import TransformerNet
+
+        return TransformerNet()
+    from jaxgen.models import translation
+
+    if net == "resnet_generator":
+        return translation.ResnetGenerator()
+    return translation.UnetGenerator(use_dropout=False)
+
+
 class JaxWorker:
     def __init__(self, variant: str) -> None:
         spec = VARIANTS[variant]
@@ -135,14 +162,14 @@ class JaxWorker:
             info["conv_backend"], info["OMP_NUM_THREADS"] = self.spec["conv_backend"], os.environ.get("OMP_NUM_THREADS")
         return info
 
-    def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
+    def _jit_kwargs(self, per_device_batch: int, network: str, devices: int) -> dict:
         from jaxgen import xla_setup
         from jaxgen.models import conv_vjp
 
         if self.spec.get("setup"):
             return {"compiler_options": xla_setup.prepare_training(
                 per_device_batch, networks=(network,), conv_backend=self.spec.get("conv_backend"),
-                compute_dtype=self.spec.get("compute_dtype"))}
+                compute_dtype=self.spec.get("compute_dtype"), devices=devices)}
         conv_vjp.set_enabled(bool(self.spec.get("conv_vjp")))
         if self.spec.get("options"):
             return {"compiler_options": dict(xla_setup.CPU_EIGEN_CONV_OPTIONS)}
@@ -179,10 +206,15 @@ class JaxWorker:
             c.compute_dtype = self.spec.get("compute_dtype", "float32")
             task = get_task("sr")(c)
             step_fn, init_fn = task.step, task.init
-        elif kind == "train":
-            from jaxgen.models.transformer_net import TransformerNet
+        elif kind == "train" and net == "cyclegan":
+            from jaxgen.config import load_config
+            from jaxgen.tasks import get_task
 
-            model, tx = TransformerNet(), optax.adam(1e-4)
+            task = get_task("cyclegan")(load_config(str(ROOT / "configs" / "cyclegan.py")))
+            step_fn, init_fn = task.step, task.init
+            lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
+        elif kind == "train":
+            model, tx = _image_to_image(net), optax.adam(1e-4)
 
             def init_fn():
                 params = model.init(jax.random.key(0), jnp.zeros((1, side, side, 3)))["params"]
@@ -198,17 +230,17 @@ class JaxWorker:
             hr = rng.random((batch, side, side, 3), dtype=np.float32)
         if kind == "train":
             t0 = time.perf_counter()
-            kwargs = self._jit_kwargs(batch // mesh.devices.size, net)
+            kwargs = self._jit_kwargs(batch // mesh.devices.size, net, mesh.devices.size)
             state = jax.jit(init_fn, out_shardings=repl)()
             step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                            **kwargs)
-            data = parallel.global_batch({"lr": lr, "hr": hr}, mesh)
+            data = parallel.global_batch({"A": lr, "B": hr} if net == "cyclegan" else {"lr": lr, "hr": hr}, mesh)
             state, m = step(state, data, {})
             jax.block_until_ready((state, m))
             first = time.perf_counter() - t0
             state, m = step(state, data, {})  # a second untimed step, as the torch worker's setup runs two
             jax.block_until_ready((state, m))
-            params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.players[next(iter(state.players))].params))
+            params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves([p.params for p in state.players.values()]))
             self.cases[name] = {"step": step, "state": state, "data": data}
         else:
             conv_vjp.set_enabled(False)
@@ -216,10 +248,8 @@ class JaxWorker:
                 from jaxgen.models import onednn_conv
 
                 onednn_conv.configure(self.spec["conv_backend"], self.spec.get("compute_dtype"))
-            if net == "transformer_net":
-                from jaxgen.models.transformer_net import TransformerNet
-
-                model = TransformerNet()
+            if net in IMAGE_TO_IMAGE:
+                model = _image_to_image(net)
             else:
                 from jaxgen import models
 
@@ -273,12 +303,21 @@ class TorchWorker:
         import torch_models
 
         kind, net, scale, batch, side = case
+        rng = np.random.default_rng(0)
+        if net == "cyclegan":
+            model = torch_models.CycleGAN(torch.compile if self.compile else (lambda m: m))
+            a, b = (torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32)) * 2 - 1 for _ in range(2))
+            t0 = time.perf_counter()
+            model.step(a, b)
+            model.step(a, b)
+            self.cases[name] = lambda: model.step(a, b)
+            return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
+                    "devices_used": 1}
         model = torch_models.build(net, scale)
         params = sum(p.numel() for p in model.parameters())
         fn = torch.compile(model) if self.compile else model
-        rng = np.random.default_rng(0)
         lr = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32))
-        out_side = side * scale if net != "transformer_net" else side
+        out_side = side if net in torch_models.IMAGE_TO_IMAGE else side * scale
         hr = torch.from_numpy(rng.random((batch, 3, out_side, out_side), dtype=np.float32))
         if kind == "train":
             opt = torch.optim.Adam(model.parameters(), lr=1e-4)

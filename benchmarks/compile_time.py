@@ -68,7 +68,7 @@ init = init.compile()
 lap("init_compile")
 state = jax.block_until_ready(init())
 lap("init_run")
-options = xla_setup.prepare_training(4 // mesh.devices.size, networks=["rrdbnet"])
+options = xla_setup.prepare_training(4 // mesh.devices.size, networks=["rrdbnet"], devices=mesh.devices.size)
 step = jax.jit(task.step, in_shardings=(repl, parallel.batch_sharding(mesh), repl), out_shardings=(repl, repl),
                donate_argnums=(0,), compiler_options=options or None)
 rng = np.random.default_rng(0)

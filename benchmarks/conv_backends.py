@@ -108,7 +108,8 @@ def train_case(name: str, steps: int, backends: list[str]) -> dict:
     fns, losses, compile_s = {}, {}, {}
     for backend in backends:
         options = xla_setup.prepare_training(per_device, networks=networks,
-                                             conv_backend="onednn" if backend == "onednn" else "xla")
+                                             conv_backend="onednn" if backend == "onednn" else "xla",
+                                             devices=mesh.devices.size)
         if backend == "eigen":
             options = {**options, **xla_setup.CPU_EIGEN_CONV_OPTIONS}
         state = jax.jit(task.init, out_shardings=repl)()

@@ -49,7 +49,7 @@ def one(model: str, scale: int, batch: int, patch: int, threads: int, steps: int
     host = {"lr": rng.random((batch, patch, patch, 3), dtype=np.float32),
             "hr": rng.random((batch, patch * scale, patch * scale, 3), dtype=np.float32)}
     t0 = time.perf_counter()
-    options = xla_setup.prepare_training(batch // len(devices))
+    options = xla_setup.prepare_training(batch // len(devices), devices=len(devices))
     state = jax.jit(task.init, out_shardings=repl)()
     step = jax.jit(task.step, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                    compiler_options=options or None)

@@ -51,7 +51,7 @@ def bench(name: str, case: dict, steps: int, warmup: int, dtype: str) -> dict:
     repl = parallel.replicated(mesh)
     p, s, b = case["patch"], case["scale"], case["batch"]
     state = jax.jit(task.init, out_shardings=repl)()
-    options = xla_setup.prepare_training(b // mesh.devices.size)
+    options = xla_setup.prepare_training(b // mesh.devices.size, devices=mesh.devices.size)
     step = jax.jit(task.step, in_shardings=(repl, parallel.batch_sharding(mesh), repl), out_shardings=(repl, repl),
                    donate_argnums=(0,), compiler_options=options or None)
     rng = np.random.default_rng(0)

@@ -44,7 +44,8 @@ float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: In
 AVX512-FP16) when its extra and a compiler are installed (``onednn_conv.resolve``), XLA's convolutions
 otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
-device on the 2-device mesh) unless the user set it, before GNU OpenMP loads.
+device on the 2-device mesh) unless the user set it, before GNU OpenMP loads; a train step on fewer devices (an
+odd batch) gets the cores of the devices it leaves idle (:func:`omp_team`, through :func:`prepare_training`).
 """
 
 from __future__ import annotations
@@ -79,12 +80,14 @@ __all__ = [
     "enabled",
     "inference_compiler_options",
     "network_names",
+    "omp_team",
     "omp_threads",
     "ONEDNN_SCAN_F32",
     "ONEDNN_TRAIN_CPU_FLAGS",
     "cpu_flags",
     "prefers_onednn",
     "prepare_training",
+    "set_default_omp_threads",
     "splits_host",
     "train_compiler_options",
     "use_conv_vjp",
@@ -93,6 +96,8 @@ __all__ = [
 
 OPT_OUT_ENV = "JAXGEN_XLA_DEFAULTS"
 CACHE_ENV = "JAXGEN_COMPILATION_CACHE"
+# "1" when jaxgen set OMP_NUM_THREADS (set_default_omp_threads): a step on fewer devices may then widen the team.
+OMP_AUTO_ENV = "JAXGEN_OMP_AUTO"
 # Compiles shorter than this are not written to the persistent cache (JAX's default is 1 s).
 CACHE_MIN_COMPILE_S = "0.5"
 CPU_DEVICES_MAX = 2
@@ -194,6 +199,28 @@ def omp_threads(xla_cpu_devices: int, cpu_count: int | None = None) -> int:
     return max(1, _cpus(cpu_count) // max(1, int(xla_cpu_devices)))
 
 
+def set_default_omp_threads(xla_cpu_devices: int, environ: MutableMapping[str, str] | None = None,
+                            cpu_count: int | None = None) -> dict[str, str]:
+    """Sets ``OMP_NUM_THREADS`` to :func:`omp_threads` of ``xla_cpu_devices`` in ``environ`` (default
+    ``os.environ``) unless it is set, marking it as jaxgen's (:data:`OMP_AUTO_ENV`, inherited by child processes
+    with it) so :func:`omp_team` may resize the team for a step on fewer devices; returns what it set."""
+    environ = os.environ if environ is None else environ
+    if "OMP_NUM_THREADS" in environ:
+        return {}
+    changes = {"OMP_NUM_THREADS": str(omp_threads(xla_cpu_devices, cpu_count)), OMP_AUTO_ENV: "1"}
+    environ.update(changes)
+    return changes
+
+
+def omp_team(devices_in_use: int, environ: Mapping[str, str] | None = None, cpu_count: int | None = None) -> int:
+    """oneDNN's OpenMP team for a step that runs on ``devices_in_use`` XLA CPU devices: :func:`omp_threads` of
+    them when jaxgen chose ``OMP_NUM_THREADS`` (:func:`set_default_omp_threads`), else 0 (the user's
+    ``OMP_NUM_THREADS`` stands). A batch-1 CycleGAN step on one of the host split's two devices otherwise leaves
+    oneDNN one core of two (its generator's train step: 2.70 s with one thread, 1.41 s with two; RESULTS.md)."""
+    environ = os.environ if environ is None else environ
+    return omp_threads(devices_in_use, cpu_count) if environ.get(OMP_AUTO_ENV) == "1" else 0
+
+
 def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count: int | None = None,
                       conv_backend: str | None = None) -> dict[str, str]:
     """Sets jaxgen's process-level defaults in ``environ`` (default ``os.environ``); returns what it set.
@@ -214,9 +241,9 @@ def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count
             changes["JAX_NUM_CPU_DEVICES"] = str(n)
     backend = default_conv_backend(environ) if conv_backend is None else conv_backend
     onednn = backend == "onednn" or (backend == "auto" and prefers_onednn(environ=environ))
-    if onednn and "OMP_NUM_THREADS" not in environ:
-        changes["OMP_NUM_THREADS"] = str(omp_threads(_cpu_devices({**environ, **changes}), cpu_count))
     environ.update(changes)
+    if onednn:
+        changes.update(set_default_omp_threads(_cpu_devices(environ), environ, cpu_count))
     return changes
 
 
@@ -378,7 +405,8 @@ def use_conv_vjp(per_device_batch: int, backend: str | None = None, environ: Map
 
 
 def prepare_training(per_device_batch: int, backend: str | None = None, networks: Iterable[str] = (),
-                     conv_backend: str | None = None, compute_dtype: Any = None) -> dict[str, Any]:
+                     conv_backend: str | None = None, compute_dtype: Any = None,
+                     devices: int | None = None) -> dict[str, Any]:
     """Call once before the train step is first traced: picks the convolution backend (``conv_backend``, as
     ``config.conv_backend``, default :func:`default_conv_backend`: ``"auto"`` is resolved by
     ``onednn_conv.resolve``), switches ``jaxgen.models.conv_vjp`` per :func:`use_conv_vjp`, lets
@@ -389,13 +417,16 @@ def prepare_training(per_device_batch: int, backend: str | None = None, networks
     With XLA's convolutions the blocks scan on any backend but CPU, and on CPU with the conv VJP. oneDNN
     (``onednn_conv.configure``; bf16 multiplies when ``compute_dtype`` is bfloat16; an error off CPU) unrolls them on
     CPU, except in float32 for the networks of :data:`ONEDNN_SCAN_F32` -- the measured configurations
-    (``benchmarks/RESULTS.md``; either way works)."""
+    (``benchmarks/RESULTS.md``; either way works). ``devices``: the XLA CPU devices the step runs on (its mesh);
+    with oneDNN, its OpenMP team becomes :func:`omp_team` of them (``onednn_conv.set_threads``)."""
     # here, not at the top: this module is imported before JAX
     from jaxgen.models import conv_vjp, layers, onednn_conv
 
     backend = _backend(backend)
     conv_backend = onednn_conv.resolve(conv_backend or default_conv_backend(), compute_dtype, backend)
     onednn_conv.configure(conv_backend, compute_dtype, backend)
+    if conv_backend == "onednn" and devices is not None:
+        onednn_conv.set_threads(omp_team(devices))
     vjp = use_conv_vjp(per_device_batch, backend) and conv_backend == "xla"
     conv_vjp.set_enabled(vjp)
     onednn_scan = (conv_backend == "onednn" and not onednn_conv.bf16(compute_dtype)

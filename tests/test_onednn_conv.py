@@ -234,12 +234,15 @@ def test_cache_dir_honours_xdg_cache_home(tmp_path):
     assert onednn_conv.cache_dir({}) == Path.home() / ".cache" / "jaxgen" / "onednn"
 
 
+AUTO = {xla_setup.OMP_AUTO_ENV: "1"}  # marks OMP_NUM_THREADS as jaxgen's choice (omp_team may widen it)
+
+
 @pytest.mark.parametrize("environ,conv_backend,cpus,want", [
-    ({}, "onednn", 2, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
-    ({}, "onednn", 8, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "4"}),
-    ({"JAXGEN_CONV_BACKEND": "onednn"}, None, 2, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
-    ({"JAX_NUM_CPU_DEVICES": "1"}, "onednn", 6, {"OMP_NUM_THREADS": "6"}),
-    ({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}, "onednn", 6, {"OMP_NUM_THREADS": "2"}),
+    ({}, "onednn", 2, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1", **AUTO}),
+    ({}, "onednn", 8, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "4", **AUTO}),
+    ({"JAXGEN_CONV_BACKEND": "onednn"}, None, 2, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1", **AUTO}),
+    ({"JAX_NUM_CPU_DEVICES": "1"}, "onednn", 6, {"OMP_NUM_THREADS": "6", **AUTO}),
+    ({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}, "onednn", 6, {"OMP_NUM_THREADS": "2", **AUTO}),
     ({"OMP_NUM_THREADS": "5"}, "onednn", 2, {"JAX_NUM_CPU_DEVICES": "2"}),  # the user's choice stays
     ({}, "xla", 2, {"JAX_NUM_CPU_DEVICES": "2"}),
     ({"JAXGEN_CONV_BACKEND": "xla"}, None, 2, {"JAX_NUM_CPU_DEVICES": "2"}),
@@ -252,11 +255,26 @@ def test_configure_process_sets_omp_threads_only_for_onednn(environ, conv_backen
 
 
 def test_configure_process_sets_omp_threads_for_auto_where_onednn_is_preferred(monkeypatch):
-    for preferred, want in ((True, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1"}),
+    for preferred, want in ((True, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1", **AUTO}),
                             (False, {"JAX_NUM_CPU_DEVICES": "2"})):
         monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, environ=None, p=preferred: p)
         assert xla_setup.configure_process({}, cpu_count=2, conv_backend="auto") == want
         assert xla_setup.configure_process({}, cpu_count=2) == want  # the default: auto
+
+
+def test_omp_team_widens_only_jaxgens_own_choice():
+    """A step on fewer devices than the host split gets their cores -- only when jaxgen set OMP_NUM_THREADS: the
+    user's value stands (0 = leave the team as OMP_NUM_THREADS made it)."""
+    env: dict[str, str] = {}
+    xla_setup.configure_process(env, cpu_count=2, conv_backend="onednn")  # 2 devices, 1 thread each
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert [xla_setup.omp_team(d, env, cpu_count=2) for d in (1, 2)] == [2, 1]
+    assert [xla_setup.omp_team(d, env, cpu_count=16) for d in (1, 2, 3, 8, 32)] == [16, 8, 5, 2, 1]
+    user = {"OMP_NUM_THREADS": "1"}
+    xla_setup.configure_process(user, cpu_count=2, conv_backend="onednn")
+    assert xla_setup.OMP_AUTO_ENV not in user and xla_setup.omp_team(1, user, cpu_count=2) == 0
+    assert xla_setup.set_default_omp_threads(1, user, cpu_count=2) == {}  # never overrides a set value
+    assert xla_setup.set_default_omp_threads(4, {}, cpu_count=8) == {"OMP_NUM_THREADS": "2", **AUTO}
 
 
 def test_conv_backend_read_from_the_command_line():
@@ -395,6 +413,41 @@ def test_f32_values_and_gradients_equal_lax(lib_env, case):
     for name, a, b in zip(("y", "dx", "dw"), got, want):
         assert a.shape == b.shape and a.dtype == jnp.float32, name
         assert _rel(a, b) < 1e-5, (name, _rel(a, b))
+
+
+@pytest.mark.slow
+def test_team_size_follows_set_threads_and_keeps_the_values(lib_env, monkeypatch):
+    """``set_threads(n)`` makes the next primitives run on n OpenMP threads (what the handler's thread asked
+    oneDNN for), each team with its own primitive, with the same values and gradients; 0 goes back to
+    ``OMP_NUM_THREADS``'s team. ``prepare_training`` sets :func:`xla_setup.omp_team` of the step's devices."""
+    case = CASES[1]
+    x, w, g = _data(case)
+    want = _value_and_grads(lambda x, w: _ref(x, w, case[-2], case[-1]), x, w, g)
+    initial = int(os.environ.get("OMP_NUM_THREADS", "0")) or None
+    try:
+        for n in (2, 1, 3):
+            onednn_conv.set_threads(n)
+            f = jax.jit(lambda x, w: onednn_conv.conv2d_nhwc(x, w, case[-2], jnp.float32, case[-1]))
+            got = _value_and_grads(f, x, w, g)
+            assert onednn_conv.last_team() == n
+            for name, a, b in zip(("y", "dx", "dw"), got, want):
+                assert _rel(a, b) < 1e-5, (n, name, _rel(a, b))
+        onednn_conv.set_threads(0)
+        jax.block_until_ready(f(x, w))
+        if initial is not None:
+            assert onednn_conv.last_team() == initial
+        calls = []
+        monkeypatch.setattr(onednn_conv, "set_threads", calls.append)
+        monkeypatch.setenv(xla_setup.OMP_AUTO_ENV, "1")
+        for devices in (1, 2):
+            xla_setup.prepare_training(1, "cpu", conv_backend="onednn", devices=devices)
+        xla_setup.prepare_training(1, "cpu", conv_backend="xla", devices=1)  # XLA's convolutions: no team to set
+        monkeypatch.delenv(xla_setup.OMP_AUTO_ENV)
+        xla_setup.prepare_training(1, "cpu", conv_backend="onednn", devices=1)  # the user's OMP_NUM_THREADS: 0
+        assert calls == [xla_setup.omp_threads(1), xla_setup.omp_threads(2), 0]
+    finally:
+        onednn_conv.set_threads(0)
+        onednn_conv.configure("xla")
 
 
 @pytest.mark.slow

@@ -73,8 +73,8 @@ class JaxWorker(compare_torch.JaxWorker):
         compare_torch.VARIANTS[variant] = {**compare_torch.VARIANTS[base], **extra}
         super().__init__(variant)
 
-    def _jit_kwargs(self, per_device_batch: int, network: str) -> dict:
-        kwargs = super()._jit_kwargs(per_device_batch, network)
+    def _jit_kwargs(self, per_device_batch: int, network: str, devices: int) -> dict:
+        kwargs = super()._jit_kwargs(per_device_batch, network, devices)
         if "scan" in self.spec:  # else prepare_training's rule
             from jaxgen.models import layers  # the worker's venv (this file is also imported by the torch worker)
 

@@ -11,12 +11,20 @@
 //   OnednnConvBwdWeights (x, dy) -> dw   backward_weights (no bias: the bias gradient stays in XLA)
 //
 // Inputs are f32 or bf16 (both operands the same); results f32 or bf16 (oneDNN accumulates in f32 either way).
-// Primitives are cached per (kind, dtypes, shape, padding, strides); the cache mutex covers only the
+//
+//   JaxgenOnednnSetThreads(n)   the OpenMP team of every later call (n > 0; 0: OMP_NUM_THREADS's again): the
+//                               calling thread's omp_set_num_threads(n) before each primitive is made or run
+//                               (a step on fewer XLA CPU devices than the host split gives each device more cores)
+//   JaxgenOnednnLastTeam()      the team size the last primitive ran with (0 before any; the tests read it)
+//
+// Primitives are cached per (kind, dtypes, shape, padding, strides, team size: oneDNN's kernels fix their
+// thread partition when made); the cache mutex covers only the
 // lookup/insert, so two XLA CPU devices can run the same primitive concurrently: every primitive uses a
 // user-provided scratchpad and writes reordered weights into a per-thread buffer. Weights are reordered from HWIO
 // to the layout the primitive prefers (format_tag::any) on each call (the weights are small next to the
 // activations).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -27,6 +35,12 @@
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
+
+// GNU OpenMP's (oneDNN's runtime; libdnnl loads it). Weak: a oneDNN built on another runtime leaves them null.
+extern "C" {
+int omp_get_max_threads(void) __attribute__((weak));
+void omp_set_num_threads(int) __attribute__((weak));
+}
 
 namespace ffi = xla::ffi;
 using dt = dnnl::memory::data_type;
@@ -84,6 +98,20 @@ struct Entry {
 
 std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache;
 std::mutex mu;
+// The team OMP_NUM_THREADS gave the thread that loaded this library (JaxgenOnednnSetThreads(0) goes back to it).
+const int initial_team = omp_get_max_threads != nullptr ? omp_get_max_threads() : 0;
+std::atomic<int> team{0};
+std::atomic<int> last_team{0};  // the team size of the last primitive run (JaxgenOnednnLastTeam: tests)
+
+// This thread's OpenMP team for the next primitive: JaxgenOnednnSetThreads' size when set; returns its size.
+int64_t Team() {
+  if (omp_get_max_threads == nullptr || omp_set_num_threads == nullptr) return 0;
+  int n = team.load(std::memory_order_relaxed);
+  if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
+  int now = omp_get_max_threads();
+  last_team.store(now, std::memory_order_relaxed);
+  return now;
+}
 
 dnnl::primitive_attr Attr() {
   dnnl::primitive_attr a;
@@ -170,7 +198,7 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
   }
   if (!g.Valid()) return ffi::Error::InvalidArgument("onednn_conv: shapes, padding and strides do not fit a conv");
   std::vector<int64_t> key = {kind, static_cast<int64_t>(in), static_cast<int64_t>(out), g.n, g.h, g.w, g.c, g.kh,
-                              g.kw, g.o, g.pt, g.pb, g.pl, g.pr, g.sh, g.sw};
+                              g.kw, g.o, g.pt, g.pb, g.pl, g.pr, g.sh, g.sw, Team()};
   Entry* e;
   try {
     std::lock_guard<std::mutex> lock(mu);
@@ -241,3 +269,11 @@ ffi::Error BwdWeights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyB
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvFwd, Fwd, ONEDNN_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvBwdData, BwdData, ONEDNN_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnConvBwdWeights, BwdWeights, ONEDNN_CONV_BINDING);
+
+extern "C" __attribute__((visibility("default"))) void JaxgenOnednnSetThreads(int n) {
+  team.store(n > 0 ? n : initial_team, std::memory_order_relaxed);
+}
+
+extern "C" __attribute__((visibility("default"))) int JaxgenOnednnLastTeam() {
+  return last_team.load(std::memory_order_relaxed);
+}

@@ -75,7 +75,8 @@ from jaxgen.models import conv_vjp
 
 __all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "bf16", "build_key",
            "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated", "conv_transpose", "conv_transpose_nhwc",
-           "enabled", "find_toolchain", "flax_conv_fn", "load", "resolve"]
+           "enabled", "find_toolchain", "flax_conv_fn", "last_team", "load", "resolve",
+           "set_threads"]
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
 PREFIX_ENV = "JAXGEN_ONEDNN_PREFIX"  # the folder holding oneDNN's lib/ and include/ (default: sys.prefix)
@@ -187,13 +188,25 @@ def load(environ: Mapping[str, str] | None = None) -> ctypes.CDLL:
     (``xla_setup.configure_process`` sets it earlier for ``JAXGEN_CONV_BACKEND=onednn`` / ``--config.conv_backend``)."""
     if "lib" not in _LOADED:
         path = build(environ)
-        if "OMP_NUM_THREADS" not in os.environ and not _gomp_loaded():
-            os.environ["OMP_NUM_THREADS"] = str(xla_setup.omp_threads(len(jax.devices("cpu"))))
+        if not _gomp_loaded():
+            xla_setup.set_default_omp_threads(len(jax.devices("cpu")))
         lib = ctypes.CDLL(str(path))
         for kind, target in TARGETS.items():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, SYMBOLS[kind])), platform="cpu")
         _LOADED["lib"] = lib
     return _LOADED["lib"]
+
+
+def set_threads(n: int) -> None:
+    """oneDNN's OpenMP team for every convolution run from now on, in this process: ``n`` threads (each calling
+    thread's ``omp_set_num_threads``; primitives are made per team size), or ``OMP_NUM_THREADS``'s with 0. Loads
+    the library. ``xla_setup.prepare_training`` sets it to ``xla_setup.omp_team`` of the step's devices."""
+    load().JaxgenOnednnSetThreads(ctypes.c_int(max(0, int(n))))
+
+
+def last_team() -> int:
+    """The OpenMP team size the last oneDNN convolution of this process ran with (0 before any)."""
+    return int(load().JaxgenOnednnLastTeam())
 
 
 # ------------------------------------------------------------------------------------------ the process switch

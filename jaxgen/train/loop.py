@@ -227,7 +227,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
     compiler_options = xla_setup.prepare_training(config.batch_size // mesh.devices.size,
                                                   networks=xla_setup.network_names(task.architecture(config)),
                                                   conv_backend=config.get("conv_backend", "xla"),
-                                                  compute_dtype=config.compute_dtype)
+                                                  compute_dtype=config.compute_dtype,
+                                                  devices=mesh.devices.size)
     train_step = jax.jit(
         task.step, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
         compiler_options=compiler_options or None,
