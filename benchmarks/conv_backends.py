@@ -20,7 +20,9 @@ convolutions through XLA FFI calls, what ``conv_backend = "auto"`` picks on the 
 ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``) with the per-network compile options for XLA's other convolutions, as
 ``jaxgen train`` and the inference commands run it; ``default`` and ``eigen`` then run with ``conv_backend =
 "xla"``. Every backend is traced afresh (``prepare_training`` / ``onednn_conv.configure`` before its first call),
-and the differences reported are each backend's against the first one's.
+and the differences reported are each backend's against the first one's. ``onednn_eigen`` is ``onednn`` with
+``CPU_EIGEN_CONV_OPTIONS`` added (what the train steps of ``CPU_EIGEN_CONV_TRAIN``'s networks got with oneDNN
+before 2026-12-07: the option then only moves XLA's reductions and elementwise ops off YNNPACK).
 """
 
 from __future__ import annotations
@@ -108,9 +110,9 @@ def train_case(name: str, steps: int, backends: list[str]) -> dict:
     fns, losses, compile_s = {}, {}, {}
     for backend in backends:
         options = xla_setup.prepare_training(per_device, networks=networks,
-                                             conv_backend="onednn" if backend == "onednn" else "xla",
+                                             conv_backend="xla" if backend in ("default", "eigen") else "onednn",
                                              devices=mesh.devices.size)
-        if backend == "eigen":
+        if backend in ("eigen", "onednn_eigen"):
             options = {**options, **xla_setup.CPU_EIGEN_CONV_OPTIONS}
         state = jax.jit(task.init, out_shardings=repl)()
         # a new function per backend: jax.jit's trace cache is keyed on the function, not on the convolution switch
@@ -159,8 +161,10 @@ def forward_case(name: str, steps: int, backends: list[str]) -> dict:
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, init_side, init_side, 3)))["params"]
     fns, outs, first_s = {}, {}, {}
     for backend in backends:
-        onednn_conv.configure("onednn" if backend == "onednn" else "xla")
+        onednn_conv.configure("xla" if backend in ("default", "eigen") else "onednn")
         options = xla_setup.CPU_EIGEN_CONV_OPTIONS if backend == "eigen" else {}
+        if backend == "onednn_eigen":
+            options = xla_setup.CPU_EIGEN_CONV_OPTIONS
         if backend == "onednn":  # as the inference commands: the per-network options for XLA's other convolutions
             options = xla_setup.inference_compiler_options(net)
         apply = jax.jit(lambda p, x: model.apply({"params": p}, x), compiler_options=dict(options) or None)
@@ -190,8 +194,9 @@ def main() -> None:
     if unknown:
         sys.exit(f"conv_backends: unknown case(s) {unknown}; expected {sorted(TRAIN_CASES) + sorted(FORWARD_CASES)}")
     backends = [b for b in args.backends.split(",") if b]
-    if not backends or set(backends) - {"default", "eigen", "onednn"}:
-        sys.exit(f"conv_backends: --backends {args.backends!r}: expected a comma list of default, eigen, onednn")
+    if not backends or set(backends) - {"default", "eigen", "onednn", "onednn_eigen"}:
+        sys.exit(f"conv_backends: --backends {args.backends!r}: expected a comma list of default, eigen, onednn, "
+                 "onednn_eigen")
     forward = [n for n in names if n in FORWARD_CASES]
     if not args.forward_child:
         names = [n for n in names if n in TRAIN_CASES]
@@ -204,7 +209,7 @@ def main() -> None:
         from jaxgen import xla_setup
 
         # as jaxgen.cli.main for `jaxgen train`: 2 CPU devices (and oneDNN's OpenMP team size when measured)
-        xla_setup.configure_process(conv_backend="onednn" if "onednn" in backends else "xla")
+        xla_setup.configure_process(conv_backend="onednn" if {"onednn", "onednn_eigen"} & set(backends) else "xla")
     import jax
 
     jax.config.update("jax_platforms", "cpu")

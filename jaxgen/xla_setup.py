@@ -15,8 +15,8 @@ Measured choices (``benchmarks/RESULTS.md`` has the numbers and how to rerun the
   networks in :data:`CPU_EIGEN_CONV_TRAIN` / :data:`CPU_EIGEN_CONV_INFERENCE` -- measured per network by
   ``benchmarks/conv_backends.py``: the style and translation networks (9x9/7x7 convolutions with 3 channels,
   reflection padding, instance norm) run 1.25-2.7x faster with Eigen, the SR networks (EDSR, RRDBNet, SRVGG)
-  1.0-1.16x slower (numbers in ``benchmarks/RESULTS.md``). :data:`CPU_TRAIN_OPTIONS` (for every train step) is
-  empty. A key the user set in ``XLA_FLAGS`` is left out.
+  1.0-1.16x slower (numbers in ``benchmarks/RESULTS.md``); train steps with oneDNN's convolutions leave it out.
+  :data:`CPU_TRAIN_OPTIONS` (for every train step) is empty. A key the user set in ``XLA_FLAGS`` is left out.
 * CPU, train step at small per-device batches: the transposed-roles convolution weight gradient
   (``jaxgen.models.conv_vjp``; numerically equal to the plain one up to summation order), see
   :func:`use_conv_vjp`.
@@ -379,12 +379,15 @@ def _cpu_options(options: Mapping[str, str], backend: str | None, environ: Mappi
 
 
 def train_compiler_options(backend: str | None = None, environ: Mapping[str, str] | None = None,
-                           networks: Iterable[str] = ()) -> dict[str, Any]:
+                           networks: Iterable[str] = (), conv_backend: str = "xla") -> dict[str, Any]:
     """``compiler_options`` for the train step's ``jax.jit`` on ``backend`` (default ``jax.default_backend()``):
     :data:`CPU_TRAIN_OPTIONS` on CPU, plus Eigen convolutions when one of ``networks`` (model names) is in
-    :data:`CPU_EIGEN_CONV_TRAIN`, minus any flag the user set in ``XLA_FLAGS``; ``{}`` elsewhere or opted out."""
+    :data:`CPU_EIGEN_CONV_TRAIN` and XLA runs the convolutions (``conv_backend`` ``"xla"``; with ``"onednn"`` the
+    option would only take XLA's reductions and elementwise ops away from YNNPACK: instance norms' gradients 2.9x
+    slower, CycleGAN / fast-style / AdaIN steps 4% / 5% / 2% slower, RESULTS.md), minus any flag the user set in
+    ``XLA_FLAGS``; ``{}`` elsewhere or opted out."""
     options = dict(CPU_TRAIN_OPTIONS)
-    if set(networks) & CPU_EIGEN_CONV_TRAIN:
+    if set(networks) & CPU_EIGEN_CONV_TRAIN and conv_backend == "xla":
         options.update(CPU_EIGEN_CONV_OPTIONS)
     return _cpu_options(options, backend, environ)
 
@@ -432,7 +435,7 @@ def prepare_training(per_device_batch: int, backend: str | None = None, networks
     onednn_scan = (conv_backend == "onednn" and not onednn_conv.bf16(compute_dtype)
                    and bool(set(networks) & ONEDNN_SCAN_F32))
     layers.set_scan_blocks(vjp or backend != "cpu" or onednn_scan)
-    return train_compiler_options(backend, networks=networks)
+    return train_compiler_options(backend, networks=networks, conv_backend=conv_backend)
 
 
 def _backend(backend: str | None) -> str:

@@ -137,6 +137,10 @@ def test_onednn_float32_scans_rrdbnet_blocks_only(monkeypatch):
         assert layers.scan_blocks_enabled() and conv_vjp.enabled()
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="xla")
         assert not layers.scan_blocks_enabled() and not conv_vjp.enabled()
+        eigen_net = next(iter(xla_setup.CPU_EIGEN_CONV_TRAIN))  # XLA's convolution library: only with XLA's
+        assert xla_setup.prepare_training(1, "cpu", networks=[eigen_net], conv_backend="onednn") == {}
+        assert xla_setup.prepare_training(1, "cpu", networks=[eigen_net], conv_backend="xla") == \
+            xla_setup.CPU_EIGEN_CONV_OPTIONS
         monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: float32)
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
         assert configured[-1] == "onednn" and layers.scan_blocks_enabled()

@@ -191,6 +191,9 @@ def test_eigen_convolutions_follow_the_measured_tables(monkeypatch):
     monkeypatch.setattr(xla_setup, "CPU_EIGEN_CONV_INFERENCE", frozenset({"gatys"}))
     assert xla_setup.train_compiler_options("cpu", {}, networks={"transformer_net", "patchgan"}) == eigen
     assert xla_setup.train_compiler_options("cpu", {}, networks={"edsr"}) == {}
+    # the option picks XLA's convolution library: with oneDNN's convolutions it would only slow XLA's reductions
+    assert xla_setup.train_compiler_options("cpu", {}, networks={"transformer_net"}, conv_backend="onednn") == {}
+    assert xla_setup.train_compiler_options("cpu", {}, networks={"transformer_net"}, conv_backend="xla") == eigen
     assert xla_setup.train_compiler_options("gpu", {}, networks={"transformer_net"}) == {}
     assert xla_setup.train_compiler_options("cpu", {"JAXGEN_XLA_DEFAULTS": "0"}, networks={"transformer_net"}) == {}
     (key,) = eigen
