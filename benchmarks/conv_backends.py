@@ -165,7 +165,7 @@ def forward_case(name: str, steps: int, backends: list[str]) -> dict:
         options = xla_setup.CPU_EIGEN_CONV_OPTIONS if backend == "eigen" else {}
         if backend == "onednn_eigen":
             options = xla_setup.CPU_EIGEN_CONV_OPTIONS
-        if backend == "onednn":  # as the inference commands: the per-network options for XLA's other convolutions
+        if backend == "onednn":  # as the inference commands: the per-network options with oneDNN's convolutions
             options = xla_setup.inference_compiler_options(net)
         apply = jax.jit(lambda p, x: model.apply({"params": p}, x), compiler_options=dict(options) or None)
         t = time.perf_counter()

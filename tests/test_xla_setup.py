@@ -198,7 +198,9 @@ def test_eigen_convolutions_follow_the_measured_tables(monkeypatch):
     assert xla_setup.train_compiler_options("cpu", {"JAXGEN_XLA_DEFAULTS": "0"}, networks={"transformer_net"}) == {}
     (key,) = eigen
     assert xla_setup.train_compiler_options("cpu", {"XLA_FLAGS": f"--{key}=dot"}, networks={"transformer_net"}) == {}
-    assert xla_setup.inference_compiler_options("gatys", "cpu", {}) == eigen
+    assert xla_setup.inference_compiler_options("gatys", "cpu", {}) == eigen  # the suite's process: XLA's
+    assert xla_setup.inference_compiler_options("gatys", "cpu", {}, conv_backend="onednn") == {}
+    assert xla_setup.inference_compiler_options("gatys", "cpu", {}, conv_backend="xla") == eigen
     assert xla_setup.inference_compiler_options("edsr", "cpu", {}) == {}
     assert xla_setup.inference_compiler_options("gatys", "gpu", {}) == {}
     try:
