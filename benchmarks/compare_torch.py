@@ -26,6 +26,7 @@ worker runs one step in turn (the order rotates), so all contenders see the same
 contender (``cases.<case>.by.<worker>``): ``median_s`` / ``min_s`` / ``max_s`` wall seconds and every round's
 ``walls``, ``cpu_util`` (process CPU seconds / wall seconds; 2.0 = both cores of a 2-core machine busy),
 ``cpu_s_median`` (process CPU seconds a step: less sensitive than wall time to other work on a shared machine),
+``sys_s`` and ``minor_faults`` (each step's system CPU seconds and minor page faults: memory the step maps afresh),
 compile / first-step seconds, peak RSS of the worker so far, and the load average during the case.
 
 Cases: the train step is Adam (lr 1e-4) + L1 on a fixed random batch (data loading excluded; see
@@ -368,8 +369,10 @@ def worker_main(kind: str, variant: str) -> None:
             if msg["cmd"] == "setup":
                 reply(dict(worker.setup(msg["case"], all_cases[msg["case"]]), rss_mb=_rss_mb()))
             elif msg["cmd"] == "run":
+                r0 = resource.getrusage(resource.RUSAGE_SELF)
                 wall, cpu = worker.run(msg["case"])
-                reply({"wall": wall, "cpu": cpu})
+                r1 = resource.getrusage(resource.RUSAGE_SELF)
+                reply({"wall": wall, "cpu": cpu, "sys": r1.ru_stime - r0.ru_stime, "minflt": r1.ru_minflt - r0.ru_minflt})
             elif msg["cmd"] == "drop":
                 worker.drop(msg["case"])
                 reply({"rss_mb": _rss_mb()})
@@ -479,6 +482,7 @@ def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, pr
         setup = {p.label: p.send(cmd="setup", case=name) for p in procs}
         live = [p for p in procs if "error" not in setup[p.label]]
         samples: dict[str, list] = {p.label: [] for p in live}
+        faults: dict[str, list] = {p.label: [] for p in live}  # (system CPU s, minor page faults) per step
         loads = [os.getloadavg()[0]]
         for r in range(rounds):
             order = live[r % len(live):] + live[:r % len(live)] if live else []
@@ -486,6 +490,7 @@ def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, pr
                 res = p.send(cmd="run", case=name)
                 if "error" not in res:
                     samples[p.label].append((res["wall"], res["cpu"]))
+                    faults[p.label].append((res.get("sys"), res.get("minflt")))
             loads.append(os.getloadavg()[0])
         for p in procs:
             entry = dict(setup[p.label])
@@ -494,6 +499,8 @@ def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, pr
                 # process CPU seconds per step: less sensitive than wall time to other work on a shared machine
                 entry["cpu_s_median"] = statistics.median(c for _, c in samples[p.label])
                 entry["walls"] = [w for w, _ in samples[p.label]]
+                entry["sys_s"] = [f for f, _ in faults[p.label]]
+                entry["minor_faults"] = [n for _, n in faults[p.label]]
             entry["rss_mb_after"] = p.send(cmd="drop", case=name).get("rss_mb")
             case_res["by"][p.label] = entry
         case_res["load_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
