@@ -244,10 +244,10 @@ class JaxWorker:
             params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves([p.params for p in state.players.values()]))
             self.cases[name] = {"step": step, "state": state, "data": data}
         else:
+            from jaxgen.models import onednn_conv
+
             conv_vjp.set_enabled(False)
             if self.spec.get("conv_backend"):
-                from jaxgen.models import onednn_conv
-
                 onednn_conv.configure(self.spec["conv_backend"], self.spec.get("compute_dtype"))
             if net in IMAGE_TO_IMAGE:
                 model = _image_to_image(net)
@@ -259,7 +259,8 @@ class JaxWorker:
             params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
             from jaxgen import xla_setup
 
-            options = xla_setup.inference_compiler_options(net) if self.spec.get("setup") else {}
+            options = (xla_setup.inference_compiler_options(net, conv_backend=onednn_conv.current_backend())
+                       if self.spec.get("setup") else {})
             apply = jax.jit(lambda p, x: model.apply({"params": p}, x), compiler_options=options or None)
             x = jnp.asarray(lr)
             jax.block_until_ready(apply(params, x))
@@ -318,7 +319,7 @@ class TorchWorker:
         params = sum(p.numel() for p in model.parameters())
         fn = torch.compile(model) if self.compile else model
         lr = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32))
-        out_side = side if net in torch_models.IMAGE_TO_IMAGE else side * scale
+        out_side = side if net in IMAGE_TO_IMAGE else side * scale
         hr = torch.from_numpy(rng.random((batch, 3, out_side, out_side), dtype=np.float32))
         if kind == "train":
             opt = torch.optim.Adam(model.parameters(), lr=1e-4)

@@ -162,11 +162,9 @@ def forward_case(name: str, steps: int, backends: list[str]) -> dict:
     fns, outs, first_s = {}, {}, {}
     for backend in backends:
         onednn_conv.configure("xla" if backend in ("default", "eigen") else "onednn")
-        options = xla_setup.CPU_EIGEN_CONV_OPTIONS if backend == "eigen" else {}
-        if backend == "onednn_eigen":
-            options = xla_setup.CPU_EIGEN_CONV_OPTIONS
+        options = xla_setup.CPU_EIGEN_CONV_OPTIONS if backend in ("eigen", "onednn_eigen") else {}
         if backend == "onednn":  # as the inference commands: the per-network options with oneDNN's convolutions
-            options = xla_setup.inference_compiler_options(net)
+            options = xla_setup.inference_compiler_options(net, conv_backend="onednn")
         apply = jax.jit(lambda p, x: model.apply({"params": p}, x), compiler_options=dict(options) or None)
         t = time.perf_counter()
         outs[backend] = jax.device_get(apply(params, x))

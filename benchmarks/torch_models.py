@@ -14,7 +14,8 @@ Layer layouts follow the official code, so the parameter counts equal jaxgen's (
 * ``CycleGAN`` -- the whole training iteration of ``models/cycle_gan_model.py`` (``optimize_parameters``: the
   generators' step with the discriminators frozen, then both discriminators on pooled fakes; LSGAN, lambda_A =
   lambda_B = 10, identity 0.5, Adam(2e-4, 0.5, 0.999)) at commit 032e88438b1b2690e538c2cf399ebceb76adbea9, as
-  ``tools/parity/torch_cyclegan.py`` copies it (which checks jaxgen's step against it, step by step).
+  ``tools/parity/torch_cyclegan.py`` copies it (``optimize_parameters``, which the parity harness checks jaxgen's
+  step against, step by step).
 """
 
 from __future__ import annotations
@@ -30,16 +31,19 @@ import torch.nn.functional as F
 from torch import nn
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
-IMAGE_TO_IMAGE = ("transformer_net", "resnet_generator", "unet_generator")  # output side = input side
 
 
-def _translation_goldens():
-    """``tools/translation_goldens.py`` (a script, not a package): the official translation layouts in PyTorch."""
-    spec = importlib.util.spec_from_file_location(
-        "translation_goldens", Path(__file__).resolve().parents[1] / "tools" / "translation_goldens.py")
+def _script(path: str):
+    """A script under ``tools/`` (not a package), loaded as a module."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, Path(__file__).resolve().parents[1] / "tools" / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _translation_goldens():
+    """``tools/translation_goldens.py``: the official translation layouts in PyTorch."""
+    return _script("translation_goldens.py")
 
 
 def conv3(cin: int, cout: int) -> nn.Conv2d:
@@ -182,74 +186,30 @@ class TransformerNet(nn.Module):
 
 
 class CycleGAN:
-    """The official CycleGAN iteration (module doc) on ``resnet_9blocks`` generators and ``n_layers=3`` PatchGANs
-    with instance norm; ``wrap`` (e.g. ``torch.compile``) is applied to each network's forward."""
+    """The official CycleGAN iteration (module doc; ``tools/parity/torch_cyclegan.optimize_parameters`` with its
+    ``ImagePool`` on Python's ``random`` and ``GANLoss('lsgan')``) on ``resnet_9blocks`` generators and
+    ``n_layers=3`` PatchGANs with instance norm; ``wrap`` (e.g. ``torch.compile``) is applied to each network's
+    forward."""
 
     def __init__(self, wrap=lambda m: m, pool_size: int = 50):
-        tg = _translation_goldens()
-        self.nets = [tg.ResnetG(64, 9), tg.ResnetG(64, 9), tg.patchgan(3, 64, 3, "instance"),
-                     tg.patchgan(3, 64, 3, "instance")]
-        self.G_A, self.G_B, self.D_A, self.D_B = (wrap(n) for n in self.nets)
-        self.opt_G = torch.optim.Adam(itertools.chain(self.nets[0].parameters(), self.nets[1].parameters()), lr=2e-4,
-                                      betas=(0.5, 0.999))
-        self.opt_D = torch.optim.Adam(itertools.chain(self.nets[2].parameters(), self.nets[3].parameters()), lr=2e-4,
-                                      betas=(0.5, 0.999))
-        self.pools = {"A": _ImagePool(pool_size), "B": _ImagePool(pool_size)}
+        tg, self.official = _translation_goldens(), _script("parity/torch_cyclegan.py")
+        self.nets = dict(zip(self.official.PLAYERS, (tg.ResnetG(64, 9), tg.ResnetG(64, 9),
+                                                     tg.patchgan(3, 64, 3, "instance"),
+                                                     tg.patchgan(3, 64, 3, "instance"))))
+        self.forward = {k: wrap(n) for k, n in self.nets.items()}
+        adam = lambda *names: torch.optim.Adam(itertools.chain(*(self.nets[k].parameters() for k in names)),
+                                               lr=2e-4, betas=(0.5, 0.999))
+        self.opt_G, self.opt_D = adam("G_A", "G_B"), adam("D_A", "D_B")
+        self.pools = [self.official.ImagePool(pool_size, random) for _ in range(2)]
+        self.criterion = self.official.GANLoss("lsgan")
 
     def parameters(self):
-        return itertools.chain(*(n.parameters() for n in self.nets))
+        return itertools.chain(*(n.parameters() for n in self.nets.values()))
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> torch.Tensor:
-        gan = lambda pred, real: F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))  # GANLoss('lsgan')
-        fake_B = self.G_A(real_A)
-        rec_A = self.G_B(fake_B)
-        fake_A = self.G_B(real_B)
-        rec_B = self.G_A(fake_A)
-        for p in itertools.chain(self.nets[2].parameters(), self.nets[3].parameters()):
-            p.requires_grad = False
-        self.opt_G.zero_grad()
-        loss_idt_A = F.l1_loss(self.G_A(real_B), real_B) * 10.0 * 0.5
-        loss_idt_B = F.l1_loss(self.G_B(real_A), real_A) * 10.0 * 0.5
-        loss_G = (gan(self.D_A(fake_B), True) + gan(self.D_B(fake_A), True) + F.l1_loss(rec_A, real_A) * 10.0
-                  + F.l1_loss(rec_B, real_B) * 10.0 + loss_idt_A + loss_idt_B)
-        loss_G.backward()
-        self.opt_G.step()
-        for p in itertools.chain(self.nets[2].parameters(), self.nets[3].parameters()):
-            p.requires_grad = True
-        self.opt_D.zero_grad()
-        for net_D, real, pool, fake in ((self.D_A, real_B, self.pools["B"], fake_B),
-                                        (self.D_B, real_A, self.pools["A"], fake_A)):
-            fake = pool.query(fake)
-            loss_D = (gan(net_D(real), True) + gan(net_D(fake.detach()), False)) * 0.5  # backward_D_basic
-            loss_D.backward()
-        self.opt_D.step()
-        return loss_G.detach()
-
-
-class _ImagePool:
-    """``util/image_pool.py``'s ``ImagePool`` (same commit)."""
-
-    def __init__(self, pool_size: int):
-        self.pool_size, self.num_imgs, self.images = pool_size, 0, []
-
-    def query(self, images: torch.Tensor) -> torch.Tensor:
-        if self.pool_size == 0:
-            return images
-        out = []
-        for image in images:
-            image = torch.unsqueeze(image.data, 0)
-            if self.num_imgs < self.pool_size:
-                self.num_imgs += 1
-                self.images.append(image)
-                out.append(image)
-            elif random.uniform(0, 1) > 0.5:
-                i = random.randint(0, self.pool_size - 1)
-                tmp = self.images[i].clone()
-                self.images[i] = image
-                out.append(tmp)
-            else:
-                out.append(image)
-        return torch.cat(out, 0)
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration on NCHW batches in [-1, 1]; lambda_A = lambda_B = 10, identity 0.5 (official defaults)."""
+        return self.official.optimize_parameters(self.forward, self.opt_G, self.opt_D, *self.pools, self.criterion,
+                                                 0.5, 10.0, 10.0, real_A, real_B, nets=self.nets)
 
 
 def build(name: str, scale: int) -> nn.Module:

@@ -393,16 +393,12 @@ def train_compiler_options(backend: str | None = None, environ: Mapping[str, str
 
 
 def inference_compiler_options(network: str, backend: str | None = None, environ: Mapping[str, str] | None = None,
-                               conv_backend: str | None = None) -> dict[str, Any]:
+                               conv_backend: str = "xla") -> dict[str, Any]:
     """``compiler_options`` for an inference ``jax.jit`` of the model named ``network``: Eigen convolutions on
-    CPU when it is in :data:`CPU_EIGEN_CONV_INFERENCE`, XLA runs the convolutions (``conv_backend``, default what
-    ``onednn_conv.configure`` chose for this process; with oneDNN's the option only slows XLA's other ops, as in
+    CPU when it is in :data:`CPU_EIGEN_CONV_INFERENCE`, XLA runs the convolutions (``conv_backend``: the process's,
+    ``onednn_conv.current_backend()``; with oneDNN's the option only slows XLA's other ops, as in
     :func:`train_compiler_options`: CycleGAN's generator 0.532 -> 0.492 s, TransformerNet 0.138 -> 0.134 s at 256
     px) and the user set no such flag; ``{}`` otherwise."""
-    if conv_backend is None:
-        from jaxgen.models import onednn_conv  # here, not at the top: this module is imported before JAX
-
-        conv_backend = "onednn" if onednn_conv.enabled() else "xla"
     eigen = network in CPU_EIGEN_CONV_INFERENCE and conv_backend == "xla"
     return _cpu_options(CPU_EIGEN_CONV_OPTIONS if eigen else {}, backend, environ)
 

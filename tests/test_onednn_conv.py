@@ -218,7 +218,7 @@ def test_non_cpu_backend_is_refused():
         onednn_conv.configure("onednn", platform="gpu")
     assert conv_vjp.override() is None
     onednn_conv.configure("xla", platform="gpu")  # the default backend is fine anywhere
-    assert not onednn_conv.enabled()
+    assert not onednn_conv.enabled() and onednn_conv.current_backend() == "xla"
 
 
 def test_build_key_changes_with_source_jaxlib_onednn_and_location():
@@ -445,6 +445,7 @@ def test_team_size_follows_set_threads_and_keeps_the_values(lib_env, monkeypatch
         monkeypatch.setenv(xla_setup.OMP_AUTO_ENV, "1")
         for devices in (1, 2):
             xla_setup.prepare_training(1, "cpu", conv_backend="onednn", devices=devices)
+            assert onednn_conv.current_backend() == "onednn"
         xla_setup.prepare_training(1, "cpu", conv_backend="xla", devices=1)  # XLA's convolutions: no team to set
         monkeypatch.delenv(xla_setup.OMP_AUTO_ENV)
         xla_setup.prepare_training(1, "cpu", conv_backend="onednn", devices=1)  # the user's OMP_NUM_THREADS: 0

@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxgen import image, xla_setup
 from jaxgen.inference import tiling
+from jaxgen.models import onednn_conv
 
 __all__ = ["ApplyFn", "make_apply", "make_sr_fn"]
 
@@ -20,8 +21,10 @@ ApplyFn = Callable[[Any, jax.Array], jax.Array]
 def make_apply(model: nn.Module, network: str | None = None) -> ApplyFn:
     """``jit((params, x [1,h,w,C] float32 in [0,1]) -> [1,h*s,w*s,C])``; compiles once per input shape, so make
     it once per run and reuse it across evaluations. ``network`` (the model's registry name) selects jaxgen's
-    measured per-network compile options (``xla_setup.inference_compiler_options``; none when ``None``)."""
-    options = xla_setup.inference_compiler_options(network) if network else {}
+    measured per-network compile options (``xla_setup.inference_compiler_options`` for the process's convolution
+    backend, so call it after ``onednn_conv.configure``; none when ``None``)."""
+    options = (xla_setup.inference_compiler_options(network, conv_backend=onednn_conv.current_backend())
+               if network else {})
     return jax.jit(lambda params, x: model.apply({"params": params}, x), compiler_options=options or None)
 
 

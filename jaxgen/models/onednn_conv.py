@@ -75,7 +75,7 @@ from jaxgen.models import conv_vjp
 
 __all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "bf16", "build_key",
            "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated", "conv_transpose", "conv_transpose_nhwc",
-           "enabled", "find_toolchain", "flax_conv_fn", "last_team", "load", "resolve",
+           "current_backend", "enabled", "find_toolchain", "flax_conv_fn", "last_team", "load", "resolve",
            "set_threads"]
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
@@ -215,6 +215,11 @@ def last_team() -> int:
 def enabled() -> bool:
     """Whether :func:`configure` routed jaxgen's convolutions to oneDNN."""
     return conv_vjp.override() is not None
+
+
+def current_backend() -> str:
+    """``"onednn"`` or ``"xla"``: what :func:`configure` chose for models traced from now on."""
+    return "onednn" if enabled() else "xla"
 
 
 def bf16(compute_dtype: Any) -> bool:

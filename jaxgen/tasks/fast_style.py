@@ -40,6 +40,7 @@ import optax
 
 from jaxgen import data as data_lib, image, losses as losses_lib, xla_setup
 from jaxgen.config import ConfigError, optim_config, shared_data_dir
+from jaxgen.models import onednn_conv
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.style.objective import tv_squared
 from jaxgen.tasks.common import build_model, compute_dtype, section_kwargs
@@ -308,7 +309,8 @@ class FastStyleTask:
                 y = self.generator.apply({"params": params}, x).astype(jnp.float32)
                 return y, self.losses(y, x, consts)
 
-            self._eval_fn = jax.jit(fn, compiler_options=xla_setup.inference_compiler_options("transformer_net") or None)
+            self._eval_fn = jax.jit(fn, compiler_options=xla_setup.inference_compiler_options(
+                "transformer_net", conv_backend=onednn_conv.current_backend()) or None)
         params = state.players[self.EXPORT_PLAYER].eval_params
         totals: dict[str, float] = {}
         first = None

@@ -236,7 +236,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
     writer = MetricWriter(workdir, enabled=is_main)
     meta = {"config": json.loads(config.to_json()), "git": checkpoint.git_revision(), "consts": const_sources,
             "task": config.task, "time": time.time(),
-            "conv_backend": "onednn" if onednn_conv.enabled() else "xla"}  # what config.conv_backend resolved to
+            "conv_backend": onednn_conv.current_backend()}  # what config.conv_backend resolved to
 
     def evaluate_and_log(step: int, state: Any) -> dict[str, float]:
         results, grids = task.evaluate(state)

@@ -175,6 +175,54 @@ def set_requires_grad(nets, requires_grad=False):
                 param.requires_grad = requires_grad
 
 
+def optimize_parameters(forward, optimizer_G, optimizer_D, fake_A_pool, fake_B_pool, criterionGAN, lambda_idt,
+                        lambda_A, lambda_B, real_A, real_B, nets=None):
+    """One official ``CycleGANModel.optimize_parameters`` (``forward``, ``backward_G``, ``backward_D_A/B``, copied
+    below) on ``real_A``/``real_B`` (NCHW in [-1, 1]); ``forward`` maps each of :data:`PLAYERS` to what runs it (the
+    module, or a wrapper such as ``torch.compile`` of it), ``nets`` to the modules whose parameters
+    ``set_requires_grad`` freezes (default: ``forward``'s; ``benchmarks/torch_models.CycleGAN`` times it). Returns the eight loss terms (tensors)."""
+    nets = forward if nets is None else nets
+    netG_A, netG_B, netD_A, netD_B = (forward[k] for k in PLAYERS)
+    criterionCycle, criterionIdt = torch.nn.L1Loss(), torch.nn.L1Loss()
+    # forward()
+    fake_B = netG_A(real_A)
+    rec_A = netG_B(fake_B)
+    fake_A = netG_B(real_B)
+    rec_B = netG_A(fake_A)
+    # G_A and G_B
+    set_requires_grad([nets["D_A"], nets["D_B"]], False)
+    optimizer_G.zero_grad()
+    # backward_G()
+    idt_A = netG_A(real_B)
+    loss_idt_A = criterionIdt(idt_A, real_B) * lambda_B * lambda_idt
+    idt_B = netG_B(real_A)
+    loss_idt_B = criterionIdt(idt_B, real_A) * lambda_A * lambda_idt
+    loss_G_A = criterionGAN(netD_A(fake_B), True)
+    loss_G_B = criterionGAN(netD_B(fake_A), True)
+    loss_cycle_A = criterionCycle(rec_A, real_A) * lambda_A
+    loss_cycle_B = criterionCycle(rec_B, real_B) * lambda_B
+    loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+    loss_G.backward()
+    optimizer_G.step()
+    # D_A and D_B
+    set_requires_grad([nets["D_A"], nets["D_B"]], True)
+    optimizer_D.zero_grad()
+    loss_D = {}
+    for name, netD, real, pool_, fake in (("D_A", netD_A, real_B, fake_B_pool, fake_B),
+                                           ("D_B", netD_B, real_A, fake_A_pool, fake_A)):
+        fake = pool_.query(fake)
+        # backward_D_basic(netD, real, fake)
+        pred_real = netD(real)
+        loss_D_real = criterionGAN(pred_real, True)
+        pred_fake = netD(fake.detach())
+        loss_D_fake = criterionGAN(pred_fake, False)
+        loss_D[name] = (loss_D_real + loss_D_fake) * 0.5
+        loss_D[name].backward()
+    optimizer_D.step()
+    return dict(G_A=loss_G_A, G_B=loss_G_B, cycle_A=loss_cycle_A, cycle_B=loss_cycle_B, idt_A=loss_idt_A,
+                idt_B=loss_idt_B, **loss_D)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", required=True)
@@ -200,8 +248,6 @@ def main() -> None:
     fake_A_pool = ImagePool(pool, Replay(hp["pool_A_p"], hp["pool_A_slot"], pool))
     fake_B_pool = ImagePool(pool, Replay(hp["pool_B_p"], hp["pool_B_slot"], pool))
     criterionGAN = GANLoss('lsgan')
-    criterionCycle = torch.nn.L1Loss()
-    criterionIdt = torch.nn.L1Loss()
     lr, beta1 = float(hp["lr"]), float(hp["beta1"])
     optimizer_G = torch.optim.Adam(itertools.chain(netG_A.parameters(), netG_B.parameters()), lr=lr, betas=(beta1, 0.999))
     optimizer_D = torch.optim.Adam(itertools.chain(netD_A.parameters(), netD_B.parameters()), lr=lr, betas=(beta1, 0.999))
@@ -210,44 +256,8 @@ def main() -> None:
     losses = {t: [] for t in terms}
 
     for a, b in zip(case["batch/A"], case["batch/B"]):
-        real_A, real_B = nchw_signed(a), nchw_signed(b)
-        # forward()
-        fake_B = netG_A(real_A)
-        rec_A = netG_B(fake_B)
-        fake_A = netG_B(real_B)
-        rec_B = netG_A(fake_A)
-        # G_A and G_B
-        set_requires_grad([netD_A, netD_B], False)
-        optimizer_G.zero_grad()
-        # backward_G()
-        idt_A = netG_A(real_B)
-        loss_idt_A = criterionIdt(idt_A, real_B) * lambda_B * lambda_idt
-        idt_B = netG_B(real_A)
-        loss_idt_B = criterionIdt(idt_B, real_A) * lambda_A * lambda_idt
-        loss_G_A = criterionGAN(netD_A(fake_B), True)
-        loss_G_B = criterionGAN(netD_B(fake_A), True)
-        loss_cycle_A = criterionCycle(rec_A, real_A) * lambda_A
-        loss_cycle_B = criterionCycle(rec_B, real_B) * lambda_B
-        loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
-        loss_G.backward()
-        optimizer_G.step()
-        # D_A and D_B
-        set_requires_grad([netD_A, netD_B], True)
-        optimizer_D.zero_grad()
-        loss_D = {}
-        for name, netD, real, pool_, fake in (("D_A", netD_A, real_B, fake_B_pool, fake_B),
-                                               ("D_B", netD_B, real_A, fake_A_pool, fake_A)):
-            fake = pool_.query(fake)
-            # backward_D_basic(netD, real, fake)
-            pred_real = netD(real)
-            loss_D_real = criterionGAN(pred_real, True)
-            pred_fake = netD(fake.detach())
-            loss_D_fake = criterionGAN(pred_fake, False)
-            loss_D[name] = (loss_D_real + loss_D_fake) * 0.5
-            loss_D[name].backward()
-        optimizer_D.step()
-        values = dict(G_A=loss_G_A, G_B=loss_G_B, cycle_A=loss_cycle_A, cycle_B=loss_cycle_B, idt_A=loss_idt_A,
-                      idt_B=loss_idt_B, **loss_D)
+        values = optimize_parameters(nets, optimizer_G, optimizer_D, fake_A_pool, fake_B_pool, criterionGAN,
+                                     lambda_idt, lambda_A, lambda_B, nchw_signed(a), nchw_signed(b))
         for t in terms:
             losses[t].append(values[t].item())
 
