@@ -13,9 +13,11 @@ Writes one flat JSON object:
   command on a photo (wall time of the process), with an empty cache, and then on a photo of a size not seen
   before with the cache the first run filled (fixed tile shapes: nothing to compile).
   ``upscale_{cold,warm}_compiles``: programs each run compiled (new cache entries; every compile is cached here).
-* ``train_{cold,warm}_stages_s``: the same runs' stages timed apart (``jax.jit(...).trace / .lower / .compile``,
-  the init run, the first step's run, and a second step's run after the timed first step) and the number of
-  fusions in the compiled step: where the cold first step goes and what a warm one still pays.
+* ``train_{cold,warm}_stages_s``: the same runs' stages timed apart (``jax.jit(...).trace / .lower / .compile``;
+  the init dispatched on one device and copied to the mesh -- ``parallel.init_sharding``, as
+  ``jaxgen.train.loop`` -- and not waited for, so ``step_run`` holds what is left of its run; the first step's
+  run; after the timed first step, a second step's run and ``init_run``, the init program alone) and the number
+  of fusions in the compiled step: where the cold first step goes and what a warm one still pays.
 * the machine (``lscpu`` model and flags), the load, jax's version.
 """
 
@@ -62,12 +64,12 @@ task = get_task("sr")(c)
 mesh = parallel.make_mesh()
 repl = parallel.replicated(mesh)
 lap("build")
-init = jax.jit(task.init, out_shardings=repl).trace().lower()
+init = jax.jit(task.init, out_shardings=parallel.init_sharding(mesh)).trace().lower()  # as jaxgen.train.loop
 lap("init_trace_lower")
 init = init.compile()
 lap("init_compile")
-state = jax.block_until_ready(init())
-lap("init_run")
+state = jax.device_put(init(), repl)  # not waited for (as the loop): the init runs while the step compiles
+lap("init_dispatch")
 options = xla_setup.prepare_training(4 // mesh.devices.size, networks=["rrdbnet"], devices=mesh.devices.size)
 step = jax.jit(task.step, in_shardings=(repl, parallel.batch_sharding(mesh), repl), out_shardings=(repl, repl),
                donate_argnums=(0,), compiler_options=options or None)
@@ -85,6 +87,8 @@ lap("step_run")
 first = time.perf_counter() - t1
 state, m2 = jax.block_until_ready(compiled(state, batch, {}))
 lap("step_run2")
+jax.block_until_ready(jax.device_put(init(), repl))
+lap("init_run")  # the init program alone, after the timed first step
 stages["step_fusions"] = compiled.as_text().count(" fusion(")
 print(json.dumps({"first_step_s": first, "import_s": t_import, "loss": float(m["loss"]), "stages": stages}))
 """

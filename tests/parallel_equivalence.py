@@ -29,7 +29,9 @@ def main(out: str, n_devices: int | None = None) -> None:
     task = SRTask(c)
     mesh = parallel.make_mesh(None if n_devices is None else jax.devices()[:n_devices])
     repl = parallel.replicated(mesh)
-    state = jax.jit(task.init, out_shardings=repl)()
+    # a fresh state as jaxgen.train.loop makes it: computed on one device, copied to every device of the mesh
+    init_sharding = parallel.init_sharding(mesh)
+    state = jax.device_put(jax.jit(task.init, out_shardings=init_sharding)(), repl)
     step = jax.jit(
         task.step,
         in_shardings=(repl, parallel.batch_sharding(mesh), repl),
@@ -46,7 +48,8 @@ def main(out: str, n_devices: int | None = None) -> None:
     g = state.players["generator"]
     leaves = {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(g.params)[0]}
     ema = {"ema" + jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(g.ema)[0]}
-    np.savez(out, losses=np.array(losses), devices=len(jax.devices()), **leaves, **ema)
+    np.savez(out, losses=np.array(losses), devices=len(jax.devices()),
+             init_devices=len(init_sharding.device_set), **leaves, **ema)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ def _run_here(tmp_path: Path) -> dict[str, np.ndarray]:
 def test_one_vs_eight_devices_match(tmp_path):
     one, eight = _run_here(tmp_path), _run(tmp_path, 8)
     assert int(one.pop("devices")) == 1 and int(eight.pop("devices")) == 8
+    # the fresh state: computed on one device of the eight (parallel.init_sharding), then replicated
+    assert int(one.pop("init_devices")) == 1 and int(eight.pop("init_devices")) == 1
     np.testing.assert_allclose(eight.pop("losses"), one.pop("losses"), rtol=1e-5, atol=1e-6)
     assert set(one) == set(eight) and len(one) > 4
     for name in one:

@@ -185,8 +185,9 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
     mesh = parallel.make_mesh(parallel.devices_for_batch(config.batch_size))
     parallel.check_batch_size(config.batch_size, mesh)
     repl, batch_sh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    abstract_state = jax.eval_shape(task.init)
-    abstract_state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), abstract_state)
+    # traced once: its shapes are a restore's target, its program a fresh start's
+    init = jax.jit(task.init, out_shardings=parallel.init_sharding(mesh)).trace()
+    abstract_state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), init.out_info)
     consts, const_sources = task.consts()
     consts = jax.device_put(consts, repl)
 
@@ -210,7 +211,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
             raise ValueError(f"cannot resume {workdir}: {problem}. Use a new --workdir to train this config")
         log.info("resumed from %s at step %d", manager.directory, start_step)
     else:
-        state = jax.jit(task.init, out_shardings=repl)()
+        state = jax.device_put(init.lower().compile()(), repl)  # not waited for: runs while the step compiles
         start_step = 0
     if is_main:  # after a successful restore, so a mismatched config never overwrites the run's own
         workdir.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,18 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def init_sharding(mesh: Mesh) -> jax.sharding.Sharding:
+    """Where a fresh train state is computed: in a single process, the mesh's first device (then
+    ``jax.device_put`` onto :func:`replicated`; the values are bitwise the same), else :func:`replicated`.
+
+    A program with replicated outputs runs whole on every device: on jaxgen's CPU split (2 XLA devices sharing the
+    cores) RRDBNet x4's init ran 0.275 s replicated, 0.145 s on one device + 0.05 s copying (benchmarks/RESULTS.md).
+    Across processes every device must compute its own replica, so there it stays replicated."""
+    if jax.process_count() == 1 and mesh.devices.size > 1:
+        return jax.sharding.SingleDeviceSharding(mesh.devices.flat[0])
+    return replicated(mesh)
+
+
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
     devices, processes = mesh.devices.size, jax.process_count()
     if global_batch_size % devices or global_batch_size % processes:
