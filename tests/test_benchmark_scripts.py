@@ -60,3 +60,15 @@ def test_accelerator_smoke_on_cpu(tmp_path):
     assert {(r["case"], r["dtype"]) for r in runs} == {(c, d) for c in ("rrdbnet", "edsr") for d in ("bfloat16", "float32")}
     for r in runs:
         assert "error" not in r and r["median_step_s"] > 0, r
+
+
+def test_step_memory_smoke_keeps_the_heap_when_asked(tmp_path):
+    """``step_memory.py --smoke --malloc keep``: glibc accepted all three ``mallopt`` settings (a wrong parameter
+    number is refused with 0), and the record has one ``[wall, sys, faults, rss]`` row a step and names its CPU."""
+    out = tmp_path / "sm.json"
+    r = _run(["benchmarks/step_memory.py", "--smoke", "--malloc", "keep", "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = json.loads(out.read_text())
+    assert rec["mallopt"] == {"M_ARENA_MAX": 1, "M_MMAP_MAX": 1, "M_TRIM_THRESHOLD": 1}
+    assert len(rec["steps"]) == 4 and all(len(row) == 4 and row[0] > 0 for row in rec["steps"])
+    assert rec["median_s"] > 0 and rec["cpu_model"] and rec["devices"] >= 1
