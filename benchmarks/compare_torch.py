@@ -18,7 +18,11 @@ One driver (stdlib only) starts one worker process per contender and keeps them 
   ``xla`` is ``tuned`` with XLA's convolutions everywhere. ``onednn`` / ``onednn_bf16`` are ``tuned`` with
   ``conv_backend = "onednn"`` (``jaxgen.models.onednn_conv``: stride-1 convolutions through oneDNN, one OpenMP
   thread per CPU device; ``onednn_bf16`` adds ``compute_dtype = "bfloat16"``: bf16 convolution operands on AMX,
-  f32 modules) -- they need ``pip install 'jaxgen[onednn]'`` and g++ in the jax venv.
+  f32 modules) -- they need ``pip install 'jaxgen[onednn]'`` and g++ in the jax venv. ``tuned`` times one step
+  a call; ``jaxgen train``'s ``config.steps_per_call`` default (auto) runs 2 or 4 a call where the run's counts
+  allow (``jaxgen.train.loop.steps_per_call``): ``tuned_k4`` is ``tuned`` with 4 steps a call (the loop's
+  ``steps_in_one_call`` over 4 copies of the batch; every time reported a step = a call's / 4; ``sys_s`` and
+  ``minor_faults`` stay a call's).
 * ``torch:eager`` and ``torch:compile`` (the torch venv; ``torch.compile`` of the network, default mode).
 
 Every case is set up (built, compiled, warmed up) in each worker, then timed in rounds: in each round every
@@ -88,6 +92,8 @@ EIGEN = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 ONEDNN = EIGEN + " --xla_cpu_experimental_onednn_fusion_type=individual_convolution"
 VARIANTS: dict[str, dict] = {
     "tuned": dict(setup=True),
+    # tuned with config.steps_per_call = 4 (4 train steps a call; the time a step = a call's / 4)
+    "tuned_k4": dict(setup=True, steps_per_call=4),
     # tuned with XLA's convolutions (config.conv_backend = "xla"; tuned's "auto" takes oneDNN's on AVX-512 + AMX)
     "xla": dict(setup=True, conv_backend="xla"),
     # jaxgen's oneDNN convolutions (config.conv_backend / compute_dtype), otherwise as tuned
@@ -233,16 +239,23 @@ class JaxWorker:
             t0 = time.perf_counter()
             kwargs = self._jit_kwargs(batch // mesh.devices.size, net, mesh.devices.size)
             state = jax.jit(init_fn, out_shardings=repl)()
+            k = self.spec.get("steps_per_call", 1)
+            if k > 1:  # the same batch k times, as the k = 1 variants step on one batch
+                from jaxgen.train.loop import steps_in_one_call
+
+                step_fn, bsh = steps_in_one_call(step_fn), parallel.steps_batch_sharding(mesh)
+                lr, hr = np.stack([lr] * k), np.stack([hr] * k)
             step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                            **kwargs)
-            data = parallel.global_batch({"A": lr, "B": hr} if net == "cyclegan" else {"lr": lr, "hr": hr}, mesh)
+            data = parallel.global_batch({"A": lr, "B": hr} if net == "cyclegan" else {"lr": lr, "hr": hr}, mesh,
+                                         stacked=k > 1)
             state, m = step(state, data, {})
             jax.block_until_ready((state, m))
             first = time.perf_counter() - t0
             state, m = step(state, data, {})  # a second untimed step, as the torch worker's setup runs two
             jax.block_until_ready((state, m))
             params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves([p.params for p in state.players.values()]))
-            self.cases[name] = {"step": step, "state": state, "data": data}
+            self.cases[name] = {"step": step, "state": state, "data": data, "steps": k}
         else:
             from jaxgen.models import onednn_conv
 
@@ -278,7 +291,8 @@ class JaxWorker:
             self.jax.block_until_ready((c["state"], m))
         else:
             self.jax.block_until_ready(c["apply"](c["params"], c["x"]))
-        return time.perf_counter() - t0, _cpu() - c0
+        steps = c.get("steps", 1)  # steps_per_call: a call's time over its steps
+        return (time.perf_counter() - t0) / steps, (_cpu() - c0) / steps
 
     def drop(self, name: str) -> None:
         self.cases.pop(name, None)

@@ -23,7 +23,9 @@ from jaxgen import image
 from jaxgen.config import load_config
 from jaxgen.tasks import restore_generator
 from jaxgen.tasks import get_task
+from jaxgen.models import conv_vjp, onednn_conv
 from jaxgen.train import NonFiniteLossError, train
+from jaxgen.train.loop import steps_per_call
 from jaxgen.train.checkpoint import open_manager, restore_numpy
 from tests.inprocess_cli import run_jaxgen
 
@@ -258,3 +260,68 @@ def test_restore_generator_uses_config_of_the_run(trained):
     assert step == 8 and config.scale == 2
     x = np.zeros((1, 6, 5, 3), np.float32)
     assert model.apply({"params": params}, x).shape == (1, 12, 10, 3)
+
+
+def test_steps_per_call_takes_the_same_steps(trained, tmp_path):
+    """``config.steps_per_call=2``: two steps a call of the compiled step (one ``lax.scan``) -- the same
+    checkpoints, logged steps and losses, and the same parameters as the fixture's one step a call: bitwise with
+    oneDNN's convolutions (``conv_backend`` auto on the CPUs that take them), else to float32 summation order
+    (inside the scan XLA's convolutions take ``conv_vjp``'s gradients, outside autodiff's at this batch)."""
+    single, paired = tmp_path / "single", tmp_path / "paired"
+    train_cli(single, *RUN, "--config.steps_per_call=1")
+    train_cli(paired, *RUN, "--config.steps_per_call=2")
+    assert sorted(int(p.name) for p in (paired / "checkpoints").iterdir() if p.name.isdigit()) == [4, 8]
+    logged = {}
+    for run in (single, paired):
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        logged[run] = {r["step"]: r["loss"] for r in records if "loss" in r}
+    assert list(logged[paired]) == [2, 4, 6, 8]
+    np.testing.assert_allclose([logged[paired][s] for s in (2, 4, 6, 8)], [logged[single][s] for s in (2, 4, 6, 8)],
+                               rtol=1e-5)
+    ours, theirs = restored_params(paired, 8), restored_params(single, 8)
+    meta = json.loads((paired / "checkpoints" / "8" / "meta" / "metadata").read_text())
+    assert meta["steps_per_call"] == 2
+    if meta["conv_backend"] == "onednn":
+        assert_bitwise_equal(ours, theirs)
+        assert_bitwise_equal(restored_params(trained, 8), theirs)  # the fixture: auto, 2 steps a call here
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_steps_per_call_auto_takes_the_largest_divisor_with_onednn():
+    """``steps_per_call = 0`` (the default): 4 or 2 steps a call where every count allows it, with oneDNN's
+    convolutions on CPU; 1 with XLA's; an explicit value as given."""
+    c = load_config(TINY)
+    c.total_steps, c.log_every, c.eval_every, c.ckpt_every = 8, 2, 4, 4
+    assert c.steps_per_call == 0
+    with conv_vjp.overridden(lambda *args, **kwargs: None):  # what onednn_conv.configure("onednn") installs
+        assert onednn_conv.current_backend() == "onednn"
+        assert steps_per_call(c) == 2 and steps_per_call(c, start_step=6) == 2 and steps_per_call(c, start_step=3) == 1
+        c.log_every = 4
+        assert steps_per_call(c) == 4 and steps_per_call(c, start_step=6) == 2
+        c.eval_every = 0  # only at the end
+        assert steps_per_call(c) == 4
+        c.steps_per_call = 1
+        assert steps_per_call(c) == 1
+    c.steps_per_call = 0
+    with conv_vjp.overridden(None):
+        assert steps_per_call(c) == 1
+
+
+def test_steps_per_call_must_divide_the_schedule_and_the_resumed_step(trained, tmp_path):
+    """A ``steps_per_call`` that does not divide ``total_steps`` / ``log_every`` / ``eval_every`` / ``ckpt_every``,
+    or a checkpoint's step (a resume): exit 2, one line naming the keys / the step, nothing written (but the
+    workdir's lock file, as for any config error)."""
+    proc = jaxgen("train", f"--config={TINY}", f"--workdir={tmp_path / 'odd'}", *QUIET, *RUN,
+                  "--config.steps_per_call=3", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "steps_per_call=3" in proc.stderr and "config.total_steps=8" in proc.stderr
+    assert "config.log_every=2" in proc.stderr and [p.name for p in (tmp_path / "odd").iterdir()] == [".jaxgen.lock"]
+    before = sorted(p.name for p in (trained / "checkpoints").iterdir())
+    proc = jaxgen("train", f"--config={TINY}", f"--workdir={trained}", *QUIET, "--config.total_steps=12",
+                  "--config.log_every=3", "--config.ckpt_every=6", "--config.eval_every=6", "--config.steps_per_call=3",
+                  check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "at step 8 with config.steps_per_call=3" in proc.stderr
+    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == before

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from jaxgen import image, storage, workdir_lock, xla_setup
 from jaxgen.atomic_file import write_text_atomic
 from jaxgen.config import check_run_config, config_from_json
-from jaxgen.models import onednn_conv
+from jaxgen.models import conv_vjp, onednn_conv
 from jaxgen.progress import Heartbeat
 from jaxgen.train import checkpoint, multihost, parallel
 from jaxgen.train.metric_writer import MetricWriter
@@ -142,6 +142,48 @@ def _describe(spec: Any) -> str:
     return f"{name} ({rest})" if rest else str(name)
 
 
+# config.steps_per_call = 0 (auto) tries these, largest first (a call of 4 steps keeps a stop signal's wait short)
+AUTO_STEPS_PER_CALL = (4, 2)
+
+
+def steps_per_call(config: ml_collections.ConfigDict, start_step: int = 0) -> int:
+    """``config.steps_per_call``, or for 0 (auto, the default): on CPU with oneDNN's convolutions (where 2-4 steps a
+    call measured 8-12% faster steps: benchmarks/RESULTS.md) the largest of :data:`AUTO_STEPS_PER_CALL` that
+    divides ``total_steps``, ``log_every``, ``eval_every``, ``ckpt_every`` and ``start_step``; else 1. (With
+    XLA's convolutions a loop body takes ``conv_vjp``'s gradients, measured slower at large per-device batches;
+    accelerators allocate from a pool.) A config of before the key: 1."""
+    k = config.get("steps_per_call", 1)
+    if k:
+        return k
+    if jax.default_backend() != "cpu" or onednn_conv.current_backend() != "onednn":
+        return 1
+    counts = [config.total_steps, config.log_every, config.eval_every, config.ckpt_every, start_step]
+    return next((k for k in AUTO_STEPS_PER_CALL if all(n % k == 0 for n in counts)), 1)
+
+
+def steps_in_one_call(step_fn: Any) -> Any:
+    """``step_fn(state, batch, consts)`` applied to each of ``batches``' leading-axis slices in turn, as one
+    ``lax.scan`` (``config.steps_per_call``): the same updates as that many calls (``tests/test_train_loop.py``),
+    with the last step's metrics and ``finite`` over all of them. One execution allocates its temporaries once;
+    XLA:CPU allocates them afresh for every execution, and faulting them in cost RRDBNet x4's b4 train step 10%
+    (benchmarks/RESULTS.md). On CPU the steps' convolutions take ``conv_vjp``'s gradients, as in
+    ``layers.repeat_blocks``' scan: inside a loop body XLA:CPU runs autodiff's own outside its convolution library."""
+    in_library = conv_vjp.enabled() or jax.default_backend() == "cpu"
+
+    def steps(state: Any, batches: Any, consts: Any) -> tuple[Any, dict[str, jax.Array]]:
+        def body(state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
+            with conv_vjp.use(in_library):
+                return step_fn(state, batch, consts)
+
+        state, metrics = jax.lax.scan(body, state, batches)
+        last = {name: value[-1] for name, value in metrics.items()}
+        if "finite" in metrics:
+            last["finite"] = metrics["finite"].all()
+        return state, last
+
+    return steps
+
+
 def _host_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in parallel.to_host(metrics).items()}
 
@@ -197,6 +239,10 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
         workdir / "checkpoints", keep=config.keep_ckpts, best_metric=task.best_metric, best_mode=task.best_mode
     )
     start_step = multihost.agree_on_step(manager.latest_step())  # every process restores the same step
+    k = steps_per_call(config, start_step or 0)  # train steps a call runs (one lax.scan over k stacked batches)
+    if start_step is not None and start_step % k:
+        raise ValueError(f"cannot resume {workdir} at step {start_step} with config.steps_per_call={k}: the step is "
+                         f"not a multiple of it. Resume with a steps_per_call that divides {start_step}")
     if start_step is not None:
         state, data_state, _ = checkpoint.restore(manager, start_step, abstract_state)
         if not is_main and isinstance(data_state, dict) and "pipeline" in data_state:
@@ -231,13 +277,15 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
                                                   compute_dtype=config.compute_dtype,
                                                   devices=mesh.devices.size)
     train_step = jax.jit(
-        task.step, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
-        compiler_options=compiler_options or None,
+        task.step if k == 1 else steps_in_one_call(task.step),
+        in_shardings=(repl, parallel.steps_batch_sharding(mesh) if k > 1 else batch_sh, repl),
+        out_shardings=(repl, repl), donate_argnums=(0,), compiler_options=compiler_options or None,
     )
     writer = MetricWriter(workdir, enabled=is_main)
     meta = {"config": json.loads(config.to_json()), "git": checkpoint.git_revision(), "consts": const_sources,
             "task": config.task, "time": time.time(),
-            "conv_backend": onednn_conv.current_backend()}  # what config.conv_backend resolved to
+            "conv_backend": onednn_conv.current_backend(),  # what config.conv_backend resolved to
+            "steps_per_call": k}  # and config.steps_per_call
 
     def evaluate_and_log(step: int, state: Any) -> dict[str, float]:
         results, grids = task.evaluate(state)
@@ -252,7 +300,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
         checkpoint.save(manager, step, state, data_state=data_iter.get_state(), meta=meta, metrics=metrics or None)
 
     summary: dict[str, Any] = {"start_step": start_step, "params": n_params, "devices": mesh.devices.size,
-                               "task": config.task, "conv_backend": meta["conv_backend"]}
+                               "task": config.task, "conv_backend": meta["conv_backend"], "steps_per_call": k}
     val_metrics: dict[str, float] = {}
     progress = None
     if is_main and config.progress_bar:
@@ -265,11 +313,16 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
     step = start_step
     try:
         with StopSignals() as signals:
-            for step in range(start_step + 1, config.total_steps + 1):
-                batch = parallel.global_batch(next(data_iter), mesh)
+            for step in range(start_step + k, config.total_steps + 1, k):  # step: the last step of this call
+                if k == 1:
+                    batch = parallel.global_batch(next(data_iter), mesh)
+                else:
+                    local = [next(data_iter) for _ in range(k)]
+                    batch = parallel.global_batch({n: np.stack([b[n] for b in local]) for n in local[0]}, mesh,
+                                                  stacked=True)
                 state, metrics = train_step(state, batch, consts)
-                steps_since += 1
-                if step == start_step + 1:  # keep compilation out of the throughput numbers
+                steps_since += k
+                if step == start_step + k:  # keep compilation out of the throughput numbers
                     jax.block_until_ready(metrics)
                     t_last, steps_since = time.perf_counter(), 0
                 last = step == config.total_steps
@@ -310,7 +363,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Any, task: Task) -> dict[
                 if do_eval or do_save:  # keep evaluation and checkpointing out of the throughput numbers
                     t_last, steps_since = time.perf_counter(), 0
                 if progress is not None:
-                    progress.update(1)
+                    progress.update(k)
                 beat.update(step, **({"loss": summary["last_train"]["loss"]} if "loss" in summary.get("last_train", {})
                                      else {}))
                 if stop:

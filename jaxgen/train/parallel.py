@@ -61,9 +61,15 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
         )
 
 
-def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """Process-local ``[B/P, ...]`` numpy arrays -> global ``[B, ...]`` arrays sharded on ``data``."""
-    sharding = batch_sharding(mesh)
+def steps_batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Several steps' batches stacked ``[steps, B, ...]``: the batch dimension (the second) split over ``data``."""
+    return NamedSharding(mesh, PartitionSpec(None, DATA_AXIS))
+
+
+def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh, stacked: bool = False) -> dict[str, jax.Array]:
+    """Process-local ``[B/P, ...]`` numpy arrays -> global ``[B, ...]`` arrays sharded on ``data``; ``stacked``:
+    ``[steps, B/P, ...]`` -> ``[steps, B, ...]`` (:func:`steps_batch_sharding`)."""
+    sharding = steps_batch_sharding(mesh) if stacked else batch_sharding(mesh)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
 
