@@ -41,9 +41,7 @@ def noise_floor(torch_python: str, script: Path, case: dict, folder: Path, name:
     if kind == "float64":
         noisy, extra = case, ["--dtype", "float64"]
     else:
-        rng = np.random.default_rng(seed + 12345)
-        noisy = {k: (v * (1 + 1e-7 * rng.standard_normal(v.shape))).astype(v.dtype)
-                 if k.startswith("init/") and np.issubdtype(v.dtype, np.floating) else v for k, v in case.items()}
+        noisy = common.perturbed_case(case, seed)
     case_path, out_path = folder / f"{name}_case_noisy.npz", folder / f"{name}_torch_noisy.npz"
     common.save_flat(case_path, noisy)
     proc = subprocess.run([torch_python, str(script), "--case", str(case_path), "--out", str(out_path), *extra],
