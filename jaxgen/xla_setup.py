@@ -74,6 +74,7 @@ __all__ = [
     "configure_compilation_cache",
     "configure_process",
     "cpu_key",
+    "cpu_model",
     "cpu_device_count",
     "conv_backend_from_argv",
     "SPLIT_HOST_COMMANDS",
@@ -280,6 +281,11 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     """This CPU's ISA flags (``/proc/cpuinfo``'s ``flags``/``Features``; empty where there is no such file)."""
     fields = _cpuinfo_fields(cpuinfo)
     return frozenset((fields.get("flags") or fields.get("Features") or "").split())
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """This CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` where there is none)."""
+    return _cpuinfo_fields(cpuinfo).get("model name") or platform.processor() or "unknown CPU"
 
 
 def prefers_onednn(float32_compute: bool = True, environ: Mapping[str, str] | None = None,

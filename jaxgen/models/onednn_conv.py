@@ -73,9 +73,9 @@ from jaxgen import xla_setup
 from jaxgen.config import CONV_BACKENDS, check_conv_backend, default_conv_backend
 from jaxgen.models import conv_vjp
 
-__all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "bf16", "build_key",
-           "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated", "conv_transpose", "conv_transpose_nhwc",
-           "current_backend", "enabled", "find_toolchain", "flax_conv_fn", "last_team", "load", "resolve",
+__all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "bf16",
+           "bf16_supported", "build_key", "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated",
+           "conv_transpose", "conv_transpose_nhwc", "current_backend", "enabled", "find_toolchain", "flax_conv_fn", "last_team", "load", "resolve",
            "set_threads"]
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
@@ -227,6 +227,26 @@ def bf16(compute_dtype: Any) -> bool:
     return compute_dtype is not None and jnp.dtype(compute_dtype) == jnp.bfloat16
 
 
+def bf16_supported() -> bool:
+    """Whether oneDNN has bf16 convolutions on this CPU: a 1x1 bf16 convolution's forward and both gradients run
+    (oneDNN 3.2 makes them on AVX512-BF16 / AMX and on AVX-512 by conversion; an AVX2-only CPU -- AMD Zen 3,
+    measured 2026-12-07 -- has none: its primitive descriptor cannot be created). Loads the library; the answer is
+    kept for the process."""
+    if "bf16" not in _LOADED:
+        load()
+        x = jnp.ones((1, 2, 2, 8), jnp.float32)
+        w = jnp.ones((1, 1, 8, 8), jnp.float32)
+        try:
+            jax.block_until_ready(jax.jit(jax.grad(
+                lambda x, w: jnp.sum(conv2d_nhwc(x, w, ((0, 0), (0, 0)), jnp.bfloat16)), argnums=(0, 1)))(x, w))
+            _LOADED["bf16"] = True
+        except jax.errors.JaxRuntimeError as e:
+            if "primitive creation failed" not in str(e):
+                raise
+            _LOADED["bf16"] = False
+    return _LOADED["bf16"]
+
+
 def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None = None) -> str:
     """``"xla"`` or ``"onednn"`` for a ``conv_backend`` setting: itself unless ``"auto"``, which is ``"onednn"`` when
     the JAX backend (``platform``, default ``jax.default_backend()``) is the CPU, the run is one process (several
@@ -261,6 +281,12 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
         raise OnednnUnavailableError(f"conv_backend 'onednn' runs on the CPU backend only; this run's JAX backend is "
                                      f"{platform!r}: use conv_backend 'xla' (XLA's own {platform} convolutions)")
     load()
+    if bf16(compute_dtype) and not bf16_supported():
+        model = xla_setup.cpu_model()
+        raise OnednnUnavailableError(
+            f"compute_dtype 'bfloat16' with conv_backend 'onednn': oneDNN has no bf16 convolution on this CPU "
+            f"({model}; it needs AVX-512, AVX512-BF16 or AMX): use compute_dtype 'float32' (or drop --bf16) for "
+            f"oneDNN's f32 convolutions, or conv_backend 'xla'")
     # the custom_partitioning callbacks' pointers differ in every process: left in the cache key, no program with
     # these convolutions would ever come from the persistent cache. Their rules are this file's code, which keys
     # jaxgen's cache folder instead (xla_setup.CACHE_KEYED_SOURCES).
