@@ -41,7 +41,8 @@ steps excepted.
 ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the undilated, ungrouped convolutions (strided ones
 too) through oneDNN on CPU. The default ``"auto"`` (the config's and the inference commands') takes it for
 float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or
-AVX512-FP16) when its extra and a compiler are installed (``onednn_conv.resolve``), XLA's convolutions
+AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: the EDSR and RRDBNet train steps on AVX2 CPUs without AVX-512,
+AMD Zen 3) when its extra and a compiler are installed (``onednn_conv.resolve``), XLA's convolutions
 otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
 device on the 2-device mesh) unless the user set it, before GNU OpenMP loads; a train step on fewer devices (an
@@ -85,6 +86,7 @@ __all__ = [
     "omp_threads",
     "ONEDNN_SCAN_F32",
     "ONEDNN_TRAIN_CPU_FLAGS",
+    "ONEDNN_TRAIN_CPU_NETWORKS",
     "cpu_flags",
     "prefers_onednn",
     "prepare_training",
@@ -120,6 +122,13 @@ CPU_EIGEN_CONV_INFERENCE: frozenset[str] = frozenset({"transformer_net", "resnet
 # Zen 4: AVX-512 without either; ARM) are unmeasured with oneDNN and keep XLA.
 ONEDNN_TRAIN_CPU_FLAGS: tuple[frozenset[str], ...] = (frozenset({"avx512f", "amx_bf16"}),
                                                      frozenset({"avx512f", "avx512_fp16"}))
+# ... and for the float32 train steps of these networks only (every network of the step listed), on CPUs whose
+# flags hold every flag of the first set and none of the second: AMD EPYC Zen 3 (AVX2, no AVX-512; 2026-12-07,
+# benchmarks/RESULTS.md "AMD EPYC Zen 3"): EDSR b4 0.596 s a step vs XLA's 0.783 (PyTorch eager 0.584), RRDBNet x4
+# b4 3.97 vs 6.63 s (eager 3.86); TransformerNet's step was slower with oneDNN (4.36 vs 2.94 s: one thread a
+# device against XLA's Eigen convolutions), the other networks and the inference forwards are unmeasured there.
+ONEDNN_TRAIN_CPU_NETWORKS: tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], ...] = (
+    (frozenset({"avx2", "fma"}), frozenset({"avx512f"}), frozenset({"edsr", "rrdbnet"})),)
 # With oneDNN's float32 convolutions these networks' repeated blocks stay one scan in the train step (RRDBNet x4
 # b4: 2.02 s a step scanned vs 2.30 s unrolled, first step 10 s vs 44 s); the others unroll (EDSR b16 1.22 vs 1.41 s).
 ONEDNN_SCAN_F32: frozenset[str] = frozenset({"rrdbnet"})
@@ -289,14 +298,20 @@ def cpu_model(cpuinfo: str | None = None) -> str:
 
 
 def prefers_onednn(float32_compute: bool = True, environ: Mapping[str, str] | None = None,
-                   cpuinfo: str | None = None) -> bool:
+                   cpuinfo: str | None = None, networks: Iterable[str] | None = None) -> bool:
     """Whether ``conv_backend = "auto"`` should take oneDNN on this CPU (installed or not: ``onednn_conv.resolve``
     checks that): float32 compute, jaxgen's defaults on (:func:`enabled`), and the CPU has every flag of one of
-    :data:`ONEDNN_TRAIN_CPU_FLAGS`' sets."""
+    :data:`ONEDNN_TRAIN_CPU_FLAGS`' sets -- or is a kind of :data:`ONEDNN_TRAIN_CPU_NETWORKS` and every one of
+    ``networks`` (a train step's model names) is among that kind's networks. ``networks=None``: for some train
+    step (``configure_process``, before the task is known); empty: an inference forward."""
     if not (float32_compute and enabled(environ)):
         return False
     flags = cpu_flags(cpuinfo)
-    return any(measured <= flags for measured in ONEDNN_TRAIN_CPU_FLAGS)
+    if any(measured <= flags for measured in ONEDNN_TRAIN_CPU_FLAGS):
+        return True
+    names = None if networks is None else set(networks)
+    return any(need <= flags and not without & flags and (names is None or (names and names <= nets))
+               for need, without, nets in ONEDNN_TRAIN_CPU_NETWORKS)
 
 
 def cpu_key(cpuinfo: str | None = None) -> str:
@@ -435,8 +450,8 @@ def prepare_training(per_device_batch: int, backend: str | None = None, networks
     # here, not at the top: this module is imported before JAX
     from jaxgen.models import conv_vjp, layers, onednn_conv
 
-    backend = _backend(backend)
-    conv_backend = onednn_conv.resolve(conv_backend or default_conv_backend(), compute_dtype, backend)
+    backend, networks = _backend(backend), tuple(networks)
+    conv_backend = onednn_conv.resolve(conv_backend or default_conv_backend(), compute_dtype, backend, networks)
     onednn_conv.configure(conv_backend, compute_dtype, backend)
     if conv_backend == "onednn" and devices is not None:
         onednn_conv.set_threads(omp_team(devices))

@@ -75,6 +75,7 @@ SAPPHIRE_RAPIDS = ("model name\t: Intel(R) Xeon(R) Processor\n"
 NO_AMX = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_fp16\n"
 ZEN4 = "model name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 NEOVERSE = "processor\t: 0\nFeatures\t: fp asimd sve bf16\nCPU implementer\t: 0x41\n"
+ZEN3 = "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx fma avx2 bmi2 sha_ni vaes\n"  # lscpu family 25 model 1
 
 
 def test_auto_prefers_onednn_only_for_float32_on_the_measured_cpus():
@@ -92,12 +93,30 @@ def test_auto_prefers_onednn_only_for_float32_on_the_measured_cpus():
     assert not xla_setup.prefers_onednn(True, {}, NEOVERSE)
 
 
+def test_auto_prefers_onednn_on_avx2_without_avx512_for_the_measured_train_steps_only():
+    """``ONEDNN_TRAIN_CPU_NETWORKS``: on an AVX2 CPU without AVX-512 (AMD Zen 3) oneDNN for the EDSR and RRDBNet
+    train steps, where it measured faster; not for a step with any other network in it (TransformerNet measured
+    slower; a GAN's discriminator unmeasured), not for an inference forward (no networks), not on Zen 4 (AVX-512,
+    unmeasured) nor in bf16; ``networks=None`` (before the task is known) says whether some step may take it."""
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, ["edsr"])
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, {"rrdbnet"})
+    assert xla_setup.prefers_onednn(True, {}, ZEN3)
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["transformer_net"])
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["rrdbnet", "vgg_style"])
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, [])
+    assert not xla_setup.prefers_onednn(False, {}, ZEN3, ["edsr"])
+    assert not xla_setup.prefers_onednn(True, {"JAXGEN_XLA_DEFAULTS": "0"}, ZEN3, ["edsr"])
+    assert not xla_setup.prefers_onednn(True, {}, ZEN4, ["edsr"])
+    assert not xla_setup.prefers_onednn(True, {}, ZEN4)
+    assert xla_setup.prefers_onednn(True, {}, NO_AMX, [])  # the Xeon kinds: every network and the forwards
+
+
 def test_auto_resolves_to_onednn_only_where_preferred_and_loadable(monkeypatch):
     """``resolve``: explicit backends pass through; ``auto`` is oneDNN only on the CPU backend, for float32, where
     ``prefers_onednn`` and the library loads -- a missing compiler or wheel falls back to XLA, never an error."""
     loads = []
     monkeypatch.setattr(onednn_conv, "load", lambda: loads.append(1))
-    monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: float32)
+    monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, **kw: float32)
     assert onednn_conv.resolve("xla", None, "cpu") == "xla" and onednn_conv.resolve("onednn", None, "gpu") == "onednn"
     assert onednn_conv.resolve("auto", None, "cpu") == "onednn" and len(loads) == 1
     assert onednn_conv.resolve("auto", "float32", "cpu") == "onednn"
@@ -115,7 +134,7 @@ def test_auto_resolves_to_onednn_only_where_preferred_and_loadable(monkeypatch):
 
     monkeypatch.setattr(onednn_conv, "load", missing)
     assert onednn_conv.resolve("auto", None, "cpu") == "xla"
-    monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: False)
+    monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, **kw: False)
     assert onednn_conv.resolve("auto", None, "cpu") == "xla"
 
 
@@ -141,10 +160,10 @@ def test_onednn_float32_scans_rrdbnet_blocks_only(monkeypatch):
         assert xla_setup.prepare_training(1, "cpu", networks=[eigen_net], conv_backend="onednn") == {}
         assert xla_setup.prepare_training(1, "cpu", networks=[eigen_net], conv_backend="xla") == \
             xla_setup.CPU_EIGEN_CONV_OPTIONS
-        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: float32)
+        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, **kw: float32)
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
         assert configured[-1] == "onednn" and layers.scan_blocks_enabled()
-        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True: False)
+        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, **kw: False)
         xla_setup.prepare_training(8, "cpu", networks=["rrdbnet"], conv_backend="auto")
         assert configured[-1] == "xla" and not layers.scan_blocks_enabled()
     finally:
@@ -261,7 +280,7 @@ def test_configure_process_sets_omp_threads_only_for_onednn(environ, conv_backen
 def test_configure_process_sets_omp_threads_for_auto_where_onednn_is_preferred(monkeypatch):
     for preferred, want in ((True, {"JAX_NUM_CPU_DEVICES": "2", "OMP_NUM_THREADS": "1", **AUTO}),
                             (False, {"JAX_NUM_CPU_DEVICES": "2"})):
-        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, environ=None, p=preferred: p)
+        monkeypatch.setattr(xla_setup, "prefers_onednn", lambda float32=True, environ=None, p=preferred, **kw: p)
         assert xla_setup.configure_process({}, cpu_count=2, conv_backend="auto") == want
         assert xla_setup.configure_process({}, cpu_count=2) == want  # the default: auto
 
@@ -462,6 +481,27 @@ def test_team_size_follows_set_threads_and_keeps_the_values(lib_env, monkeypatch
     finally:
         onednn_conv.set_threads(0)
         onednn_conv.configure("xla")
+
+
+@pytest.mark.slow
+def test_convolutions_with_only_onednn_reference_code_stay_in_xla(lib_env, monkeypatch):
+    """``implementations`` names oneDNN's kernels (a 3x3 64->64 convolution has optimised ones for all three
+    primitives on any x86 CPU oneDNN supports); a convolution with a ``ref:`` one -- TransformerNet's 9x9 32->3
+    backward-data on AVX2: 11 s a call -- is traced as XLA's convolution, the others as the custom call."""
+    names = onednn_conv.implementations((2, 16, 16, 64), (3, 3, 64, 64), ((1, 1), (1, 1)))
+    assert len(names) == 3 and all(n and not n.startswith("ref") for n in names), names
+    x, w = jnp.ones((2, 12, 12, 32)), jnp.ones((9, 9, 32, 3))
+
+    def program():
+        return str(jax.make_jaxpr(lambda x, w: onednn_conv.conv_general_dilated(
+            x, w, (1, 1), ((4, 4), (4, 4)), dimension_numbers=DN))(x, w))
+
+    real = onednn_conv.reference_kernels(x.shape, w.shape, ((4, 4), (4, 4)))
+    assert ("conv_general_dilated" in program()) == real  # this CPU's own answer
+    monkeypatch.setattr(onednn_conv, "implementations", lambda *a: ("brgconv:avx2", "jit:avx2", "jit:avx2"))
+    assert "conv_general_dilated" not in program()
+    monkeypatch.setattr(onednn_conv, "implementations", lambda *a: ("brgconv:avx2", "ref:any", "jit:avx2"))
+    assert "conv_general_dilated" in program()
 
 
 @pytest.mark.slow

@@ -16,6 +16,8 @@
 //                               calling thread's omp_set_num_threads(n) before each primitive is made or run
 //                               (a step on fewer XLA CPU devices than the host split gives each device more cores)
 //   JaxgenOnednnLastTeam()      the team size the last primitive ran with (0 before any; the tests read it)
+//   JaxgenOnednnImpl(...)       the implementation oneDNN picks for a primitive (onednn_conv.implementations:
+//                               convolutions whose kernels are oneDNN's reference code stay in XLA)
 //
 // Primitives are cached per (kind, dtypes, shape, padding, strides, team size: oneDNN's kernels fix their
 // thread partition when made); the cache mutex covers only the
@@ -125,9 +127,20 @@ dnnl::convolution_forward::primitive_desc FwdPd(const Geo& g, dt in, dt out) {
       md(g.Wei(), in, tag::any), md(g.Dst(), out, tag::nhwc), g.Strides(), g.PadL(), g.PadR(), Attr());
 }
 
+dnnl::convolution_backward_data::primitive_desc BwdDataPd(const Geo& g, dt in, dt out) {
+  return dnnl::convolution_backward_data::primitive_desc(
+      Engine(), dnnl::algorithm::convolution_direct, md(g.Src(), out, tag::nhwc), md(g.Wei(), in, tag::any),
+      md(g.Dst(), in, tag::nhwc), g.Strides(), g.PadL(), g.PadR(), FwdPd(g, in, dt::f32), Attr());
+}
+
+dnnl::convolution_backward_weights::primitive_desc BwdWeightsPd(const Geo& g, dt in, dt out) {
+  return dnnl::convolution_backward_weights::primitive_desc(
+      Engine(), dnnl::algorithm::convolution_direct, md(g.Src(), in, tag::nhwc), md(g.Wei(), out, tag::any),
+      md(g.Dst(), in, tag::nhwc), g.Strides(), g.PadL(), g.PadR(), FwdPd(g, in, dt::f32), Attr());
+}
+
 std::unique_ptr<Entry> Build(Kind kind, const Geo& g, dt in, dt out) {
   auto e = std::make_unique<Entry>();
-  dnnl::memory::dims strides = g.Strides(), pad_l = g.PadL(), pad_r = g.PadR();
   if (kind == kFwd) {
     auto pd = FwdPd(g, in, out);
     e->prim = dnnl::convolution_forward(pd);
@@ -137,10 +150,7 @@ std::unique_ptr<Entry> Build(Kind kind, const Geo& g, dt in, dt out) {
     e->scratch_bytes = pd.scratchpad_desc().get_size();
     e->user_wei = md(g.Wei(), in, tag::hwio);
   } else if (kind == kBwdData) {
-    auto hint = FwdPd(g, in, dt::f32);
-    auto pd = dnnl::convolution_backward_data::primitive_desc(
-        Engine(), dnnl::algorithm::convolution_direct, md(g.Src(), out, tag::nhwc), md(g.Wei(), in, tag::any),
-        md(g.Dst(), in, tag::nhwc), strides, pad_l, pad_r, hint, Attr());
+    auto pd = BwdDataPd(g, in, out);
     e->prim = dnnl::convolution_backward_data(pd);
     e->act_a = pd.diff_dst_desc();
     e->act_b = pd.diff_src_desc();
@@ -148,10 +158,7 @@ std::unique_ptr<Entry> Build(Kind kind, const Geo& g, dt in, dt out) {
     e->scratch_bytes = pd.scratchpad_desc().get_size();
     e->user_wei = md(g.Wei(), in, tag::hwio);
   } else {
-    auto hint = FwdPd(g, in, dt::f32);
-    auto pd = dnnl::convolution_backward_weights::primitive_desc(
-        Engine(), dnnl::algorithm::convolution_direct, md(g.Src(), in, tag::nhwc), md(g.Wei(), out, tag::any),
-        md(g.Dst(), in, tag::nhwc), strides, pad_l, pad_r, hint, Attr());
+    auto pd = BwdWeightsPd(g, in, out);
     e->prim = dnnl::convolution_backward_weights(pd);
     e->act_a = pd.src_desc();
     e->act_b = pd.diff_dst_desc();
@@ -276,4 +283,29 @@ extern "C" __attribute__((visibility("default"))) void JaxgenOnednnSetThreads(in
 
 extern "C" __attribute__((visibility("default"))) int JaxgenOnednnLastTeam() {
   return last_team.load(std::memory_order_relaxed);
+}
+
+// The implementation oneDNN picks for `kind` (0 fwd, 1 bwd data, 2 bwd weights) of the convolution with geometry
+// geo = {n, h, w, c, kh, kw, o, oh, ow, pt, pb, pl, pr, sh, sw}, operands bf16 when `bf16` (results f32), as
+// ONEDNN_VERBOSE names it ("brgconv:avx2", "ref:any"...), written NUL-terminated into buf[len]; returns its
+// length, or -1 when no primitive can be made (an invalid geometry, or none for these types on this CPU).
+extern "C" __attribute__((visibility("default"))) int JaxgenOnednnImpl(int kind, int bf16, const int64_t* geo,
+                                                                       char* buf, int len) {
+  Geo g = {geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8],
+           geo[9], geo[10], geo[11], geo[12], geo[13], geo[14]};
+  if (!g.Valid() || len < 1) return -1;
+  dt in = bf16 ? dt::bf16 : dt::f32;
+  std::string name;
+  try {
+    Team();
+    if (kind == kFwd) name = FwdPd(g, in, dt::f32).impl_info_str();
+    else if (kind == kBwdData) name = BwdDataPd(g, in, dt::f32).impl_info_str();
+    else name = BwdWeightsPd(g, in, dt::f32).impl_info_str();
+  } catch (const dnnl::error&) {
+    return -1;
+  }
+  int n = static_cast<int>(std::min<size_t>(name.size(), static_cast<size_t>(len - 1)));
+  std::copy(name.begin(), name.begin() + n, buf);
+  buf[n] = '\0';
+  return n;
 }

@@ -75,8 +75,8 @@ from jaxgen.models import conv_vjp
 
 __all__ = ["INSTALL_HINT", "OnednnUnavailableError", "PREFIX_ENV", "SOURCE", "add_argument", "bf16",
            "bf16_supported", "build_key", "cache_dir", "configure", "conv2d_nhwc", "conv_general_dilated",
-           "conv_transpose", "conv_transpose_nhwc", "current_backend", "enabled", "find_toolchain", "flax_conv_fn", "last_team", "load", "resolve",
-           "set_threads"]
+           "conv_transpose", "conv_transpose_nhwc", "current_backend", "enabled", "find_toolchain", "flax_conv_fn",
+           "implementations", "last_team", "load", "reference_kernels", "resolve", "set_threads"]
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
 PREFIX_ENV = "JAXGEN_ONEDNN_PREFIX"  # the folder holding oneDNN's lib/ and include/ (default: sys.prefix)
@@ -247,17 +247,19 @@ def bf16_supported() -> bool:
     return _LOADED["bf16"]
 
 
-def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None = None) -> str:
+def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None = None,
+            networks: Sequence[str] = ()) -> str:
     """``"xla"`` or ``"onednn"`` for a ``conv_backend`` setting: itself unless ``"auto"``, which is ``"onednn"`` when
     the JAX backend (``platform``, default ``jax.default_backend()``) is the CPU, the run is one process (several
     hosts are unmeasured with it), ``xla_setup.prefers_onednn`` (float32 ``compute_dtype``, a CPU of
-    ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``) and the library builds and loads here (:func:`load`; its cached build
-    after the first time), else ``"xla"`` -- never an error."""
+    ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``, or of ``ONEDNN_TRAIN_CPU_NETWORKS`` for a train step of ``networks``,
+    its model names; none: an inference forward) and the library builds and loads here (:func:`load`; its cached
+    build after the first time), else ``"xla"`` -- never an error."""
     if check_conv_backend(conv_backend, "conv_backend") != "auto":
         return conv_backend
     platform = jax.default_backend() if platform is None else platform
     float32 = compute_dtype is None or jnp.dtype(compute_dtype) == jnp.float32
-    if platform != "cpu" or jax.process_count() > 1 or not xla_setup.prefers_onednn(float32):
+    if platform != "cpu" or jax.process_count() > 1 or not xla_setup.prefers_onednn(float32, networks=networks):
         return "xla"
     try:
         load()
@@ -266,12 +268,13 @@ def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None =
     return "onednn"
 
 
-def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None = None) -> None:
+def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None = None,
+              networks: Sequence[str] = ()) -> None:
     """The process-wide convolution backend for models traced from now on: ``"xla"``, ``"onednn"`` (loads the
     library; ``compute_dtype`` ``bfloat16`` multiplies in bf16 on AMX, anything else f32) or ``"auto"``
-    (:func:`resolve`). ``"onednn"`` on a non-CPU JAX backend (``platform``, default ``jax.default_backend()``) is
+    (:func:`resolve`, for a train step of ``networks``). ``"onednn"`` on a non-CPU JAX backend (``platform``, default ``jax.default_backend()``) is
     :class:`OnednnUnavailableError`: the FFI handlers are CPU code."""
-    conv_backend = resolve(conv_backend, compute_dtype, platform)
+    conv_backend = resolve(conv_backend, compute_dtype, platform, networks)
     if conv_backend == "xla":
         conv_vjp.set_override(None)
         conv_vjp.set_transpose_override(None)
@@ -325,6 +328,40 @@ def _call(kind: str, a: jax.Array, b: jax.Array, padding: Padding, strides: Stri
           out_dtype: Any) -> jax.Array:
     out = jax.ShapeDtypeStruct(out_shape, out_dtype)
     return jax.ffi.ffi_call(TARGETS[kind], out)(a, b, **_attrs(padding, strides))
+
+
+@functools.lru_cache(maxsize=None)
+def implementations(x_shape: tuple[int, ...], w_shape: tuple[int, ...], padding: Padding, strides: Strides = (1, 1),
+                    compute_dtype: str = "float32") -> tuple[str, str, str]:
+    """The implementations oneDNN picks on this CPU for the forward, backward-data and backward-weights primitives
+    of the convolution ``x [N,H,W,C] * w [KH,KW,C,O]`` (``padding`` ``((top, bottom), (left, right))``), named as
+    ``ONEDNN_VERBOSE`` names them (``"brgconv:avx2"``, ``"jit:avx512_core"``, ``"ref:any"``); ``""`` where none
+    can be made. Loads the library; kept per geometry for the process."""
+    lib = load()
+    n, h, w, c = (int(v) for v in x_shape)
+    kh, kw, _, o = (int(v) for v in w_shape)
+    (pt, pb), (pl, pr) = padding
+    oh, ow = _out_hw(h, w, kh, kw, padding, strides)
+    geo = (ctypes.c_int64 * 15)(n, h, w, c, kh, kw, o, oh, ow, pt, pb, pl, pr, *strides)
+    buf = ctypes.create_string_buffer(256)
+    bf16_ops = int(jnp.dtype(compute_dtype) == jnp.bfloat16)
+    names = []
+    for kind in range(3):
+        length = lib.JaxgenOnednnImpl(ctypes.c_int(kind), ctypes.c_int(bf16_ops), geo, buf, ctypes.c_int(len(buf)))
+        names.append(buf.value.decode() if length >= 0 else "")
+    return tuple(names)
+
+
+def reference_kernels(x_shape: Sequence[int], w_shape: Sequence[int], padding: Padding, strides: Strides = (1, 1),
+                      compute_dtype: Any = jnp.float32) -> bool:
+    """Whether oneDNN would run any of the convolution's three primitives with its reference code (``ref:``, or
+    none at all: :func:`implementations`) -- naive loops: on an AVX2-only CPU the 9x9 32->3 backward-data of
+    TransformerNet's last layer took 11 s a call there against XLA's 1.2 s for the layer's whole forward and
+    backward (2026-12-07, AMD EPYC Zen 3). :func:`conv_general_dilated` leaves such convolutions to XLA."""
+    names = implementations(tuple(int(v) for v in x_shape), tuple(int(v) for v in w_shape),
+                            tuple((int(lo), int(hi)) for lo, hi in padding), tuple(int(v) for v in strides),
+                            jnp.dtype(compute_dtype).name)
+    return any(not name or name.startswith("ref") for name in names)
 
 
 def _out_hw(h: int, w: int, kh: int, kw: int, padding: Padding, strides: Strides) -> tuple[int, int]:
@@ -533,7 +570,8 @@ def conv_general_dilated(
     compute_dtype: Any = jnp.float32,
 ) -> jax.Array:
     """Drop-in for ``lax.conv_general_dilated``: the undilated, ungrouped NHWC case (any window strides) goes to
-    :func:`conv2d_nhwc` (in ``compute_dtype``), anything else to ``lax.conv_general_dilated`` unchanged."""
+    :func:`conv2d_nhwc` (in ``compute_dtype``) unless oneDNN has only reference code for it here
+    (:func:`reference_kernels`), anything else to ``lax.conv_general_dilated`` unchanged."""
     pad = None
     strides = tuple(int(s) for s in window_strides)
     if (precision is None and preferred_element_type is None and _onednn_dtypes(lhs, rhs) and len(strides) == 2
@@ -543,9 +581,11 @@ def conv_general_dilated(
             explicit = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[0:2], strides, padding)
         pad = conv_vjp.nhwc_padding(lhs.ndim, explicit, lhs_dilation, rhs_dilation, dimension_numbers,
                                     feature_group_count, batch_group_count)
-    # oneDNN takes no negative (cropping) padding, and an empty output is XLA's business
+    # oneDNN takes no negative (cropping) padding, an empty output is XLA's business, and so is a convolution
+    # oneDNN has only its reference code for on this CPU
     if (pad is not None and min(min(p) for p in pad) >= 0
-            and min(_out_hw(lhs.shape[1], lhs.shape[2], rhs.shape[0], rhs.shape[1], pad, strides)) >= 1):
+            and min(_out_hw(lhs.shape[1], lhs.shape[2], rhs.shape[0], rhs.shape[1], pad, strides)) >= 1
+            and not reference_kernels(lhs.shape, rhs.shape, pad, strides, compute_dtype)):
         return conv2d_nhwc(lhs, rhs, pad, jnp.dtype(compute_dtype), strides)
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,

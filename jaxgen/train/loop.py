@@ -197,7 +197,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: Task) ->
         jax.distributed.initialize()
     # the oneDNN convolutions (config.conv_backend "onednn", or "auto" where preferred): built/loaded (or refused
     # in one line) before any workdir is touched
-    onednn_conv.configure(config.get("conv_backend", "xla"), config.compute_dtype)
+    onednn_conv.configure(config.get("conv_backend", "xla"), config.compute_dtype,
+                          networks=tuple(xla_setup.network_names(task.architecture(config))))
     # several processes: a SIGTERM never swallowed by a stalled collective, one shared workdir (docs/multihost.md)
     with multihost.StopWatchdog(enabled=jax.process_count() > 1):
         multihost.check_shared_workdir(workdir)
