@@ -104,6 +104,8 @@ VARIANTS: dict[str, dict] = {
     # what the inference commands do with --conv-backend auto: oneDNN f32 where xla_setup.prefers_onednn (one
     # device, OpenMP's default team: every core)
     "infer_auto": dict(setup=True, split=False, conv_backend="auto"),
+    # the inference commands with --conv-backend onednn (one device, every core)
+    "infer_onednn_conv": dict(setup=True, split=False, conv_backend="onednn"),
     "tuned_onednn": dict(setup=True, env={"XLA_FLAGS": ONEDNN}),
     "infer_onednn": dict(setup=True, split=False, env={"XLA_FLAGS": ONEDNN}),
     "default": dict(env={"JAXGEN_XLA_DEFAULTS": "0"}),

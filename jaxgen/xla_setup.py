@@ -41,7 +41,7 @@ steps excepted.
 ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the undilated, ungrouped convolutions (strided ones
 too) through oneDNN on CPU. The default ``"auto"`` (the config's and the inference commands') takes it for
 float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or
-AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: the EDSR and RRDBNet train steps on AVX2 CPUs without AVX-512,
+AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: EDSR and RRDBNet, trained or upscaling, on AVX2 CPUs without AVX-512,
 AMD Zen 3) when its extra and a compiler are installed (``onednn_conv.resolve``), XLA's convolutions
 otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
@@ -122,11 +122,12 @@ CPU_EIGEN_CONV_INFERENCE: frozenset[str] = frozenset({"transformer_net", "resnet
 # Zen 4: AVX-512 without either; ARM) are unmeasured with oneDNN and keep XLA.
 ONEDNN_TRAIN_CPU_FLAGS: tuple[frozenset[str], ...] = (frozenset({"avx512f", "amx_bf16"}),
                                                      frozenset({"avx512f", "avx512_fp16"}))
-# ... and for the float32 train steps of these networks only (every network of the step listed), on CPUs whose
-# flags hold every flag of the first set and none of the second: AMD EPYC Zen 3 (AVX2, no AVX-512; 2026-12-07,
-# benchmarks/RESULTS.md "AMD EPYC Zen 3"): EDSR b4 0.596 s a step vs XLA's 0.783 (PyTorch eager 0.584), RRDBNet x4
-# b4 3.97 vs 6.63 s (eager 3.86); TransformerNet's step was slower with oneDNN (4.36 vs 2.94 s: one thread a
-# device against XLA's Eigen convolutions), the other networks and the inference forwards are unmeasured there.
+# ... and for the float32 train steps and forwards of these networks only (every network of the step listed), on
+# CPUs whose flags hold every flag of the first set and none of the second: AMD EPYC Zen 3 (AVX2, no AVX-512;
+# 2026-12-07, benchmarks/RESULTS.md "AMD EPYC Zen 3"): EDSR b4 0.596 s a step vs XLA's 0.783 (PyTorch eager
+# 0.584), RRDBNet x4 b4 3.97 vs 6.63 s (eager 3.86); forwards EDSR 256 px 1.17 vs 1.58 s (eager 1.86), RRDBNet
+# 64 px 1.28 vs 1.99 s (eager 1.15). TransformerNet was slower with oneDNN (step 4.36 vs 2.94 s: one thread a
+# device against XLA's Eigen convolutions; forward 0.47 vs 0.24 s); the other networks are unmeasured there.
 ONEDNN_TRAIN_CPU_NETWORKS: tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], ...] = (
     (frozenset({"avx2", "fma"}), frozenset({"avx512f"}), frozenset({"edsr", "rrdbnet"})),)
 # With oneDNN's float32 convolutions these networks' repeated blocks stay one scan in the train step (RRDBNet x4
@@ -302,8 +303,8 @@ def prefers_onednn(float32_compute: bool = True, environ: Mapping[str, str] | No
     """Whether ``conv_backend = "auto"`` should take oneDNN on this CPU (installed or not: ``onednn_conv.resolve``
     checks that): float32 compute, jaxgen's defaults on (:func:`enabled`), and the CPU has every flag of one of
     :data:`ONEDNN_TRAIN_CPU_FLAGS`' sets -- or is a kind of :data:`ONEDNN_TRAIN_CPU_NETWORKS` and every one of
-    ``networks`` (a train step's model names) is among that kind's networks. ``networks=None``: for some train
-    step (``configure_process``, before the task is known); empty: an inference forward."""
+    ``networks`` (a train step's or a forward's model names) is among that kind's networks. ``networks=None``:
+    for some network (``configure_process``, before the task is known); empty: the network is not known."""
     if not (float32_compute and enabled(environ)):
         return False
     flags = cpu_flags(cpuinfo)

@@ -263,3 +263,12 @@ def test_realesrgan_zoo_search_names_every_place_tried(monkeypatch, tmp_path):
     (tmp_path / f"{zoo.ZOO['realesrgan-x4plus'].stem}.param").write_text("")
     (tmp_path / f"{zoo.ZOO['realesrgan-x4plus'].stem}.bin").write_bytes(b"")
     assert zoo.find_files("realesrgan-x4plus")[0].parent == tmp_path
+
+
+def test_zoo_arch_names_each_models_network_as_the_table_does():
+    """``zoo.arch`` (what ``upscale`` asks before loading, to pick the convolution backend per network) agrees with
+    ``jaxgen upscale --list``'s table for every name, and is None for an unknown one."""
+    rows = zoo.table()
+    assert rows and all(zoo.arch(r["name"]) == r["arch"] for r in rows)
+    assert zoo.arch("realesrgan-x4plus") == "rrdbnet" and zoo.arch("realsr-df2k-x4") == "rrdbnet"
+    assert zoo.arch("no-such-model") is None

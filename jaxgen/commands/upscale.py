@@ -176,7 +176,10 @@ def upscale(args: argparse.Namespace) -> tuple[list[Path], int]:
     is_video = video.is_video(args.inputs)
     files = [] if is_video else expand_image_inputs(args.inputs)
     dtype = jnp.bfloat16 if args.bf16 else None
-    args.conv_backend = onednn_conv.resolve(args.conv_backend, dtype)  # "auto" -> what _load_model reads
+    # "auto" -> what _load_model reads; the network where it is known before loading (a zoo name, --arch): some
+    # CPU kinds take oneDNN for some networks only (xla_setup.ONEDNN_TRAIN_CPU_NETWORKS)
+    network = (zoo.arch(args.model) if args.model else args.arch) or None
+    args.conv_backend = onednn_conv.resolve(args.conv_backend, dtype, networks=(network,) if network else ())
     onednn_conv.configure(args.conv_backend, dtype)
     model, what = _load_model(args)
     up = inference.Upscaler(

@@ -252,8 +252,8 @@ def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None =
     """``"xla"`` or ``"onednn"`` for a ``conv_backend`` setting: itself unless ``"auto"``, which is ``"onednn"`` when
     the JAX backend (``platform``, default ``jax.default_backend()``) is the CPU, the run is one process (several
     hosts are unmeasured with it), ``xla_setup.prefers_onednn`` (float32 ``compute_dtype``, a CPU of
-    ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``, or of ``ONEDNN_TRAIN_CPU_NETWORKS`` for a train step of ``networks``,
-    its model names; none: an inference forward) and the library builds and loads here (:func:`load`; its cached
+    ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS``, or of ``ONEDNN_TRAIN_CPU_NETWORKS`` for a train step or forward of
+    ``networks``, its model names; none: not known) and the library builds and loads here (:func:`load`; its cached
     build after the first time), else ``"xla"`` -- never an error."""
     if check_conv_backend(conv_backend, "conv_backend") != "auto":
         return conv_backend

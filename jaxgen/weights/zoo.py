@@ -201,6 +201,14 @@ _REALESRGAN_ARCH = {  # name -> (jaxgen arch, kwargs): what convert_realesrgan b
 _REALESRGAN_LICENCE = "BSD-3-Clause (Real-ESRGAN weights, xinntao/Real-ESRGAN); MIT packaging"
 
 
+def arch(name: str) -> str | None:
+    """The jaxgen architecture (``models.build`` name) of zoo model ``name``; ``None`` for an unknown name."""
+    if name in _REALESRGAN_ARCH:
+        return _REALESRGAN_ARCH[name][0]
+    extra = zoo_sr_vulkan.ENTRIES.get(name)
+    return extra.arch if extra is not None else None
+
+
 def table() -> list[dict[str, Any]]:
     """One row per zoo name: ``{'name', 'scale', 'arch', 'params', 'licence', 'purpose'}`` (parameter counts from
     the architectures; no weight file is read)."""
