@@ -69,6 +69,7 @@ Goldens (``run.py --write-goldens``): ``tests/goldens/parity/NAME.npz`` holds ``
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -95,7 +96,7 @@ WRITER_FLOOR = "run.py --write-goldens: the official torch side, perturbed or fl
 
 __all__ = ["FLOOR_FACTOR", "FULL_PARAMS_MAX", "GOLDEN_DIR", "LOSS_RTOL", "PARAM_RTOL", "compare", "discover",
            "WRITER_FLOOR", "floor_allowance", "fold_floor", "golden_case", "golden_floor", "golden_reference",
-           "load_flat", "load_trainer", "loss_rel", "param_rel", "perturbed_case", "save_flat", "write_golden"]
+           "load_flat", "load_trainer", "loss_rel", "param_rel", "perturbed_case", "run_torch", "save_flat", "usage_error", "write_golden"]
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -310,6 +311,30 @@ def golden_floor(golden: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray
     if not rel:
         return None, None
     return rel, {k[len("floor/params/"):]: float(v) for k, v in golden.items() if k.startswith("floor/params/")}
+
+
+def usage_error(*checks: tuple[bool, str]) -> int:
+    """The scripts' argument checks: for the first ``(failed, message)`` that failed, one ``jaxgen: error:`` line on
+    stderr and 2 (a usage error's exit status); 0 when none did."""
+    for failed, message in checks:
+        if failed:
+            print(f"jaxgen: error: {message}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def run_torch(torch_python: str, name: str, case: Mapping[str, np.ndarray], folder: Path, suffix: str = "",
+              extra: tuple[str, ...] = ()) -> tuple[dict[str, dict[str, np.ndarray]] | None, str]:
+    """The official torch side (``torch_NAME.py``, run with ``torch_python``) on ``case``, saved as
+    ``folder/NAME_case<suffix>.npz`` (its result ``NAME_torch<suffix>.npz``): ``(result, "")``, or ``(None, why)``
+    with its exit status and stderr's tail when it fails."""
+    case_path, out_path = folder / f"{name}_case{suffix}.npz", folder / f"{name}_torch{suffix}.npz"
+    save_flat(case_path, case)
+    proc = subprocess.run([torch_python, str(HERE / f"torch_{name}.py"), "--case", str(case_path),
+                           "--out", str(out_path), *extra], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, f"exit {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return unflatten_result(load_flat(out_path)), ""
 
 
 def perturbed_case(case: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:

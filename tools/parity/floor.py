@@ -23,7 +23,6 @@ measured to do. Exit 0, 1 when a torch run failed, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,18 +35,6 @@ import common  # noqa: E402  (tools/parity is not a package)
 from cpuinfo import cpu_info  # noqa: E402  (benchmarks/cpuinfo.py: lscpu's model name and ISA flags)
 
 
-def torch_run(torch_python: str, name: str, case: dict, folder: Path, tag: str) -> dict | None:
-    """The official torch side (``torch_NAME.py``) on ``case``; ``None`` (and its stderr printed) if it fails."""
-    case_path, out_path = folder / f"{name}_{tag}_case.npz", folder / f"{name}_{tag}_torch.npz"
-    common.save_flat(case_path, case)
-    proc = subprocess.run([torch_python, str(HERE / f"torch_{name}.py"), "--case", str(case_path),
-                           "--out", str(out_path)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(f"  {name} {tag}: torch side failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", flush=True)
-        return None
-    return common.unflatten_result(common.load_flat(out_path))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--torch-python", required=True, help="python of a venv with torch (+ torchvision)")
@@ -57,16 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     goldens = {p.stem: p for p in sorted(common.GOLDEN_DIR.glob("*.npz"))}
     chaotic = [n for n, p in goldens.items() if common.golden_floor(common.load_flat(p))[0] is not None]
     names = [n for n in args.trainers.split(",") if n] or chaotic
-    if unknown := [n for n in names if n not in chaotic]:
-        print(f"jaxgen: error: --trainers: {unknown} store no float32 floor; goldens with one: {chaotic}",
-              file=sys.stderr)
-        return 2
-    if args.draws < 0:
-        print(f"jaxgen: error: --draws={args.draws}: expected >= 0", file=sys.stderr)
-        return 2
-    if not Path(args.torch_python).exists():
-        print(f"jaxgen: error: --torch-python {args.torch_python}: no such file", file=sys.stderr)
-        return 2
+    unknown = [n for n in names if n not in chaotic]
+    if status := common.usage_error(
+            (bool(unknown), f"--trainers: {unknown} store no float32 floor; goldens with one: {chaotic}"),
+            (args.draws < 0, f"--draws={args.draws}: expected >= 0"),
+            (not Path(args.torch_python).exists(), f"--torch-python {args.torch_python}: no such file")):
+        return status
     cpu = cpu_info()
     where = f"{cpu['cpu_model']} ({', '.join(cpu['isa']) or 'no AVX2'}), {cpu['date']}"
     failed = False
@@ -79,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"official torch side, init x (1 + 1e-7 N) seed {s}, on {where}") for s in range(1, args.draws + 1)]
         with tempfile.TemporaryDirectory() as tmp:
             for tag, c, source in samples:
-                res = torch_run(args.torch_python, name, c, Path(tmp), tag)
+                res, why = common.run_torch(args.torch_python, name, c, Path(tmp), f"_{tag}")
                 if res is None:
+                    print(f"  {name} {tag}: torch side failed ({why})", flush=True)
                     failed = True
                     continue
                 ref, sel = common.golden_reference(golden, res)

@@ -19,7 +19,6 @@ Run it with jaxgen's venv python from the repository root (PyTorch only in ``--t
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,24 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (tools/parity is not a package)
 
 
-def noise_floor(torch_python: str, script: Path, case: dict, folder: Path, name: str, seed: int,
+def noise_floor(torch_python: str, name: str, case: dict, folder: Path, seed: int,
                 kind: str = "perturb") -> dict | None:
     """The torch side again with every initial float weight times ``1 + 1e-7 N(0,1)`` (``kind='perturb'``), or on
     the same case in float64 (``kind='float64'``: a plug-in's ``NOISE_FLOOR``, for torch scripts with ``--dtype``;
     the official code's own float32 error); ``None`` if it fails."""
-    extra: list[str] = []
     if kind == "float64":
-        noisy, extra = case, ["--dtype", "float64"]
+        res, why = common.run_torch(torch_python, name, case, folder, "_noisy", ("--dtype", "float64"))
     else:
-        noisy = common.perturbed_case(case, seed)
-    case_path, out_path = folder / f"{name}_case_noisy.npz", folder / f"{name}_torch_noisy.npz"
-    common.save_flat(case_path, noisy)
-    proc = subprocess.run([torch_python, str(script), "--case", str(case_path), "--out", str(out_path), *extra],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(f"    noise-floor run failed: {proc.stderr[-500:]}", flush=True)
-        return None
-    return common.unflatten_result(common.load_flat(out_path))
+        res, why = common.run_torch(torch_python, name, common.perturbed_case(case, seed), folder, "_noisy")
+    if res is None:
+        print(f"    noise-floor run failed: {why[-500:]}", flush=True)
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,15 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     known = common.discover()
     names = [n for n in args.trainers.split(",") if n] or known
     unknown = [n for n in names if n not in known]
-    if unknown:
-        print(f"jaxgen: error: --trainers: no plug-in for {unknown}; found: {known}", file=sys.stderr)
-        return 2
-    if args.steps < 1:
-        print(f"jaxgen: error: --steps={args.steps}: expected >= 1", file=sys.stderr)
-        return 2
-    if not Path(args.torch_python).exists():
-        print(f"jaxgen: error: --torch-python {args.torch_python}: no such file", file=sys.stderr)
-        return 2
+    if status := common.usage_error(
+            (bool(unknown), f"--trainers: no plug-in for {unknown}; found: {known}"),
+            (args.steps < 1, f"--steps={args.steps}: expected >= 1"),
+            (not Path(args.torch_python).exists(), f"--torch-python {args.torch_python}: no such file")):
+        return status
     keep = Path(args.keep) if args.keep else None
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
@@ -89,22 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         case = {k: np.asarray(v) for k, v in trainer.make_case(args.steps, args.seed).items()}
         with tempfile.TemporaryDirectory() as tmp:
             folder = keep or Path(tmp)
-            case_path, out_path = folder / f"{name}_case.npz", folder / f"{name}_torch.npz"
-            common.save_flat(case_path, case)
-            script = common.HERE / f"torch_{name}.py"
-            proc = subprocess.run([args.torch_python, str(script), "--case", str(case_path), "--out", str(out_path)],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(f"{name:<14}{args.steps:>6}  torch side failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}",
-                      flush=True)
+            torch_res, why = common.run_torch(args.torch_python, name, case, folder)
+            if torch_res is None:
+                print(f"{name:<14}{args.steps:>6}  torch side failed ({why})", flush=True)
                 all_ok = False
                 continue
-            torch_res = common.unflatten_result(common.load_flat(out_path))
             jax_res = trainer.run_jax(case)
             r = common.compare(torch_res, jax_res, common.initial_params(case))
             floor = None
             if args.noise_floor or not r["ok"]:  # measure the official code's own float32 spread
-                floor = noise_floor(args.torch_python, script, case, folder, name, args.seed,
+                floor = noise_floor(args.torch_python, name, case, folder, args.seed,
                                     getattr(trainer, "NOISE_FLOOR", "perturb"))
         if keep:
             common.save_flat(keep / f"{name}_jax.npz", common.flatten_result(jax_res))
