@@ -95,12 +95,14 @@ def test_auto_prefers_onednn_only_for_float32_on_the_measured_cpus():
 
 def test_auto_prefers_onednn_on_avx2_without_avx512_for_the_measured_train_steps_only():
     """``ONEDNN_TRAIN_CPU_NETWORKS``: on an AVX2 CPU without AVX-512 (AMD Zen 3) oneDNN for the EDSR and RRDBNet
-    train steps and forwards, where it measured faster; not for a step with any other network in it
+    train steps and forwards and the CycleGAN / pix2pix steps, where it measured faster; not for a step with any other network in it
     (TransformerNet measured slower; a GAN's discriminator unmeasured), not where the network is unknown (no
     networks), not on Zen 4 (AVX-512, unmeasured) nor in bf16; ``networks=None`` (before the task is known) says
     whether some network may take it."""
     assert xla_setup.prefers_onednn(True, {}, ZEN3, ["edsr"])
     assert xla_setup.prefers_onednn(True, {}, ZEN3, {"rrdbnet"})
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, {"resnet", "patchgan"})  # the CycleGAN step
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, {"unet", "patchgan_bn"})  # pix2pix's
     assert xla_setup.prefers_onednn(True, {}, ZEN3)
     assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["transformer_net"])
     assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["rrdbnet", "vgg_style"])
