@@ -41,9 +41,9 @@ steps excepted.
 ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the undilated, ungrouped convolutions (strided ones
 too) through oneDNN on CPU. The default ``"auto"`` (the config's and the inference commands') takes it for
 float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or
-AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: EDSR and RRDBNet, trained or upscaling, and the CycleGAN / pix2pix train
-steps on AVX2 CPUs without AVX-512, AMD Zen 3) when its extra and a compiler are installed (``onednn_conv.resolve``), XLA's convolutions
-otherwise.
+AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: EDSR and RRDBNet, trained or upscaling, and the CycleGAN / pix2pix
+train steps on AVX2 CPUs without AVX-512, AMD Zen 3) when its extra and a compiler are installed
+(``onednn_conv.resolve``), XLA's convolutions otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
 device on the 2-device mesh) unless the user set it, before GNU OpenMP loads; a train step on fewer devices (an
 odd batch) gets the cores of the devices it leaves idle (:func:`omp_team`, through :func:`prepare_training`).

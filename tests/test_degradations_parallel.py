@@ -64,8 +64,8 @@ def test_degradation_sharded_over_8_devices_equals_one_device():
     # The same draws (Real-ESRGAN draws once per batch, so a key or sharding bug changes every image), and the same
     # images but for a rounding flip: the sharded program convolves a batch of 1 a device, the other a batch of 8,
     # in another summation order, and a flipped 8-bit or JPEG rounding moves a pixel one level -- or, through a
-    # JPEG coefficient, a whole 8x8 block by up to q/4 levels (q: the largest table entry at the drawn quality) (9/255 on one image of 8 measured on an AMD EPYC Zen 3,
-    # 2026-12-07; none on the Intel Xeons before).
+    # JPEG coefficient, a whole 8x8 block by up to q/4 levels (q: the largest table entry at the drawn quality;
+    # 9/255 on one image of 8 measured on an AMD EPYC Zen 3, 2026-12-07; none on the Intel Xeons before).
     assert out["same_draws"], out
     assert out["images_beyond_one_level"] <= 1 and out["max_diff"] <= (out["jpeg_step"] + 1) / 255 + 1e-6, out
     assert out["ptr"] == 16 and out["loss"] > 0 and out["loss"] == out["loss"]

@@ -95,7 +95,8 @@ def test_auto_prefers_onednn_only_for_float32_on_the_measured_cpus():
 
 def test_auto_prefers_onednn_on_avx2_without_avx512_for_the_measured_train_steps_only():
     """``ONEDNN_TRAIN_CPU_NETWORKS``: on an AVX2 CPU without AVX-512 (AMD Zen 3) oneDNN for the EDSR and RRDBNet
-    train steps and forwards and the CycleGAN / pix2pix steps, where it measured faster; not for a step with any other network in it
+    train steps and forwards and the CycleGAN / pix2pix steps, where it measured faster; not for a step with any
+    other network in it
     (TransformerNet measured slower; a GAN's discriminator unmeasured), not where the network is unknown (no
     networks), not on Zen 4 (AVX-512, unmeasured) nor in bf16; ``networks=None`` (before the task is known) says
     whether some network may take it."""

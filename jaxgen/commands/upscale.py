@@ -178,7 +178,7 @@ def upscale(args: argparse.Namespace) -> tuple[list[Path], int]:
     dtype = jnp.bfloat16 if args.bf16 else None
     # "auto" -> what _load_model reads; the network where it is known before loading (a zoo name, --arch): some
     # CPU kinds take oneDNN for some networks only (xla_setup.ONEDNN_TRAIN_CPU_NETWORKS)
-    network = (zoo.arch(args.model) if args.model else args.arch) or None
+    network = zoo.arch(args.model) if args.model else args.arch
     args.conv_backend = onednn_conv.resolve(args.conv_backend, dtype, networks=(network,) if network else ())
     onednn_conv.configure(args.conv_backend, dtype)
     model, what = _load_model(args)

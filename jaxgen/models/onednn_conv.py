@@ -227,24 +227,23 @@ def bf16(compute_dtype: Any) -> bool:
     return compute_dtype is not None and jnp.dtype(compute_dtype) == jnp.bfloat16
 
 
+@functools.cache
 def bf16_supported() -> bool:
     """Whether oneDNN has bf16 convolutions on this CPU: a 1x1 bf16 convolution's forward and both gradients run
     (oneDNN 3.2 makes them on AVX512-BF16 / AMX and on AVX-512 by conversion; an AVX2-only CPU -- AMD Zen 3,
     measured 2026-12-07 -- has none: its primitive descriptor cannot be created). Loads the library; the answer is
     kept for the process."""
-    if "bf16" not in _LOADED:
-        load()
-        x = jnp.ones((1, 2, 2, 8), jnp.float32)
-        w = jnp.ones((1, 1, 8, 8), jnp.float32)
-        try:
-            jax.block_until_ready(jax.jit(jax.grad(
-                lambda x, w: jnp.sum(conv2d_nhwc(x, w, ((0, 0), (0, 0)), jnp.bfloat16)), argnums=(0, 1)))(x, w))
-            _LOADED["bf16"] = True
-        except jax.errors.JaxRuntimeError as e:
-            if "primitive creation failed" not in str(e):
-                raise
-            _LOADED["bf16"] = False
-    return _LOADED["bf16"]
+    load()
+    x = jnp.ones((1, 2, 2, 8), jnp.float32)
+    w = jnp.ones((1, 1, 8, 8), jnp.float32)
+    try:
+        jax.block_until_ready(jax.jit(jax.grad(
+            lambda x, w: jnp.sum(conv2d_nhwc(x, w, ((0, 0), (0, 0)), jnp.bfloat16)), argnums=(0, 1)))(x, w))
+    except jax.errors.JaxRuntimeError as e:
+        if "primitive creation failed" not in str(e):
+            raise
+        return False
+    return True
 
 
 def resolve(conv_backend: str, compute_dtype: Any = None, platform: str | None = None,
@@ -272,8 +271,9 @@ def configure(conv_backend: str, compute_dtype: Any = None, platform: str | None
               networks: Sequence[str] = ()) -> None:
     """The process-wide convolution backend for models traced from now on: ``"xla"``, ``"onednn"`` (loads the
     library; ``compute_dtype`` ``bfloat16`` multiplies in bf16 on AMX, anything else f32) or ``"auto"``
-    (:func:`resolve`, for a train step of ``networks``). ``"onednn"`` on a non-CPU JAX backend (``platform``, default ``jax.default_backend()``) is
-    :class:`OnednnUnavailableError`: the FFI handlers are CPU code."""
+    (:func:`resolve`, for a train step or forward of ``networks``). ``"onednn"`` on a non-CPU JAX backend
+    (``platform``, default ``jax.default_backend()``) is :class:`OnednnUnavailableError`: the FFI handlers are CPU
+    code; so is ``compute_dtype`` bfloat16 where oneDNN has no bf16 convolution (:func:`bf16_supported`)."""
     conv_backend = resolve(conv_backend, compute_dtype, platform, networks)
     if conv_backend == "xla":
         conv_vjp.set_override(None)

@@ -96,7 +96,8 @@ WRITER_FLOOR = "run.py --write-goldens: the official torch side, perturbed or fl
 
 __all__ = ["FLOOR_FACTOR", "FULL_PARAMS_MAX", "GOLDEN_DIR", "LOSS_RTOL", "PARAM_RTOL", "compare", "discover",
            "WRITER_FLOOR", "floor_allowance", "fold_floor", "golden_case", "golden_floor", "golden_reference",
-           "load_flat", "load_trainer", "loss_rel", "param_rel", "perturbed_case", "run_torch", "save_flat", "usage_error", "write_golden"]
+           "load_flat", "load_trainer", "loss_rel", "param_rel", "perturbed_case", "run_torch", "save_flat",
+           "usage_error", "write_golden"]
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -351,7 +352,7 @@ def fold_floor(golden: Mapping[str, np.ndarray], sample: Mapping[str, Mapping[st
     official torch side's result ``sample`` on the golden's own case (another CPU, perturbed weights) measured
     against the stored torch reference like a jax run is (:func:`golden_reference`), then the elementwise max with
     ``floor/losses/<term>`` (per step) and ``floor/params/<tensor>``; ``source`` is appended to ``floor/sources``.
-    A golden without a floor (a case within ``LOSS_RTOL``/``PARAM_RTOL`` everywhere) gets none."""
+    A golden without a floor (a case within ``LOSS_RTOL``/``PARAM_RTOL`` everywhere) is a ``ValueError``."""
     floor_rel, floor_param = golden_floor(golden)
     if floor_rel is None or floor_param is None:
         raise ValueError("fold_floor: the golden stores no float32 floor (not a chaotic case)")

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         before = common.golden_floor(golden)
         samples = [("here", case, f"official torch side as stored, on {where}")]
         samples += [(f"draw{s}", common.perturbed_case(case, s),
-                     f"official torch side, init x (1 + 1e-7 N) seed {s}, on {where}") for s in range(1, args.draws + 1)]
+                     f"official torch side, init x (1 + 1e-7 N) seed {s}, on {where}")
+                    for s in range(1, args.draws + 1)]
         with tempfile.TemporaryDirectory() as tmp:
             for tag, c, source in samples:
                 res, why = common.run_torch(args.torch_python, name, c, Path(tmp), f"_{tag}")
