@@ -452,6 +452,29 @@ def test_f32_values_and_gradients_equal_lax(lib_env, case):
 
 
 @pytest.mark.slow
+def test_backward_weights_on_oneDNNs_blocked_layout_where_its_avx2_kernel_runs(lib_env):
+    """Where oneDNN's pick for an NHWC backward-weights is its AVX2 direct kernel, the handler reorders x and dy
+    into the kernel's blocked layout (``/blocked``; 2x faster on CycleGAN's 256-channel blocks on Zen 3) -- and
+    the weight gradient is still lax's: channels that are no multiple of the 8-wide blocks (the padding a wrong
+    reorder leaves in), strides and asymmetric padding. Elsewhere (brgemm or AVX-512 kernels) NHWC stays."""
+    names = [onednn_conv.implementations(c[:4], (c[5], c[6], c[3], c[4]), c[7], c[8])[2] for c in CASES]
+    assert all(n.endswith("/blocked") == n.startswith("jit:avx2") for n in names), names
+    if "avx2" in xla_setup.cpu_flags() and "avx512f" not in xla_setup.cpu_flags():
+        blocked = [c for c, n in zip(CASES, names) if n.endswith("/blocked")]
+        assert len(blocked) >= 3, names
+        shapes = [(1, 18, 18, 256, 256, 3, 3, ((0, 0), (0, 0)), (1, 1)),
+                  (2, 17, 16, 5, 13, 3, 3, ((1, 0), (2, 1)), (2, 2))]
+        assert all(onednn_conv.implementations(c[:4], (c[5], c[6], c[3], c[4]), c[7], c[8])[2] == "jit:avx2/blocked"
+                   for c in shapes)
+        for case in blocked + shapes:
+            x, w, g = _data(case)
+            pad, st = case[-2:]
+            got = jax.jit(jax.grad(lambda w: jnp.vdot(onednn_conv.conv2d_nhwc(x, w, pad, jnp.float32, st), g)))(w)
+            want = jax.grad(lambda w: jnp.vdot(_ref(x, w, pad, st), g))(w)
+            assert _rel(got, want) < 1e-5, (case, _rel(got, want))
+
+
+@pytest.mark.slow
 def test_team_size_follows_set_threads_and_keeps_the_values(lib_env, monkeypatch):
     """``set_threads(n)`` makes the next primitives run on n OpenMP threads (what the handler's thread asked
     oneDNN for), each team with its own primitive, with the same values and gradients; 0 goes back to
