@@ -13,8 +13,10 @@ One driver (stdlib only) starts one worker process per contender and keeps them 
   ``default`` is the same with ``JAXGEN_XLA_DEFAULTS=0`` (plain XLA defaults, one CPU device). ``infer`` is what the
   inference commands (upscale, stylize, translate) do: one CPU device and ``xla_setup.inference_compiler_options``
   for the network (forward cases; ``tuned`` also uses those options but on the host split for training). Further variants
-  (``VARIANTS``) isolate one lever each. ``tuned`` trains with ``config.conv_backend``'s default ``"auto"``
-  (oneDNN's convolutions on the CPUs ``xla_setup.ONEDNN_TRAIN_CPU_FLAGS`` names, when installed; XLA's elsewhere);
+  (``VARIANTS``) isolate one lever each. ``tuned`` and ``infer`` take ``config.conv_backend``'s default ``"auto"``
+  resolved for the case's networks as ``jaxgen train`` / the inference commands resolve it (the task's model names:
+  ``resnet`` / ``unet`` for the translation generators, ``resnet`` + ``patchgan`` for the CycleGAN iteration;
+  oneDNN's convolutions where ``xla_setup.prefers_onednn`` says so, when installed; XLA's elsewhere);
   ``xla`` is ``tuned`` with XLA's convolutions everywhere. ``onednn`` / ``onednn_bf16`` are ``tuned`` with
   ``conv_backend = "onednn"`` (``jaxgen.models.onednn_conv``: stride-1 convolutions through oneDNN, one OpenMP
   thread per CPU device; ``onednn_bf16`` adds ``compute_dtype = "bfloat16"``: bf16 convolution operands on AMX,
@@ -134,6 +136,8 @@ def _rss_mb() -> float:
 
 
 IMAGE_TO_IMAGE = ("transformer_net", "resnet_generator", "unet_generator")  # output side = input side
+# The model names the cyclegan / pix2pix tasks' architecture() gives these generators (`auto` resolves by them).
+TASK_NETWORK = {"resnet_generator": "resnet", "unet_generator": "unet"}
 
 
 def _image_to_image(net: str):
@@ -171,13 +175,13 @@ class JaxWorker:
             info["conv_backend"], info["OMP_NUM_THREADS"] = self.spec["conv_backend"], os.environ.get("OMP_NUM_THREADS")
         return info
 
-    def _jit_kwargs(self, per_device_batch: int, network: str, devices: int) -> dict:
+    def _jit_kwargs(self, per_device_batch: int, networks: tuple[str, ...], devices: int) -> dict:
         from jaxgen import xla_setup
         from jaxgen.models import conv_vjp
 
         if self.spec.get("setup"):
             return {"compiler_options": xla_setup.prepare_training(
-                per_device_batch, networks=(network,), conv_backend=self.spec.get("conv_backend"),
+                per_device_batch, networks=networks, conv_backend=self.spec.get("conv_backend"),
                 compute_dtype=self.spec.get("compute_dtype"), devices=devices)}
         conv_vjp.set_enabled(bool(self.spec.get("conv_vjp")))
         if self.spec.get("options"):
@@ -214,16 +218,21 @@ class JaxWorker:
             c.conv_backend = self.spec.get("conv_backend", "xla")
             c.compute_dtype = self.spec.get("compute_dtype", "float32")
             task = get_task("sr")(c)
-            step_fn, init_fn = task.step, task.init
+            step_fn, init_fn, networks = task.step, task.init, (net,)
         elif kind == "train" and net == "cyclegan":
             from jaxgen.config import load_config
             from jaxgen.tasks import get_task
 
-            task = get_task("cyclegan")(load_config(str(ROOT / "configs" / "cyclegan.py")))
+            from jaxgen import xla_setup
+
+            config = load_config(str(ROOT / "configs" / "cyclegan.py"))
+            task = get_task("cyclegan")(config)
+            # the names `jaxgen train` resolves `auto` with: {'resnet', 'patchgan'}
             step_fn, init_fn = task.step, task.init
+            networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))
             lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
         elif kind == "train":
-            model, tx = _image_to_image(net), optax.adam(1e-4)
+            model, tx, networks = _image_to_image(net), optax.adam(1e-4), (TASK_NETWORK.get(net, net),)
 
             def init_fn():
                 params = model.init(jax.random.key(0), jnp.zeros((1, side, side, 3)))["params"]
@@ -239,7 +248,7 @@ class JaxWorker:
             hr = rng.random((batch, side, side, 3), dtype=np.float32)
         if kind == "train":
             t0 = time.perf_counter()
-            kwargs = self._jit_kwargs(batch // mesh.devices.size, net, mesh.devices.size)
+            kwargs = self._jit_kwargs(batch // mesh.devices.size, networks, mesh.devices.size)
             state = jax.jit(init_fn, out_shardings=repl)()
             k = self.spec.get("steps_per_call", 1)
             if k > 1:  # the same batch k times, as the k = 1 variants step on one batch
@@ -264,6 +273,8 @@ class JaxWorker:
             conv_vjp.set_enabled(False)
             if self.spec.get("conv_backend"):
                 onednn_conv.configure(self.spec["conv_backend"], self.spec.get("compute_dtype"))
+            elif self.spec.get("setup"):  # as upscale / stylize / translate: `auto` for the network
+                onednn_conv.configure(onednn_conv.resolve("auto", networks=(TASK_NETWORK.get(net, net),)))
             if net in IMAGE_TO_IMAGE:
                 model = _image_to_image(net)
             else:
