@@ -50,6 +50,11 @@ TRAIN_CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "cyclegan_b1_256": ("configs/cyclegan.py", [("data.source", "folder")]),
     # ESRGAN's GAN stage: RRDBNet, VGG19 perceptual loss, the VGG-style discriminator on 128 px HR patches
     "esrgan_b4_32": ("configs/esrgan.py", [("batch_size", "4")]),
+    # Real-ESRGAN's GAN stage: RRDBNet, the spectral-norm U-Net discriminator, the second-order degradations
+    "realesrgan_b4_32": ("configs/realesrgan.py", [("batch_size", "4"), ("data.patch_size", "32"),
+                                                   ("degradation.context_size", "192")]),
+    # SRGAN: SRResNet and the VGG-style discriminator
+    "srgan_b4_32": ("configs/srgan.py", [("batch_size", "4")]),
 }
 # name: (network, kwargs, input side, scale)
 FORWARD_CASES: dict[str, tuple[str, dict, int]] = {
@@ -96,6 +101,8 @@ def train_case(name: str, steps: int, backends: list[str]) -> dict:
         "rrdbnet_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "cyclegan_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/styles")],
         "esrgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
+        "realesrgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
+        "srgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
     }.get(name, [])
     config = load_config(str(ROOT / spec), overrides + extra)
     task = get_task(config.task)(config)

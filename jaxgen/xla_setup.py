@@ -41,8 +41,8 @@ steps excepted.
 ``JAXGEN_CONV_BACKEND``; ``jaxgen.models.onednn_conv``) runs the undilated, ungrouped convolutions (strided ones
 too) through oneDNN on CPU. The default ``"auto"`` (the config's and the inference commands') takes it for
 float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or
-AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: EDSR and RRDBNet, trained or upscaling, and the CycleGAN / pix2pix
-train steps on AVX2 CPUs without AVX-512, AMD Zen 3) when its extra and a compiler are installed
+AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: on AVX2 CPUs without AVX-512, AMD Zen 3, the train steps and
+forwards of the networks measured faster there -- every one measured but TransformerNet) when its extra and a compiler are installed
 (``onednn_conv.resolve``), XLA's convolutions otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
 device on the 2-device mesh) unless the user set it, before GNU OpenMP loads; a train step on fewer devices (an
@@ -128,12 +128,17 @@ ONEDNN_TRAIN_CPU_FLAGS: tuple[frozenset[str], ...] = (frozenset({"avx512f", "amx
 # 0.584), RRDBNet x4 b4 3.97 vs 6.63 s (eager 3.86); forwards EDSR 256 px 1.17 vs 1.58 s (eager 1.86), RRDBNet
 # 64 px 1.28 vs 1.99 s (eager 1.15); the translation steps: the whole CycleGAN iteration (ResNet generators,
 # PatchGANs) 21.9 vs 54.9 s (eager 15.3), pix2pix's U-Net generator alone 0.58 vs 5.90 s (eager 0.66; XLA's
-# transposed-convolution gradient; its BatchNorm PatchGAN unmeasured). TransformerNet was slower with oneDNN (step
-# 4.36 vs 2.94 s: one thread a device against XLA's Eigen convolutions; forward 0.47 vs 0.24 s); the other
-# networks (the SR GANs' discriminators, AdaIN's) are unmeasured there.
+# transposed-convolution gradient; its BatchNorm PatchGAN unmeasured). Then, with oneDNN's backward-weights on its
+# blocked layout (RESULTS.md, the 15:00 section): the CycleGAN iteration 15.4 s (eager 15.6); ESRGAN's step
+# (RRDBNet + VGG-style discriminator) 5.85 vs 9.28 s, SRGAN's (SRResNet + the same) 2.57 vs 3.92 s, Real-ESRGAN's
+# (RRDBNet + spectral-norm U-Net discriminator) 10.1 vs 14.5 s, AdaIN's 13.9 vs 15.8 s; forwards 256 px: SRVGG
+# compact 0.58 vs 0.76 s, CycleGAN's generator 0.68 vs 2.47 s, pix2pix's U-Net 0.17 vs 0.29 s, AdaIN's VGG encoder
+# 0.24 vs 0.66 s. TransformerNet stays slower with oneDNN (step 3.26 vs 2.49 s; forward 0.47 vs 0.24 s); the
+# others (RCAN, the small SR nets, the sr-vulkan zoo's) are unmeasured there.
 ONEDNN_TRAIN_CPU_NETWORKS: tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], ...] = (
     (frozenset({"avx2", "fma"}), frozenset({"avx512f"}),
-     frozenset({"edsr", "rrdbnet", "resnet", "patchgan", "unet", "patchgan_bn"})),)
+     frozenset({"edsr", "rrdbnet", "resnet", "patchgan", "unet", "patchgan_bn", "vgg_style", "unet_sn",
+                "srresnet", "srvgg_compact", "adain_vgg", "adain_decoder"})),)
 # With oneDNN's float32 convolutions these networks' repeated blocks stay one scan in the train step (RRDBNet x4
 # b4: 2.02 s a step scanned vs 2.30 s unrolled, first step 10 s vs 44 s); the others unroll (EDSR b16 1.22 vs 1.41 s).
 ONEDNN_SCAN_F32: frozenset[str] = frozenset({"rrdbnet"})

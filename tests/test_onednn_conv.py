@@ -95,9 +95,9 @@ def test_auto_prefers_onednn_only_for_float32_on_the_measured_cpus():
 
 def test_auto_prefers_onednn_on_avx2_without_avx512_for_the_measured_train_steps_only():
     """``ONEDNN_TRAIN_CPU_NETWORKS``: on an AVX2 CPU without AVX-512 (AMD Zen 3) oneDNN for the EDSR and RRDBNet
-    train steps and forwards and the CycleGAN / pix2pix steps, where it measured faster; not for a step with any
-    other network in it
-    (TransformerNet measured slower; a GAN's discriminator unmeasured), not where the network is unknown (no
+    train steps and forwards, the CycleGAN / pix2pix, ESRGAN and AdaIN steps, where it measured faster; not for
+    a step with any other network in it (TransformerNet measured slower; RCAN unmeasured), not where the network
+    is unknown (no
     networks), not on Zen 4 (AVX-512, unmeasured) nor in bf16; ``networks=None`` (before the task is known) says
     whether some network may take it."""
     assert xla_setup.prefers_onednn(True, {}, ZEN3, ["edsr"])
@@ -106,13 +106,43 @@ def test_auto_prefers_onednn_on_avx2_without_avx512_for_the_measured_train_steps
     assert xla_setup.prefers_onednn(True, {}, ZEN3, {"unet", "patchgan_bn"})  # pix2pix's
     assert xla_setup.prefers_onednn(True, {}, ZEN3)
     assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["transformer_net"])
-    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["rrdbnet", "vgg_style"])
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, ["rrdbnet", "vgg_style"])  # ESRGAN's step
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, ["adain_decoder"])  # AdaIN's
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["rcan"])  # unmeasured
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["rrdbnet", "rcan"])
     assert not xla_setup.prefers_onednn(True, {}, ZEN3, [])
     assert not xla_setup.prefers_onednn(False, {}, ZEN3, ["edsr"])
     assert not xla_setup.prefers_onednn(True, {"JAXGEN_XLA_DEFAULTS": "0"}, ZEN3, ["edsr"])
     assert not xla_setup.prefers_onednn(True, {}, ZEN4, ["edsr"])
     assert not xla_setup.prefers_onednn(True, {}, ZEN4)
     assert xla_setup.prefers_onednn(True, {}, NO_AMX, [])  # the Xeon kinds: every network and the forwards
+
+
+def test_translate_and_stylize_resolve_auto_for_their_networks(monkeypatch, tmp_path):
+    """``auto`` is per network on AVX2 CPUs (CycleGAN's generator forward 0.68 s on oneDNN vs 2.47 s on XLA's,
+    TransformerNet's 0.47 vs 0.24 s on Zen 3): translate passes the checkpoint's generator, stylize its method's
+    networks -- none passed would keep XLA's convolutions for every network there."""
+    from jaxgen.commands import stylize, translate
+
+    seen = []
+    monkeypatch.setattr(onednn_conv, "configure", lambda backend, *a, networks=(), **k: seen.append(tuple(networks)))
+    for name in ("resnet", "unet"):
+        config = ml_collections.ConfigDict({"model": {"name": name}})
+        monkeypatch.setattr(translate, "load_translator", lambda *a, config=config: (config, None, None, 0, 4))
+        monkeypatch.setattr(translate.inference, "make_apply", lambda *a: None)
+        translate.translate(argparse.Namespace(conv_backend="auto", workdir="w", direction="AtoB", which="latest",
+                                               output=str(tmp_path), inputs=[]))
+    assert seen == [("resnet",), ("unet",)]
+    seen.clear()
+    for method in stylize.METHODS:  # a blend out of range: refused right after the backend is configured
+        args = argparse.Namespace(size=None, style_size=None, contents=[str(tmp_path / "c.png")], conv_backend="auto",
+                                  temporal_blend=2.0, method=method)
+        with pytest.raises(ValueError, match="temporal-blend"):
+            stylize.stylize(args)
+    assert seen == [("vgg19",), ("transformer_net",), ("adain_vgg", "adain_decoder")]
+    assert all(n in models.STYLE_NETS or n == "vgg19" for names in seen for n in names)
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, stylize.METHOD_NETWORKS["adain"])
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, stylize.METHOD_NETWORKS["fast"])
 
 
 def test_auto_resolves_to_onednn_only_where_preferred_and_loadable(monkeypatch):

@@ -49,6 +49,8 @@ from jaxgen.weights import zoo
 from jaxgen.weights.convert import load_pretrained
 
 METHODS = ("gatys", "fast", "adain")
+# The networks each method's forward runs (models.build names; conv_backend auto resolves per network and CPU).
+METHOD_NETWORKS = {"gatys": ("vgg19",), "fast": ("transformer_net",), "adain": ("adain_vgg", "adain_decoder")}
 TEMPORAL_BLEND = 0.0  # off: on a 1 px/frame pan every a >= 0.1 cost >= 45% more style loss (docs/video.md)
 
 
@@ -249,7 +251,7 @@ def stylize(args: argparse.Namespace) -> tuple[list[Path], int]:
     if args.style_size not in (None, 0):
         _positive("--style-size", args.style_size)
     is_video = video.is_video(args.contents)
-    onednn_conv.configure(args.conv_backend)
+    onednn_conv.configure(args.conv_backend, networks=METHOD_NETWORKS[args.method])  # auto: per network and CPU
     if not 0.0 <= args.temporal_blend < 1.0:
         raise ValueError(f"--temporal-blend {args.temporal_blend}: expected a strength in [0, 1) (0 = off)")
     if is_video and args.method == "gatys":

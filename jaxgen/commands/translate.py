@@ -71,8 +71,8 @@ def load_translator(workdir: str | Path, direction: str, which: str = "latest") 
 
 
 def translate(args: argparse.Namespace) -> list[Path]:
-    onednn_conv.configure(args.conv_backend)
     config, module, params, step, multiple = load_translator(args.workdir, args.direction, args.which)
+    onednn_conv.configure(args.conv_backend, networks=(str(config.model.name),))  # auto: per network and CPU
     apply = inference.make_apply(module, str(config.model.name))
     out = Path(args.output)
     written = []
