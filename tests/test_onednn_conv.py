@@ -562,6 +562,23 @@ def test_convolutions_with_only_onednn_reference_code_stay_in_xla(lib_env, monke
 
 
 @pytest.mark.slow
+def test_transposed_convolutions_with_only_onednn_reference_code_stay_in_xla(lib_env, monkeypatch):
+    """The same for a transposed convolution (the U-Net's and ResNet generator's up path): it is asked about the
+    convolution it transposes (input [N, 2H, 2W, O] for a 4x4/2 one: a wrong geometry asks about another
+    convolution) and traced as lax's where any of that one's primitives is oneDNN's reference code."""
+    x, k = jnp.ones((1, 8, 8, 16)), jnp.ones((4, 4, 8, 16))
+    asked = []
+
+    def program():
+        return str(jax.make_jaxpr(lambda x, k: onednn_conv.conv_transpose(x, k, (2, 2), ((2, 2), (2, 2))))(x, k))
+
+    for impls in (("brgconv:avx2", "jit:avx2", "jit:avx2"), ("brgconv:avx2", "ref:any", "jit:avx2")):
+        monkeypatch.setattr(onednn_conv, "implementations", lambda *a, impls=impls: asked.append(a[:4]) or impls)
+        assert ("conv_general_dilated" in program()) == (impls[1] == "ref:any")
+    assert asked[0] == ((1, 16, 16, 8), (4, 4, 8, 16), ((1, 1), (1, 1)), (2, 2)), asked
+
+
+@pytest.mark.slow
 def test_bf16_without_onednn_support_is_one_error_line(lib_env, monkeypatch):
     """Where oneDNN has no bf16 convolution (an AVX2-only CPU: AMD Zen 3), ``configure("onednn", "bfloat16")``
     refuses with the user-error class (one ``jaxgen: error:`` line, exit 2) naming ``compute_dtype`` and the f32 /

@@ -540,14 +540,20 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padd
     """Drop-in for ``lax.conv_transpose(x, kernel, strides, padding, ('NHWC', 'HWIO', 'NHWC'),
     transpose_kernel=True)`` with explicit ``((top, bottom), (left, right))`` padding (what
     ``jaxgen.models.layers.ConvTranspose`` calls): on oneDNN (:func:`conv_transpose_nhwc`) when it is the
-    transpose of a convolution with non-negative padding (``kh - 1 - top`` etc.), in f32/bf16; else lax's."""
+    transpose of a convolution with non-negative padding (``kh - 1 - top`` etc.), in f32/bf16, for which oneDNN has
+    more than its reference code here (:func:`reference_kernels` of that convolution: its three primitives are
+    this one's forward and gradients); else lax's."""
     strides = tuple(int(s) for s in strides)
     kh, kw = kernel.shape[:2]
     pads = None if isinstance(padding, str) else tuple((int(lo), int(hi)) for lo, hi in padding)
     if (pads is not None and len(pads) == 2 and x.ndim == 4 and len(strides) == 2 and min(strides) >= 1
             and _onednn_dtypes(x, kernel)):
         conv_pad = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]), (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
-        if min(min(p) for p in conv_pad) >= 0:
+        n, h, w, _ = x.shape
+        z_shape = (n, (h - 1) * strides[0] + kh - sum(conv_pad[0]), (w - 1) * strides[1] + kw - sum(conv_pad[1]),
+                   kernel.shape[2])  # the input of the convolution this transposes
+        if (min(min(p) for p in conv_pad) >= 0
+                and not reference_kernels(z_shape, kernel.shape, conv_pad, strides, compute_dtype)):
             return conv_transpose_nhwc(x, kernel, conv_pad, jnp.dtype(compute_dtype), strides)
     return lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
                               transpose_kernel=True)
