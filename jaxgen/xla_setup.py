@@ -42,8 +42,8 @@ steps excepted.
 too) through oneDNN on CPU. The default ``"auto"`` (the config's and the inference commands') takes it for
 float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or
 AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: on AVX2 CPUs without AVX-512, AMD Zen 3, the train steps and
-forwards of the networks measured faster there -- every one measured but TransformerNet) when its extra and a compiler are installed
-(``onednn_conv.resolve``), XLA's convolutions otherwise.
+forwards of the networks measured faster there -- every one measured but TransformerNet) when its extra and a
+compiler are installed (``onednn_conv.resolve``), XLA's convolutions otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
 device on the 2-device mesh) unless the user set it, before GNU OpenMP loads; a train step on fewer devices (an
 odd batch) gets the cores of the devices it leaves idle (:func:`omp_team`, through :func:`prepare_training`).

@@ -22,9 +22,9 @@
 // Primitives are cached per (kind, dtypes, shape, padding, strides, team size: oneDNN's kernels fix their
 // thread partition when made); the cache mutex covers only the
 // lookup/insert, so two XLA CPU devices can run the same primitive concurrently: every primitive uses a
-// user-provided scratchpad and writes reordered weights (and activations) into per-thread buffers. Weights are reordered from HWIO
-// to the layout the primitive prefers (format_tag::any) on each call (the weights are small next to the
-// activations).
+// user-provided scratchpad and writes reordered weights (and activations) into per-thread buffers. Weights are
+// reordered from HWIO to the layout the primitive prefers (format_tag::any) on each call (the weights are small
+// next to the activations).
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -263,7 +263,8 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
     } else {
       dnnl::memory src(e->act_a, Engine(), a.untyped_data()), ddst(e->act_b, Engine(), b.untyped_data());
       if (e->reorder_act) {
-        dnnl::memory user_src(e->user_a, Engine(), a.untyped_data()), user_ddst(e->user_b, Engine(), b.untyped_data());
+        dnnl::memory user_src(e->user_a, Engine(), a.untyped_data());
+        dnnl::memory user_ddst(e->user_b, Engine(), b.untyped_data());
         src = dnnl::memory(e->act_a, Engine(), act_a_buf.Get(e->act_a.get_size() + 64));
         ddst = dnnl::memory(e->act_b, Engine(), act_b_buf.Get(e->act_b.get_size() + 64));
         e->a_reorder.execute(s, {{DNNL_ARG_FROM, user_src}, {DNNL_ARG_TO, src}, {DNNL_ARG_SCRATCHPAD, scratch}});
