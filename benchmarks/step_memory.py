@@ -1,6 +1,6 @@
 """What a train step asks of the kernel: wall time, system time, minor page faults and peak RSS, step by step.
 
-    .venv/bin/python benchmarks/step_memory.py [--steps 30] [--malloc system|keep] [--out F.json] [--smoke]
+    .venv/bin/python benchmarks/step_memory.py [--steps 30] [--malloc system|keep|jemalloc] [--out F.json] [--smoke]
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .venv/bin/python benchmarks/step_memory.py   # glibc's own knobs
 
 The step is ``compile_time.py``'s: RRDBNet x4 (23 RRDBs, 64 features; ``sr`` task, batch 4 of 32x32 LR patches,
@@ -14,7 +14,8 @@ that returns freed guest memory to its host, re-faulting it costs seconds (``com
 and ``minor_faults`` for the same reason). ``--malloc keep`` calls glibc's ``mallopt`` before JAX loads
 (``M_ARENA_MAX`` 1, ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` 2^31-1: one heap that is never given back) -- the
 measured alternative, not what jaxgen does (benchmarks/RESULTS.md: faster steps, but the heap ratchets up by the
-temporary's size every few dozen steps).
+temporary's size every few dozen steps). ``--malloc jemalloc`` runs the script again under jemalloc
+(``LD_PRELOAD`` of the system's ``libjemalloc``, ``MALLOC_CONF`` :data:`JEMALLOC_CONF` unless set).
 
 Writes one JSON object: ``steps`` (``[wall_s, sys_s, minor_faults, max_rss_mb]`` per step), ``median_s`` (steps 4
 on), the settings, the machine (``lscpu`` model and flags).
@@ -40,6 +41,9 @@ from jaxgen import xla_setup  # noqa: E402  (imports no JAX)
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
+# jemalloc for --malloc jemalloc: no separate arena (with immediate purging) for blocks over 8 MiB -- XLA:CPU's
+# per-execution temporary is one -- and freed pages kept 30 s before they go back to the kernel (default 10 s).
+JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:30000,muzzy_decay_ms:30000"
 
 
 def keep_heap() -> dict[str, int]:
@@ -52,13 +56,27 @@ def keep_heap() -> dict[str, int]:
              ("M_TRIM_THRESHOLD", M_TRIM_THRESHOLD, 2**31 - 1))}
 
 
+def with_jemalloc() -> None:
+    """Runs this script again under jemalloc (``LD_PRELOAD``: the allocator must be there before the process
+    starts) with :data:`JEMALLOC_CONF`, unless it already is; ``jaxgen: error:`` when no libjemalloc is installed."""
+    if "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+        return
+    lib = ctypes.util.find_library("jemalloc")
+    if lib is None:
+        raise SystemExit("jaxgen: error: --malloc jemalloc needs libjemalloc (apt-get install libjemalloc2)")
+    env = dict(os.environ, LD_PRELOAD=lib, MALLOC_CONF=os.environ.get("MALLOC_CONF", JEMALLOC_CONF))
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--malloc", choices=["system", "keep"], default="system")
+    ap.add_argument("--malloc", choices=["system", "keep", "jemalloc"], default="system")
     ap.add_argument("--smoke", action="store_true", help="a tiny RRDBNet, 4 steps (checks the script)")
     ap.add_argument("--out", help="write the JSON record here")
     args = ap.parse_args()
+    if args.malloc == "jemalloc":
+        with_jemalloc()
     mallopt = keep_heap() if args.malloc == "keep" else {}
     xla_setup.configure_process()
 
@@ -97,6 +115,7 @@ def main() -> None:
     record = {"benchmark": "step_memory", **cpu_info(), "jax": jax.__version__, "devices": mesh.devices.size,
               "model": {"name": "rrdbnet", "num_feat": feat, "num_blocks": blocks}, "malloc": args.malloc,
               "mallopt": mallopt, "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+              "ld_preload": os.environ.get("LD_PRELOAD", ""), "malloc_conf": os.environ.get("MALLOC_CONF", ""),
               "steps_columns": ["wall_s", "sys_s", "minor_faults", "max_rss_mb"], "steps": rows,
               "median_s": float(np.median([r[0] for r in rows[3:] or rows])), "loss": float(metrics["loss"])}
     print(json.dumps({k: record[k] for k in ("malloc", "glibc_tunables", "median_s")}

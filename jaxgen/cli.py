@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
+    if from_command_line:  # the jaxgen process itself: a training command runs again under jemalloc (xla_setup)
+        environ = xla_setup.jemalloc_environ(argv[1])
+        if environ is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execve(sys.executable, [sys.executable, "-m", "jaxgen", *sys.argv[1:]], environ)
     verbose = any(a in ("-v", "--verbose") for a in argv[2:])
     quiet_native_logs(verbose)
     if argv[1] == "train":

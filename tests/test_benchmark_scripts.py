@@ -72,3 +72,17 @@ def test_step_memory_smoke_keeps_the_heap_when_asked(tmp_path):
     assert rec["mallopt"] == {"M_ARENA_MAX": 1, "M_MMAP_MAX": 1, "M_TRIM_THRESHOLD": 1}
     assert len(rec["steps"]) == 4 and all(len(row) == 4 and row[0] > 0 for row in rec["steps"])
     assert rec["median_s"] > 0 and rec["cpu_model"] and rec["devices"] >= 1
+
+
+def test_step_memory_smoke_runs_under_jemalloc_when_asked(tmp_path):
+    """``--malloc jemalloc`` runs the step again with jemalloc preloaded and its settings (the record says so);
+    without a libjemalloc on the machine it is one ``jaxgen: error:`` line naming the package."""
+    out = tmp_path / "sm.json"
+    r = _run(["benchmarks/step_memory.py", "--smoke", "--malloc", "jemalloc", "--out", str(out)], tmp_path)
+    if "needs libjemalloc" in r.stderr:
+        assert r.returncode != 0 and r.stderr.strip().startswith("jaxgen: error:"), r.stderr[-2000:]
+        pytest.skip("no libjemalloc on this machine")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = json.loads(out.read_text())
+    assert "jemalloc" in rec["ld_preload"] and "oversize_threshold:0" in rec["malloc_conf"], rec
+    assert rec["malloc"] == "jemalloc" and len(rec["steps"]) == 4

@@ -407,3 +407,47 @@ def test_the_suites_codegen_flags_keep_the_users_and_reach_this_process():
     default = run(plain_env, None)
     assert run(suite_env, USER_CODEGEN) == default
     assert run(suite_env, None) != default  # the suite's codegen is in effect (else this test checks nothing)
+
+
+def test_jemalloc_environ_only_for_training_commands_where_installed_and_wanted(monkeypatch):
+    """A training command runs again under jemalloc (its freed 478 MB temporaries are not faulted in afresh every
+    step) -- with jaxgen's MALLOC_CONF unless the user set one, after the user's own preload; never for another
+    command, never twice (already preloaded), never when opted out or where no libjemalloc is found."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    found = lambda name: "libjemalloc.so.2" if name == "jemalloc" else None  # noqa: E731
+    env = xla_setup.jemalloc_environ("train", {"PATH": "/bin"}, found)
+    assert env == {"PATH": "/bin", "LD_PRELOAD": "libjemalloc.so.2", "MALLOC_CONF": xla_setup.JEMALLOC_CONF}
+    assert "oversize_threshold:0" in xla_setup.JEMALLOC_CONF  # without it jemalloc purges big blocks at once
+    env = xla_setup.jemalloc_environ("sweep", {"LD_PRELOAD": "mine.so", "MALLOC_CONF": "narenas:1"}, found)
+    assert env["LD_PRELOAD"] == "libjemalloc.so.2 mine.so" and env["MALLOC_CONF"] == "narenas:1"
+    assert set(xla_setup.SPLIT_HOST_COMMANDS) == {"train", "demo", "sweep"}
+    for command, environ in [("upscale", {}), ("evaluate", {}), ("train", {"JAXGEN_MALLOC": "system"}),
+                             ("train", {"JAXGEN_XLA_DEFAULTS": "0"}), ("train", {"LD_PRELOAD": "/x/libjemalloc.so"})]:
+        assert xla_setup.jemalloc_environ(command, environ, found) is None, (command, environ)
+    assert xla_setup.jemalloc_environ("train", {}, lambda name: None) is None
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert xla_setup.jemalloc_environ("train", {}, found) is None
+
+
+def test_the_jaxgen_process_runs_a_training_command_again_under_jemalloc(monkeypatch):
+    """``cli.main()`` of the jaxgen process (argv from the command line) replaces itself by ``python -m jaxgen``
+    with the same arguments and jemalloc_environ's environment; an in-process caller's ``main([...])`` never does."""
+    from jaxgen import cli
+
+    calls = []
+
+    def execve(path, args, env):
+        calls.append((path, args, env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.setattr(xla_setup, "jemalloc_environ", lambda command: {"LD_PRELOAD": "j.so"} if command == "train"
+                        else None)
+    monkeypatch.setattr(sys, "argv", ["jaxgen", "--no-compile-cache", "train", "--config", "c.py"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert calls == [(sys.executable, [sys.executable, "-m", "jaxgen", "--no-compile-cache", "train", "--config",
+                                       "c.py"], {"LD_PRELOAD": "j.so"})]
+    with pytest.raises(SystemExit):  # argparse's --help: the command ran in this process
+        cli.main(["jaxgen", "train", "--help"])
+    assert len(calls) == 1, calls
