@@ -514,12 +514,14 @@ def test_nothing_follows_the_error_line_unless_verbose(tmp_path):
     """What library threads print while the process shuts down after a failure (TensorStore's "Event loop is
     closed" after a full disk) does not follow the one error line; with --verbose it does."""
     missing, out = str(tmp_path / "missing.py"), str(tmp_path / "w")
+    # the noise is registered in this wrapper process: it must stay the one running jaxgen (no jemalloc re-exec)
+    env = {**os.environ, "JAXGEN_MALLOC": "system"}
     quiet = subprocess.run([sys.executable, "-c", LATE_NOISE, missing, out], cwd=REPO, capture_output=True,
-                           text=True, timeout=120)
+                           text=True, timeout=120, env=env)
     assert quiet.returncode == 2 and quiet.stderr.startswith("jaxgen: error:"), quiet.stderr
     assert len(quiet.stderr.splitlines()) == 1, quiet.stderr
     loud = subprocess.run([sys.executable, "-c", LATE_NOISE, missing, out, "--verbose"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert loud.returncode == 2 and "late noise" in loud.stderr, loud.stderr
 
 
