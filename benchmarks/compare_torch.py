@@ -7,7 +7,8 @@
 One driver (stdlib only) starts one worker process per contender and keeps them all alive:
 
 * ``jax:<variant>`` (jaxgen's venv, ``PYTHONPATH`` = this checkout). ``tuned`` is what ``jaxgen train`` does by
-  default: ``jaxgen.xla_setup.configure_process()`` before JAX is imported (as ``jaxgen.cli.main``), then the
+  default: under jemalloc where ``jaxgen train`` runs under it (``xla_setup.jemalloc_environ``),
+  ``jaxgen.xla_setup.configure_process()`` before JAX is imported (as ``jaxgen.cli.main``), then the
   SR task's real step ``get_task('sr')(config).step`` jitted as ``jaxgen/train/loop.py`` does (state replicated,
   batch sharded on the ``data`` mesh, state donated) with ``compiler_options=xla_setup.prepare_training(...)``.
   ``default`` is the same with ``JAXGEN_XLA_DEFAULTS=0`` (plain XLA defaults, one CPU device). ``infer`` is what the
@@ -170,7 +171,8 @@ class JaxWorker:
     def info(self) -> dict:
         jax = self.jax
         info = {"devices": len(jax.devices()), "backend": jax.default_backend(), "jax": jax.__version__,
-                "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAXGEN_XLA_DEFAULTS")}}
+                "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAXGEN_XLA_DEFAULTS",
+                                                       "LD_PRELOAD", "MALLOC_CONF")}}
         if self.spec.get("conv_backend"):  # the oneDNN variants: their OpenMP team size (set by configure_process)
             info["conv_backend"], info["OMP_NUM_THREADS"] = self.spec["conv_backend"], os.environ.get("OMP_NUM_THREADS")
         return info
@@ -381,6 +383,12 @@ class TorchWorker:
 
 
 def worker_main(kind: str, variant: str) -> None:
+    if kind == "jax" and VARIANTS[variant].get("setup") and VARIANTS[variant].get("split", True):
+        from jaxgen import xla_setup  # imports no JAX
+
+        environ = xla_setup.jemalloc_environ("train")  # as `jaxgen train` runs itself (where libjemalloc is)
+        if environ is not None:
+            os.execve(sys.executable, [sys.executable, *sys.argv], environ)
     out = sys.stdout
     sys.stdout = sys.stderr  # library prints must not corrupt the protocol
     worker = JaxWorker(variant) if kind == "jax" else TorchWorker(variant)
