@@ -386,9 +386,7 @@ def worker_main(kind: str, variant: str) -> None:
     if kind == "jax" and VARIANTS[variant].get("setup") and VARIANTS[variant].get("split", True):
         from jaxgen import xla_setup  # imports no JAX
 
-        environ = xla_setup.jemalloc_environ("train")  # as `jaxgen train` runs itself (where libjemalloc is)
-        if environ is not None:
-            os.execve(sys.executable, [sys.executable, *sys.argv], environ)
+        xla_setup.run_again_under_jemalloc("train", sys.argv)  # as `jaxgen train` runs itself
     out = sys.stdout
     sys.stdout = sys.stderr  # library prints must not corrupt the protocol
     worker = JaxWorker(variant) if kind == "jax" else TorchWorker(variant)

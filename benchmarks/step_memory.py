@@ -15,7 +15,7 @@ and ``minor_faults`` for the same reason). ``--malloc keep`` calls glibc's ``mal
 (``M_ARENA_MAX`` 1, ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` 2^31-1: one heap that is never given back) -- the
 measured alternative, not what jaxgen does (benchmarks/RESULTS.md: faster steps, but the heap ratchets up by the
 temporary's size every few dozen steps). ``--malloc jemalloc`` runs the script again under jemalloc
-(``LD_PRELOAD`` of the system's ``libjemalloc``, ``MALLOC_CONF`` :data:`JEMALLOC_CONF` unless set).
+(``LD_PRELOAD`` of the system's ``libjemalloc``, ``MALLOC_CONF`` ``xla_setup.JEMALLOC_CONF`` unless set).
 
 Writes one JSON object: ``steps`` (``[wall_s, sys_s, minor_faults, max_rss_mb]`` per step), ``median_s`` (steps 4
 on), the settings, the machine (``lscpu`` model and flags).
@@ -41,9 +41,6 @@ from jaxgen import xla_setup  # noqa: E402  (imports no JAX)
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
-# jemalloc for --malloc jemalloc: no separate arena (with immediate purging) for blocks over 8 MiB -- XLA:CPU's
-# per-execution temporary is one -- and freed pages kept 30 s before they go back to the kernel (default 10 s).
-JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:30000,muzzy_decay_ms:30000"
 
 
 def keep_heap() -> dict[str, int]:
@@ -57,14 +54,14 @@ def keep_heap() -> dict[str, int]:
 
 
 def with_jemalloc() -> None:
-    """Runs this script again under jemalloc (``LD_PRELOAD``: the allocator must be there before the process
-    starts) with :data:`JEMALLOC_CONF`, unless it already is; ``jaxgen: error:`` when no libjemalloc is installed."""
+    """Runs this script again under jemalloc as ``jaxgen train`` runs (``xla_setup.jemalloc_preloaded``: the
+    allocator must be there before the process starts), unless it already is -- whatever ``JAXGEN_MALLOC`` says:
+    asked for here; ``jaxgen: error:`` when no libjemalloc is installed."""
     if "jemalloc" in os.environ.get("LD_PRELOAD", ""):
         return
-    lib = ctypes.util.find_library("jemalloc")
-    if lib is None:
+    env = xla_setup.jemalloc_preloaded(os.environ)
+    if env is None:
         raise SystemExit("jaxgen: error: --malloc jemalloc needs libjemalloc (apt-get install libjemalloc2)")
-    env = dict(os.environ, LD_PRELOAD=lib, MALLOC_CONF=os.environ.get("MALLOC_CONF", JEMALLOC_CONF))
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 

@@ -73,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jaxgen: error: unknown command {argv[1]!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
     if from_command_line:  # the jaxgen process itself: a training command runs again under jemalloc (xla_setup)
-        environ = xla_setup.jemalloc_environ(argv[1])
-        if environ is not None:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.execve(sys.executable, [sys.executable, "-m", "jaxgen", *sys.argv[1:]], environ)
+        xla_setup.run_again_under_jemalloc(argv[1], ["-m", "jaxgen", *sys.argv[1:]])
     verbose = any(a in ("-v", "--verbose") for a in argv[2:])
     quiet_native_logs(verbose)
     if argv[1] == "train":

@@ -82,6 +82,8 @@ __all__ = [
     "MALLOC_ENV",
     "JEMALLOC_CONF",
     "jemalloc_environ",
+    "jemalloc_preloaded",
+    "run_again_under_jemalloc",
     "CACHE_ENV",
     "CACHE_KEYED_SOURCES",
     "code_key",
@@ -259,20 +261,37 @@ def omp_team(devices_in_use: int, environ: Mapping[str, str] | None = None, cpu_
     return omp_threads(devices_in_use, cpu_count) if environ.get(OMP_AUTO_ENV) == "1" else 0
 
 
-def jemalloc_environ(command: str, environ: Mapping[str, str] | None = None,
-                     find_library: Any = ctypes.util.find_library) -> dict[str, str] | None:
-    """The environment to run training ``command`` (:data:`SPLIT_HOST_COMMANDS`) again under jemalloc with, or
-    ``None``: another command, not Linux, already preloaded, opted out (``JAXGEN_MALLOC=system`` or
-    ``JAXGEN_XLA_DEFAULTS=0``) or no ``libjemalloc`` here. ``MALLOC_CONF`` the user set is kept."""
-    environ = os.environ if environ is None else environ
-    if (command not in SPLIT_HOST_COMMANDS or sys.platform != "linux" or not enabled(environ)
-            or environ.get(MALLOC_ENV, "jemalloc") == "system" or "jemalloc" in environ.get("LD_PRELOAD", "")):
-        return None
+def jemalloc_preloaded(environ: Mapping[str, str], find_library: Any = ctypes.util.find_library
+                       ) -> dict[str, str] | None:
+    """``environ`` with this machine's ``libjemalloc`` first in ``LD_PRELOAD`` (the user's preloads after it) and
+    ``MALLOC_CONF`` :data:`JEMALLOC_CONF` unless the user set one; ``None`` where no ``libjemalloc`` is found."""
     lib = find_library("jemalloc")
     if not lib:
         return None
     preload = " ".join(p for p in (lib, environ.get("LD_PRELOAD", "")) if p)
     return {**environ, "LD_PRELOAD": preload, "MALLOC_CONF": environ.get("MALLOC_CONF", JEMALLOC_CONF)}
+
+
+def jemalloc_environ(command: str, environ: Mapping[str, str] | None = None,
+                     find_library: Any = ctypes.util.find_library) -> dict[str, str] | None:
+    """The environment to run training ``command`` (:data:`SPLIT_HOST_COMMANDS`) again under jemalloc with
+    (:func:`jemalloc_preloaded`), or ``None``: another command, not Linux, already preloaded, opted out
+    (``JAXGEN_MALLOC=system`` or ``JAXGEN_XLA_DEFAULTS=0``) or no ``libjemalloc`` here."""
+    environ = os.environ if environ is None else environ
+    if (command not in SPLIT_HOST_COMMANDS or sys.platform != "linux" or not enabled(environ)
+            or environ.get(MALLOC_ENV, "jemalloc") == "system" or "jemalloc" in environ.get("LD_PRELOAD", "")):
+        return None
+    return jemalloc_preloaded(environ, find_library)
+
+
+def run_again_under_jemalloc(command: str, args: list[str]) -> None:
+    """Replaces this process by ``sys.executable *args`` under jemalloc where :func:`jemalloc_environ` gives an
+    environment for ``command`` (stdout and stderr flushed first); returns, doing nothing, elsewhere."""
+    environ = jemalloc_environ(command)
+    if environ is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, [sys.executable, *args], environ)
 
 
 def configure_process(environ: MutableMapping[str, str] | None = None, cpu_count: int | None = None,

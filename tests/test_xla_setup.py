@@ -425,6 +425,10 @@ def test_jemalloc_environ_only_for_training_commands_where_installed_and_wanted(
                              ("train", {"JAXGEN_XLA_DEFAULTS": "0"}), ("train", {"LD_PRELOAD": "/x/libjemalloc.so"})]:
         assert xla_setup.jemalloc_environ(command, environ, found) is None, (command, environ)
     assert xla_setup.jemalloc_environ("train", {}, lambda name: None) is None
+    # the environment itself, whatever the command (step_memory.py --malloc jemalloc asks for it directly)
+    assert xla_setup.jemalloc_preloaded({"JAXGEN_MALLOC": "system"}, found) == {
+        "JAXGEN_MALLOC": "system", "LD_PRELOAD": "libjemalloc.so.2", "MALLOC_CONF": xla_setup.JEMALLOC_CONF}
+    assert xla_setup.jemalloc_preloaded({}, lambda name: None) is None
     monkeypatch.setattr(sys, "platform", "darwin")
     assert xla_setup.jemalloc_environ("train", {}, found) is None
 
@@ -441,8 +445,8 @@ def test_the_jaxgen_process_runs_a_training_command_again_under_jemalloc(monkeyp
         raise SystemExit(0)
 
     monkeypatch.setattr(os, "execve", execve)
-    monkeypatch.setattr(xla_setup, "jemalloc_environ", lambda command: {"LD_PRELOAD": "j.so"} if command == "train"
-                        else None)
+    monkeypatch.setattr(xla_setup, "jemalloc_environ", lambda command, *a: {"LD_PRELOAD": "j.so"}
+                        if command == "train" else None)
     monkeypatch.setattr(sys, "argv", ["jaxgen", "--no-compile-cache", "train", "--config", "c.py"])
     with pytest.raises(SystemExit):
         cli.main()

@@ -514,12 +514,19 @@ def conv_transpose_nhwc(x: jax.Array, kernel: jax.Array, padding: Padding, compu
     return _ct_fwd(x, kernel, padding, compute_dtype, strides)[0]
 
 
+def _transposed_hw(x_shape: Sequence[int], kernel_shape: Sequence[int], padding: Padding,
+                   strides: Strides) -> tuple[int, int]:
+    """The output size of the transposed convolution of ``x [N,H,W,C]`` (= the input size of the convolution
+    ``F`` it transposes, ``padding`` ``F``'s): ``((H - 1) sh + kh - top - bottom, (W - 1) sw + kw - left - right)``."""
+    (top, bottom), (left, right) = padding
+    return ((x_shape[1] - 1) * strides[0] + kernel_shape[0] - top - bottom,
+            (x_shape[2] - 1) * strides[1] + kernel_shape[1] - left - right)
+
+
 def _ct_fwd(x, kernel, padding, compute_dtype, strides):
     cd = jnp.dtype(compute_dtype)
     xc, kc = x.astype(cd), kernel.astype(cd)
-    (top, bottom), (left, right) = padding
-    (kh, kw), (sh, sw) = kernel.shape[:2], strides
-    hw = ((x.shape[1] - 1) * sh + kh - top - bottom, (x.shape[2] - 1) * sw + kw - left - right)
+    hw = _transposed_hw(x.shape, kernel.shape, padding, strides)
     y = _bwd_data_op(xc, kc, padding, tuple(strides), jnp.result_type(x, kernel), hw)
     return y, _Res((xc, kc, jnp.dtype(x.dtype), jnp.dtype(kernel.dtype)))
 
@@ -549,9 +556,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padd
     if (pads is not None and len(pads) == 2 and x.ndim == 4 and len(strides) == 2 and min(strides) >= 1
             and _onednn_dtypes(x, kernel)):
         conv_pad = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]), (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
-        n, h, w, _ = x.shape
-        z_shape = (n, (h - 1) * strides[0] + kh - sum(conv_pad[0]), (w - 1) * strides[1] + kw - sum(conv_pad[1]),
-                   kernel.shape[2])  # the input of the convolution this transposes
+        z_shape = (x.shape[0], *_transposed_hw(x.shape, kernel.shape, conv_pad, strides), kernel.shape[2])
         if (min(min(p) for p in conv_pad) >= 0
                 and not reference_kernels(z_shape, kernel.shape, conv_pad, strides, compute_dtype)):
             return conv_transpose_nhwc(x, kernel, conv_pad, jnp.dtype(compute_dtype), strides)
