@@ -382,8 +382,14 @@ class TorchWorker:
             self.torch._dynamo.reset()
 
 
-def worker_main(kind: str, variant: str) -> None:
-    if kind == "jax" and VARIANTS[variant].get("setup") and VARIANTS[variant].get("split", True):
+def worker_main(kind: str, variant: str, jemalloc: bool | None = None) -> None:
+    """One worker process. ``jemalloc``: run again under jemalloc as ``jaxgen train`` does; by default where
+    ``variant`` is one of this file's jax variants with jaxgen's setup (other benchmarks reusing these workers
+    with variants of their own say so themselves)."""
+    if jemalloc is None:
+        spec = VARIANTS.get(variant, {}) if kind == "jax" else {}
+        jemalloc = bool(spec.get("setup")) and spec.get("split", True)
+    if jemalloc:
         from jaxgen import xla_setup  # imports no JAX
 
         xla_setup.run_again_under_jemalloc("train", sys.argv)  # as `jaxgen train` runs itself

@@ -143,7 +143,7 @@ class TorchWorker(compare_torch.TorchWorker):
 def worker_main(kind: str, variant: str) -> None:
     compare_torch.JaxWorker, compare_torch.TorchWorker = JaxWorker, TorchWorker
     compare_torch.SMOKE_CASES.update(SMOKE_CASES)
-    compare_torch.worker_main(kind, variant)
+    compare_torch.worker_main(kind, variant, jemalloc=False)  # as measured before jemalloc: kept comparable
 
 
 class Proc(compare_torch.Proc):
