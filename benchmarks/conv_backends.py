@@ -55,6 +55,13 @@ TRAIN_CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
                                                    ("degradation.context_size", "192")]),
     # SRGAN: SRResNet and the VGG-style discriminator
     "srgan_b4_32": ("configs/srgan.py", [("batch_size", "4")]),
+    # the SR configs' own batches and patches
+    "rcan_b16_48": ("configs/rcan.py", []),
+    "srresnet_b16_32": ("configs/srresnet.py", []),
+    "srcnn_b64_11": ("configs/srcnn.py", []),
+    "espcn_b64_17": ("configs/espcn.py", []),
+    # pix2pix: the U-Net generator and the BatchNorm PatchGAN (aligned pairs from the contents folder, both sides)
+    "pix2pix_b1_256": ("configs/pix2pix.py", [("batch_size", "1"), ("data.source", "folder")]),
 }
 # name: (network, kwargs, input side, scale)
 FORWARD_CASES: dict[str, tuple[str, dict, int]] = {
@@ -67,6 +74,17 @@ FORWARD_CASES: dict[str, tuple[str, dict, int]] = {
     "fwd_resnet_256": ("resnet", {}, 256),
     "fwd_unet_256": ("unet", {}, 256),
     "fwd_adain_vgg_256": ("adain_vgg", {}, 256),
+    # the rest of `jaxgen upscale`'s networks (zoo and trained configs), one image
+    "fwd_rcan_64": ("rcan", {"scale": 4}, 64),
+    "fwd_srresnet_128": ("srresnet", {"scale": 4}, 128),
+    "fwd_srcnn_256": ("srcnn", {"scale": 3}, 256),
+    "fwd_espcn_256": ("espcn", {"scale": 3}, 256),
+    "fwd_fsrcnn_256": ("fsrcnn", {"scale": 3}, 256),
+    "fwd_vdsr_256": ("vdsr", {"scale": 3}, 256),
+    "fwd_waifu2x_upconv7_256": ("waifu2x_upconv7", {"scale": 2}, 256),
+    "fwd_waifu2x_cunet_256": ("waifu2x_cunet", {"scale": 2}, 256),
+    "fwd_realcugan_256": ("realcugan", {"scale": 2}, 256),
+    "fwd_realcugan_x4_128": ("realcugan", {"scale": 4}, 128),
 }
 
 
@@ -103,6 +121,11 @@ def train_case(name: str, steps: int, backends: list[str]) -> dict:
         "esrgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "realesrgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "srgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
+        "rcan_b16_48": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
+        "srresnet_b16_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
+        "srcnn_b64_11": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
+        "espcn_b64_17": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
+        "pix2pix_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/contents")],
     }.get(name, [])
     config = load_config(str(ROOT / spec), overrides + extra)
     task = get_task(config.task)(config)
@@ -164,7 +187,8 @@ def forward_case(name: str, steps: int, backends: list[str]) -> dict:
     net, kwargs, side = FORWARD_CASES[name]
     model = models.build(net, **kwargs)
     x = jnp.asarray(np.random.default_rng(0).random((1, side, side, 3), dtype=np.float32))
-    init_side = side if net == "unet" else 16  # the U-Net needs its full depth's multiple
+    # the U-Net needs its full depth's multiple; CUNet and Real-CUGAN crop more than 16 px away
+    init_side = side if net in ("unet", "waifu2x_cunet", "realcugan") else 16
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, init_side, init_side, 3)))["params"]
     fns, outs, first_s = {}, {}, {}
     for backend in backends:

@@ -51,7 +51,7 @@ steps excepted.
 too) through oneDNN on CPU. The default ``"auto"`` (the config's and the inference commands') takes it for
 float32 on the CPUs where it measured faster (:data:`ONEDNN_TRAIN_CPU_FLAGS`: Intel Xeons with AVX-512 and AMX or
 AVX512-FP16; :data:`ONEDNN_TRAIN_CPU_NETWORKS`: on AVX2 CPUs without AVX-512, AMD Zen 3, the train steps and
-forwards of the networks measured faster there -- every one measured but TransformerNet) when its extra and a
+forwards of the networks measured faster there -- every network but TransformerNet) when its extra and a
 compiler are installed (``onednn_conv.resolve``), XLA's convolutions otherwise.
 :func:`configure_process` then also sets ``OMP_NUM_THREADS`` to cores / XLA CPU devices (one oneDNN thread per
 device on the 2-device mesh) unless the user set it, before GNU OpenMP loads; a train step on fewer devices (an
@@ -153,12 +153,17 @@ ONEDNN_TRAIN_CPU_FLAGS: tuple[frozenset[str], ...] = (frozenset({"avx512f", "amx
 # (RRDBNet + VGG-style discriminator) 5.85 vs 9.28 s, SRGAN's (SRResNet + the same) 2.57 vs 3.92 s, Real-ESRGAN's
 # (RRDBNet + spectral-norm U-Net discriminator) 10.1 vs 14.5 s, AdaIN's 13.9 vs 15.8 s; forwards 256 px: SRVGG
 # compact 0.58 vs 0.76 s, CycleGAN's generator 0.68 vs 2.47 s, pix2pix's U-Net 0.17 vs 0.29 s, AdaIN's VGG encoder
-# 0.24 vs 0.66 s. TransformerNet stays slower with oneDNN (step 3.26 vs 2.49 s; forward 0.47 vs 0.24 s); the
-# others (RCAN, the small SR nets, the sr-vulkan zoo's) are unmeasured there.
+# 0.24 vs 0.66 s. TransformerNet stays slower with oneDNN (step 3.26 vs 2.49 s; forward 0.47 vs 0.24 s). The rest
+# (RESULTS.md, the 18:00 section of 2026-12-07): steps RCAN b16 31.6 vs 38.0 s, SRResNet b16 2.45 vs 5.24, SRCNN
+# b64 0.10 vs 0.23, ESPCN b64 0.034 vs 0.052, pix2pix (U-Net + BatchNorm PatchGAN) 1.18 vs 6.54; forwards of the
+# zoo's sr-vulkan networks at 256 px: waifu2x upconv_7 0.50 vs 2.22 s, waifu2x CUNet 0.94 vs 3.84, Real-CUGAN x2
+# 0.96 vs 3.79 (x4 at 128 px: 0.37 vs 1.33); RCAN x4 64 px 1.07 vs 1.99, VDSR 4.80 vs 5.73, SRCNN 0.35 vs 0.46,
+# FSRCNN 0.08 vs 0.16, ESPCN 0.038 vs 0.053.
 ONEDNN_TRAIN_CPU_NETWORKS: tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], ...] = (
     (frozenset({"avx2", "fma"}), frozenset({"avx512f"}),
      frozenset({"edsr", "rrdbnet", "resnet", "patchgan", "unet", "patchgan_bn", "vgg_style", "unet_sn",
-                "srresnet", "srvgg_compact", "adain_vgg", "adain_decoder"})),)
+                "srresnet", "srvgg_compact", "adain_vgg", "adain_decoder", "rcan", "srcnn", "espcn", "fsrcnn",
+                "vdsr", "waifu2x_upconv7", "waifu2x_cunet", "realcugan"})),)
 # With oneDNN's float32 convolutions these networks' repeated blocks stay one scan in the train step (RRDBNet x4
 # b4: 2.02 s a step scanned vs 2.30 s unrolled, first step 10 s vs 44 s); the others unroll (EDSR b16 1.22 vs 1.41 s).
 ONEDNN_SCAN_F32: frozenset[str] = frozenset({"rrdbnet"})
