@@ -62,6 +62,9 @@ TRAIN_CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "espcn_b64_17": ("configs/espcn.py", []),
     # pix2pix: the U-Net generator and the BatchNorm PatchGAN (aligned pairs from the contents folder, both sides)
     "pix2pix_b1_256": ("configs/pix2pix.py", [("batch_size", "1"), ("data.source", "folder")]),
+    # ... with pix2pixHD's multi-scale discriminator (three instance-norm PatchGANs, in no config's default)
+    "pix2pix_msd_b1_256": ("configs/pix2pix.py", [("batch_size", "1"), ("data.source", "folder"),
+                                                  ("disc.name", "multiscale_patchgan")]),
 }
 # name: (network, kwargs, input side, scale)
 FORWARD_CASES: dict[str, tuple[str, dict, int]] = {
@@ -126,6 +129,7 @@ def train_case(name: str, steps: int, backends: list[str]) -> dict:
         "srcnn_b64_11": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "espcn_b64_17": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "pix2pix_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/contents")],
+        "pix2pix_msd_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/contents")],
     }.get(name, [])
     config = load_config(str(ROOT / spec), overrides + extra)
     task = get_task(config.task)(config)

@@ -158,12 +158,12 @@ ONEDNN_TRAIN_CPU_FLAGS: tuple[frozenset[str], ...] = (frozenset({"avx512f", "amx
 # b64 0.10 vs 0.23, ESPCN b64 0.034 vs 0.052, pix2pix (U-Net + BatchNorm PatchGAN) 1.18 vs 6.54; forwards of the
 # zoo's sr-vulkan networks at 256 px: waifu2x upconv_7 0.50 vs 2.22 s, waifu2x CUNet 0.94 vs 3.84, Real-CUGAN x2
 # 0.96 vs 3.79 (x4 at 128 px: 0.37 vs 1.33); RCAN x4 64 px 1.07 vs 1.99, VDSR 4.80 vs 5.73, SRCNN 0.35 vs 0.46,
-# FSRCNN 0.08 vs 0.16, ESPCN 0.038 vs 0.053.
+# FSRCNN 0.08 vs 0.16, ESPCN 0.038 vs 0.053; pix2pix with the multi-scale PatchGAN 1.25 vs 6.87 s.
 ONEDNN_TRAIN_CPU_NETWORKS: tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], ...] = (
     (frozenset({"avx2", "fma"}), frozenset({"avx512f"}),
      frozenset({"edsr", "rrdbnet", "resnet", "patchgan", "unet", "patchgan_bn", "vgg_style", "unet_sn",
                 "srresnet", "srvgg_compact", "adain_vgg", "adain_decoder", "rcan", "srcnn", "espcn", "fsrcnn",
-                "vdsr", "waifu2x_upconv7", "waifu2x_cunet", "realcugan"})),)
+                "vdsr", "waifu2x_upconv7", "waifu2x_cunet", "realcugan", "multiscale_patchgan"})),)
 # With oneDNN's float32 convolutions these networks' repeated blocks stay one scan in the train step (RRDBNet x4
 # b4: 2.02 s a step scanned vs 2.30 s unrolled, first step 10 s vs 44 s); the others unroll (EDSR b16 1.22 vs 1.41 s).
 ONEDNN_SCAN_F32: frozenset[str] = frozenset({"rrdbnet"})

@@ -108,3 +108,21 @@ def test_unknown_style_is_a_clear_error():
     config = load_config(SPEC, RUN + [("style", "no_such_style")])
     with pytest.raises(ValueError, match="style 'no_such_style': no such image file"):
         get_task(config.task)(config).consts()
+
+
+def test_multiscale_discriminator_player():
+    """``disc.name = 'multiscale_patchgan'`` (a tuple of logit maps): the D loss sums the scales and the logit
+    metrics average the scales' means (the step cast one map to float32: a tuple crashed it)."""
+    config = load_config(SPEC, RUN + [("disc.name", "multiscale_patchgan"), ("disc.kwargs.num_d", "2"),
+                                      ("disc.kwargs.n_layers", "1")])
+    task = get_task(config.task)(config)
+    consts, _ = task.consts()
+    state = jax.jit(task.init)()
+    assert set(state.players["discriminator"].params) == {"scale0", "scale1"}
+    batch = next(iter(task.make_data(0, 1)))
+    new, metrics = jax.jit(task.step)(state, batch, consts)
+    d_params = state.players["discriminator"].params
+    real = jax.jit(task.discriminator.apply)({"params": d_params}, batch["style"])
+    assert isinstance(real, tuple) and len(real) == 2
+    assert float(metrics["d_real_logit"]) == pytest.approx(float((real[0].mean() + real[1].mean()) / 2), rel=1e-5)
+    assert bool(metrics["finite"]) and int(new.players["discriminator"].opt_state[0].count) == 1

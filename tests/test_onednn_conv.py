@@ -97,7 +97,7 @@ def test_auto_prefers_onednn_on_avx2_without_avx512_for_the_measured_train_steps
     """``ONEDNN_TRAIN_CPU_NETWORKS``: on an AVX2 CPU without AVX-512 (AMD Zen 3) oneDNN for the EDSR and RRDBNet
     train steps and forwards, the CycleGAN / pix2pix, ESRGAN, AdaIN and RCAN steps and the sr-vulkan zoo's
     forwards, where it measured faster; not for a step with any other network in it (TransformerNet measured
-    slower; the multi-scale PatchGAN unmeasured), not where the network is unknown (no
+    slower; a network not yet measured), not where the network is unknown (no
     networks), not on Zen 4 (AVX-512, unmeasured) nor in bf16; ``networks=None`` (before the task is known) says
     whether some network may take it."""
     assert xla_setup.prefers_onednn(True, {}, ZEN3, ["edsr"])
@@ -111,8 +111,9 @@ def test_auto_prefers_onednn_on_avx2_without_avx512_for_the_measured_train_steps
     assert xla_setup.prefers_onednn(True, {}, ZEN3, ["rcan"])
     for zoo_net in ("waifu2x_upconv7", "waifu2x_cunet", "realcugan"):  # upscale's forwards, 4x faster
         assert xla_setup.prefers_onednn(True, {}, ZEN3, [zoo_net])
-    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["multiscale_patchgan"])  # unmeasured
-    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["resnet", "multiscale_patchgan"])
+    assert xla_setup.prefers_onednn(True, {}, ZEN3, ["unet", "multiscale_patchgan"])
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["a_new_network"])  # unmeasured
+    assert not xla_setup.prefers_onednn(True, {}, ZEN3, ["resnet", "a_new_network"])
     assert not xla_setup.prefers_onednn(True, {}, ZEN3, [])
     assert not xla_setup.prefers_onednn(False, {}, ZEN3, ["edsr"])
     assert not xla_setup.prefers_onednn(True, {"JAXGEN_XLA_DEFAULTS": "0"}, ZEN3, ["edsr"])

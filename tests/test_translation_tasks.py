@@ -139,6 +139,37 @@ def test_pix2pix_discriminator_first_then_generator_against_updated_d():
     assert float(metrics["loss_G_L1"]) == pytest.approx(100 * float(jnp.abs(fake - y).mean()), rel=1e-5)
 
 
+def test_multiscale_discriminator_trains_in_pix2pix_and_cyclegan():
+    """``disc.name = 'multiscale_patchgan'`` (pix2pixHD's, a tuple of logit maps) in both translation steps: the
+    losses sum over the scales and the logit metrics average the scales' means (the steps cast one map to float32:
+    a tuple crashed them with an AttributeError)."""
+    msd = (("disc.name", "multiscale_patchgan"), ("disc.num_d", "2"))
+    pix = _task(f"{PIX2PIX}:tiny", *msd, ("disc.n_layers", "2"))  # its second scale sees 16 px
+    state = jax.jit(pix.init)()
+    assert set(state.players["D"].params) == {"scale0", "scale1"}
+    rng = np.random.default_rng(3)
+    a = jnp.asarray(rng.uniform(0, 1, (2, 32, 32, 3)), jnp.float32)
+    new, metrics = jax.jit(pix.step)(state, {"A": a, "B": 1 - a}, {})
+    x, y = a * 2 - 1, (1 - a) * 2 - 1
+    d = jax.jit(pix._d)
+    real = d(state.players["D"].params, x, y)
+    assert isinstance(real, tuple) and len(real) == 2 and real[1].shape[1] < real[0].shape[1]
+    assert all(r.dtype == jnp.float32 for r in real)
+    assert float(metrics["d_real_logit"]) == pytest.approx(float((real[0].mean() + real[1].mean()) / 2), rel=1e-5)
+    assert bool(metrics["finite"]) and int(new.players["D"].opt_state[0].count) == 1
+
+    cyc = _task(f"{CYCLEGAN}:tiny", *PARITY_CYCLEGAN[:6], *msd)
+    state = jax.jit(cyc.init)()
+    batch = {k: jnp.asarray(rng.uniform(0, 1, (2, 32, 32, 3)), jnp.float32) for k in "AB"}
+    new, metrics = jax.jit(cyc.step)(state, batch, {})
+    d_a = jax.jit(cyc._d)
+    fake_B = jax.jit(cyc.generator.apply)({"params": state.players["G_A"].params}, batch["A"] * 2 - 1)
+    logits = d_a(state.players["D_A"].params, fake_B)
+    by_scale = [float(losses_lib.gan_g_loss(z, kind="lsgan")) for z in logits]
+    assert float(metrics["loss_G_A"]) == pytest.approx(sum(by_scale), rel=1e-5)
+    assert bool(metrics["finite"])
+
+
 def test_linear_decay_schedule_and_adam_betas():
     """Official lr_policy 'linear' (n_epochs=100 constant, n_epochs_decay=100 to zero), per step here."""
     task = _task(CYCLEGAN, ("optim.kwargs.b2", "0.999"))

@@ -26,7 +26,8 @@ from jaxgen.config import ConfigError
 from jaxgen.train.state import TrainState
 
 __all__ = ["Batch", "DTYPES", "METRIC_FINITE", "METRIC_G_GRAD_NORM", "METRIC_D_GRAD_NORM", "METRIC_LOSS",
-           "METRIC_LR", "OLD_METRIC_NAMES", "Task", "TaskVariant", "build_model", "compute_dtype", "section_kwargs"]
+           "METRIC_LR", "OLD_METRIC_NAMES", "Task", "TaskVariant", "build_model", "compute_dtype", "float32_logits",
+           "mean_logit", "section_kwargs"]
 
 Batch = dict[str, jax.Array]
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -119,3 +120,18 @@ def build_model(name: str, kwargs: dict[str, Any], where: str) -> nn.Module:
         return models.build(name, **kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config.{where}: {e}") from None
+
+
+def float32_logits(logits: Any) -> Any:
+    """A discriminator's output in float32: one logit map, or a tuple of them for a multi-scale discriminator
+    (``multiscale_patchgan``: the GAN losses sum over the scales)."""
+    if isinstance(logits, (tuple, list)):
+        return tuple(x.astype(jnp.float32) for x in logits)
+    return logits.astype(jnp.float32)
+
+
+def mean_logit(logits: Any) -> jax.Array:
+    """The mean logit (a metric): of the one map, or the mean of the scales' means."""
+    if isinstance(logits, (tuple, list)):
+        return jnp.mean(jnp.stack([jnp.mean(x) for x in logits]))
+    return jnp.mean(logits)

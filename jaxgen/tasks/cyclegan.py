@@ -49,6 +49,7 @@ from jaxgen.train import optim
 from jaxgen.train.state import (STREAM_DROPOUT, STREAM_POOL, TrainState, apply_gradients, init_key, new_player,
                                 new_state, step_key)
 from jaxgen.tasks import translation_base as tb
+from jaxgen.tasks.common import float32_logits
 from jaxgen.tasks.image_pool import new_pool, query_pool
 from jaxgen.data.image_domains import check_data_config, eval_images, SYNTHETIC, translation_data_config
 from jaxgen.data.unpaired import make_unpaired_iterator
@@ -135,7 +136,7 @@ class CycleGANTask:
         return self.generator.apply({"params": params}, x, train=True, rngs={"dropout": key}).astype(jnp.float32)
 
     def _d(self, params: Any, x: jax.Array) -> jax.Array:
-        return self.discriminator.apply({"params": params}, x).astype(jnp.float32)
+        return float32_logits(self.discriminator.apply({"params": params}, x))
 
     def generator_losses(self, g_params: dict[str, Any], d_params: dict[str, Any], real_A: jax.Array,
                          real_B: jax.Array, key: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], jax.Array, jax.Array]]:

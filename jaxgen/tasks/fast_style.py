@@ -43,7 +43,7 @@ from jaxgen.config import ConfigError, optim_config, shared_data_dir
 from jaxgen.models import onednn_conv
 from jaxgen.models.vgg import VGGFeatures, vgg_layer_names
 from jaxgen.style.objective import tv_squared
-from jaxgen.tasks.common import build_model, compute_dtype, section_kwargs
+from jaxgen.tasks.common import build_model, compute_dtype, float32_logits, mean_logit, section_kwargs
 from jaxgen.train import optim
 from jaxgen.train.state import TrainState, apply_gradients, init_key, new_player, new_state
 from jaxgen.data import cache_root
@@ -228,7 +228,7 @@ class FastStyleTask:
         d = state.players.get("discriminator")
 
         def d_logits(d_params, img):
-            return self.discriminator.apply({"params": d_params}, img).astype(jnp.float32)
+            return float32_logits(self.discriminator.apply({"params": d_params}, img))
 
         def g_loss_fn(params):
             y = self.generator.apply({"params": params}, x).astype(jnp.float32)
@@ -251,7 +251,7 @@ class FastStyleTask:
 
             def d_loss_fn(d_params):
                 real, fk = d_logits(d_params, batch["style"]), d_logits(d_params, fake)
-                return losses_lib.gan_d_loss(real, fk, kind=self.gan_kind), (real.mean(), fk.mean())
+                return losses_lib.gan_d_loss(real, fk, kind=self.gan_kind), (mean_logit(real), mean_logit(fk))
 
             (d_loss, (rm, fm)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d.params)
             players["discriminator"] = apply_gradients(d, d_grads, self.d_tx)

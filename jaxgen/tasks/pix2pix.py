@@ -43,6 +43,7 @@ from jaxgen.config import ConfigError, optim_config
 from jaxgen.train import optim
 from jaxgen.train.state import STREAM_DROPOUT, TrainState, apply_gradients, init_key, new_player, new_state, step_key
 from jaxgen.tasks import translation_base as tb
+from jaxgen.tasks.common import float32_logits, mean_logit
 from jaxgen.data.image_domains import (center_square, check_data_config, eval_images, eval_size, SYNTHETIC, translation_data_config)
 from jaxgen.data.paired import make_paired_iterator, split_ab
 
@@ -117,7 +118,7 @@ class Pix2PixTask:
         return (a, b) if self.config.direction == "AtoB" else (b, a)
 
     def _d(self, params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-        return self.discriminator.apply({"params": params}, jnp.concatenate([x, y], axis=-1)).astype(jnp.float32)
+        return float32_logits(self.discriminator.apply({"params": params}, jnp.concatenate([x, y], axis=-1)))
 
     def step(self, state: TrainState, batch: Batch, consts: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         """One pix2pix iteration (module doc); ``batch = {'A', 'B'}`` float32 [B,H,W,3] in [0, 1]."""
@@ -135,7 +136,7 @@ class Pix2PixTask:
         def d_loss_fn(dp):
             pred_fake = self._d(dp, x, jax.lax.stop_gradient(fake))
             pred_real = self._d(dp, x, y)
-            return 0.5 * losses_lib.gan_d_loss(pred_real, pred_fake, kind=kind), (pred_real.mean(), pred_fake.mean())
+            return 0.5 * losses_lib.gan_d_loss(pred_real, pred_fake, kind=kind), (mean_logit(pred_real), mean_logit(pred_fake))
 
         (d_loss, (real_logit, fake_logit)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d.params)
         d = apply_gradients(d, d_grads, self.tx)

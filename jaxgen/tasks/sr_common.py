@@ -216,12 +216,6 @@ def perceptual_parts(p: dict[str, Any] | None, sr: jax.Array, target: jax.Array,
     return parts
 
 
-def mean_logit(logits: Any) -> jax.Array:
-    if isinstance(logits, (tuple, list)):
-        return jnp.mean(jnp.stack([jnp.mean(x) for x in logits]))
-    return jnp.mean(logits)
-
-
 # ------------------------------------------------------------------------------------------ Real-ESRGAN
 
 

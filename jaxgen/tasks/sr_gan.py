@@ -28,10 +28,10 @@ import optax
 from jaxgen import losses as losses_lib
 from jaxgen.config import ConfigError, optim_config
 from jaxgen.models.discriminators import is_stateful
-from jaxgen.tasks.common import Batch
+from jaxgen.tasks.common import Batch, float32_logits, mean_logit
 from jaxgen.tasks.sr_common import (ContentLoss, InitWeights, SRValidation, add_degradation, build_discriminator,
                                     build_generator, ema_decay, example_shapes, init_generator, make_pairs,
-                                    make_sr_data, mean_logit, resolve_data_config, sr_default_config)
+                                    make_sr_data, resolve_data_config, sr_default_config)
 from jaxgen.train import optim
 from jaxgen.train.state import STREAM_NOISE, TrainState, apply_gradients, init_key, new_player, new_state, step_key
 
@@ -136,8 +136,7 @@ class SRGANTask:
                 out = self.discriminator.apply(variables, x, update_stats=False)
         else:
             out = self.discriminator.apply({"params": d_params}, x)
-        out = tuple(o.astype(jnp.float32) for o in out) if isinstance(out, (tuple, list)) else out.astype(jnp.float32)
-        return out, collections
+        return float32_logits(out), collections
 
     def step(self, state: TrainState, batch: Batch, consts: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         """Generator update (content terms + adversarial term through the current D), then D update on the GAN
