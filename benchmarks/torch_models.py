@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -210,6 +211,36 @@ class CycleGAN:
         """One iteration on NCHW batches in [-1, 1]; lambda_A = lambda_B = 10, identity 0.5 (official defaults)."""
         return self.official.optimize_parameters(self.forward, self.opt_G, self.opt_D, *self.pools, self.criterion,
                                                  0.5, 10.0, 10.0, real_A, real_B, nets=self.nets)
+
+
+class ESRGAN:
+    """The official ESRGAN GAN-stage iteration (``tools/parity/torch_sr_gan.optimize_parameters``: BasicSR's
+    ``ESRGANModel`` at 8d56e3a) as ``configs/esrgan.py`` sets it: RRDBNet x4 (23 blocks), the VGG-style
+    discriminator on 128 px, VGG19 ``conv5_4`` L1 perceptual loss (torchvision's ``vgg19().features``, random
+    weights: the timing does not depend on them), pixel L1 0.01, relativistic GAN 0.005, Adam(0.9, 0.99) 1e-4 for
+    both players, EMA 0.999. Eager only: the official ``model_ema`` matches parameter names, which a compiled
+    module renames."""
+
+    def __init__(self):
+        import copy
+
+        official = _script("parity/torch_sr_gan.py")
+        self.official = official
+        self.net_g, self.net_d = official.RRDBNet(3, 3, scale=4), official.VGGStyleDiscriminator(3, 64, input_size=128)
+        self.net_g_ema = copy.deepcopy(self.net_g).eval()
+        vgg = {f"features.{k}": v for k, v in torchvision.models.vgg19(weights=None).features[:35].state_dict().items()}
+        self.percep = official.PerceptualLoss({"conv5_4": 1.0}, vgg, perceptual_weight=1.0, criterion="l1")
+        self.gan = official.GANLoss("vanilla", 1.0, 0.0, loss_weight=5e-3)
+        adam = lambda net: torch.optim.Adam(net.parameters(), 1e-4, betas=(0.9, 0.99))
+        self.opt_g, self.opt_d = adam(self.net_g), adam(self.net_d)
+
+    def parameters(self):
+        return itertools.chain(self.net_g.parameters(), self.net_d.parameters())
+
+    def step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration on NCHW batches in [0, 1] (LR 32 px, HR 128 px)."""
+        return self.official.optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d, 0.01,
+                                                 self.percep, self.gan, 0.999, lq, gt)
 
 
 def build(name: str, scale: int) -> nn.Module:

@@ -301,6 +301,47 @@ def optimizers(case, net_g, net_d):
 # ---------------------------------------------------------------- ESRGANModel.optimize_parameters
 
 
+def optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, cri_pix_weight, cri_perceptual, cri_gan,
+                        ema_decay, lq, gt):
+    """``ESRGANModel.optimize_parameters`` (one iteration on NCHW ``lq``/``gt``) and ``model_ema``; returns the
+    logged terms as tensors."""
+    # optimize net_g
+    for p in net_d.parameters():
+        p.requires_grad = False
+    optimizer_g.zero_grad()
+    output = net_g(lq)
+    l_g_total = 0
+    l_g_pix = cri_pix_weight * F.l1_loss(output, gt, reduction='mean')
+    l_g_total += l_g_pix
+    l_g_percep, l_g_style = cri_perceptual(output, gt)
+    l_g_total += l_g_percep
+    real_d_pred = net_d(gt).detach()
+    fake_g_pred = net_d(output)
+    l_g_real = cri_gan(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
+    l_g_fake = cri_gan(fake_g_pred - torch.mean(real_d_pred), True, is_disc=False)
+    l_g_gan = (l_g_real + l_g_fake) / 2
+    l_g_total += l_g_gan
+    l_g_total.backward()
+    optimizer_g.step()
+    # optimize net_d
+    for p in net_d.parameters():
+        p.requires_grad = True
+    optimizer_d.zero_grad()
+    fake_d_pred = net_d(output).detach()
+    real_d_pred = net_d(gt)
+    l_d_real = cri_gan(real_d_pred - torch.mean(fake_d_pred), True, is_disc=True) * 0.5
+    l_d_real.backward()
+    fake_d_pred = net_d(output.detach())
+    l_d_fake = cri_gan(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
+    l_d_fake.backward()
+    optimizer_d.step()
+    if ema_decay > 0:
+        model_ema(net_g, net_g_ema, decay=ema_decay)
+    return dict(l_g_pix=l_g_pix, l_g_percep=l_g_percep, l_g_gan=l_g_gan, l_g_total=l_g_total,
+                l_d_total=l_d_real + l_d_fake, out_d_real=torch.mean(real_d_pred.detach()),
+                out_d_fake=torch.mean(fake_d_pred.detach()))
+
+
 def main():
     args = parse()
     case = load_case(args.case)
@@ -325,41 +366,8 @@ def main():
         current_iter = i + 1
         update_learning_rate(schedulers, current_iter)
         lq, gt = batch(case, "lr", i), batch(case, "hr", i)
-        # optimize net_g
-        for p in net_d.parameters():
-            p.requires_grad = False
-        optimizer_g.zero_grad()
-        output = net_g(lq)
-        l_g_total = 0
-        l_g_pix = cri_pix_weight * F.l1_loss(output, gt, reduction='mean')
-        l_g_total += l_g_pix
-        l_g_percep, l_g_style = cri_perceptual(output, gt)
-        l_g_total += l_g_percep
-        real_d_pred = net_d(gt).detach()
-        fake_g_pred = net_d(output)
-        l_g_real = cri_gan(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
-        l_g_fake = cri_gan(fake_g_pred - torch.mean(real_d_pred), True, is_disc=False)
-        l_g_gan = (l_g_real + l_g_fake) / 2
-        l_g_total += l_g_gan
-        l_g_total.backward()
-        optimizer_g.step()
-        # optimize net_d
-        for p in net_d.parameters():
-            p.requires_grad = True
-        optimizer_d.zero_grad()
-        fake_d_pred = net_d(output).detach()
-        real_d_pred = net_d(gt)
-        l_d_real = cri_gan(real_d_pred - torch.mean(fake_d_pred), True, is_disc=True) * 0.5
-        l_d_real.backward()
-        fake_d_pred = net_d(output.detach())
-        l_d_fake = cri_gan(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
-        l_d_fake.backward()
-        optimizer_d.step()
-        if ema_decay > 0:
-            model_ema(net_g, net_g_ema, decay=ema_decay)
-        values = dict(l_g_pix=l_g_pix, l_g_percep=l_g_percep, l_g_gan=l_g_gan, l_g_total=l_g_total,
-                      l_d_total=l_d_real + l_d_fake, out_d_real=torch.mean(real_d_pred.detach()),
-                      out_d_fake=torch.mean(fake_d_pred.detach()))
+        values = optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, cri_pix_weight, cri_perceptual,
+                                     cri_gan, ema_decay, lq, gt)
         for t in terms:
             losses[t].append(float(values[t].item()))
     out = {}
