@@ -47,7 +47,9 @@ devices, as ``jaxgen train`` runs it, with oneDNN's team on the idle device's co
 (``xla_setup.omp_team``). ``esrgan_b4`` is ESRGAN's GAN-stage iteration at batch 4 (LR 32 px, HR 128):
 jaxgen's ``sr_gan`` task step (``configs/esrgan.py``: RRDBNet x4, the VGG-style discriminator, VGG19 ``conv5_4``
 perceptual loss, relativistic GAN, EMA) against BasicSR's ``ESRGANModel.optimize_parameters``
-(``torch_models.ESRGAN``, eager only).
+(``torch_models.ESRGAN``, eager only). ``adain_b8`` is AdaIN's iteration at its official batch 8, 256 px:
+jaxgen's ``adain`` task step (``configs/adain.py``) against pytorch-AdaIN's ``train.py`` loop body
+(``torch_models.AdaIN``).
 Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
 ``jaxgen.inference.make_apply``). Each worker's setup runs the step (or forward) twice, untimed but for the first
 call (``first_step_s``, compile included), before the interleaved rounds (since 2026-12-07: the jax worker ran it
@@ -83,6 +85,7 @@ CASES: dict[str, tuple[str, str, int, int, int]] = {
     "unet_b1": ("train", "unet_generator", 1, 1, 256),
     "cyclegan_b1": ("train", "cyclegan", 1, 1, 256),  # the whole iteration: 2 generators, 2 discriminators
     "esrgan_b4": ("train", "esrgan", 4, 4, 32),  # ESRGAN's GAN stage: RRDBNet, VGG-style D, VGG19 loss, EMA
+    "adain_b8": ("train", "adain", 1, 8, 256),  # AdaIN's iteration: VGG19 encoder (frozen), decoder, 256 px
     "fwd_edsr_256": ("forward", "edsr", 2, 1, 256),
     "fwd_rrdb_64": ("forward", "rrdbnet", 4, 1, 64),
     "fwd_style_256": ("forward", "transformer_net", 1, 1, 256),
@@ -238,6 +241,18 @@ class JaxWorker:
             step_fn, init_fn = task.step, task.init
             networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))
             lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
+        elif kind == "train" and net == "adain":
+            from jaxgen.config import load_config
+            from jaxgen.tasks import get_task
+
+            from jaxgen import xla_setup
+
+            config = load_config(str(ROOT / "configs" / "adain.py"), [("batch_size", str(batch))])
+            task = get_task(config.task)(config)
+            step_fn, init_fn = task.step, task.init
+            networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))  # adain_decoder, adain_vgg
+            consts = jax.device_put(task.consts()[0], repl)  # the frozen encoder
+            lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
         elif kind == "train" and net == "esrgan":
             from jaxgen.config import load_config
             from jaxgen.tasks import get_task
@@ -276,8 +291,8 @@ class JaxWorker:
                 lr, hr = np.stack([lr] * k), np.stack([hr] * k)
             step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                            **kwargs)
-            data = parallel.global_batch({"A": lr, "B": hr} if net == "cyclegan" else {"lr": lr, "hr": hr}, mesh,
-                                         stacked=k > 1)
+            keys = {"cyclegan": ("A", "B"), "adain": ("content", "style")}.get(net, ("lr", "hr"))
+            data = parallel.global_batch(dict(zip(keys, (lr, hr))), mesh, stacked=k > 1)
             state, m = step(state, data, consts)
             jax.block_until_ready((state, m))
             first = time.perf_counter() - t0
@@ -358,6 +373,15 @@ class TorchWorker:
             model.step(a, b)
             model.step(a, b)
             self.cases[name] = lambda: model.step(a, b)
+            return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
+                    "devices_used": 1}
+        if net == "adain":
+            model = torch_models.AdaIN()
+            content, style = (torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32)) for _ in range(2))
+            t0 = time.perf_counter()
+            model.step(content, style)
+            model.step(content, style)
+            self.cases[name] = lambda: model.step(content, style)
             return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
                     "devices_used": 1}
         if net == "esrgan":

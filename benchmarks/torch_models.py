@@ -243,6 +243,26 @@ class ESRGAN:
                                                  self.percep, self.gan, 0.999, lq, gt)
 
 
+class AdaIN:
+    """The official AdaIN training iteration (``tools/parity/torch_adain.train_step``: naoto0804/pytorch-AdaIN at
+    47950d0, ``train.py``'s loop body) as ``configs/adain.py`` sets it: the VGG19 encoder to relu4_1 (random
+    weights: the timing does not depend on them), the 256/128/64 decoder, content weight 1, style 10, Adam 1e-4
+    on the decoder."""
+
+    def __init__(self):
+        official = _script("parity/torch_adain.py")
+        self.official = official
+        self.network = official.Net(official.vgg, official.make_decoder()).train()
+        self.opt = torch.optim.Adam(self.network.decoder.parameters(), lr=1e-4)
+
+    def parameters(self):
+        return self.network.decoder.parameters()
+
+    def step(self, content: torch.Tensor, style: torch.Tensor):
+        """One iteration on NCHW batches in [0, 1]."""
+        return self.official.train_step(self.network, self.opt, content, style, 1.0, 10.0)
+
+
 def build(name: str, scale: int) -> nn.Module:
     if name == "edsr":
         return EDSR(scale)

@@ -180,6 +180,20 @@ def nchw(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
+def train_step(network, optimizer, content, style, content_weight, style_weight):
+    """``train.py``'s loop body after ``adjust_learning_rate``: one Adam step of the decoder on NCHW batches;
+    returns the weighted ``(loss_c, loss_s)``."""
+    loss_c, loss_s = network(content, style)
+    loss_c = content_weight * loss_c
+    loss_s = style_weight * loss_s
+    loss = loss_c + loss_s
+
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss_c, loss_s
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--case", required=True)
@@ -203,14 +217,7 @@ def main() -> None:
     for i, (content, style) in enumerate(zip(case["batch/content"], case["batch/style"])):
         for param_group in optimizer.param_groups:  # adjust_learning_rate(optimizer, iteration_count=i)
             param_group['lr'] = lr / (1.0 + lr_decay * i)
-        loss_c, loss_s = network(nchw(content), nchw(style))
-        loss_c = content_weight * loss_c
-        loss_s = style_weight * loss_s
-        loss = loss_c + loss_s
-
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss_c, loss_s = train_step(network, optimizer, nchw(content), nchw(style), content_weight, style_weight)
         losses["content"].append(loss_c.item())
         losses["style"].append(loss_s.item())
     out = {f"losses/{k}": np.asarray(v, np.float64) for k, v in losses.items()}
