@@ -49,7 +49,9 @@ jaxgen's ``sr_gan`` task step (``configs/esrgan.py``: RRDBNet x4, the VGG-style 
 perceptual loss, relativistic GAN, EMA) against BasicSR's ``ESRGANModel.optimize_parameters``
 (``torch_models.ESRGAN``, eager only). ``adain_b8`` is AdaIN's iteration at its official batch 8, 256 px:
 jaxgen's ``adain`` task step (``configs/adain.py``) against pytorch-AdaIN's ``train.py`` loop body
-(``torch_models.AdaIN``).
+(``torch_models.AdaIN``). ``pix2pix_b1`` is the whole pix2pix iteration (``configs/pix2pix.py``: ``unet_256``
+with dropout, the BatchNorm PatchGAN) against ``Pix2PixModel.optimize_parameters`` (``torch_models.Pix2Pix``,
+eager only).
 Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
 ``jaxgen.inference.make_apply``). Each worker's setup runs the step (or forward) twice, untimed but for the first
 call (``first_step_s``, compile included), before the interleaved rounds (since 2026-12-07: the jax worker ran it
@@ -84,6 +86,7 @@ CASES: dict[str, tuple[str, str, int, int, int]] = {
     "cyclegan_g_b1": ("train", "resnet_generator", 1, 1, 256),
     "unet_b1": ("train", "unet_generator", 1, 1, 256),
     "cyclegan_b1": ("train", "cyclegan", 1, 1, 256),  # the whole iteration: 2 generators, 2 discriminators
+    "pix2pix_b1": ("train", "pix2pix", 1, 1, 256),  # the whole iteration: U-Net, BatchNorm PatchGAN
     "esrgan_b4": ("train", "esrgan", 4, 4, 32),  # ESRGAN's GAN stage: RRDBNet, VGG-style D, VGG19 loss, EMA
     "adain_b8": ("train", "adain", 1, 8, 256),  # AdaIN's iteration: VGG19 encoder (frozen), decoder, 256 px
     "fwd_edsr_256": ("forward", "edsr", 2, 1, 256),
@@ -229,15 +232,15 @@ class JaxWorker:
             c.compute_dtype = self.spec.get("compute_dtype", "float32")
             task = get_task("sr")(c)
             step_fn, init_fn, networks = task.step, task.init, (net,)
-        elif kind == "train" and net == "cyclegan":
+        elif kind == "train" and net in ("cyclegan", "pix2pix"):
             from jaxgen.config import load_config
             from jaxgen.tasks import get_task
 
             from jaxgen import xla_setup
 
-            config = load_config(str(ROOT / "configs" / "cyclegan.py"))
-            task = get_task("cyclegan")(config)
-            # the names `jaxgen train` resolves `auto` with: {'resnet', 'patchgan'}
+            config = load_config(str(ROOT / "configs" / f"{net}.py"))
+            task = get_task(net)(config)
+            # the names `jaxgen train` resolves `auto` with: {'resnet', 'patchgan'} / {'unet', 'patchgan_bn'}
             step_fn, init_fn = task.step, task.init
             networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))
             lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
@@ -291,7 +294,7 @@ class JaxWorker:
                 lr, hr = np.stack([lr] * k), np.stack([hr] * k)
             step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                            **kwargs)
-            keys = {"cyclegan": ("A", "B"), "adain": ("content", "style")}.get(net, ("lr", "hr"))
+            keys = {"cyclegan": ("A", "B"), "pix2pix": ("A", "B"), "adain": ("content", "style")}.get(net, ("lr", "hr"))
             data = parallel.global_batch(dict(zip(keys, (lr, hr))), mesh, stacked=k > 1)
             state, m = step(state, data, consts)
             jax.block_until_ready((state, m))
@@ -366,8 +369,11 @@ class TorchWorker:
 
         kind, net, scale, batch, side = case
         rng = np.random.default_rng(0)
-        if net == "cyclegan":
-            model = torch_models.CycleGAN(torch.compile if self.compile else (lambda m: m))
+        if net in ("cyclegan", "pix2pix"):
+            if net == "pix2pix" and self.compile:
+                raise ValueError("pix2pix_b1: eager only")
+            model = (torch_models.CycleGAN(torch.compile if self.compile else (lambda m: m)) if net == "cyclegan"
+                     else torch_models.Pix2Pix())
             a, b = (torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32)) * 2 - 1 for _ in range(2))
             t0 = time.perf_counter()
             model.step(a, b)

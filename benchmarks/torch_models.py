@@ -243,6 +243,28 @@ class ESRGAN:
                                                  self.percep, self.gan, 0.999, lq, gt)
 
 
+class Pix2Pix:
+    """The official pix2pix iteration (``tools/parity/torch_pix2pix.optimize_parameters``:
+    junyanz/pytorch-CycleGAN-and-pix2pix ``Pix2PixModel``) as ``configs/pix2pix.py`` sets it: ``unet_256`` with
+    batch norm and dropout, the batch-norm PatchGAN (n_layers 3) on the 6-channel pairs, vanilla GAN, L1 x 100,
+    Adam 2e-4 (0.5, 0.999)."""
+
+    def __init__(self):
+        tg, self.official = _translation_goldens(), _script("parity/torch_pix2pix.py")
+        self.netG, self.netD = tg.unet(8, 64, "batch", dropout=True).train(), tg.patchgan(6, 64, 3, "batch").train()
+        adam = lambda net: torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_G, self.opt_D = adam(self.netG), adam(self.netD)
+        self.gan, self.l1 = self.official.GANLoss("vanilla"), torch.nn.L1Loss()
+
+    def parameters(self):
+        return itertools.chain(self.netG.parameters(), self.netD.parameters())
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor):
+        """One iteration on NCHW batches in [-1, 1]."""
+        return self.official.optimize_parameters(self.netG, self.netD, self.opt_G, self.opt_D, self.gan, self.l1,
+                                                 100.0, real_A, real_B)
+
+
 class AdaIN:
     """The official AdaIN training iteration (``tools/parity/torch_adain.train_step``: naoto0804/pytorch-AdaIN at
     47950d0, ``train.py``'s loop body) as ``configs/adain.py`` sets it: the VGG19 encoder to relu4_1 (random

@@ -29,6 +29,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torch_cyclegan import GANLoss, export, load, nchw_signed, set_requires_grad, tg  # noqa: E402
 
 
+def optimize_parameters(netG, netD, optimizer_G, optimizer_D, criterionGAN, criterionL1, lambda_L1, real_A, real_B):
+    """``Pix2PixModel.optimize_parameters`` on NCHW batches in [-1, 1]: D step, then G step against the updated D;
+    returns ``(loss_G_GAN, loss_G_L1, loss_D)``."""
+    fake_B = netG(real_A)  # forward()
+    # update D
+    set_requires_grad(netD, True)
+    optimizer_D.zero_grad()
+    fake_AB = torch.cat((real_A, fake_B), 1)  # fake_AB_pool.query(...) with pool_size 0
+    pred_fake = netD(fake_AB.detach())
+    loss_D_fake = criterionGAN(pred_fake, False)
+    real_AB = torch.cat((real_A, real_B), 1)
+    pred_real = netD(real_AB)
+    loss_D_real = criterionGAN(pred_real, True)
+    loss_D = (loss_D_fake + loss_D_real) * 0.5
+    loss_D.backward()
+    optimizer_D.step()
+    # update G
+    set_requires_grad(netD, False)
+    optimizer_G.zero_grad()
+    fake_AB = torch.cat((real_A, fake_B), 1)
+    pred_fake = netD(fake_AB)
+    loss_G_GAN = criterionGAN(pred_fake, True)
+    loss_G_L1 = criterionL1(fake_B, real_B) * lambda_L1
+    loss_G = loss_G_GAN + loss_G_L1
+    loss_G.backward()
+    optimizer_G.step()
+    return loss_G_GAN, loss_G_L1, loss_D
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", required=True)
@@ -56,29 +85,8 @@ def main() -> None:
     losses = {"G_GAN": [], "G_L1": [], "D": []}
     for a, b in zip(case["batch/A"], case["batch/B"]):
         real_A, real_B = nchw_signed(a), nchw_signed(b)
-        fake_B = netG(real_A)  # forward()
-        # update D
-        set_requires_grad(netD, True)
-        optimizer_D.zero_grad()
-        fake_AB = torch.cat((real_A, fake_B), 1)  # fake_AB_pool.query(...) with pool_size 0
-        pred_fake = netD(fake_AB.detach())
-        loss_D_fake = criterionGAN(pred_fake, False)
-        real_AB = torch.cat((real_A, real_B), 1)
-        pred_real = netD(real_AB)
-        loss_D_real = criterionGAN(pred_real, True)
-        loss_D = (loss_D_fake + loss_D_real) * 0.5
-        loss_D.backward()
-        optimizer_D.step()
-        # update G
-        set_requires_grad(netD, False)
-        optimizer_G.zero_grad()
-        fake_AB = torch.cat((real_A, fake_B), 1)
-        pred_fake = netD(fake_AB)
-        loss_G_GAN = criterionGAN(pred_fake, True)
-        loss_G_L1 = criterionL1(fake_B, real_B) * lambda_L1
-        loss_G = loss_G_GAN + loss_G_L1
-        loss_G.backward()
-        optimizer_G.step()
+        loss_G_GAN, loss_G_L1, loss_D = optimize_parameters(netG, netD, optimizer_G, optimizer_D, criterionGAN,
+                                                            criterionL1, lambda_L1, real_A, real_B)
         for k, v in (("G_GAN", loss_G_GAN), ("G_L1", loss_G_L1), ("D", loss_D)):
             losses[k].append(v.item())
     out = {f"losses/{k}": np.asarray(v, np.float64) for k, v in losses.items()}
