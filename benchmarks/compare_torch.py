@@ -51,7 +51,9 @@ perceptual loss, relativistic GAN, EMA) against BasicSR's ``ESRGANModel.optimize
 jaxgen's ``adain`` task step (``configs/adain.py``) against pytorch-AdaIN's ``train.py`` loop body
 (``torch_models.AdaIN``). ``pix2pix_b1`` is the whole pix2pix iteration (``configs/pix2pix.py``: ``unet_256``
 with dropout, the BatchNorm PatchGAN) against ``Pix2PixModel.optimize_parameters`` (``torch_models.Pix2Pix``,
-eager only).
+eager only). ``fast_style_b4`` is the whole fast-style iteration (``configs/fast_style.py``: TransformerNet, the
+frozen VGG16's content and style losses) against pytorch/examples' ``train`` loop body
+(``torch_models.FastStyle``), where ``style_b4`` times the TransformerNet alone.
 Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
 ``jaxgen.inference.make_apply``). Each worker's setup runs the step (or forward) twice, untimed but for the first
 call (``first_step_s``, compile included), before the interleaved rounds (since 2026-12-07: the jax worker ran it
@@ -86,6 +88,7 @@ CASES: dict[str, tuple[str, str, int, int, int]] = {
     "cyclegan_g_b1": ("train", "resnet_generator", 1, 1, 256),
     "unet_b1": ("train", "unet_generator", 1, 1, 256),
     "cyclegan_b1": ("train", "cyclegan", 1, 1, 256),  # the whole iteration: 2 generators, 2 discriminators
+    "fast_style_b4": ("train", "fast_style", 1, 4, 256),  # the whole iteration: TransformerNet, VGG16 losses
     "pix2pix_b1": ("train", "pix2pix", 1, 1, 256),  # the whole iteration: U-Net, BatchNorm PatchGAN
     "esrgan_b4": ("train", "esrgan", 4, 4, 32),  # ESRGAN's GAN stage: RRDBNet, VGG-style D, VGG19 loss, EMA
     "adain_b8": ("train", "adain", 1, 8, 256),  # AdaIN's iteration: VGG19 encoder (frozen), decoder, 256 px
@@ -244,6 +247,18 @@ class JaxWorker:
             step_fn, init_fn = task.step, task.init
             networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))
             lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
+        elif kind == "train" and net == "fast_style":
+            from jaxgen.config import load_config
+            from jaxgen.tasks import get_task
+
+            from jaxgen import xla_setup
+
+            config = load_config(str(ROOT / "configs" / "fast_style.py"), [("batch_size", str(batch))])
+            task = get_task(config.task)(config)
+            step_fn, init_fn = task.step, task.init
+            networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))  # transformer_net
+            consts = jax.device_put(task.consts()[0], repl)  # the frozen VGG16 and the style image's Grams
+            lr = hr = rng.random((batch, side, side, 3), dtype=np.float32)
         elif kind == "train" and net == "adain":
             from jaxgen.config import load_config
             from jaxgen.tasks import get_task
@@ -294,7 +309,8 @@ class JaxWorker:
                 lr, hr = np.stack([lr] * k), np.stack([hr] * k)
             step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                            **kwargs)
-            keys = {"cyclegan": ("A", "B"), "pix2pix": ("A", "B"), "adain": ("content", "style")}.get(net, ("lr", "hr"))
+            keys = {"cyclegan": ("A", "B"), "pix2pix": ("A", "B"), "adain": ("content", "style"),
+                    "fast_style": ("content",)}.get(net, ("lr", "hr"))
             data = parallel.global_batch(dict(zip(keys, (lr, hr))), mesh, stacked=k > 1)
             state, m = step(state, data, consts)
             jax.block_until_ready((state, m))
@@ -379,6 +395,15 @@ class TorchWorker:
             model.step(a, b)
             model.step(a, b)
             self.cases[name] = lambda: model.step(a, b)
+            return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
+                    "devices_used": 1}
+        if net == "fast_style":
+            model = torch_models.FastStyle(batch, side)
+            x = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32)).mul(255)
+            t0 = time.perf_counter()
+            model.step(x.clone())
+            model.step(x.clone())
+            self.cases[name] = lambda: model.step(x.clone())  # normalize_batch divides its input in place
             return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
                     "devices_used": 1}
         if net == "adain":

@@ -243,6 +243,30 @@ class ESRGAN:
                                                  self.percep, self.gan, 0.999, lq, gt)
 
 
+class FastStyle:
+    """The official fast-style iteration (``tools/parity/torch_fast_style.train_step``: pytorch/examples
+    ``fast_neural_style`` at 77f55b9) as ``configs/fast_style.py`` sets it: TransformerNet (32 channels, 5
+    residual blocks), VGG16 to relu4_3 (torchvision's layers, random weights: the timing does not depend on them),
+    content at relu2_2 x 1e5, four style Grams x 1e10, Adam 1e-3."""
+
+    def __init__(self, batch: int, side: int):
+        official = _script("parity/torch_fast_style.py")
+        self.official = official
+        self.net = official.TransformerNet(32, 5).train()
+        self.vgg = official.Vgg16(torchvision.models.vgg16(weights=None).features[:23], requires_grad=False)
+        style = torch.rand(1, 3, side, side).mul(255).repeat(batch, 1, 1, 1)
+        with torch.no_grad():
+            self.gram_style = [official.gram_matrix(y) for y in self.vgg(official.normalize_batch(style))]
+        self.opt, self.mse = torch.optim.Adam(self.net.parameters(), 1e-3), torch.nn.MSELoss()
+
+    def parameters(self):
+        return self.net.parameters()
+
+    def step(self, x: torch.Tensor):
+        """One iteration on an NCHW batch in [0, 255]."""
+        return self.official.train_step(self.net, self.opt, self.vgg, self.mse, self.gram_style, 1e5, 1e10, x)
+
+
 class Pix2Pix:
     """The official pix2pix iteration (``tools/parity/torch_pix2pix.optimize_parameters``:
     junyanz/pytorch-CycleGAN-and-pix2pix ``Pix2PixModel``) as ``configs/pix2pix.py`` sets it: ``unet_256`` with

@@ -179,6 +179,33 @@ def to_tensor_255(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).mul(255)
 
 
+def train_step(transformer, optimizer, vgg, mse_loss, gram_style, content_weight, style_weight, x):
+    """``train``'s loop body on one NCHW batch in [0, 255]; returns ``(content_loss, style_loss)``."""
+    n_batch = len(x)
+    optimizer.zero_grad()
+
+    y = transformer(x)
+
+    y = normalize_batch(y)
+    x = normalize_batch(x)
+
+    features_y = vgg(y)
+    features_x = vgg(x)
+
+    content_loss = content_weight * mse_loss(features_y.relu2_2, features_x.relu2_2)
+
+    style_loss = 0.
+    for ft_y, gm_s in zip(features_y, gram_style):
+        gm_y = gram_matrix(ft_y)
+        style_loss += mse_loss(gm_y, gm_s[:n_batch, :, :])
+    style_loss *= style_weight
+
+    total_loss = content_loss + style_loss
+    total_loss.backward()
+    optimizer.step()
+    return content_loss, style_loss
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--case", required=True)
@@ -208,29 +235,8 @@ def main() -> None:
     losses = {"content": [], "style": []}
     transformer.train()
     for step, batch in enumerate(batches):
-        x = to_tensor_255(batch)
-        n_batch = len(x)
-        optimizer.zero_grad()
-
-        y = transformer(x)
-
-        y = normalize_batch(y)
-        x = normalize_batch(x)
-
-        features_y = vgg(y)
-        features_x = vgg(x)
-
-        content_loss = content_weight * mse_loss(features_y.relu2_2, features_x.relu2_2)
-
-        style_loss = 0.
-        for ft_y, gm_s in zip(features_y, gram_style):
-            gm_y = gram_matrix(ft_y)
-            style_loss += mse_loss(gm_y, gm_s[:n_batch, :, :])
-        style_loss *= style_weight
-
-        total_loss = content_loss + style_loss
-        total_loss.backward()
-        optimizer.step()
+        content_loss, style_loss = train_step(transformer, optimizer, vgg, mse_loss, gram_style, content_weight,
+                                              style_weight, to_tensor_255(batch))
         if step == 0:
             grads = {k: p.grad.detach().numpy().copy() for k, p in transformer.named_parameters()}
         losses["content"].append(content_loss.item())
