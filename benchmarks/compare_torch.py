@@ -39,6 +39,7 @@ compile / first-step seconds, peak RSS of the worker so far, and the load averag
 Cases: the train step is Adam (lr 1e-4) + L1 on a fixed random batch (data loading excluded; see
 ``loader.py``). ``style_b4`` trains the fast-style TransformerNet with an L1 loss to a fixed target (the
 perceptual loss's frozen VGG is the same on both sides and left out: the step measures the trained network).
+``rcan_b16`` trains RCAN x2 (``configs/rcan.py``'s batch and patch) the same way against ``torch_models.RCAN``.
 ``cyclegan_g_b1`` / ``unet_b1`` train CycleGAN's ResNet-9 generator / pix2pix's ``unet_256`` the same way (batch
 1 at 256 px, as their protocols; no dropout on either side). ``cyclegan_b1`` is the whole CycleGAN iteration at
 256 px: jaxgen's ``cyclegan`` task step (``configs/cyclegan.py``: two generators, two PatchGANs, image pools)
@@ -84,6 +85,7 @@ CASES: dict[str, tuple[str, str, int, int, int]] = {
     "edsr_b16": ("train", "edsr", 2, 16, 48),
     "edsr_b4": ("train", "edsr", 2, 4, 48),
     "rrdb_b4": ("train", "rrdbnet", 4, 4, 32),
+    "rcan_b16": ("train", "rcan", 2, 16, 48),  # configs/rcan.py's batch and patch (10 groups x 20 RCABs)
     "style_b4": ("train", "transformer_net", 1, 4, 256),
     "cyclegan_g_b1": ("train", "resnet_generator", 1, 1, 256),
     "unet_b1": ("train", "unet_generator", 1, 1, 256),
@@ -224,7 +226,7 @@ class JaxWorker:
         if kind == "train" and n_dev == 1 and mesh.devices.size > 1:
             mesh = parallel.make_mesh(jax.devices()[:1])
             repl, bsh = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-        if kind == "train" and net in ("edsr", "rrdbnet"):
+        if kind == "train" and net in ("edsr", "rrdbnet", "rcan"):
             from jaxgen.tasks import base_config
             from jaxgen.tasks import get_task
 

@@ -80,6 +80,57 @@ class EDSR(nn.Module):
         return self.tail(x) + self.mean
 
 
+class CALayer(nn.Module):
+    """RCAN's channel attention (yulunzhang/RCAN ``RCAN_TrainCode/code/model/rcan.py`` ``CALayer``)."""
+
+    def __init__(self, c: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_du = nn.Sequential(nn.Conv2d(c, c // reduction, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(c // reduction, c, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv_du(self.avg_pool(x))
+
+
+class RCAB(nn.Module):
+    def __init__(self, c: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3(c, c), nn.ReLU(inplace=True), conv3(c, c), CALayer(c, reduction))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + x
+
+
+class ResidualGroup(nn.Module):
+    def __init__(self, c: int, num_blocks: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*[RCAB(c) for _ in range(num_blocks)], conv3(c, c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + x
+
+
+class RCAN(nn.Module):
+    """RCAN (the official ``rcan.py``'s layout): 10 groups x 20 RCABs, 64 features, reduction 16, EDSR's tail."""
+
+    def __init__(self, scale: int = 2, num_feat: int = 64, num_groups: int = 10, num_blocks: int = 20) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1))
+        self.head = conv3(3, num_feat)
+        self.body = nn.Sequential(*[ResidualGroup(num_feat, num_blocks) for _ in range(num_groups)],
+                                  conv3(num_feat, num_feat))
+        ups: list[nn.Module] = []
+        for _ in range(int(math.log2(scale))):
+            ups += [conv3(num_feat, 4 * num_feat), nn.PixelShuffle(2)]
+        self.tail = nn.Sequential(*ups, conv3(num_feat, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x - self.mean)
+        x = self.body(x) + x
+        return self.tail(x) + self.mean
+
+
 class ResidualDenseBlock(nn.Module):
     def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
         super().__init__()
@@ -316,6 +367,8 @@ def build(name: str, scale: int) -> nn.Module:
         if scale != 4:
             raise ValueError("the RRDBNet twin is x4 only")
         return RRDBNet()
+    if name == "rcan":
+        return RCAN(scale)
     if name == "transformer_net":
         return TransformerNet()
     if name == "resnet_generator":
