@@ -379,6 +379,37 @@ class TorchWorker:
     def info(self) -> dict:
         return {"torch": self.torch.__version__, "threads": self.torch.get_num_threads()}
 
+    def _iteration(self, net: str, batch: int, side: int, scale: int, rng) -> tuple | None:
+        """``(model, step)`` for the cases that time a whole official iteration (``torch_models``' twins); None
+        for a network trained alone."""
+        import numpy as np
+        import torch
+
+        import torch_models
+
+        def images(n_side: int, count: int = 1):
+            return [torch.from_numpy(rng.random((batch, 3, n_side, n_side), dtype=np.float32)) for _ in range(count)]
+
+        if self.compile and net in ("pix2pix", "fast_style", "adain", "esrgan"):
+            # esrgan: the official model_ema matches names a compiled module renames
+            raise ValueError(f"{net}: eager only")
+        if net in ("cyclegan", "pix2pix"):
+            model = (torch_models.CycleGAN(torch.compile if self.compile else (lambda m: m)) if net == "cyclegan"
+                     else torch_models.Pix2Pix())
+            a, b = (x * 2 - 1 for x in images(side, 2))
+            return model, lambda: model.step(a, b)
+        if net == "fast_style":
+            model, (x,) = torch_models.FastStyle(batch, side), images(side)
+            x = x.mul(255)
+            return model, lambda: model.step(x.clone())  # normalize_batch divides its input in place
+        if net == "adain":
+            model, (content, style) = torch_models.AdaIN(), images(side, 2)
+            return model, lambda: model.step(content, style)
+        if net == "esrgan":
+            model, (lq,), (gt,) = torch_models.ESRGAN(), images(side), images(side * scale)
+            return model, lambda: model.step(lq, gt)
+        return None
+
     def setup(self, name: str, case: tuple) -> dict:
         import numpy as np
         import torch
@@ -387,46 +418,13 @@ class TorchWorker:
 
         kind, net, scale, batch, side = case
         rng = np.random.default_rng(0)
-        if net in ("cyclegan", "pix2pix"):
-            if net == "pix2pix" and self.compile:
-                raise ValueError("pix2pix_b1: eager only")
-            model = (torch_models.CycleGAN(torch.compile if self.compile else (lambda m: m)) if net == "cyclegan"
-                     else torch_models.Pix2Pix())
-            a, b = (torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32)) * 2 - 1 for _ in range(2))
+        iteration = self._iteration(net, batch, side, scale, rng)  # a whole task iteration (an official step)
+        if iteration is not None:
+            model, step = iteration
             t0 = time.perf_counter()
-            model.step(a, b)
-            model.step(a, b)
-            self.cases[name] = lambda: model.step(a, b)
-            return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
-                    "devices_used": 1}
-        if net == "fast_style":
-            model = torch_models.FastStyle(batch, side)
-            x = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32)).mul(255)
-            t0 = time.perf_counter()
-            model.step(x.clone())
-            model.step(x.clone())
-            self.cases[name] = lambda: model.step(x.clone())  # normalize_batch divides its input in place
-            return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
-                    "devices_used": 1}
-        if net == "adain":
-            model = torch_models.AdaIN()
-            content, style = (torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32)) for _ in range(2))
-            t0 = time.perf_counter()
-            model.step(content, style)
-            model.step(content, style)
-            self.cases[name] = lambda: model.step(content, style)
-            return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
-                    "devices_used": 1}
-        if net == "esrgan":
-            if self.compile:
-                raise ValueError("esrgan_b4: eager only (the official model_ema matches names a compiled module renames)")
-            model = torch_models.ESRGAN()
-            lq = torch.from_numpy(rng.random((batch, 3, side, side), dtype=np.float32))
-            gt = torch.from_numpy(rng.random((batch, 3, side * scale, side * scale), dtype=np.float32))
-            t0 = time.perf_counter()
-            model.step(lq, gt)
-            model.step(lq, gt)
-            self.cases[name] = lambda: model.step(lq, gt)
+            step()
+            step()
+            self.cases[name] = step
             return {"params": sum(p.numel() for p in model.parameters()), "first_step_s": time.perf_counter() - t0,
                     "devices_used": 1}
         model = torch_models.build(net, scale)

@@ -111,24 +111,14 @@ class ResidualGroup(nn.Module):
         return self.body(x) + x
 
 
-class RCAN(nn.Module):
-    """RCAN (the official ``rcan.py``'s layout): 10 groups x 20 RCABs, 64 features, reduction 16, EDSR's tail."""
+class RCAN(EDSR):
+    """RCAN (the official ``rcan.py``'s layout): EDSR's mean shift, head and tail around 10 groups x 20 RCABs, 64
+    features, reduction 16."""
 
     def __init__(self, scale: int = 2, num_feat: int = 64, num_groups: int = 10, num_blocks: int = 20) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1))
-        self.head = conv3(3, num_feat)
+        super().__init__(scale, num_feat, num_blocks=0)
         self.body = nn.Sequential(*[ResidualGroup(num_feat, num_blocks) for _ in range(num_groups)],
                                   conv3(num_feat, num_feat))
-        ups: list[nn.Module] = []
-        for _ in range(int(math.log2(scale))):
-            ups += [conv3(num_feat, 4 * num_feat), nn.PixelShuffle(2)]
-        self.tail = nn.Sequential(*ups, conv3(num_feat, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(x - self.mean)
-        x = self.body(x) + x
-        return self.tail(x) + self.mean
 
 
 class ResidualDenseBlock(nn.Module):
