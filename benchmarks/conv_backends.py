@@ -115,22 +115,15 @@ def train_case(name: str, steps: int, backends: list[str]) -> dict:
     spec, overrides = TRAIN_CASES[name]
     shared = os.environ.get("JAXGEN_SHARED", str(ROOT.parent / "shared"))
     data = f"{shared}/data"
+    t91 = [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")]  # every SR case's batches
+    pairs = [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/contents")]  # pix2pix's
     extra = {
         "fast_style_b4_256": [("data.train_dir", f"{data}/style/contents")],
         "adain_b8_256": [("data.content_dir", f"{data}/style/contents")],
-        "edsr_b16_48": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "rrdbnet_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
         "cyclegan_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/styles")],
-        "esrgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "realesrgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "srgan_b4_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "rcan_b16_48": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "srresnet_b16_32": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "srcnn_b64_11": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "espcn_b64_17": [("data.source", "folder"), ("data.train_dir", f"{data}/sr-train/T91")],
-        "pix2pix_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/contents")],
-        "pix2pix_msd_b1_256": [("data.dir_a", f"{data}/style/contents"), ("data.dir_b", f"{data}/style/contents")],
-    }.get(name, [])
+        "pix2pix_b1_256": pairs,
+        "pix2pix_msd_b1_256": pairs,
+    }.get(name, t91)
     config = load_config(str(ROOT / spec), overrides + extra)
     task = get_task(config.task)(config)
     mesh = parallel.make_mesh(parallel.devices_for_batch(config.batch_size))  # as the loop

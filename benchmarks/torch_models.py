@@ -20,6 +20,7 @@ Layer layouts follow the official code, so the parameter counts equal jaxgen's (
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import itertools
 import math
@@ -263,8 +264,6 @@ class ESRGAN:
     module renames."""
 
     def __init__(self):
-        import copy
-
         official = _script("parity/torch_sr_gan.py")
         self.official = official
         self.net_g, self.net_d = official.RRDBNet(3, 3, scale=4), official.VGGStyleDiscriminator(3, 64, input_size=128)
