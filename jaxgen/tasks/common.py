@@ -123,15 +123,17 @@ def build_model(name: str, kwargs: dict[str, Any], where: str) -> nn.Module:
 
 
 def float32_logits(logits: Any) -> Any:
-    """A discriminator's output in float32: one logit map, or a tuple of them for a multi-scale discriminator
-    (``multiscale_patchgan``: the GAN losses sum over the scales)."""
+    """A discriminator's output in float32: one logit map (e.g. a PatchGAN's ``[B,h,w,1]``, a VGG-style
+    discriminator's ``[B,1]``), or a tuple of maps, finest first, for a multi-scale discriminator
+    (``multiscale_patchgan``, pix2pixHD's: ``jaxgen.losses``' GAN losses sum over the scales)."""
     if isinstance(logits, (tuple, list)):
         return tuple(x.astype(jnp.float32) for x in logits)
     return logits.astype(jnp.float32)
 
 
 def mean_logit(logits: Any) -> jax.Array:
-    """The mean logit (a metric): of the one map, or the mean of the scales' means."""
+    """The mean logit, a scalar (the ``d_real_logit`` / ``d_fake_logit`` metrics): of the one map, or the mean of
+    the scales' means (each scale counts once, whatever its size)."""
     if isinstance(logits, (tuple, list)):
         return jnp.mean(jnp.stack([jnp.mean(x) for x in logits]))
     return jnp.mean(logits)
