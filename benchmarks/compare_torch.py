@@ -48,7 +48,15 @@ devices, as ``jaxgen train`` runs it, with oneDNN's team on the idle device's co
 (``xla_setup.omp_team``). ``esrgan_b4`` is ESRGAN's GAN-stage iteration at batch 4 (LR 32 px, HR 128):
 jaxgen's ``sr_gan`` task step (``configs/esrgan.py``: RRDBNet x4, the VGG-style discriminator, VGG19 ``conv5_4``
 perceptual loss, relativistic GAN, EMA) against BasicSR's ``ESRGANModel.optimize_parameters``
-(``torch_models.ESRGAN``, eager only). ``adain_b8`` is AdaIN's iteration at its official batch 8, 256 px:
+(``torch_models.ESRGAN``, eager only). ``srgan_b4`` is the same for SRGAN as BasicSR trains it
+(``configs/srgan.py:basicsr``: MSRResNet x4, the BatchNorm VGG-style discriminator, the same perceptual loss,
+vanilla GAN, EMA) against ``SRGANModel.optimize_parameters`` (``torch_models.SRGAN``, eager only).
+``realesrgan_b4`` is Real-ESRGAN's GAN-stage iteration (``configs/realesrgan.py``: RRDBNet x4, the spectral-norm
+U-Net discriminator, five-layer VGG19 loss on the USM-sharpened GT, EMA) with the second-order degradation
+bypassed on both sides, as ``tools/parity``'s ``real_sr_gan`` row runs it (``trainer_real_sr_gan.BypassPairs``:
+the batch's own LR; no pair pool), against ``RealESRGANModel``'s ``feed_data`` paired branch and
+``optimize_parameters`` (``torch_models.RealESRGAN``, eager only); the degradation's cost is
+``degradation_cost.py``'s. ``adain_b8`` is AdaIN's iteration at its official batch 8, 256 px:
 jaxgen's ``adain`` task step (``configs/adain.py``) against pytorch-AdaIN's ``train.py`` loop body
 (``torch_models.AdaIN``). ``pix2pix_b1`` is the whole pix2pix iteration (``configs/pix2pix.py``: ``unet_256``
 with dropout, the BatchNorm PatchGAN) against ``Pix2PixModel.optimize_parameters`` (``torch_models.Pix2Pix``,
@@ -93,6 +101,8 @@ CASES: dict[str, tuple[str, str, int, int, int]] = {
     "fast_style_b4": ("train", "fast_style", 1, 4, 256),  # the whole iteration: TransformerNet, VGG16 losses
     "pix2pix_b1": ("train", "pix2pix", 1, 1, 256),  # the whole iteration: U-Net, BatchNorm PatchGAN
     "esrgan_b4": ("train", "esrgan", 4, 4, 32),  # ESRGAN's GAN stage: RRDBNet, VGG-style D, VGG19 loss, EMA
+    "srgan_b4": ("train", "srgan", 4, 4, 32),  # SRGAN as BasicSR trains it: MSRResNet, VGG-style D, VGG19 loss
+    "realesrgan_b4": ("train", "realesrgan", 4, 4, 32),  # Real-ESRGAN's GAN stage, degradation bypassed
     "adain_b8": ("train", "adain", 1, 8, 256),  # AdaIN's iteration: VGG19 encoder (frozen), decoder, 256 px
     "fwd_edsr_256": ("forward", "edsr", 2, 1, 256),
     "fwd_rrdb_64": ("forward", "rrdbnet", 4, 1, 64),
@@ -156,7 +166,13 @@ IMAGE_TO_IMAGE = ("transformer_net", "resnet_generator", "unet_generator")  # ou
 TASK_NETWORK = {"resnet_generator": "resnet", "unet_generator": "unet"}
 # The cases that time a whole task iteration (``configs/<network>.py``'s step, its consts): their batch's keys.
 ITERATION_BATCH_KEYS = {"cyclegan": ("A", "B"), "pix2pix": ("A", "B"), "fast_style": ("content",),
-                        "adain": ("content", "style"), "esrgan": ("lr", "hr")}
+                        "adain": ("content", "style"), "esrgan": ("lr", "hr"), "srgan": ("lr", "hr"),
+                        "realesrgan": ("lr", "hr")}
+# the config file (and argument) of a whole-iteration case, where it is not configs/<network>.py
+ITERATION_CONFIGS = {"srgan": "srgan.py:basicsr"}
+# and its overrides beside the batch size (realesrgan: no pair pool, one degradation group: the degradation is
+# bypassed, as tools/parity's real_sr_gan row)
+ITERATION_OVERRIDES = {"realesrgan": [("degradation.queue_size", "0"), ("degradation.groups", "1")]}
 
 
 def _image_to_image(net: str):
@@ -246,8 +262,14 @@ class JaxWorker:
 
             from jaxgen import xla_setup
 
-            config = load_config(str(ROOT / "configs" / f"{net}.py"), [("batch_size", str(batch))])
+            config = load_config(str(ROOT / "configs" / ITERATION_CONFIGS.get(net, f"{net}.py")),
+                                 [("batch_size", str(batch)), *ITERATION_OVERRIDES.get(net, [])])
             task = get_task(config.task)(config)
+            if net == "realesrgan":  # feed_data's paired branch, as the torch twin (tools/parity is not a package)
+                sys.path.insert(0, str(ROOT / "tools" / "parity"))
+                from trainer_real_sr_gan import BypassPairs
+
+                task.pairs = BypassPairs(task.pairs)
             step_fn, init_fn = task.step, task.init
             # the names `jaxgen train` resolves `auto` with (cyclegan: {'patchgan', 'resnet'})
             networks = tuple(sorted(xla_setup.network_names(task.architecture(config))))
@@ -359,8 +381,8 @@ class TorchWorker:
         def images(n_side: int, count: int = 1):
             return [torch.from_numpy(rng.random((batch, 3, n_side, n_side), dtype=np.float32)) for _ in range(count)]
 
-        if self.compile and net in ("pix2pix", "fast_style", "adain", "esrgan"):
-            # esrgan: the official model_ema matches names a compiled module renames
+        if self.compile and net in ("pix2pix", "fast_style", "adain", "esrgan", "srgan", "realesrgan"):
+            # the SR GANs: the official model_ema matches names a compiled module renames
             raise ValueError(f"{net}: eager only")
         if net in ("cyclegan", "pix2pix"):
             model = (torch_models.CycleGAN(torch.compile if self.compile else (lambda m: m)) if net == "cyclegan"
@@ -374,8 +396,10 @@ class TorchWorker:
         if net == "adain":
             model, (content, style) = torch_models.AdaIN(), images(side, 2)
             return model, lambda: model.step(content, style)
-        if net == "esrgan":
-            model, (lq,), (gt,) = torch_models.ESRGAN(), images(side), images(side * scale)
+        if net in ("esrgan", "srgan", "realesrgan"):
+            model = {"esrgan": torch_models.ESRGAN, "srgan": torch_models.SRGAN,
+                     "realesrgan": torch_models.RealESRGAN}[net]()
+            (lq,), (gt,) = images(side), images(side * scale)
             return model, lambda: model.step(lq, gt)
         return None
 

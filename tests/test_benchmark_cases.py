@@ -34,3 +34,39 @@ def test_forward_case_networks_trace(name):
     out = jax.eval_shape(model.apply, variables, x)
     out = jax.tree.leaves(out)[0]
     assert out.shape[0] == 1 and out.shape[1] >= side, (name, out.shape)  # SR nets enlarge; the rest keep the size
+
+
+def _compare_torch():
+    """``benchmarks/compare_torch.py`` as a module (it imports ``cpuinfo`` from its own folder, as its workers do)."""
+    import importlib.util
+    import sys
+
+    folder = conv_backends.ROOT / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("compare_torch_cases", folder / "compare_torch.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_compare_torch_iteration_cases_load_their_configs():
+    """Every whole-iteration case of ``compare_torch.py`` (the official PyTorch steps' peers) names a config that
+    loads with the case's batch, in the task its torch twin runs (a wrong ITERATION_CONFIGS entry would time
+    another recipe against the official one)."""
+    ct = _compare_torch()
+    tasks = {"cyclegan": "cyclegan", "pix2pix": "pix2pix", "fast_style": "fast_style", "adain": "adain",
+             "esrgan": "sr_gan", "srgan": "sr_gan"}
+    nets = {case[1] for case in ct.CASES.values() if case[1] in ct.ITERATION_BATCH_KEYS}
+    assert nets == set(ct.ITERATION_BATCH_KEYS) == set(tasks)
+    for name, (kind, net, scale, batch, side) in ct.CASES.items():
+        if net not in ct.ITERATION_BATCH_KEYS:
+            continue
+        config = load_config(str(ct.ROOT / "configs" / ct.ITERATION_CONFIGS.get(net, f"{net}.py")),
+                             [("batch_size", str(batch))])
+        assert config.task == tasks[net] and config.batch_size == batch, name
+        if net == "srgan":  # BasicSR's recipe, as torch_models.SRGAN: MSRResNet, BatchNorm D, vanilla GAN, EMA
+            assert (config.model.act, config.disc.kwargs.norm, config.losses.gan.kind) == ("lrelu", "batch", "vanilla")
+            assert config.ema_decay == 0.999 and config.scale == scale == 4
