@@ -58,7 +58,7 @@ def test_compare_torch_iteration_cases_load_their_configs():
     another recipe against the official one)."""
     ct = _compare_torch()
     tasks = {"cyclegan": "cyclegan", "pix2pix": "pix2pix", "fast_style": "fast_style", "adain": "adain",
-             "esrgan": "sr_gan", "srgan": "sr_gan"}
+             "esrgan": "sr_gan", "srgan": "sr_gan", "realesrgan": "real_sr_gan"}
     nets = {case[1] for case in ct.CASES.values() if case[1] in ct.ITERATION_BATCH_KEYS}
     assert nets == set(ct.ITERATION_BATCH_KEYS) == set(tasks)
     for name, (kind, net, scale, batch, side) in ct.CASES.items():
@@ -70,3 +70,5 @@ def test_compare_torch_iteration_cases_load_their_configs():
         if net == "srgan":  # BasicSR's recipe, as torch_models.SRGAN: MSRResNet, BatchNorm D, vanilla GAN, EMA
             assert (config.model.act, config.disc.kwargs.norm, config.losses.gan.kind) == ("lrelu", "batch", "vanilla")
             assert config.ema_decay == 0.999 and config.scale == scale == 4
+        if net == "realesrgan":  # the degradation bypassed as tools/parity's: no pool, one group
+            assert (config.degradation.queue_size, config.degradation.groups) == (0, 1)
