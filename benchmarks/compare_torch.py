@@ -175,6 +175,15 @@ ITERATION_CONFIGS = {"srgan": "srgan.py:basicsr"}
 ITERATION_OVERRIDES = {"realesrgan": [("degradation.queue_size", "0"), ("degradation.groups", "1")]}
 
 
+def iteration_config(net: str, batch: int):
+    """The config a whole-iteration case's jax worker trains (:data:`ITERATION_CONFIGS`, its overrides, the
+    case's batch size)."""
+    from jaxgen.config import load_config  # here, not at the top: the torch worker imports this file without jaxgen
+
+    return load_config(str(ROOT / "configs" / ITERATION_CONFIGS.get(net, f"{net}.py")),
+                       [("batch_size", str(batch)), *ITERATION_OVERRIDES.get(net, [])])
+
+
 def _image_to_image(net: str):
     """The flax network of a case whose output has the input's size: the fast-style TransformerNet, CycleGAN's
     ResNet generator (``resnet_9blocks``, instance norm) or pix2pix's ``unet_256`` (batch norm on the batch's own
@@ -257,13 +266,11 @@ class JaxWorker:
             task = get_task("sr")(c)
             step_fn, init_fn, networks = task.step, task.init, (net,)
         elif kind == "train" and net in ITERATION_BATCH_KEYS:  # a whole task iteration from its config
-            from jaxgen.config import load_config
             from jaxgen.tasks import get_task
 
             from jaxgen import xla_setup
 
-            config = load_config(str(ROOT / "configs" / ITERATION_CONFIGS.get(net, f"{net}.py")),
-                                 [("batch_size", str(batch)), *ITERATION_OVERRIDES.get(net, [])])
+            config = iteration_config(net, batch)
             task = get_task(config.task)(config)
             if net == "realesrgan":  # feed_data's paired branch, as the torch twin (tools/parity is not a package)
                 sys.path.insert(0, str(ROOT / "tools" / "parity"))

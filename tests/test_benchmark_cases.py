@@ -64,8 +64,7 @@ def test_compare_torch_iteration_cases_load_their_configs():
     for name, (kind, net, scale, batch, side) in ct.CASES.items():
         if net not in ct.ITERATION_BATCH_KEYS:
             continue
-        config = load_config(str(ct.ROOT / "configs" / ct.ITERATION_CONFIGS.get(net, f"{net}.py")),
-                             [("batch_size", str(batch))])
+        config = ct.iteration_config(net, batch)
         assert config.task == tasks[net] and config.batch_size == batch, name
         if net == "srgan":  # BasicSR's recipe, as torch_models.SRGAN: MSRResNet, BatchNorm D, vanilla GAN, EMA
             assert (config.model.act, config.disc.kwargs.norm, config.losses.gan.kind) == ("lrelu", "batch", "vanilla")
