@@ -86,3 +86,20 @@ def test_step_memory_smoke_runs_under_jemalloc_when_asked(tmp_path):
     rec = json.loads(out.read_text())
     assert "jemalloc" in rec["ld_preload"] and "oversize_threshold:0" in rec["malloc_conf"], rec
     assert rec["malloc"] == "jemalloc" and len(rec["steps"]) == 4
+
+
+def test_psum_placement_smoke_both_placements_train_alike(tmp_path):
+    """``psum_placement.py`` on a small EDSR: both placements step, report the same first loss (a ``psum`` of the
+    per-shard losses would double it) and, after one step, the same parameters (a shard's gradient alone would
+    move them apart; Adam's first step cannot tell a summed gradient from a mean, the loss can)."""
+    out = tmp_path / "pp.json"
+    r = _run(["benchmarks/psum_placement.py", "--net", "edsr", "--batch", "2", "--side", "8", "--scale", "2",
+              "--steps", "1", "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert set(record["placements"]) == {"gspmd", "shard_map"} and record["devices"] == 2
+    assert all(p["median_s"] > 0 and len(p["walls_s"]) == 1 for p in record["placements"].values())
+    assert record["max_param_diff_after_first_step"] <= 1e-7
+    losses = [p["first_loss"] for p in record["placements"].values()]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6) and 0 < losses[0] < 1
+    assert record["cpu_model"] and "load_1min_end" in record
