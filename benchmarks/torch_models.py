@@ -255,51 +255,27 @@ class CycleGAN:
                                                  0.5, 10.0, 10.0, real_A, real_B, nets=self.nets)
 
 
-class ESRGAN:
-    """The official ESRGAN GAN-stage iteration (``tools/parity/torch_sr_gan.optimize_parameters``: BasicSR's
-    ``ESRGANModel`` at 8d56e3a) as ``configs/esrgan.py`` sets it: RRDBNet x4 (23 blocks), the VGG-style
-    discriminator on 128 px, VGG19 ``conv5_4`` L1 perceptual loss (torchvision's ``vgg19().features``, random
-    weights: the timing does not depend on them), pixel L1 0.01, relativistic GAN 0.005, Adam(0.9, 0.99) 1e-4 for
-    both players, EMA 0.999. Eager only: the official ``model_ema`` matches parameter names, which a compiled
-    module renames."""
-
-    def __init__(self):
-        official = _script("parity/torch_sr_gan.py")
-        self.official = official
-        self.net_g, self.net_d = official.RRDBNet(3, 3, scale=4), official.VGGStyleDiscriminator(3, 64, input_size=128)
-        self.net_g_ema = copy.deepcopy(self.net_g).eval()
-        vgg = {f"features.{k}": v for k, v in torchvision.models.vgg19(weights=None).features[:35].state_dict().items()}
-        self.percep = official.PerceptualLoss({"conv5_4": 1.0}, vgg, perceptual_weight=1.0, criterion="l1")
-        self.gan = official.GANLoss("vanilla", 1.0, 0.0, loss_weight=5e-3)
-        adam = lambda net: torch.optim.Adam(net.parameters(), 1e-4, betas=(0.9, 0.99))
-        self.opt_g, self.opt_d = adam(self.net_g), adam(self.net_d)
-
-    def parameters(self):
-        return itertools.chain(self.net_g.parameters(), self.net_d.parameters())
-
-    def step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One iteration on NCHW batches in [0, 1] (LR 32 px, HR 128 px)."""
-        return self.official.optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d, 0.01,
-                                                 self.percep, self.gan, 0.999, lq, gt)
-
-
 class SRGAN:
     """The official SRGAN iteration as BasicSR trains it (``tools/parity/torch_sr_gan.srgan_optimize_parameters``:
     ``SRGANModel`` at 8d56e3a), as ``configs/srgan.py:basicsr`` sets it (``train_MSRGAN_x4.yml``): MSRResNet x4
-    (16 blocks, LeakyReLU 0.1), the VGG-style discriminator on 128 px, VGG19 ``conv5_4`` L1 perceptual loss
-    (torchvision's layers, random weights), pixel L1 0.01, vanilla GAN 0.005, Adam(0.9, 0.99) 1e-4 for both
-    players, EMA 0.999. Eager only (``model_ema``: as :class:`ESRGAN`)."""
+    (16 blocks, LeakyReLU 0.1; ``tools/make_weight_goldens.MSRResNet``, BasicSR's layout), the VGG-style
+    discriminator on 128 px, VGG19 ``conv5_4`` L1 perceptual loss (torchvision's ``vgg19().features``, random
+    weights: the timing does not depend on them), pixel L1 0.01, vanilla GAN 0.005, Adam(0.9, 0.99) 1e-4 for both
+    players, EMA 0.999. Eager only: the official ``model_ema`` matches parameter names, which a compiled module
+    renames."""
 
     def __init__(self):
-        official = _script("parity/torch_sr_gan.py")
-        self.official = official
-        self.net_g, self.net_d = official.MSRResNet(upscale=4), official.VGGStyleDiscriminator(3, 64, input_size=128)
+        self.official = _script("parity/torch_sr_gan.py")
+        self.net_g, self.net_d = self.generator(), self.official.VGGStyleDiscriminator(3, 64, input_size=128)
         self.net_g_ema = copy.deepcopy(self.net_g).eval()
         vgg = {f"features.{k}": v for k, v in torchvision.models.vgg19(weights=None).features[:35].state_dict().items()}
-        self.percep = official.PerceptualLoss({"conv5_4": 1.0}, vgg, perceptual_weight=1.0, criterion="l1")
-        self.gan = official.GANLoss("vanilla", 1.0, 0.0, loss_weight=5e-3)
+        self.percep = self.official.PerceptualLoss({"conv5_4": 1.0}, vgg, perceptual_weight=1.0, criterion="l1")
+        self.gan = self.official.GANLoss("vanilla", 1.0, 0.0, loss_weight=5e-3)
         adam = lambda net: torch.optim.Adam(net.parameters(), 1e-4, betas=(0.9, 0.99))
         self.opt_g, self.opt_d = adam(self.net_g), adam(self.net_d)
+
+    def generator(self) -> nn.Module:
+        return _script("make_weight_goldens.py").MSRResNet(upscale=4)
 
     def parameters(self):
         return itertools.chain(self.net_g.parameters(), self.net_d.parameters())
@@ -308,6 +284,21 @@ class SRGAN:
         """One iteration on NCHW batches in [0, 1] (LR 32 px, HR 128 px)."""
         return self.official.srgan_optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d,
                                                        0.01, self.percep, self.gan, 0.999, lq, gt)
+
+
+class ESRGAN(SRGAN):
+    """The official ESRGAN GAN-stage iteration (``tools/parity/torch_sr_gan.optimize_parameters``: BasicSR's
+    ``ESRGANModel`` at 8d56e3a) as ``configs/esrgan.py`` sets it: :class:`SRGAN`'s discriminator, losses,
+    optimizers and EMA with RRDBNet x4 (23 blocks) for the generator and the relativistic GAN terms (the same
+    weight, 0.005)."""
+
+    def generator(self) -> nn.Module:
+        return self.official.RRDBNet(3, 3, scale=4)
+
+    def step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration on NCHW batches in [0, 1] (LR 32 px, HR 128 px)."""
+        return self.official.optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d, 0.01,
+                                                 self.percep, self.gan, 0.999, lq, gt)
 
 
 class RealESRGAN:

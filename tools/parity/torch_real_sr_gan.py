@@ -28,8 +28,9 @@ from torch.nn.utils import spectral_norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from torch_sr import batch, export, hp, load_case, model_ema, parse, save, state_dict, update_learning_rate  # noqa: E402
-from torch_sr_gan import GANLoss, PerceptualLoss, RRDBNet, layer_weights, optimizers, vgg_state  # noqa: E402
+from torch_sr import batch, export, hp, load_case, parse, save, state_dict, update_learning_rate  # noqa: E402
+from torch_sr_gan import (GANLoss, PerceptualLoss, RRDBNet, layer_weights, optimizers,  # noqa: E402
+                          srgan_optimize_parameters, vgg_state)
 
 
 # ---------------------------------------------------------------- basicsr/archs/discriminator_arch.py (8d56e3a)
@@ -134,40 +135,13 @@ class USMSharp(torch.nn.Module):
 def optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, usm_sharpener, cri_pix_weight,
                         cri_perceptual, cri_gan, ema_decay, lq, gt):
     """``RealESRGANModel.feed_data``'s non-degrading branch and ``optimize_parameters`` (module docstring) on NCHW
-    ``lq``/``gt``, then ``model_ema``; returns the logged terms as tensors."""
-    # feed_data (paired branch)
-    gt_usm = usm_sharpener(gt)
-    # optimize_parameters
-    l1_gt, percep_gt, gan_gt = gt_usm, gt_usm, gt  # l1_gt_usm / percep_gt_usm True, gan_gt_usm False
-    for p in net_d.parameters():
-        p.requires_grad = False
-    optimizer_g.zero_grad()
-    output = net_g(lq)
-    l_g_total = 0
-    l_g_pix = cri_pix_weight * F.l1_loss(output, l1_gt, reduction='mean')
-    l_g_total += l_g_pix
-    l_g_percep, l_g_style = cri_perceptual(output, percep_gt)
-    l_g_total += l_g_percep
-    fake_g_pred = net_d(output)
-    l_g_gan = cri_gan(fake_g_pred, True, is_disc=False)
-    l_g_total += l_g_gan
-    l_g_total.backward()
-    optimizer_g.step()
-    for p in net_d.parameters():
-        p.requires_grad = True
-    optimizer_d.zero_grad()
-    real_d_pred = net_d(gan_gt)
-    l_d_real = cri_gan(real_d_pred, True, is_disc=True)
-    l_d_real.backward()
-    fake_d_pred = net_d(output.detach().clone())
-    l_d_fake = cri_gan(fake_d_pred, False, is_disc=True)
-    l_d_fake.backward()
-    optimizer_d.step()
-    if ema_decay > 0:
-        model_ema(net_g, net_g_ema, decay=ema_decay)
-    return dict(l_g_pix=l_g_pix, l_g_percep=l_g_percep, l_g_gan=l_g_gan, l_g_total=l_g_total,
-                l_d_total=l_d_real + l_d_fake, out_d_real=torch.mean(real_d_pred.detach()),
-                out_d_fake=torch.mean(fake_d_pred.detach()))
+    ``lq``/``gt``, then ``model_ema``; returns the logged terms as tensors. Its ``optimize_parameters`` is
+    ``SRGANModel``'s with the USM-sharpened GT as the pixel and perceptual targets
+    (``torch_sr_gan.srgan_optimize_parameters``)."""
+    gt_usm = usm_sharpener(gt)  # feed_data (paired branch)
+    # l1_gt_usm / percep_gt_usm True, gan_gt_usm False
+    return srgan_optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, cri_pix_weight, cri_perceptual,
+                                     cri_gan, ema_decay, lq, gt, l1_gt=gt_usm, percep_gt=gt_usm)
 
 
 def main():

@@ -12,8 +12,8 @@ files (XPixelGroup/BasicSR at commit 8d56e3a045f9fb3e1d8872f92ee4a4f07f886b0a):
   ``D(gt).detach()`` and ``D(output)``; then D: ``D(output).detach()``, ``D(gt)``, ``D(output.detach())`` with the
   opposite means detached, two backward passes, one step; then EMA), ``srgan_model.py`` ``setup_optimizers``;
   ``base_model.py`` ``update_learning_rate``, ``model_ema``; ``lr_scheduler.py`` ``MultiStepRestartLR``;
-* for the benchmarks' SRGAN twin only (``benchmarks/torch_models.SRGAN``; the harness does not run them):
-  ``basicsr/archs/srresnet_arch.py`` ``MSRResNet`` and ``srgan_model.py`` ``SRGANModel.optimize_parameters``.
+* ``srgan_model.py`` ``SRGANModel.optimize_parameters`` (:func:`srgan_optimize_parameters`: the benchmarks'
+  SRGAN twin, ``benchmarks/torch_models.SRGAN``, and ``torch_real_sr_gan.py``'s step with its USM targets).
 
     python torch_sr_gan.py --case CASE.npz --out OUT.npz
 """
@@ -33,8 +33,8 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from torch_sr import (MultiStepRestartLR, ResidualBlockNoBN, adam, batch, export, hp, load_case, make_layer,  # noqa: E402
-                      model_ema, parse, save, state_dict, update_learning_rate)
+from torch_sr import (MultiStepRestartLR, adam, batch, export, hp, load_case, make_layer, model_ema,  # noqa: E402
+                      parse, save, state_dict, update_learning_rate)
 
 
 # ---------------------------------------------------------------- basicsr/archs/rrdbnet_arch.py (8d56e3a)
@@ -95,51 +95,6 @@ class RRDBNet(nn.Module):
         feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode='nearest')))
         feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode='nearest')))
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
-        return out
-
-
-# ---------------------------------------------------------------- basicsr/archs/srresnet_arch.py (8d56e3a)
-
-
-class MSRResNet(nn.Module):
-    """BasicSR's modified SRResNet (``ResidualBlockNoBN`` body, LeakyReLU 0.1, bilinear base); the benchmarks'
-    SRGAN twin (``benchmarks/torch_models.SRGAN``); ``default_init_weights`` skipped, as above."""
-
-    def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=4):
-        super(MSRResNet, self).__init__()
-        self.upscale = upscale
-
-        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.body = make_layer(ResidualBlockNoBN, num_block, num_feat=num_feat)
-
-        # upsampling
-        if self.upscale in [2, 3]:
-            self.upconv1 = nn.Conv2d(num_feat, num_feat * self.upscale * self.upscale, 3, 1, 1)
-            self.pixel_shuffle = nn.PixelShuffle(self.upscale)
-        elif self.upscale == 4:
-            self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
-            self.upconv2 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
-            self.pixel_shuffle = nn.PixelShuffle(2)
-
-        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
-
-        # activation function
-        self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
-
-    def forward(self, x):
-        feat = self.lrelu(self.conv_first(x))
-        out = self.body(feat)
-
-        if self.upscale == 4:
-            out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
-            out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
-        elif self.upscale in [2, 3]:
-            out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
-
-        out = self.conv_last(self.lrelu(self.conv_hr(out)))
-        base = F.interpolate(x, scale_factor=self.upscale, mode='bilinear', align_corners=False)
-        out += base
         return out
 
 
@@ -393,20 +348,24 @@ def optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, cri_p
 
 
 def srgan_optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, cri_pix_weight, cri_perceptual,
-                              cri_gan, ema_decay, lq, gt):
+                              cri_gan, ema_decay, lq, gt, l1_gt=None, percep_gt=None):
     """``SRGANModel.optimize_parameters`` (``basicsr/models/srgan_model.py`` at 8d56e3a; ``net_d_iters`` 1,
     ``net_d_init_iters`` 0: G every iteration) and ``model_ema``: G with D frozen on the plain GAN loss, then D on
-    ``D(gt)`` and ``D(output.detach())``, two backward passes, one step. Not in the parity harness (its ``sr_gan``
-    row checks ESRGAN's step, which differs only in the GAN terms); the benchmarks' SRGAN twin runs it."""
+    ``D(gt)`` and ``D(output.detach())``, two backward passes, one step; returns the logged terms as tensors.
+    ``l1_gt`` / ``percep_gt`` (default ``gt``): the pixel and perceptual losses' targets -- Real-ESRGAN's
+    ``RealESRGANModel.optimize_parameters`` (a4abfb2) is these lines with the USM-sharpened GT there (``gt`` for D,
+    ``gan_gt_usm: False``) and ``output.detach().clone()`` for D's fake pass (the same values)."""
+    l1_gt = gt if l1_gt is None else l1_gt
+    percep_gt = gt if percep_gt is None else percep_gt
     # optimize net_g
     for p in net_d.parameters():
         p.requires_grad = False
     optimizer_g.zero_grad()
     output = net_g(lq)
     l_g_total = 0
-    l_g_pix = cri_pix_weight * F.l1_loss(output, gt, reduction='mean')
+    l_g_pix = cri_pix_weight * F.l1_loss(output, l1_gt, reduction='mean')
     l_g_total += l_g_pix
-    l_g_percep, l_g_style = cri_perceptual(output, gt)
+    l_g_percep, l_g_style = cri_perceptual(output, percep_gt)
     l_g_total += l_g_percep
     fake_g_pred = net_d(output)
     l_g_gan = cri_gan(fake_g_pred, True, is_disc=False)
