@@ -262,20 +262,27 @@ class SRGAN:
     discriminator on 128 px, VGG19 ``conv5_4`` L1 perceptual loss (torchvision's ``vgg19().features``, random
     weights: the timing does not depend on them), pixel L1 0.01, vanilla GAN 0.005, Adam(0.9, 0.99) 1e-4 for both
     players, EMA 0.999. Eager only: the official ``model_ema`` matches parameter names, which a compiled module
-    renames."""
+    renames. The subclasses change the script, the players, the loss weights and the step."""
+
+    script = "parity/torch_sr_gan.py"  # the official re-creation the players, losses and step come from
+    layers = {"conv5_4": 1.0}  # the perceptual loss's VGG19 layers
+    pix_weight, gan_weight = 0.01, 5e-3
 
     def __init__(self):
-        self.official = _script("parity/torch_sr_gan.py")
-        self.net_g, self.net_d = self.generator(), self.official.VGGStyleDiscriminator(3, 64, input_size=128)
+        self.official = _script(self.script)
+        self.net_g, self.net_d = self.generator(), self.discriminator()
         self.net_g_ema = copy.deepcopy(self.net_g).eval()
         vgg = {f"features.{k}": v for k, v in torchvision.models.vgg19(weights=None).features[:35].state_dict().items()}
-        self.percep = self.official.PerceptualLoss({"conv5_4": 1.0}, vgg, perceptual_weight=1.0, criterion="l1")
-        self.gan = self.official.GANLoss("vanilla", 1.0, 0.0, loss_weight=5e-3)
+        self.percep = self.official.PerceptualLoss(dict(self.layers), vgg, perceptual_weight=1.0, criterion="l1")
+        self.gan = self.official.GANLoss("vanilla", 1.0, 0.0, loss_weight=self.gan_weight)
         adam = lambda net: torch.optim.Adam(net.parameters(), 1e-4, betas=(0.9, 0.99))
         self.opt_g, self.opt_d = adam(self.net_g), adam(self.net_d)
 
     def generator(self) -> nn.Module:
         return _script("make_weight_goldens.py").MSRResNet(upscale=4)
+
+    def discriminator(self) -> nn.Module:
+        return self.official.VGGStyleDiscriminator(3, 64, input_size=128)
 
     def parameters(self):
         return itertools.chain(self.net_g.parameters(), self.net_d.parameters())
@@ -283,7 +290,7 @@ class SRGAN:
     def step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration on NCHW batches in [0, 1] (LR 32 px, HR 128 px)."""
         return self.official.srgan_optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d,
-                                                       0.01, self.percep, self.gan, 0.999, lq, gt)
+                                                       self.pix_weight, self.percep, self.gan, 0.999, lq, gt)
 
 
 class ESRGAN(SRGAN):
@@ -297,42 +304,38 @@ class ESRGAN(SRGAN):
 
     def step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration on NCHW batches in [0, 1] (LR 32 px, HR 128 px)."""
-        return self.official.optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d, 0.01,
-                                                 self.percep, self.gan, 0.999, lq, gt)
+        return self.official.optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d,
+                                                 self.pix_weight, self.percep, self.gan, 0.999, lq, gt)
 
 
-class RealESRGAN:
+class RealESRGAN(SRGAN):
     """The official Real-ESRGAN iteration with its degradation bypassed (``tools/parity/torch_real_sr_gan.
     optimize_parameters``: ``RealESRGANModel.feed_data``'s paired branch -- ``lq`` given, USM-sharpened ``gt`` --
     and ``optimize_parameters`` at a4abfb2) as ``configs/realesrgan.py`` sets the GAN stage: RRDBNet x4 (23
     blocks), the spectral-norm U-Net discriminator (64 features, skips), VGG19 perceptual L1 on conv1_2 0.1,
     conv2_2 0.1, conv3_4 / conv4_4 / conv5_4 1 (torchvision's layers, random weights), pixel L1 1.0 on the USM
-    GT, vanilla GAN 0.1 on the plain GT, Adam(0.9, 0.99) 1e-4 for both players, EMA 0.999. Eager only (as
-    :class:`ESRGAN`). The second-order degradation is not in the twin: jaxgen's side bypasses it too
-    (``compare_torch.py``); its own cost is ``degradation_cost.py``'s."""
+    GT, vanilla GAN 0.1 on the plain GT, and :class:`SRGAN`'s optimizers and EMA. The second-order degradation is
+    not in the twin: jaxgen's side bypasses it too (``compare_torch.py``); its own cost is
+    ``degradation_cost.py``'s."""
+
+    script = "parity/torch_real_sr_gan.py"
+    layers = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
+    pix_weight, gan_weight = 1.0, 0.1
 
     def __init__(self):
-        official = _script("parity/torch_real_sr_gan.py")
-        sr_gan = _script("parity/torch_sr_gan.py")
-        self.official = official
-        self.net_g = sr_gan.RRDBNet(3, 3, scale=4)
-        self.net_d = official.UNetDiscriminatorSN(3, num_feat=64, skip_connection=True)
-        self.net_g_ema = copy.deepcopy(self.net_g).eval()
-        self.usm = official.USMSharp()
-        vgg = {f"features.{k}": v for k, v in torchvision.models.vgg19(weights=None).features[:35].state_dict().items()}
-        layers = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
-        self.percep = sr_gan.PerceptualLoss(layers, vgg, perceptual_weight=1.0, criterion="l1")
-        self.gan = sr_gan.GANLoss("vanilla", 1.0, 0.0, loss_weight=0.1)
-        adam = lambda net: torch.optim.Adam(net.parameters(), 1e-4, betas=(0.9, 0.99))
-        self.opt_g, self.opt_d = adam(self.net_g), adam(self.net_d)
+        super().__init__()
+        self.usm = self.official.USMSharp()
 
-    def parameters(self):
-        return itertools.chain(self.net_g.parameters(), self.net_d.parameters())
+    def generator(self) -> nn.Module:
+        return self.official.RRDBNet(3, 3, scale=4)
+
+    def discriminator(self) -> nn.Module:
+        return self.official.UNetDiscriminatorSN(3, num_feat=64, skip_connection=True)
 
     def step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration on NCHW batches in [0, 1] (LR and its x4 HR)."""
         return self.official.optimize_parameters(self.net_g, self.net_d, self.net_g_ema, self.opt_g, self.opt_d,
-                                                 self.usm, 1.0, self.percep, self.gan, 0.999, lq, gt)
+                                                 self.usm, self.pix_weight, self.percep, self.gan, 0.999, lq, gt)
 
 
 class FastStyle:

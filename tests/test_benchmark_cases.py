@@ -5,6 +5,9 @@ config key, a model kwarg, an input size the network cannot take -- otherwise sh
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -38,9 +41,6 @@ def test_forward_case_networks_trace(name):
 
 def _compare_torch():
     """``benchmarks/compare_torch.py`` as a module (it imports ``cpuinfo`` from its own folder, as its workers do)."""
-    import importlib.util
-    import sys
-
     folder = conv_backends.ROOT / "benchmarks"
     sys.path.insert(0, str(folder))
     try:

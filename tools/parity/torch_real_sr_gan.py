@@ -126,9 +126,6 @@ class USMSharp(torch.nn.Module):
         return soft_mask * sharp + (1 - soft_mask) * img
 
 
-# ---------------------------------------------------------------- RealESRGANModel.optimize_parameters
-
-
 # ---------------------------------------------------------------- RealESRGANModel.feed_data + optimize_parameters
 
 

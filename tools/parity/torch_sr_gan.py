@@ -303,20 +303,30 @@ def optimizers(case, net_g, net_d):
 # ---------------------------------------------------------------- ESRGANModel.optimize_parameters
 
 
-def optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, cri_pix_weight, cri_perceptual, cri_gan,
-                        ema_decay, lq, gt):
-    """``ESRGANModel.optimize_parameters`` (one iteration on NCHW ``lq``/``gt``) and ``model_ema``; returns the
-    logged terms as tensors."""
-    # optimize net_g
+def generator_content_losses(net_g, net_d, optimizer_g, cri_pix_weight, cri_perceptual, lq, l1_gt, percep_gt):
+    """The lines both ``ESRGANModel.optimize_parameters`` and ``SRGANModel.optimize_parameters`` (8d56e3a) open
+    with: D frozen, G's gradients zeroed, ``output = net_g(lq)`` and its pixel (L1, ``cri_pix_weight``) and
+    perceptual losses against ``l1_gt`` / ``percep_gt`` (NCHW, [0, 1]); returns ``(output, l_g_pix, l_g_percep,
+    l_g_total)``, ``l_g_total`` their sum accumulated as the official code does (the GAN term is the caller's)."""
     for p in net_d.parameters():
         p.requires_grad = False
     optimizer_g.zero_grad()
     output = net_g(lq)
     l_g_total = 0
-    l_g_pix = cri_pix_weight * F.l1_loss(output, gt, reduction='mean')
+    l_g_pix = cri_pix_weight * F.l1_loss(output, l1_gt, reduction='mean')
     l_g_total += l_g_pix
-    l_g_percep, l_g_style = cri_perceptual(output, gt)
+    l_g_percep, l_g_style = cri_perceptual(output, percep_gt)
     l_g_total += l_g_percep
+    return output, l_g_pix, l_g_percep, l_g_total
+
+
+def optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d, cri_pix_weight, cri_perceptual, cri_gan,
+                        ema_decay, lq, gt):
+    """``ESRGANModel.optimize_parameters`` (one iteration on NCHW ``lq``/``gt``) and ``model_ema``; returns the
+    logged terms as tensors."""
+    # optimize net_g
+    output, l_g_pix, l_g_percep, l_g_total = generator_content_losses(net_g, net_d, optimizer_g, cri_pix_weight,
+                                                                      cri_perceptual, lq, gt, gt)
     real_d_pred = net_d(gt).detach()
     fake_g_pred = net_d(output)
     l_g_real = cri_gan(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
@@ -355,18 +365,10 @@ def srgan_optimize_parameters(net_g, net_d, net_g_ema, optimizer_g, optimizer_d,
     ``l1_gt`` / ``percep_gt`` (default ``gt``): the pixel and perceptual losses' targets -- Real-ESRGAN's
     ``RealESRGANModel.optimize_parameters`` (a4abfb2) is these lines with the USM-sharpened GT there (``gt`` for D,
     ``gan_gt_usm: False``) and ``output.detach().clone()`` for D's fake pass (the same values)."""
-    l1_gt = gt if l1_gt is None else l1_gt
-    percep_gt = gt if percep_gt is None else percep_gt
     # optimize net_g
-    for p in net_d.parameters():
-        p.requires_grad = False
-    optimizer_g.zero_grad()
-    output = net_g(lq)
-    l_g_total = 0
-    l_g_pix = cri_pix_weight * F.l1_loss(output, l1_gt, reduction='mean')
-    l_g_total += l_g_pix
-    l_g_percep, l_g_style = cri_perceptual(output, percep_gt)
-    l_g_total += l_g_percep
+    output, l_g_pix, l_g_percep, l_g_total = generator_content_losses(
+        net_g, net_d, optimizer_g, cri_pix_weight, cri_perceptual, lq, gt if l1_gt is None else l1_gt,
+        gt if percep_gt is None else percep_gt)
     fake_g_pred = net_d(output)
     l_g_gan = cri_gan(fake_g_pred, True, is_disc=False)
     l_g_total += l_g_gan
