@@ -48,21 +48,25 @@ devices, as ``jaxgen train`` runs it, with oneDNN's team on the idle device's co
 (``xla_setup.omp_team``). ``esrgan_b4`` is ESRGAN's GAN-stage iteration at batch 4 (LR 32 px, HR 128):
 jaxgen's ``sr_gan`` task step (``configs/esrgan.py``: RRDBNet x4, the VGG-style discriminator, VGG19 ``conv5_4``
 perceptual loss, relativistic GAN, EMA) against BasicSR's ``ESRGANModel.optimize_parameters``
-(``torch_models.ESRGAN``, eager only). ``srgan_b4`` is the same for SRGAN as BasicSR trains it
+(``torch_models.ESRGAN``). ``srgan_b4`` is the same for SRGAN as BasicSR trains it
 (``configs/srgan.py:basicsr``: MSRResNet x4, the BatchNorm VGG-style discriminator, the same perceptual loss,
-vanilla GAN, EMA) against ``SRGANModel.optimize_parameters`` (``torch_models.SRGAN``, eager only).
+vanilla GAN, EMA) against ``SRGANModel.optimize_parameters`` (``torch_models.SRGAN``).
 ``realesrgan_b4`` is Real-ESRGAN's GAN-stage iteration (``configs/realesrgan.py``: RRDBNet x4, the spectral-norm
 U-Net discriminator, five-layer VGG19 loss on the USM-sharpened GT, EMA) with the second-order degradation
 bypassed on both sides, as ``tools/parity``'s ``real_sr_gan`` row runs it (``trainer_real_sr_gan.BypassPairs``:
 the batch's own LR; no pair pool), against ``RealESRGANModel``'s ``feed_data`` paired branch and
-``optimize_parameters`` (``torch_models.RealESRGAN``, eager only); the degradation's cost is
+``optimize_parameters`` (``torch_models.RealESRGAN``); the degradation's cost is
 ``degradation_cost.py``'s. ``adain_b8`` is AdaIN's iteration at its official batch 8, 256 px:
 jaxgen's ``adain`` task step (``configs/adain.py``) against pytorch-AdaIN's ``train.py`` loop body
 (``torch_models.AdaIN``). ``pix2pix_b1`` is the whole pix2pix iteration (``configs/pix2pix.py``: ``unet_256``
-with dropout, the BatchNorm PatchGAN) against ``Pix2PixModel.optimize_parameters`` (``torch_models.Pix2Pix``,
-eager only). ``fast_style_b4`` is the whole fast-style iteration (``configs/fast_style.py``: TransformerNet, the
-frozen VGG16's content and style losses) against pytorch/examples' ``train`` loop body
-(``torch_models.FastStyle``), where ``style_b4`` times the TransformerNet alone.
+with dropout, the BatchNorm PatchGAN) against ``Pix2PixModel.optimize_parameters`` (``torch_models.Pix2Pix``).
+``fast_style_b4`` is the whole fast-style iteration (``configs/fast_style.py``: TransformerNet, the frozen VGG16's
+content and style losses) against pytorch/examples' ``train`` loop body (``torch_models.FastStyle``), where
+``style_b4`` times the TransformerNet alone. For the whole iterations ``torch:compile`` compiles each network of
+the twin in place (``nn.Module.compile``, ``torch_models``' ``networks()``: the parameter names the official EMA
+and ``requires_grad`` switches use stay as they are) and runs the official step around them, as a user compiling
+the models in the official trainers would (since 2026-12-07 23:30 UTC; before, every iteration but CycleGAN's
+was eager only).
 Forward cases run inference on one image (``torch.inference_mode``; jaxgen: ``jax.jit(model.apply)`` as
 ``jaxgen.inference.make_apply``). Each worker's setup runs the step (or forward) twice, untimed but for the first
 call (``first_step_s``, compile included), before the interleaved rounds (since 2026-12-07: the jax worker ran it
@@ -388,27 +392,28 @@ class TorchWorker:
         def images(n_side: int, count: int = 1):
             return [torch.from_numpy(rng.random((batch, 3, n_side, n_side), dtype=np.float32)) for _ in range(count)]
 
-        if self.compile and net in ("pix2pix", "fast_style", "adain", "esrgan", "srgan", "realesrgan"):
-            # the SR GANs: the official model_ema matches names a compiled module renames
-            raise ValueError(f"{net}: eager only")
         if net in ("cyclegan", "pix2pix"):
-            model = (torch_models.CycleGAN(torch.compile if self.compile else (lambda m: m)) if net == "cyclegan"
-                     else torch_models.Pix2Pix())
+            model = torch_models.CycleGAN() if net == "cyclegan" else torch_models.Pix2Pix()
             a, b = (x * 2 - 1 for x in images(side, 2))
-            return model, lambda: model.step(a, b)
-        if net == "fast_style":
+            step = lambda: model.step(a, b)
+        elif net == "fast_style":
             model, (x,) = torch_models.FastStyle(batch, side), images(side)
             x = x.mul(255)
-            return model, lambda: model.step(x.clone())  # normalize_batch divides its input in place
-        if net == "adain":
+            step = lambda: model.step(x.clone())  # normalize_batch divides its input in place
+        elif net == "adain":
             model, (content, style) = torch_models.AdaIN(), images(side, 2)
-            return model, lambda: model.step(content, style)
-        if net in ("esrgan", "srgan", "realesrgan"):
+            step = lambda: model.step(content, style)
+        elif net in ("esrgan", "srgan", "realesrgan"):
             model = {"esrgan": torch_models.ESRGAN, "srgan": torch_models.SRGAN,
                      "realesrgan": torch_models.RealESRGAN}[net]()
             (lq,), (gt,) = images(side), images(side * scale)
-            return model, lambda: model.step(lq, gt)
-        return None
+            step = lambda: model.step(lq, gt)
+        else:
+            return None
+        if self.compile:
+            for module in model.networks():
+                module.compile()  # in place: the names the official EMA and requires_grad switches use stay
+        return model, step
 
     def setup(self, name: str, case: tuple) -> dict:
         import numpy as np

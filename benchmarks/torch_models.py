@@ -16,6 +16,10 @@ Layer layouts follow the official code, so the parameter counts equal jaxgen's (
   lambda_B = 10, identity 0.5, Adam(2e-4, 0.5, 0.999)) at commit 032e88438b1b2690e538c2cf399ebceb76adbea9, as
   ``tools/parity/torch_cyclegan.py`` copies it (``optimize_parameters``, which the parity harness checks jaxgen's
   step against, step by step).
+
+The whole-iteration twins (``CycleGAN``, ``SRGAN`` and its subclasses, ``FastStyle``, ``Pix2Pix``, ``AdaIN``) run
+the official step through ``step()``; ``networks()`` lists the modules that step runs forward, which
+``compare_torch.py``'s ``torch:compile`` worker compiles in place (``nn.Module.compile``).
 """
 
 from __future__ import annotations
@@ -231,15 +235,13 @@ class TransformerNet(nn.Module):
 class CycleGAN:
     """The official CycleGAN iteration (module doc; ``tools/parity/torch_cyclegan.optimize_parameters`` with its
     ``ImagePool`` on Python's ``random`` and ``GANLoss('lsgan')``) on ``resnet_9blocks`` generators and
-    ``n_layers=3`` PatchGANs with instance norm; ``wrap`` (e.g. ``torch.compile``) is applied to each network's
-    forward."""
+    ``n_layers=3`` PatchGANs with instance norm."""
 
-    def __init__(self, wrap=lambda m: m, pool_size: int = 50):
+    def __init__(self, pool_size: int = 50):
         tg, self.official = _translation_goldens(), _script("parity/torch_cyclegan.py")
         self.nets = dict(zip(self.official.PLAYERS, (tg.ResnetG(64, 9), tg.ResnetG(64, 9),
                                                      tg.patchgan(3, 64, 3, "instance"),
                                                      tg.patchgan(3, 64, 3, "instance"))))
-        self.forward = {k: wrap(n) for k, n in self.nets.items()}
         adam = lambda *names: torch.optim.Adam(itertools.chain(*(self.nets[k].parameters() for k in names)),
                                                lr=2e-4, betas=(0.5, 0.999))
         self.opt_G, self.opt_D = adam("G_A", "G_B"), adam("D_A", "D_B")
@@ -249,10 +251,13 @@ class CycleGAN:
     def parameters(self):
         return itertools.chain(*(n.parameters() for n in self.nets.values()))
 
+    def networks(self) -> list[nn.Module]:
+        return list(self.nets.values())
+
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration on NCHW batches in [-1, 1]; lambda_A = lambda_B = 10, identity 0.5 (official defaults)."""
-        return self.official.optimize_parameters(self.forward, self.opt_G, self.opt_D, *self.pools, self.criterion,
-                                                 0.5, 10.0, 10.0, real_A, real_B, nets=self.nets)
+        return self.official.optimize_parameters(self.nets, self.opt_G, self.opt_D, *self.pools, self.criterion,
+                                                 0.5, 10.0, 10.0, real_A, real_B)
 
 
 class SRGAN:
@@ -261,8 +266,7 @@ class SRGAN:
     (16 blocks, LeakyReLU 0.1; ``tools/make_weight_goldens.MSRResNet``, BasicSR's layout), the VGG-style
     discriminator on 128 px, VGG19 ``conv5_4`` L1 perceptual loss (torchvision's ``vgg19().features``, random
     weights: the timing does not depend on them), pixel L1 0.01, vanilla GAN 0.005, Adam(0.9, 0.99) 1e-4 for both
-    players, EMA 0.999. Eager only: the official ``model_ema`` matches parameter names, which a compiled module
-    renames. The subclasses change the script, the players, the loss weights and the step."""
+    players, EMA 0.999. The subclasses change the script, the players, the loss weights and the step."""
 
     script = "parity/torch_sr_gan.py"  # the official re-creation the players, losses and step come from
     layers = {"conv5_4": 1.0}  # the perceptual loss's VGG19 layers
@@ -286,6 +290,9 @@ class SRGAN:
 
     def parameters(self):
         return itertools.chain(self.net_g.parameters(), self.net_d.parameters())
+
+    def networks(self) -> list[nn.Module]:
+        return [self.net_g, self.net_d, self.percep]  # net_g_ema runs no forward in a step
 
     def step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration on NCHW batches in [0, 1] (LR 32 px, HR 128 px)."""
@@ -357,6 +364,9 @@ class FastStyle:
     def parameters(self):
         return self.net.parameters()
 
+    def networks(self) -> list[nn.Module]:
+        return [self.net, self.vgg]
+
     def step(self, x: torch.Tensor):
         """One iteration on an NCHW batch in [0, 255]."""
         return self.official.train_step(self.net, self.opt, self.vgg, self.mse, self.gram_style, 1e5, 1e10, x)
@@ -378,6 +388,9 @@ class Pix2Pix:
     def parameters(self):
         return itertools.chain(self.netG.parameters(), self.netD.parameters())
 
+    def networks(self) -> list[nn.Module]:
+        return [self.netG, self.netD]
+
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor):
         """One iteration on NCHW batches in [-1, 1]."""
         return self.official.optimize_parameters(self.netG, self.netD, self.opt_G, self.opt_D, self.gan, self.l1,
@@ -398,6 +411,9 @@ class AdaIN:
 
     def parameters(self):
         return self.network.decoder.parameters()
+
+    def networks(self) -> list[nn.Module]:
+        return [self.network]
 
     def step(self, content: torch.Tensor, style: torch.Tensor):
         """One iteration on NCHW batches in [0, 1]."""

@@ -175,14 +175,13 @@ def set_requires_grad(nets, requires_grad=False):
                 param.requires_grad = requires_grad
 
 
-def optimize_parameters(forward, optimizer_G, optimizer_D, fake_A_pool, fake_B_pool, criterionGAN, lambda_idt,
-                        lambda_A, lambda_B, real_A, real_B, nets=None):
+def optimize_parameters(nets, optimizer_G, optimizer_D, fake_A_pool, fake_B_pool, criterionGAN, lambda_idt,
+                        lambda_A, lambda_B, real_A, real_B):
     """One official ``CycleGANModel.optimize_parameters`` (``forward``, ``backward_G``, ``backward_D_A/B``, copied
-    below) on ``real_A``/``real_B`` (NCHW in [-1, 1]); ``forward`` maps each of :data:`PLAYERS` to what runs it (the
-    module, or a wrapper such as ``torch.compile`` of it), ``nets`` to the modules whose parameters
-    ``set_requires_grad`` freezes (default: ``forward``'s; ``benchmarks/torch_models.CycleGAN`` times it). Returns the eight loss terms (tensors)."""
-    nets = forward if nets is None else nets
-    netG_A, netG_B, netD_A, netD_B = (forward[k] for k in PLAYERS)
+    below) on ``real_A``/``real_B`` (NCHW in [-1, 1]); ``nets`` maps each of :data:`PLAYERS` to its module
+    (``benchmarks/torch_models.CycleGAN`` times it, compiled in place by ``Module.compile`` in the torch.compile
+    variant). Returns the eight loss terms (tensors)."""
+    netG_A, netG_B, netD_A, netD_B = (nets[k] for k in PLAYERS)
     criterionCycle, criterionIdt = torch.nn.L1Loss(), torch.nn.L1Loss()
     # forward()
     fake_B = netG_A(real_A)
