@@ -1,6 +1,6 @@
 """jaxgen vs PyTorch, side by side and interleaved: train steps and inference forwards on the same CPU.
 
-    python benchmarks/compare_torch.py [--cases edsr_b16,edsr_b4,...] [--rounds 7] [--out results.json]
+    python benchmarks/compare_torch.py [--cases edsr_b16,edsr_b4,...] [--rounds 7] [--settle 1] [--out results.json]
         [--jax-python /work/main/.venv/bin/python] [--torch-python /work/torchvenv/bin/python]
         [--jax-variants tuned,default] [--no-compile] [--smoke]
 
@@ -29,7 +29,12 @@ One driver (stdlib only) starts one worker process per contender and keeps them 
 * ``torch:eager`` and ``torch:compile`` (the torch venv; ``torch.compile`` of the network, default mode).
 
 Every case is set up (built, compiled, warmed up) in each worker, then timed in rounds: in each round every
-worker runs one step in turn (the order rotates), so all contenders see the same machine load. Reported per
+worker runs one step in turn (the order rotates), so all contenders see the same machine load. ``--settle N``
+runs N untimed steps right before each timed one in the same worker: a worker left idle while the others run
+can lose its memory to its allocator's decay (jemalloc returns pages unused for seconds, and the next step maps
+them afresh: SRGAN b4 on a 2-core Zen 3, 76,000 page faults and 0.3 s of system time in a step after 7 s idle,
+none in back-to-back steps), which a training loop's back-to-back steps never see; the default 0 times the step
+after the others' turns, as before 2026-12-08 (the JSON's ``settle``). Reported per
 contender (``cases.<case>.by.<worker>``): ``median_s`` / ``min_s`` / ``max_s`` wall seconds and every round's
 ``walls``, ``cpu_util`` (process CPU seconds / wall seconds; 2.0 = both cores of a 2-core machine busy),
 ``cpu_s_median`` (process CPU seconds a step: less sensitive than wall time to other work on a shared machine),
@@ -564,6 +569,8 @@ def main() -> None:
     ap.add_argument("--variant", default="tuned", help=argparse.SUPPRESS)
     ap.add_argument("--cases", default="", help=f"comma list of {sorted(CASES)} (default all)")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--settle", type=int, default=0,
+                    help="untimed steps each worker runs right before each timed one (default 0)")
     ap.add_argument("--jax-python", default=sys.executable, help="python of the jaxgen venv (default: this one)")
     ap.add_argument("--torch-python", default="/work/torchvenv/bin/python")
     ap.add_argument("--jax-variants", default="tuned,default", help=f"comma list of {sorted(VARIANTS)}")
@@ -588,7 +595,7 @@ def main() -> None:
             procs.append(Proc(f"jax:{v}", args.jax_python, "jax", v))
         for v in torch_variants:
             procs.append(Proc(f"torch:{v}", args.torch_python, "torch", v))
-        run(args, cases, names, rounds, procs)
+        run(args, cases, names, rounds, procs, settle=max(0, args.settle))
     except WorkerDied as e:  # one line, no traceback; the other workers are stopped
         for p in procs:
             p.p.kill()
@@ -596,12 +603,14 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, procs: list["Proc"],
-        prog: str = "compare_torch") -> None:
-    """Times ``names`` on the started workers ``procs`` (interleaved rounds), writes ``args.out``, prints the
-    table; exits 1 (``PROG: error:``) when a worker could not run a case. ``onednn_ffi/train_step.py`` calls it too."""
+        prog: str = "compare_torch", settle: int = 0) -> None:
+    """Times ``names`` on the started workers ``procs`` (interleaved rounds; ``settle`` untimed steps before each
+    timed one, module doc), writes ``args.out``, prints the table; exits 1 (``PROG: error:``) when a worker could
+    not run a case. ``onednn_ffi/train_step.py`` calls it too."""
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.node(), **cpu_info(),
         "cpus": os.cpu_count(), "load_at_start": os.getloadavg(), "rounds": rounds,
+        "settle": settle,
         "workers": {p.label: p.info for p in procs}, "cases": {},
     }
     print(json.dumps({k: v for k, v in results.items() if k != "cases"}, indent=1), file=sys.stderr)
@@ -615,6 +624,8 @@ def run(args: argparse.Namespace, cases: dict, names: list[str], rounds: int, pr
         for r in range(rounds):
             order = live[r % len(live):] + live[:r % len(live)] if live else []
             for p in order:
+                for _ in range(settle):  # untimed (an error shows again in the timed step)
+                    p.send(cmd="run", case=name)
                 res = p.send(cmd="run", case=name)
                 if "error" not in res:
                     samples[p.label].append((res["wall"], res["cpu"]))

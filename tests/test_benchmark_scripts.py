@@ -38,6 +38,19 @@ def test_compare_torch_smoke_writes_the_documented_fields(tmp_path):
     assert res["cpu_model"] and res["cpu_flags"] and isinstance(res["isa"], list)  # every record names its CPU
 
 
+def test_compare_torch_settle_times_one_step_a_round_after_untimed_ones(tmp_path):
+    """``--settle 1``: every round still times one step per worker (the untimed one before it is not a sample),
+    and the record says how the steps were timed."""
+    out = tmp_path / "ct.json"
+    r = _run(["benchmarks/compare_torch.py", "--smoke", "--cases", "edsr_b2", "--settle", "1", "--jax-variants",
+              "tuned", "--torch-variants", "", "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    entry = res["cases"]["edsr_b2"]["by"]["jax:tuned"]
+    assert res["settle"] == 1 and res["rounds"] == 2
+    assert entry["n"] == 2 and len(entry["walls"]) == 2 and len(entry["minor_faults"]) == 2
+
+
 def test_compare_torch_a_worker_that_cannot_start_is_one_error_line(tmp_path):
     """A ``--torch-python`` that is not there: exit 1, one ``compare_torch: error:`` line naming the worker and the
     path, no traceback, no half-written JSON."""
