@@ -586,7 +586,12 @@ def main() -> None:
     names = [n for n in args.cases.split(",") if n] or list(cases)
     unknown = sorted(set(names) - set(cases))
     if unknown:
-        sys.exit(f"unknown cases {unknown}; known: {sorted(cases)}")
+        print(f"compare_torch: error: unknown cases {unknown}; known: {sorted(cases)}", file=sys.stderr)
+        sys.exit(2)
+    if args.settle < 0:
+        print(f"compare_torch: error: --settle {args.settle}: the untimed steps before each timed one, 0 or more",
+              file=sys.stderr)
+        sys.exit(2)
     rounds = 2 if args.smoke else args.rounds
     torch_variants = ["eager"] if args.no_compile else [v for v in args.torch_variants.split(",") if v]
     procs: list[Proc] = []
@@ -595,7 +600,7 @@ def main() -> None:
             procs.append(Proc(f"jax:{v}", args.jax_python, "jax", v))
         for v in torch_variants:
             procs.append(Proc(f"torch:{v}", args.torch_python, "torch", v))
-        run(args, cases, names, rounds, procs, settle=max(0, args.settle))
+        run(args, cases, names, rounds, procs, settle=args.settle)
     except WorkerDied as e:  # one line, no traceback; the other workers are stopped
         for p in procs:
             p.p.kill()

@@ -49,6 +49,11 @@ def test_compare_torch_settle_times_one_step_a_round_after_untimed_ones(tmp_path
     entry = res["cases"]["edsr_b2"]["by"]["jax:tuned"]
     assert res["settle"] == 1 and res["rounds"] == 2
     assert entry["n"] == 2 and len(entry["walls"]) == 2 and len(entry["minor_faults"]) == 2
+    bad = _run(["benchmarks/compare_torch.py", "--smoke", "--settle", "-1", "--out", str(tmp_path / "no.json")],
+               tmp_path)  # a user mistake: one line, nothing written, no worker started
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "compare_torch: error: --settle -1: the untimed steps before each timed one, 0 or more"]
+    assert not (tmp_path / "no.json").exists()
 
 
 def test_compare_torch_a_worker_that_cannot_start_is_one_error_line(tmp_path):
